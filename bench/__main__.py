@@ -1,0 +1,59 @@
+"""Run every benchmark under bench/ and write bench/RESULTS.md.
+
+Usage: python -m bench [--quick]
+Each benchmark is a script that prints a markdown table to stdout and writes
+its raw numbers to bench/results/<name>.json; this runner collects the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import REPO_ROOT, machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+# (script, title, extra arguments for --quick)
+BENCHMARKS: list[tuple[str, str, list[str]]] = [
+    ("synth.py", "Synth time (offline, no AWS credentials)", ["--runs", "2"]),
+    ("suite.py", "Test suite (`pytest`, after install)", ["--runs", "1"]),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs per benchmark (for a smoke check)")
+    parser.add_argument("--only", action="append", help="run only these scripts (e.g. synth.py)")
+    args = parser.parse_args()
+    info = machine()
+    sections = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench`); medians of several runs unless a row says otherwise.",
+        "",
+        f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
+        f"{info['os']}. Measured {time.strftime('%Y-%m-%d', time.gmtime())}.",
+    ]
+    for script, title, quick_args in BENCHMARKS:
+        if args.only and script not in args.only:
+            continue
+        if not (BENCH_DIR / script).exists():
+            continue
+        print(f"== {title} ({script})", flush=True)
+        command = [sys.executable, str(BENCH_DIR / script), *(quick_args if args.quick else [])]
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        sys.stderr.write(result.stderr[-4000:])
+        if result.returncode != 0:
+            raise SystemExit(f"{script} failed with exit {result.returncode}")
+        print(result.stdout, flush=True)
+        sections += ["", f"## {title}", "", f"Command: `python bench/{script}`", "", result.stdout.strip()]
+    (BENCH_DIR / "RESULTS.md").write_text("\n".join(sections) + "\n")
+    print(f"wrote {BENCH_DIR / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()

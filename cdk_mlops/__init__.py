@@ -1,0 +1,57 @@
+"""cdk-mlops: AWS CDK constructs for a closed MLOps loop.
+
+The constructs are imported lazily (PEP 562), so that ``cdk_mlops.datasets``
+and the Lambda handlers, which ship inside Lambda assets, import without
+aws-cdk-lib. ``from cdk_mlops import VersionedDataStore`` works as usual.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ConfigurationError": "cdk_mlops.errors",
+    "EnvironmentConfig": "cdk_mlops.config",
+    "EndpointKind": "cdk_mlops.config",
+    "Profile": "cdk_mlops.config",
+    "load_environments": "cdk_mlops.config",
+    "profile_defaults": "cdk_mlops.config",
+    "apply_compliance": "cdk_mlops.compliance",
+    "MlopsPlatformStage": "cdk_mlops.stacks.stage",
+    "build_platform": "cdk_mlops.stacks.stage",
+}
+
+if TYPE_CHECKING:
+    from cdk_mlops.compliance import apply_compliance
+    from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
+    from cdk_mlops.errors import ConfigurationError
+    from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
+
+__all__ = [
+    "ConfigurationError",
+    "EndpointKind",
+    "EnvironmentConfig",
+    "MlopsPlatformStage",
+    "Profile",
+    "apply_compliance",
+    "build_platform",
+    "load_environments",
+    "profile_defaults",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cdk_mlops' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,379 @@
+"""Typed, validated per-environment configuration.
+
+The reference app reads the ``environments`` context key from ``cdk.json``
+once, turns it into :class:`EnvironmentConfig` objects with
+:func:`load_environments`, and passes those objects down. Constructs never
+read context or environment variables themselves.
+
+The context maps an environment name to overrides of its profile::
+
+    "environments": {
+      "dev":     {"account": "111111111111", "region": "eu-west-1"},
+      "staging": {"account": "222222222222", "region": "eu-west-1"},
+      "prod":    {"account": "333333333333", "region": "eu-west-1", "owner": "ml-platform"}
+    }
+
+An environment named ``dev``, ``staging`` or ``prod`` takes the profile of the
+same name; any other name must set ``profile``. Without ``account`` and
+``region`` the stage is environment-agnostic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import aws_cdk as cdk
+
+from cdk_mlops.errors import ConfigurationError
+
+#: Where the reference app reads its configuration from.
+CONTEXT_KEY = "environments"
+#: How errors name the configuration source.
+_SOURCE = "cdk.json context"
+
+
+class Profile(StrEnum):
+    """The kind of environment; it decides the defaults of every setting."""
+
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class EndpointKind(StrEnum):
+    """How model endpoints are hosted."""
+
+    SERVERLESS = "serverless"
+    """Pay per request; an idle endpoint costs nothing."""
+    REALTIME = "realtime"
+    """Instances behind target-tracking autoscaling; needed for data capture."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    """Everything that differs between dev, staging and prod.
+
+    Build one with :func:`profile_defaults` (or :func:`load_environments` from
+    ``cdk.json`` context) and vary it with ``dataclasses.replace``.
+
+    Attributes:
+        name: Environment name, lower case (``dev``). The stage is named after it (``Dev``).
+        profile: The profile whose defaults this environment started from.
+        account: Target AWS account id (12 digits). Default: - environment-agnostic.
+        region: Target AWS region. Default: - environment-agnostic.
+        project: Value of the ``project`` tag on every resource.
+        owner: Value of the ``owner`` tag on every resource (cost allocation).
+        removal_policy: Applied to resources that hold no data (queues, topics,
+            log groups, roles). Default: - DESTROY in dev, RETAIN elsewhere.
+        data_removal_policy: Applied to data stores and their keys. Default: - RETAIN
+            in every profile; data is never deleted by a stack deletion unless asked.
+        termination_protection: Stack termination protection. Default: - on in prod only.
+        manual_approval: A person approves before a deployment reaches this
+            environment. Default: - on in prod only; prod cannot turn it off.
+        auto_approve_models: Newly registered model packages are approved
+            without a person. Default: - on in dev only; prod cannot turn it on.
+        endpoint_kind: How endpoints are hosted. Default: - serverless in dev,
+            realtime elsewhere.
+        noncurrent_version_transition_days: Days before an overwritten object
+            version moves to Infrequent Access. Default: - 30.
+        noncurrent_version_expiration_days: Days before an overwritten object
+            version is deleted; ``None`` keeps every version. Default: - 60 in dev,
+            365 in staging, ``None`` (keep every version) in prod.
+        retrain_schedule: EventBridge Scheduler expression for periodic
+            retraining (``cron(...)`` or ``rate(...)``); ``None`` turns it off.
+            Default: - off in dev, weekly elsewhere.
+        source_revision: The source revision recorded on registered models.
+            Default: - ``unknown``; a delivery pipeline sets the commit id.
+    """
+
+    name: str
+    profile: Profile
+    account: str | None = None
+    region: str | None = None
+    project: str = "cdk-mlops"
+    owner: str = "ml-platform"
+    removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN
+    data_removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN
+    termination_protection: bool = False
+    manual_approval: bool = False
+    auto_approve_models: bool = False
+    endpoint_kind: EndpointKind = EndpointKind.REALTIME
+    noncurrent_version_transition_days: int = 30
+    noncurrent_version_expiration_days: int | None = 365
+    retrain_schedule: str | None = None
+    source_revision: str = "unknown"
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def stage_name(self) -> str:
+        """The construct id of this environment's Stage: ``dev`` → ``Dev``, ``ml-sandbox`` → ``MlSandbox``."""
+        return "".join(part.capitalize() for part in self.name.split("-"))
+
+    @property
+    def env(self) -> cdk.Environment | None:
+        """The CDK environment, or ``None`` when account and region are both unset."""
+        if self.account is None and self.region is None:
+            return None
+        return cdk.Environment(account=self.account, region=self.region)
+
+    @property
+    def is_prod(self) -> bool:
+        """True for environments built from the prod profile."""
+        return self.profile is Profile.PROD
+
+
+def profile_defaults(name: str, profile: Profile) -> EnvironmentConfig:
+    """The default configuration of one profile, under the given environment name."""
+    if profile is Profile.DEV:
+        return EnvironmentConfig(
+            name=name,
+            profile=profile,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            auto_approve_models=True,
+            endpoint_kind=EndpointKind.SERVERLESS,
+            noncurrent_version_expiration_days=60,
+        )
+    if profile is Profile.STAGING:
+        return EnvironmentConfig(
+            name=name,
+            profile=profile,
+            noncurrent_version_expiration_days=365,
+            retrain_schedule="cron(0 3 ? * MON *)",
+        )
+    return EnvironmentConfig(
+        name=name,
+        profile=profile,
+        termination_protection=True,
+        manual_approval=True,
+        noncurrent_version_expiration_days=None,
+        retrain_schedule="cron(0 3 ? * MON *)",
+    )
+
+
+#: The environments used when the context does not name any.
+DEFAULT_ENVIRONMENTS: Mapping[str, Mapping[str, Any]] = {"dev": {}, "staging": {}, "prod": {}}
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Region names known to the installed aws-cdk-lib's fact table."""
+    from aws_cdk.region_info import RegionInfo
+
+    return frozenset(r.name for r in RegionInfo.regions)
+
+
+def _is_int(value: object) -> bool:
+    # bool is a subclass of int; `true` is not a number of days.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_account(value: object) -> str | None:
+    if isinstance(value, str) and _ACCOUNT.match(value):
+        return None
+    return f'{value!r} is not an AWS account id; use the 12 digits, as a string (e.g. "123456789012")'
+
+
+def _check_region(value: object) -> str | None:
+    if isinstance(value, str) and value in known_regions():
+        return None
+    return f"{value!r} is not a known AWS region; use one of: {', '.join(sorted(known_regions()))}"
+
+
+def _check_profile(value: object) -> str | None:
+    accepted = [p.value for p in Profile]
+    if isinstance(value, str) and value in accepted:
+        return None
+    return f"{value!r} is not a profile; use one of: {', '.join(accepted)}"
+
+
+def _check_bool(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{value!r} is not a boolean; use true or false"
+
+
+def _check_text(value: object) -> str | None:
+    if isinstance(value, str) and _TAG_VALUE.match(value):
+        return None
+    return f"{value!r} is not valid; use 1-256 letters, digits, spaces or _ . : / = + - @"
+
+
+def _check_days(value: object) -> str | None:
+    if _is_int(value) and 1 <= value <= 36500:  # type: ignore[operator]
+        return None
+    return f"{value!r} is not a number of days; use a whole number from 1 to 36500"
+
+
+def _check_days_or_null(value: object) -> str | None:
+    return None if value is None else _check_days(value)
+
+
+def _check_endpoint_kind(value: object) -> str | None:
+    accepted = [k.value for k in EndpointKind]
+    if isinstance(value, str) and value in accepted:
+        return None
+    return f"{value!r} is not an endpoint kind; use one of: {', '.join(accepted)}"
+
+
+def _check_schedule(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _SCHEDULE.match(value)):
+        return None
+    return (
+        f"{value!r} is not a schedule; use cron(...) or rate(N unit) as EventBridge Scheduler accepts, "
+        "or null to turn it off"
+    )
+
+
+def _check_tags(value: object) -> str | None:
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and _TAG_VALUE.match(k) and isinstance(v, str) and _TAG_VALUE.match(v)
+        for k, v in value.items()
+    ):
+        return None
+    return f"{value!r} is not a tag map; use an object of string keys to string values"
+
+
+# Every key the context may set, with its check. Keys not listed here are errors.
+_OVERRIDES: dict[str, Callable[[object], str | None]] = {
+    "account": _check_account,
+    "region": _check_region,
+    "profile": _check_profile,
+    "owner": _check_text,
+    "project": _check_text,
+    "termination_protection": _check_bool,
+    "manual_approval": _check_bool,
+    "auto_approve_models": _check_bool,
+    "endpoint_kind": _check_endpoint_kind,
+    "noncurrent_version_transition_days": _check_days,
+    "noncurrent_version_expiration_days": _check_days_or_null,
+    "retrain_schedule": _check_schedule,
+    "source_revision": _check_text,
+    "tags": _check_tags,
+}
+
+# Config fields the context may not override, and why.
+_NOT_OVERRIDABLE = {f.name for f in fields(EnvironmentConfig)} - set(_OVERRIDES) - {"name"}
+
+
+def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
+    profile = Profile(raw.get("profile", name))
+    values: dict[str, Any] = {k: v for k, v in raw.items() if k != "profile"}
+    if "endpoint_kind" in values:
+        values["endpoint_kind"] = EndpointKind(values["endpoint_kind"])
+    return replace(profile_defaults(name, profile), **values)
+
+
+def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
+    problems: list[str] = []
+    if config.is_prod:
+        if not config.manual_approval:
+            problems.append(
+                f"{path}.manual_approval: false is not allowed in a prod environment; "
+                "remove the key (prod always requires a manual approval)"
+            )
+        if config.auto_approve_models:
+            problems.append(
+                f"{path}.auto_approve_models: true is not allowed in a prod environment; "
+                "remove the key (prod models are approved by a person)"
+            )
+        if not config.termination_protection:
+            problems.append(
+                f"{path}.termination_protection: false is not allowed in a prod environment; remove the key"
+            )
+    transition = config.noncurrent_version_transition_days
+    expiration = config.noncurrent_version_expiration_days
+    if expiration is not None and expiration <= transition:
+        problems.append(
+            f"{path}.noncurrent_version_expiration_days: {expiration} must be greater than "
+            f"noncurrent_version_transition_days ({transition}); raise it, or set it to null to keep every version"
+        )
+    return problems
+
+
+def load_environments(context: object) -> list[EnvironmentConfig]:
+    """Validate the ``environments`` context value and build one config per environment.
+
+    Args:
+        context: The value of the ``environments`` context key: a mapping of
+            environment name to overrides, a JSON string of the same (as
+            ``cdk synth -c environments='{...}'`` passes it), or ``None`` for
+            the default dev, staging and prod environments.
+
+    Returns:
+        One :class:`EnvironmentConfig` per environment, in the order given.
+
+    Raises:
+        ConfigurationError: listing every problem found, each with its key path
+            (``environments.prod.region``), the bad value and the accepted values.
+    """
+    if context is None:
+        context = DEFAULT_ENVIRONMENTS
+    if isinstance(context, str):
+        try:
+            context = json.loads(context)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(
+                _SOURCE, f"{CONTEXT_KEY}: not valid JSON ({error.msg} at character {error.pos})"
+            ) from None
+    if not isinstance(context, Mapping) or not context:
+        raise ConfigurationError(
+            _SOURCE,
+            f"{CONTEXT_KEY}: {context!r} is not a map of environment names to settings; "
+            'use e.g. {"dev": {}, "staging": {}, "prod": {}}',
+        )
+
+    problems: list[str] = []
+    checked: list[tuple[str, Mapping[str, Any]]] = []
+    for name, raw in context.items():
+        path = f"{CONTEXT_KEY}.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            problems.append(f"{path}: {name!r} is not a valid environment name; use lower-case letters, digits and '-'")
+            continue
+        if not isinstance(raw, Mapping):
+            problems.append(
+                f'{path}: {raw!r} is not a map of settings; use an object such as {{"region": "eu-west-1"}}'
+            )
+            continue
+        found = len(problems)
+        for key, value in raw.items():
+            check = _OVERRIDES.get(key)
+            if check is None:
+                hint = " (it is derived from the profile)" if key in _NOT_OVERRIDABLE else ""
+                problems.append(f"{path}.{key}: unknown key{hint}; accepted keys: {', '.join(sorted(_OVERRIDES))}")
+                continue
+            problem = check(value)
+            if problem:
+                problems.append(f"{path}.{key}: {problem}")
+        if "profile" not in raw and name not in {p.value for p in Profile}:
+            problems.append(
+                f"{path}.profile: missing; an environment not named dev, staging or prod must set "
+                f"profile to one of: {', '.join(p.value for p in Profile)}"
+            )
+        if ("account" in raw) != ("region" in raw):
+            missing = "region" if "account" in raw else "account"
+            problems.append(f"{path}.{missing}: missing; set account and region together, or neither")
+        if len(problems) == found:
+            checked.append((name, raw))
+
+    configs: list[EnvironmentConfig] = []
+    for name, raw in checked:
+        config = _to_config(name, raw)
+        problems.extend(_cross_checks(f"{CONTEXT_KEY}.{name}", config))
+        configs.append(config)
+
+    stage_names = [c.stage_name for c in configs]
+    for stage in sorted({s for s in stage_names if stage_names.count(s) > 1}):
+        problems.append(f"{CONTEXT_KEY}: two environments map to the stage name {stage!r}; rename one")
+
+    if problems:
+        raise ConfigurationError(_SOURCE, problems)
+    return configs

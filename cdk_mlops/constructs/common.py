@@ -1,0 +1,90 @@
+"""Pieces shared by the constructs: the Lambda runtime, asset packaging, acknowledgments."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    AssetHashType,
+    BundlingOptions,
+    DockerImage,
+    ILocalBundling,
+    Validations,
+)
+from aws_cdk import aws_lambda as lambda_
+from constructs import IConstruct
+
+#: The Lambda runtime of every function the library creates. Move it forward
+#: when aws-cdk-lib gains a newer Python runtime (cdk-nag AwsSolutions-L1 flags
+#: any runtime that is not the latest).
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+#: Root of the ``cdk_mlops`` package; Lambda assets copy modules from here.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@jsii.implements(ILocalBundling)
+class _CopyModules:
+    """Local bundling that copies package modules into the asset; no Docker."""
+
+    def __init__(self, modules: tuple[str, ...]) -> None:
+        self._modules = modules
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
+        out = Path(output_dir)
+        for module in self._modules:
+            source = PACKAGE_ROOT / module
+            target = out / "cdk_mlops" / module
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, target)
+        return True
+
+
+def lambda_code(*modules: str) -> lambda_.Code:
+    """A Lambda asset holding the given modules of the ``cdk_mlops`` package.
+
+    The asset keeps the package layout (``cdk_mlops/<module>``) plus the
+    package ``__init__``, whose exports are lazy, so a handler is addressed as
+    ``cdk_mlops.lambdas.<name>.handler.handler`` both in Lambda and in tests,
+    and shared modules such as ``datasets.py`` ship with it. Bundling is local
+    (a file copy), so synth needs no Docker; the asset hash is taken from the
+    copied files, so unrelated library changes do not redeploy the function.
+
+    Args:
+        modules: Paths relative to the package root, e.g. ``"datasets.py"`` or
+            ``"lambdas/retrain_trigger"``.
+    """
+    wanted = ("__init__.py", "lambdas/__init__.py", *modules)
+    unique = tuple(dict.fromkeys(wanted))
+    return lambda_.Code.from_asset(
+        str(PACKAGE_ROOT),
+        asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(
+            # Never pulled: local bundling always succeeds, so Docker is never used.
+            image=DockerImage.from_registry("local-bundling-only"),
+            local=_CopyModules(unique),
+        ),
+    )
+
+
+def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:
+    """Acknowledge cdk-nag findings on ``scope`` with one shared reason.
+
+    Call it from the construct that causes the findings, next to the code that
+    causes them, so users never inherit unexplained suppressions.
+    """
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=f, reason=reason) for f in finding_ids))
+
+
+def iam5_findings(actions: Iterable[str] = (), resources: Iterable[str] = ()) -> list[str]:
+    """AwsSolutions-IAM5 finding ids for the given wildcard actions and resources."""
+    return [f"AwsSolutions-IAM5[Action::{a}]" for a in actions] + [
+        f"AwsSolutions-IAM5[Resource::{r}]" for r in resources
+    ]

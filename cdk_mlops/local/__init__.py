@@ -1,0 +1,1 @@
+"""Developer tooling for the embedded local AWS. Nothing in the library imports it."""

@@ -1,0 +1,1 @@
+"""Stacks and the per-environment Stage of the reference platform."""

@@ -1,0 +1,46 @@
+"""The per-environment Stage of the reference platform."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from cdk_mlops.compliance import apply_compliance, apply_tags
+from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.stacks.data_stack import DataStack
+
+
+class MlopsPlatformStage(cdk.Stage):
+    """One environment of the reference platform: ``cdk deploy 'Dev/*'`` deploys it.
+
+    Args:
+        config: The environment's validated configuration; its ``env`` sets
+            the account and region of every stack (environment-agnostic when unset).
+
+    Attributes:
+        config: The configuration this stage was built from.
+        data: The stack holding the versioned data store.
+    """
+
+    #: Construct ids of the stacks in every stage, in deployment order.
+    STACK_IDS: ClassVar[tuple[str, ...]] = ("Data",)
+
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, id, env=config.env, **kwargs)
+        self.config = config
+        self.data = DataStack(self, "Data", config=config)
+        apply_tags(self, config)
+
+
+def build_platform(app: cdk.App, configs: Iterable[EnvironmentConfig]) -> list[MlopsPlatformStage]:
+    """Build one stage per environment and apply the app-wide compliance checks.
+
+    This is everything ``app.py`` does between reading the configuration and
+    ``app.synth()``; tests call it too, so they check exactly what deploys.
+    """
+    stages = [MlopsPlatformStage(app, config.stage_name, config=config) for config in configs]
+    apply_compliance(app)
+    return stages

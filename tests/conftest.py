@@ -1,0 +1,98 @@
+"""Shared fixtures: the reference platform is synthesized once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import cx_api
+
+from cdk_mlops.config import CONTEXT_KEY, EnvironmentConfig, load_environments
+from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context block of the repository's cdk.json, as `cdk synth` passes it to app.py."""
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A checked-in event fixture from tests/events/."""
+    event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return event
+
+
+@dataclass(frozen=True)
+class SynthesizedStack:
+    """A stack of the reference platform with its synthesized template."""
+
+    stage: str
+    stack: cdk.Stack
+    template: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return self.stack.node.path
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The reference platform as `cdk synth` builds it from cdk.json."""
+
+    app: cdk.App
+    configs: list[EnvironmentConfig]
+    stages: dict[str, MlopsPlatformStage]
+    assembly: cx_api.CloudAssembly
+    stacks: list[SynthesizedStack]
+
+    def stack(self, path: str) -> SynthesizedStack:
+        """The stack at a construct path such as ``Dev/Data``."""
+        for s in self.stacks:
+            if s.path == path:
+                return s
+        raise KeyError(f"no stack {path}; have {[s.path for s in self.stacks]}")
+
+
+@pytest.fixture(scope="session")
+def platform() -> Platform:
+    """Synthesize every environment once, offline: no AWS variables, no credentials file."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("AWS_"):
+                mp.delenv(name)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        context = cdk_json_context()
+        app = cdk.App(context=context)
+        configs = load_environments(context[CONTEXT_KEY])
+        stages = {stage.stage_name: stage for stage in build_platform(app, configs)}
+        assembly = app.synth()
+    stacks: list[SynthesizedStack] = []
+    for stage_name, stage in stages.items():
+        stage_assembly = assembly.get_nested_assembly(stage.artifact_id)
+        for child in stage.node.children:
+            if isinstance(child, cdk.Stack):
+                artifact = stage_assembly.get_stack_artifact(child.artifact_id)
+                stacks.append(SynthesizedStack(stage_name, child, artifact.template))
+    return Platform(app, configs, stages, assembly, stacks)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Tests that take `platform_stack_path` run once per stack of the platform.
+    if "platform_stack_path" in metafunc.fixturenames:
+        context = cdk_json_context()
+        paths = [
+            f"{config.stage_name}/{stack}"
+            for config in load_environments(context[CONTEXT_KEY])
+            for stack in MlopsPlatformStage.STACK_IDS
+        ]
+        metafunc.parametrize("platform_stack_path", paths)

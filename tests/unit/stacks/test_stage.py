@@ -1,0 +1,34 @@
+"""The per-environment stage: names, environments and profile-driven settings."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+
+
+def test_one_stage_per_environment_named_after_it(platform):
+    assert list(platform.stages) == ["Dev", "Staging", "Prod"]
+
+
+def test_only_prod_stacks_have_termination_protection(platform):
+    protected = {s.path: s.stack.termination_protection for s in platform.stacks}
+    assert protected
+    for path, on in protected.items():
+        assert on is path.startswith("Prod/"), path
+
+
+def test_stacks_without_account_and_region_are_environment_agnostic(platform):
+    for s in platform.stacks:
+        assert cdk.Token.is_unresolved(s.stack.account), s.path
+        assert cdk.Token.is_unresolved(s.stack.region), s.path
+
+
+def test_every_taggable_resource_carries_environment_tags(platform):
+    for s in platform.stacks:
+        environment = s.stage.lower()
+        for logical_id, resource in s.template["Resources"].items():
+            tags = resource.get("Properties", {}).get("Tags")
+            if isinstance(tags, list):
+                as_map = {t["Key"]: t["Value"] for t in tags}
+                assert as_map.get("environment") == environment, (s.path, logical_id)
+                assert as_map.get("project") == "cdk-mlops", (s.path, logical_id)
+                assert "owner" in as_map, (s.path, logical_id)

@@ -1,0 +1,54 @@
+"""Every stack of every environment passes cfn-lint and cdk-nag."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
+
+from cdk_mlops.compliance import apply_compliance, apply_tags
+from cdk_mlops.config import Profile, profile_defaults
+from tests.quality import cfn_lint_errors, nag_findings
+
+
+def test_every_template_passes_cfn_lint(platform, platform_stack_path):
+    stack = platform.stack(platform_stack_path)
+    region = stack.stack.region if not cdk.Token.is_unresolved(stack.stack.region) else "us-east-1"
+    assert cfn_lint_errors(stack.template, region=region) == []
+
+
+def test_every_stack_has_no_unacknowledged_nag_finding(platform, platform_stack_path):
+    assert nag_findings(platform.stack(platform_stack_path).stack) == []
+
+
+def test_the_stage_holds_exactly_the_declared_stacks(platform):
+    for stage in platform.stages.values():
+        stacks = [c.node.id for c in stage.node.children if isinstance(c, cdk.Stack)]
+        assert stacks == list(type(stage).STACK_IDS)
+
+
+def test_an_unacknowledged_finding_fails_synth():
+    # GIVEN an app with compliance applied and a queue that breaks two AwsSolutions rules
+    app = cdk.App()
+    stack = cdk.Stack(app, "Insecure")
+    sqs.Queue(stack, "Queue")
+    apply_compliance(app)
+    # WHEN / THEN synth fails and names the rule
+    with pytest.raises(RuntimeError, match=r"ValidationFailed: (.|\n)*Insecure/Queue/Resource(.|\n)*AwsSolutions-SQS4"):
+        app.synth()
+
+
+def test_tags_name_project_environment_and_owner():
+    app = cdk.App()
+    stack = cdk.Stack(app, "Tagged")
+    sqs.Queue(stack, "Queue", enforce_ssl=True)
+    config = profile_defaults("dev", Profile.DEV)
+    apply_tags(stack, config)
+    tags = Template.from_stack(stack).find_resources("AWS::SQS::Queue")
+    (queue,) = tags.values()
+    assert {t["Key"]: t["Value"] for t in queue["Properties"]["Tags"]} == {
+        "environment": "dev",
+        "owner": "ml-platform",
+        "project": "cdk-mlops",
+    }

@@ -1,0 +1,158 @@
+"""Configuration: profiles, overrides and every validation error path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aws_cdk as cdk
+import pytest
+
+from cdk_mlops.config import EndpointKind, Profile, load_environments, profile_defaults
+from cdk_mlops.errors import ConfigurationError
+
+
+def problems_of(context: object) -> list[str]:
+    with pytest.raises(ConfigurationError) as caught:
+        load_environments(context)
+    return list(caught.value.problems)
+
+
+def test_default_environments_are_dev_staging_prod():
+    configs = load_environments(None)
+    assert [(c.name, c.profile, c.stage_name) for c in configs] == [
+        ("dev", Profile.DEV, "Dev"),
+        ("staging", Profile.STAGING, "Staging"),
+        ("prod", Profile.PROD, "Prod"),
+    ]
+
+
+def test_dev_profile_is_cheap_and_disposable_but_keeps_data():
+    dev = profile_defaults("dev", Profile.DEV)
+    assert dev.endpoint_kind is EndpointKind.SERVERLESS
+    assert dev.removal_policy == cdk.RemovalPolicy.DESTROY
+    assert dev.data_removal_policy == cdk.RemovalPolicy.RETAIN
+    assert dev.auto_approve_models is True
+    assert dev.termination_protection is False
+
+
+def test_prod_profile_retains_and_requires_approval():
+    prod = profile_defaults("prod", Profile.PROD)
+    assert prod.removal_policy == cdk.RemovalPolicy.RETAIN
+    assert prod.data_removal_policy == cdk.RemovalPolicy.RETAIN
+    assert prod.manual_approval is True
+    assert prod.auto_approve_models is False
+    assert prod.termination_protection is True
+    assert prod.endpoint_kind is EndpointKind.REALTIME
+    assert prod.noncurrent_version_expiration_days is None
+
+
+def test_overrides_apply_on_top_of_the_profile():
+    (prod,) = load_environments(
+        {"prod": {"account": "123456789012", "region": "eu-west-1", "owner": "ml team", "tags": {"cc": "42"}}}
+    )
+    assert prod.env is not None
+    assert (prod.env.account, prod.env.region) == ("123456789012", "eu-west-1")
+    assert prod.owner == "ml team"
+    assert prod.tags == {"cc": "42"}
+    assert prod.manual_approval is True
+
+
+def test_environment_without_account_and_region_is_agnostic():
+    (dev,) = load_environments({"dev": {}})
+    assert dev.env is None
+
+
+def test_custom_environment_name_takes_its_profile_and_a_stage_name():
+    (sandbox,) = load_environments({"ml-sandbox": {"profile": "dev", "endpoint_kind": "realtime"}})
+    assert sandbox.profile is Profile.DEV
+    assert sandbox.stage_name == "MlSandbox"
+    assert sandbox.endpoint_kind is EndpointKind.REALTIME
+
+
+def test_context_given_as_json_string_is_parsed():
+    (staging,) = load_environments('{"staging": {"retrain_schedule": "rate(1 day)"}}')
+    assert staging.retrain_schedule == "rate(1 day)"
+
+
+def test_config_is_frozen_and_varied_with_replace():
+    dev = profile_defaults("dev", Profile.DEV)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dev.name = "other"  # type: ignore[misc]
+    assert dataclasses.replace(dev, name="sandbox").stage_name == "Sandbox"
+
+
+def test_malformed_context_reports_every_problem_at_once():
+    # GIVEN the four mistakes the foundation issue names
+    context = {
+        "dev": {"account": "12345", "region": "mars-1"},
+        "staging": {"colour": "blue"},
+        "prod": {"manual_approval": False},
+    }
+    # WHEN / THEN one error lists each, with its key path, value and fix
+    with pytest.raises(ConfigurationError) as caught:
+        load_environments(context)
+    message = str(caught.value)
+    assert message.startswith("[cdk.json context] 4 problems:")
+    assert "environments.dev.account: '12345' is not an AWS account id; use the 12 digits" in message
+    assert "environments.dev.region: 'mars-1' is not a known AWS region; use one of: " in message
+    assert "eu-west-1" in message
+    assert "environments.staging.colour: unknown key; accepted keys: account, auto_approve_models" in message
+    assert "environments.prod.manual_approval: false is not allowed in a prod environment" in message
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"dev": {"account": 123456789012, "region": "eu-west-1"}}, "environments.dev.account: 123456789012 is not"),
+        ({"dev": {"region": "eu-west-1"}}, "environments.dev.account: missing; set account and region together"),
+        ({"dev": {"account": "123456789012"}}, "environments.dev.region: missing; set account and region together"),
+        ({"qa": {}}, "environments.qa.profile: missing; an environment not named dev, staging or prod must set"),
+        (
+            {"qa": {"profile": "test"}},
+            "environments.qa.profile: 'test' is not a profile; use one of: dev, staging, prod",
+        ),
+        ({"Dev": {}}, "environments.Dev: 'Dev' is not a valid environment name"),
+        ({"dev": []}, "environments.dev: [] is not a map of settings"),
+        ({"dev": {"termination_protection": "yes"}}, "environments.dev.termination_protection: 'yes' is not a boolean"),
+        ({"dev": {"endpoint_kind": "gpu"}}, "environments.dev.endpoint_kind: 'gpu' is not an endpoint kind"),
+        ({"dev": {"noncurrent_version_transition_days": 0}}, "noncurrent_version_transition_days: 0 is not a number"),
+        ({"dev": {"noncurrent_version_transition_days": True}}, "noncurrent_version_transition_days: True is not"),
+        ({"dev": {"retrain_schedule": "every monday"}}, "environments.dev.retrain_schedule: 'every monday' is not a"),
+        ({"dev": {"owner": ""}}, "environments.dev.owner: '' is not valid"),
+        ({"dev": {"tags": {"cc": 1}}}, "environments.dev.tags: {'cc': 1} is not a tag map"),
+        ({"dev": {"removal_policy": "destroy"}}, "environments.dev.removal_policy: unknown key (it is derived"),
+        ({"prod": {"auto_approve_models": True}}, "environments.prod.auto_approve_models: true is not allowed"),
+        ({"prod": {"termination_protection": False}}, "environments.prod.termination_protection: false is not"),
+        (
+            {"dev": {"noncurrent_version_expiration_days": 10}},
+            "environments.dev.noncurrent_version_expiration_days: 10 must be greater than",
+        ),
+        ({"dev": {}, "d-ev": {"profile": "dev"}}, None),
+        ({"a-b": {"profile": "dev"}, "ab": {"profile": "dev"}}, None),
+    ],
+)
+def test_each_invalid_setting_is_named_with_its_fix(context, expected):
+    if expected is None:
+        # Different names are fine as long as the stage names differ too.
+        names = {c.stage_name for c in load_environments(context)}
+        assert len(names) == len(context)
+        return
+    problems = problems_of(context)
+    assert any(expected in p for p in problems), problems
+
+
+def test_two_environments_with_one_stage_name_are_rejected():
+    assert problems_of({"ml-1": {"profile": "dev"}, "ml1": {"profile": "dev"}}) == [
+        "environments: two environments map to the stage name 'Ml1'; rename one"
+    ]
+
+
+@pytest.mark.parametrize("context", [[], {}, 42, "[]"])
+def test_context_that_is_not_a_map_is_rejected(context):
+    with pytest.raises(ConfigurationError, match=r"\[cdk.json context\] environments: .* is not a map"):
+        load_environments(context)
+
+
+def test_context_with_bad_json_is_rejected():
+    with pytest.raises(ConfigurationError, match=r"environments: not valid JSON \(Expecting"):
+        load_environments("{dev: }")
