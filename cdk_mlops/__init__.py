@@ -21,23 +21,32 @@ _EXPORTS: dict[str, str] = {
     "load_environments": "cdk_mlops.config",
     "profile_defaults": "cdk_mlops.config",
     "apply_compliance": "cdk_mlops.compliance",
+    "apply_tags": "cdk_mlops.compliance",
+    "GuardrailSettings": "cdk_mlops.guardrails",
+    "Severity": "cdk_mlops.guardrails",
+    "apply_guardrails": "cdk_mlops.guardrails",
     "MlopsPlatformStage": "cdk_mlops.stacks.stage",
     "build_platform": "cdk_mlops.stacks.stage",
 }
 
 if TYPE_CHECKING:
-    from cdk_mlops.compliance import apply_compliance
+    from cdk_mlops.compliance import apply_compliance, apply_tags
     from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
     from cdk_mlops.errors import ConfigurationError
+    from cdk_mlops.guardrails import GuardrailSettings, Severity, apply_guardrails
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
     "ConfigurationError",
     "EndpointKind",
     "EnvironmentConfig",
+    "GuardrailSettings",
     "MlopsPlatformStage",
     "Profile",
+    "Severity",
     "apply_compliance",
+    "apply_guardrails",
+    "apply_tags",
     "build_platform",
     "load_environments",
     "profile_defaults",

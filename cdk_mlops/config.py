@@ -90,6 +90,10 @@ class EnvironmentConfig:
             Default: - off in dev, weekly elsewhere.
         source_revision: The source revision recorded on registered models.
             Default: - ``unknown``; a delivery pipeline sets the commit id.
+        require_network_isolation: SageMaker models and jobs must run in a VPC
+            with network isolation (guardrail MLOPS-007). Default: - False.
+        tags: Extra tags on every resource. Default: - none beyond project,
+            environment and owner.
     """
 
     name: str
@@ -108,6 +112,7 @@ class EnvironmentConfig:
     noncurrent_version_expiration_days: int | None = 365
     retrain_schedule: str | None = None
     source_revision: str = "unknown"
+    require_network_isolation: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -257,6 +262,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "noncurrent_version_expiration_days": _check_days_or_null,
     "retrain_schedule": _check_schedule,
     "source_revision": _check_text,
+    "require_network_isolation": _check_bool,
     "tags": _check_tags,
 }
 

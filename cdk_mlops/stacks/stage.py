@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk_mlops.compliance import apply_compliance, apply_tags
 from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
 
 
@@ -33,6 +34,7 @@ class MlopsPlatformStage(cdk.Stage):
         self.config = config
         self.data = DataStack(self, "Data", config=config)
         apply_tags(self, config)
+        apply_guardrails(self, GuardrailSettings.for_environment(config))
 
 
 def build_platform(app: cdk.App, configs: Iterable[EnvironmentConfig]) -> list[MlopsPlatformStage]:
