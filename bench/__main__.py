@@ -21,6 +21,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("synth.py", "Synth time (offline, no AWS credentials)", ["--runs", "2"]),
     ("suite.py", "Test suite (`pytest`, after install)", ["--runs", "1"]),
+    ("pipeline_definition.py", "Pipeline definition build (pure Python)", ["--builds", "200"]),
+    ("snapshot.py", "Dataset snapshot (moto server on loopback)", ["--sizes", "1000,10000", "--runs", "1"]),
+    ("retrain.py", "Retrain trigger: decisions, 10,000-event burst, cold import", ["--runs", "3", "--handler-runs", "1"]),
 ]
 
 

@@ -26,24 +26,55 @@ _EXPORTS: dict[str, str] = {
     "Severity": "cdk_mlops.guardrails",
     "apply_guardrails": "cdk_mlops.guardrails",
     "MlopsPlatformStage": "cdk_mlops.stacks.stage",
+    "VersionedDataStore": "cdk_mlops.constructs.data_store",
+    "ObjectLockSettings": "cdk_mlops.constructs.data_store",
+    "TrainingPipeline": "cdk_mlops.constructs.training_pipeline",
+    "TrainingSettings": "cdk_mlops.pipeline_definition",
+    "ProblemType": "cdk_mlops.pipeline_definition",
+    "OnViolation": "cdk_mlops.pipeline_definition",
+    "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
+    "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
+    "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
+    "Manifest": "cdk_mlops.datasets",
+    "ManifestDiff": "cdk_mlops.datasets",
+    "ManifestEntry": "cdk_mlops.datasets",
+    "DatasetVersionError": "cdk_mlops.datasets",
     "build_platform": "cdk_mlops.stacks.stage",
 }
 
 if TYPE_CHECKING:
     from cdk_mlops.compliance import apply_compliance, apply_tags
     from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
+    from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
+    from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
+    from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+    from cdk_mlops.datasets import DatasetVersionError, Manifest, ManifestDiff, ManifestEntry
     from cdk_mlops.errors import ConfigurationError
     from cdk_mlops.guardrails import GuardrailSettings, Severity, apply_guardrails
+    from cdk_mlops.pipeline_definition import OnViolation, ProblemType, TrainingSettings
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
     "ConfigurationError",
+    "DatasetVersionError",
     "EndpointKind",
     "EnvironmentConfig",
     "GuardrailSettings",
+    "Manifest",
+    "ManifestDiff",
+    "ManifestEntry",
     "MlopsPlatformStage",
+    "ObjectLockSettings",
+    "OnViolation",
+    "ProblemType",
     "Profile",
+    "RetrainMode",
+    "RetrainPolicy",
+    "RetrainTrigger",
     "Severity",
+    "TrainingPipeline",
+    "TrainingSettings",
+    "VersionedDataStore",
     "apply_compliance",
     "apply_guardrails",
     "apply_tags",

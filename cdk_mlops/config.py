@@ -81,7 +81,7 @@ class EnvironmentConfig:
         endpoint_kind: How endpoints are hosted. Default: - serverless in dev,
             realtime elsewhere.
         noncurrent_version_transition_days: Days before an overwritten object
-            version moves to Infrequent Access. Default: - 30.
+            version moves to Infrequent Access (at least 30, an S3 rule). Default: - 30.
         noncurrent_version_expiration_days: Days before an overwritten object
             version is deleted; ``None`` keeps every version. Default: - 60 in dev,
             365 in staging, ``None`` (keep every version) in prod.
@@ -92,6 +92,8 @@ class EnvironmentConfig:
             Default: - ``unknown``; a delivery pipeline sets the commit id.
         require_network_isolation: SageMaker models and jobs must run in a VPC
             with network isolation (guardrail MLOPS-007). Default: - False.
+        dataset: The dataset (under ``datasets/<name>/``) the platform trains on.
+            Default: - ``churn``.
         tags: Extra tags on every resource. Default: - none beyond project,
             environment and owner.
     """
@@ -113,6 +115,7 @@ class EnvironmentConfig:
     retrain_schedule: str | None = None
     source_revision: str = "unknown"
     require_network_isolation: bool = False
+    dataset: str = "churn"
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -218,6 +221,13 @@ def _check_days(value: object) -> str | None:
     return f"{value!r} is not a number of days; use a whole number from 1 to 36500"
 
 
+def _check_transition_days(value: object) -> str | None:
+    # S3 moves noncurrent versions to STANDARD_IA no earlier than 30 days.
+    if _is_int(value) and 30 <= value <= 36500:  # type: ignore[operator]
+        return None
+    return f"{value!r} is not valid; use a whole number of days from 30 (the S3 minimum for STANDARD_IA) to 36500"
+
+
 def _check_days_or_null(value: object) -> str | None:
     return None if value is None else _check_days(value)
 
@@ -247,6 +257,13 @@ def _check_tags(value: object) -> str | None:
     return f"{value!r} is not a tag map; use an object of string keys to string values"
 
 
+def _check_dataset(value: object) -> str | None:
+    from cdk_mlops.datasets import dataset_name_problems
+
+    problems = dataset_name_problems(value)
+    return "; ".join(problems) if problems else None
+
+
 # Every key the context may set, with its check. Keys not listed here are errors.
 _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "account": _check_account,
@@ -258,11 +275,12 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "manual_approval": _check_bool,
     "auto_approve_models": _check_bool,
     "endpoint_kind": _check_endpoint_kind,
-    "noncurrent_version_transition_days": _check_days,
+    "noncurrent_version_transition_days": _check_transition_days,
     "noncurrent_version_expiration_days": _check_days_or_null,
     "retrain_schedule": _check_schedule,
     "source_revision": _check_text,
     "require_network_isolation": _check_bool,
+    "dataset": _check_dataset,
     "tags": _check_tags,
 }
 

@@ -35,9 +35,10 @@ import jsii
 from constructs import IConstruct
 
 from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.constructs.common import GUARDRAILS
 
 #: The plugin name; acknowledgments are written ``CdkMlopsGuardrails::MLOPS-00N``.
-PLUGIN_NAME = "CdkMlopsGuardrails"
+PLUGIN_NAME = GUARDRAILS
 
 
 class Severity(StrEnum):
@@ -350,12 +351,16 @@ def check_network_isolation(
 _JOB_STARTING_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:CreateTrainingJob")
 
 
-def _role_logical_id(function: Mapping[str, Any]) -> str | None:
-    role = _props(function).get("Role")
-    if isinstance(role, dict) and "Fn::GetAtt" in role:
-        target = role["Fn::GetAtt"]
+def _getatt_target(value: Any) -> str | None:
+    """The logical id a ``Fn::GetAtt`` points at, if ``value`` is one."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
         return str(target[0] if isinstance(target, list) else target.split(".")[0])
     return None
+
+
+def _role_logical_id(function: Mapping[str, Any]) -> str | None:
+    return _getatt_target(_props(function).get("Role"))
 
 
 def _role_actions(stack: StackView, role_id: str) -> set[str]:
@@ -384,11 +389,12 @@ def _has_failure_destination(stack: StackView, logical_id: str, props: Mapping[s
             (other.get("DestinationConfig") or {}).get("OnFailure")
         ):
             return True
-        # An SQS source keeps failed messages on the queue and hands them to its own DLQ.
-        if resource.get("Type") == "AWS::Lambda::EventSourceMapping" and "sqs" in json.dumps(
-            other.get("EventSourceArn", "")
-        ):
-            return True
+        # An SQS source keeps failed messages on its queue, and the queue's redrive policy moves them to a DLQ.
+        if resource.get("Type") == "AWS::Lambda::EventSourceMapping":
+            source = _getatt_target(other.get("EventSourceArn"))
+            queue = stack.resources.get(source or "", {})
+            if queue.get("Type") == "AWS::SQS::Queue" and _is_set(_props(queue).get("RedrivePolicy")):
+                return True
     return False
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import (
@@ -13,6 +15,7 @@ from aws_cdk import (
     BundlingOptions,
     DockerImage,
     ILocalBundling,
+    Stack,
     Validations,
 )
 from aws_cdk import aws_lambda as lambda_
@@ -22,6 +25,9 @@ from constructs import IConstruct
 #: when aws-cdk-lib gains a newer Python runtime (cdk-nag AwsSolutions-L1 flags
 #: any runtime that is not the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+#: Plugin name of the guardrails (``cdk_mlops.guardrails``); acknowledgments are ``<this>::MLOPS-00N``.
+GUARDRAILS = "CdkMlopsGuardrails"
 
 #: Root of the ``cdk_mlops`` package; Lambda assets copy modules from here.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -88,3 +94,36 @@ def iam5_findings(actions: Iterable[str] = (), resources: Iterable[str] = ()) ->
     return [f"AwsSolutions-IAM5[Action::{a}]" for a in actions] + [
         f"AwsSolutions-IAM5[Resource::{r}]" for r in resources
     ]
+
+
+def nag_resource(scope: IConstruct, value: str) -> str:
+    """How cdk-nag writes a (possibly tokenized) ARN in a finding id.
+
+    Pseudo parameters and references become ``<Name>``, attributes
+    ``<LogicalId.Attribute>``, so an acknowledgment can name a wildcard ARN
+    that contains tokens without pasting hashed logical ids.
+    """
+    return _flatten(Stack.of(scope).resolve(value))
+
+
+def _flatten(node: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag writes it in finding ids (its flattenCfnReference)."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if node.get("Fn::Join"):
+            delimiter, items = node["Fn::Join"]
+            return str(delimiter).join(_flatten(item) for item in items)
+        if node.get("Fn::Sub"):
+            return _flatten(node["Fn::Sub"])
+        if node.get("Fn::GetAtt"):
+            target = node["Fn::GetAtt"]
+            resource, attribute = target if isinstance(target, list) else target.split(".", 1)
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if node.get("Fn::ImportValue"):
+            return _flatten(node["Fn::ImportValue"])
+        if node.get("Ref"):
+            return f"<{_flatten(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))

@@ -1,25 +1,31 @@
-"""The data stack: where training data and model artifacts live."""
+"""The data stack: where training data, dataset manifests and model artifacts live."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.constructs.data_store import VersionedDataStore
 
 
 class DataStack(cdk.Stack):
-    """Holds the platform's data store and its KMS key."""
+    """Holds the platform's versioned data store.
+
+    Attributes:
+        store: The data store (datasets, manifests, artifacts, capture, monitoring).
+    """
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
-        self.key = kms.Key(
+        expiration = config.noncurrent_version_expiration_days
+        self.store = VersionedDataStore(
             self,
-            "Key",
-            enable_key_rotation=True,
-            description=f"cdk-mlops {config.name}: data store encryption",
+            "Store",
+            datasets=[config.dataset],
             removal_policy=config.data_removal_policy,
+            noncurrent_version_transition=cdk.Duration.days(config.noncurrent_version_transition_days),
+            noncurrent_version_expiration=cdk.Duration.days(expiration) if expiration is not None else None,
         )

@@ -12,6 +12,7 @@ from cdk_mlops.compliance import apply_compliance, apply_tags
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
+from cdk_mlops.stacks.training_stack import TrainingStack
 
 
 class MlopsPlatformStage(cdk.Stage):
@@ -24,15 +25,17 @@ class MlopsPlatformStage(cdk.Stage):
     Attributes:
         config: The configuration this stage was built from.
         data: The stack holding the versioned data store.
+        training: The stack holding the training pipeline, model registry and retrain trigger.
     """
 
     #: Construct ids of the stacks in every stage, in deployment order.
-    STACK_IDS: ClassVar[tuple[str, ...]] = ("Data",)
+    STACK_IDS: ClassVar[tuple[str, ...]] = ("Data", "Training")
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, env=config.env, **kwargs)
         self.config = config
         self.data = DataStack(self, "Data", config=config)
+        self.training = TrainingStack(self, "Training", config=config, data_store=self.data.store)
         apply_tags(self, config)
         apply_guardrails(self, GuardrailSettings.for_environment(config))
 

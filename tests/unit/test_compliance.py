@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
-from cdk_mlops.compliance import apply_compliance, apply_tags
+from cdk_mlops.compliance import apply_compliance, apply_tags, synth, validation_failures
 from cdk_mlops.config import Profile, profile_defaults
 from tests.quality import cfn_lint_errors, nag_findings
 
@@ -52,3 +54,57 @@ def test_tags_name_project_environment_and_owner():
         "owner": "ml-platform",
         "project": "cdk-mlops",
     }
+
+
+def insecure_app(mode: str) -> cdk.App:
+    # "process" is how the CDK CLI runs an app: aws-cdk-lib then does not raise on findings.
+    app = cdk.App(context={"@aws-cdk/core:appMode": mode})
+    stack = cdk.Stack(app, "Insecure")
+    sqs.Queue(stack, "Queue")
+    apply_compliance(app)
+    return app
+
+
+@pytest.mark.parametrize("mode", ["process", "inmemory"])
+def test_synth_exits_non_zero_listing_each_finding_in_every_app_mode(mode):
+    with pytest.raises(SystemExit) as caught:
+        synth(insecure_app(mode))
+    message = str(caught.value)
+    assert message.startswith("cdk-mlops: synth failed compliance checks")
+    assert "AwsSolutions-SQS4" in message
+    assert "Insecure/Queue/Resource" in message
+
+
+def test_synth_returns_the_assembly_when_compliant():
+    app = cdk.App(context={"@aws-cdk/core:appMode": "process"})
+    stack = cdk.Stack(app, "Fine")
+    sqs.Queue(stack, "Dlq", enforce_ssl=True)
+    apply_compliance(app)
+    # GIVEN a queue used as nothing but flagged for DLQ, acknowledge it so the app is compliant
+    cdk.Validations.of(stack).acknowledge(cdk.Acknowledgment(id="AwsSolutions-SQS3", reason="test-only queue"))
+    assembly = synth(app)
+    assert assembly.get_stack_by_name("Fine").template["Resources"]
+
+
+def test_validation_failures_ignores_warnings_and_passing_reports(tmp_path):
+    report = {
+        "pluginReports": [
+            {"pluginName": "A", "conclusion": "success", "violations": [{"ruleName": "R1", "severity": "error"}]},
+            {
+                "pluginName": "B",
+                "conclusion": "failure",
+                "violations": [
+                    {"ruleName": "R2", "severity": "warning", "violatingConstructs": [{"constructPath": "S/W"}]},
+                    {
+                        "ruleName": "R3",
+                        "severity": "error",
+                        "description": "bad",
+                        "violatingConstructs": [{"constructPath": "S/E"}],
+                    },
+                ],
+            },
+        ]
+    }
+    (tmp_path / "validation-report.json").write_text(json.dumps(report))
+    assert validation_failures(tmp_path) == ["B R3 S/E: bad"]
+    assert validation_failures(tmp_path / "missing") == []

@@ -1,0 +1,488 @@
+"""Retrain trigger: new data, a schedule, drift or a person start at most one training run per data version."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_mlops.constructs.common import LAMBDA_RUNTIME, acknowledge, iam5_findings, lambda_code
+from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.datasets import dataset_name_problems
+from cdk_mlops.errors import ConfigurationError
+
+# The event vocabulary lives with the handler, which ships without this module; it is plain
+# constants (no boto3), so the construct shares it rather than repeating the strings.
+from cdk_mlops.lambdas.retrain_trigger import (
+    ALARM_STATE_CHANGE,
+    MANUAL_RETRAIN,
+    MONITOR_SOURCE,
+    MONITOR_VIOLATION,
+    OBJECT_CREATED,
+    PIPELINE_STATUS_CHANGE,
+    SCHEDULED_RETRAIN,
+    SOURCE,
+    TERMINAL_STATUSES,
+    Mode,
+)
+
+#: Where the handler publishes its ``Decisions`` metric (Embedded Metric Format).
+METRICS_NAMESPACE = "CdkMlops/RetrainTrigger"
+
+_HANDLER = "cdk_mlops.lambdas.retrain_trigger.handler.handler"
+_FUNCTION_TIMEOUT = Duration.seconds(120)
+_BATCH_WINDOW = Duration.seconds(60)
+# >= 6 x the function timeout + the batching window (the SQS guidance for Lambda sources);
+# a failed record reappears after this long, which is the retry backoff.
+_VISIBILITY_TIMEOUT = Duration.seconds(900)
+_LEASE_SECONDS = 300  # above the function timeout, below the visibility timeout
+# The event source mapping's concurrency; reserved concurrency matches it so no poller is throttled.
+_CONCURRENCY = 2
+_SAGEMAKER_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions")
+_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+#: When a data drop counts as complete: ``QUIET_PERIOD`` (no new object for ``quiet_period``)
+#: or ``COMMIT_MARKER`` (a marker object such as ``_SUCCESS`` lands; other objects never start a run).
+RetrainMode = Mode
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainPolicy:
+    """How eagerly new data turns into a training run.
+
+    Attributes:
+        mode: Quiet period or commit marker. Default: - QUIET_PERIOD.
+        quiet_period: Quiet-period mode waits this long after the last object.
+            Default: - 15 minutes.
+        marker_name: The commit marker's file name. Default: - ``_SUCCESS``.
+        key_prefix: Only objects under ``datasets/<name>/<key_prefix>`` count.
+            Default: - every object of the dataset.
+        key_suffixes: Only objects ending in one of these count. Default: - any.
+        min_objects: New objects needed since the last run. Default: - 0 (any change).
+        min_bytes: New bytes needed since the last run. Default: - 0 (any change).
+        cooldown: Minimum time between two runs. Default: - 1 hour.
+        max_runs_per_day: Runs per UTC day; 0 means no limit. Default: - 4.
+    """
+
+    mode: RetrainMode = RetrainMode.QUIET_PERIOD
+    quiet_period: Duration = field(default_factory=lambda: Duration.minutes(15))
+    marker_name: str = "_SUCCESS"
+    key_prefix: str | None = None
+    key_suffixes: tuple[str, ...] = ()
+    min_objects: int = 0
+    min_bytes: int = 0
+    cooldown: Duration = field(default_factory=lambda: Duration.hours(1))
+    max_runs_per_day: int = 4
+
+    def problems(self) -> list[str]:
+        """Every invalid setting, each with its value and the fix."""
+        found: list[str] = []
+        quiet = self.quiet_period.to_seconds()
+        if not Token.is_unresolved(quiet) and not 0 <= quiet <= 7 * 86400:
+            found.append(f"quiet_period ({quiet} s) must be between 0 and 7 days")
+        cooldown = self.cooldown.to_seconds()
+        if not Token.is_unresolved(cooldown) and not 0 <= cooldown <= 30 * 86400:
+            found.append(f"cooldown ({cooldown} s) must be between 0 and 30 days")
+        if not self.marker_name or "/" in self.marker_name or self.marker_name != self.marker_name.strip():
+            found.append(f"marker_name {self.marker_name!r} must be a file name without '/' or surrounding spaces")
+        for name in ("min_objects", "min_bytes", "max_runs_per_day"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                found.append(f"{name} ({value!r}) must be a whole number >= 0")
+        if any("," in s or not s for s in self.key_suffixes):
+            found.append(f"key_suffixes {list(self.key_suffixes)!r} must be non-empty and contain no ','")
+        return found
+
+
+class RetrainTrigger(Construct):
+    """Starts a SageMaker pipeline when data changes, on a schedule, on drift or by hand; never twice per version.
+
+    Every source (S3 object-created events of the data store's datasets,
+    EventBridge Scheduler, CloudWatch drift alarms, Model Monitor violation
+    events, manual ``Manual Retrain`` events) lands on one encrypted SQS
+    queue. A Lambda function drains it in batches, snapshots the dataset
+    (``cdk_mlops.datasets``) and starts the pipeline with the manifest URI, its
+    sha256, the data version and the reason as pipeline parameters. A DynamoDB
+    table holds idempotency records (one run per manifest digest), the lock
+    while an execution runs, the pending data version and the cool-down and
+    daily counters. Failed records retry with the queue's visibility timeout
+    and end in an encrypted dead-letter queue with an alarm.
+
+    Example::
+
+        RetrainTrigger(self, "Retrain", data_store=store, datasets=["churn"],
+                       pipeline_name=training.pipeline_name,
+                       schedule=scheduler.ScheduleExpression.expression("cron(0 3 ? * MON *)"))
+
+    Attributes:
+        queue: The queue every trigger event goes through.
+        dead_letter_queue: Where records land after ``max_receive_count`` failed attempts.
+        table: Idempotency, lock and pending state (TTL attribute ``expires_at``).
+        function: The handler.
+        role: The handler's execution role.
+        log_group: The handler's log group (one JSON line per decision).
+        encryption_key: Encrypts the queues and the table.
+        rules: The EventBridge rules feeding the queue, by source name.
+        schedule: The EventBridge Scheduler schedule, when ``schedule`` is given.
+        dead_letter_alarm: In ALARM when any record is in the dead-letter queue.
+        errors_alarm: In ALARM when the handler raises.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        data_store: VersionedDataStore,
+        datasets: Sequence[str],
+        pipeline_name: str,
+        policy: RetrainPolicy | None = None,
+        schedule: scheduler.ScheduleExpression | None = None,
+        retrain_unchanged_data_on_schedule: bool = False,
+        drift_alarms: Sequence[cw.IAlarm] = (),
+        alarm_topic: sns.ITopic | None = None,
+        encryption_key: kms.IKey | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        max_receive_count: int = 10,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+    ) -> None:
+        """Define the trigger.
+
+        Args:
+            scope: The parent construct.
+            id: The construct id.
+            data_store: The store whose datasets are watched; it must have
+                EventBridge notifications on (VersionedDataStore does).
+            datasets: Dataset names under ``datasets/``; the first one is
+                retrained on drift. At least one.
+            pipeline_name: The SageMaker pipeline to start. SageMaker builds
+                ARNs from the lower-cased name, so a token must resolve to a
+                lower-case name.
+            policy: Batching, filters, cool-down and daily cap.
+                Default: - quiet period of 15 minutes, 1 hour cool-down, 4 runs a day.
+            schedule: Periodic retraining (EventBridge Scheduler). Default: - none.
+            retrain_unchanged_data_on_schedule: A scheduled run retrains even when
+                the data did not change. Default: - False; a schedule only
+                catches up on data versions that were never trained.
+            drift_alarms: Alarms whose ALARM state retrains (e.g. Model Monitor
+                drift alarms). Default: - none; ``Model Monitor Violation``
+                events are always accepted.
+            alarm_topic: Where the dead-letter and error alarms notify.
+                Default: - the alarms have no action.
+            encryption_key: Key for the queues and the table. Default: - a new
+                key with rotation on.
+            removal_policy: For the table, queues, key and log group.
+                Default: - RETAIN.
+            max_receive_count: Attempts before a record moves to the
+                dead-letter queue. Default: - 10.
+            log_retention: How long the handler's logs are kept. Default: - 3 months.
+
+        Raises:
+            ConfigurationError: listing every invalid argument, before any
+                resource is defined.
+        """
+        super().__init__(scope, id)
+        policy = policy or RetrainPolicy()
+        names = tuple(datasets)
+        problems = policy.problems()
+        if not names:
+            problems.append("datasets is empty; name at least one dataset under datasets/ to watch")
+        for name in names:
+            problems += [f"datasets: {p}" for p in dataset_name_problems(name)]
+        if len(set(names)) != len(names):
+            problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
+        if not Token.is_unresolved(pipeline_name) and (not pipeline_name or pipeline_name != pipeline_name.lower()):
+            problems.append(
+                f"pipeline_name {pipeline_name!r} must be a non-empty lower-case name "
+                "(SageMaker lower-cases pipeline ARNs, and IAM compares them exactly)"
+            )
+        if not 1 <= max_receive_count <= 1000:
+            problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
+        if problems:
+            raise ConfigurationError(self, problems)
+
+        self.datasets = names
+        self.pipeline_name = pipeline_name
+        stack = Stack.of(self)
+        self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+
+        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+            self,
+            "Key",
+            description=f"Encrypts the {self.node.path} queues and state table",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.encryption_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=removal_policy,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.encryption_key,
+            enforce_ssl=True,
+            visibility_timeout=_VISIBILITY_TIMEOUT,
+            retention_period=Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
+            removal_policy=removal_policy,
+        )
+        self.table = dynamodb.Table(
+            self,
+            "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expires_at",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.encryption_key,
+            removal_policy=removal_policy,
+        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {self.node.path} handler",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=LAMBDA_RUNTIME,
+            handler=_HANDLER,
+            code=lambda_code("datasets.py", "lambdas/retrain_trigger"),
+            role=self.role,
+            timeout=_FUNCTION_TIMEOUT,
+            memory_size=512,
+            reserved_concurrent_executions=_CONCURRENCY,
+            log_group=self.log_group,
+            description="Starts one training run per data version",
+            environment=self._environment(data_store, policy),
+        )
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=10_000,
+                max_batching_window=_BATCH_WINDOW,
+                report_batch_item_failures=True,
+                max_concurrency=_CONCURRENCY,
+            )
+        )
+        self._grant_handler(data_store)
+
+        self.rules: dict[str, events.Rule] = {}
+        self._route(
+            "DataChanged",
+            "New objects under the watched datasets",
+            events.EventPattern(
+                source=["aws.s3"],
+                detail_type=[OBJECT_CREATED],
+                detail={
+                    "bucket": {"name": [data_store.bucket.bucket_name]},
+                    "object": {"key": [{"prefix": data_store.dataset_prefix(n)} for n in names]},
+                },
+            ),
+        )
+        self._route(
+            "PipelineFinished",
+            "The pipeline's executions ending (releases the lock, starts the pending version)",
+            events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STATUS_CHANGE],
+                detail={
+                    "pipelineArn": [self.pipeline_arn],
+                    "currentPipelineExecutionStatus": sorted(TERMINAL_STATUSES),
+                },
+            ),
+        )
+        self._route(
+            "Requested",
+            "Manual retrain requests and Model Monitor violations",
+            events.EventPattern(
+                source=[SOURCE, MONITOR_SOURCE],
+                detail_type=[MANUAL_RETRAIN, MONITOR_VIOLATION],
+            ),
+        )
+        if drift_alarms:
+            self._route(
+                "Drift",
+                "Drift alarms entering ALARM",
+                events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=[ALARM_STATE_CHANGE],
+                    resources=[a.alarm_arn for a in drift_alarms],
+                    detail={"state": {"value": ["ALARM"]}},
+                ),
+            )
+
+        self.schedule: scheduler.Schedule | None = None
+        if schedule is not None:
+            self.schedule = self._schedule(schedule, always=retrain_unchanged_data_on_schedule)
+
+        self.dead_letter_alarm = cw.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_description=f"{self.node.path}: trigger events failed {max_receive_count} times; "
+            "inspect the dead-letter queue and redrive after fixing the cause",
+            metric=self.metric_dead_letter_messages(),
+            threshold=0,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.errors_alarm = cw.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description=f"{self.node.path}: the retrain handler raised; see its log group",
+            metric=self.function.metric_errors(period=Duration.minutes(5)),
+            threshold=0,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        if alarm_topic is not None:
+            for alarm in (self.dead_letter_alarm, self.errors_alarm):
+                alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+
+    def _environment(self, data_store: VersionedDataStore, policy: RetrainPolicy) -> dict[str, str]:
+        env = {
+            "PIPELINE_NAME": self.pipeline_name,
+            "DATA_BUCKET": data_store.bucket.bucket_name,
+            "DATASETS": json.dumps(list(self.datasets)),
+            "STATE_TABLE": self.table.table_name,
+            "QUEUE_URL": self.queue.queue_url,
+            "MODE": policy.mode.value,
+            "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
+            "MARKER_NAME": policy.marker_name,
+            "MIN_OBJECTS": str(policy.min_objects),
+            "MIN_BYTES": str(policy.min_bytes),
+            "COOLDOWN_SECONDS": str(int(policy.cooldown.to_seconds())),
+            "MAX_RUNS_PER_DAY": str(policy.max_runs_per_day),
+            "LEASE_SECONDS": str(_LEASE_SECONDS),
+            "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
+        if policy.key_prefix:
+            env["KEY_PREFIX"] = policy.key_prefix
+        if policy.key_suffixes:
+            env["KEY_SUFFIXES"] = ",".join(policy.key_suffixes)
+        return env
+
+    def _grant_handler(self, data_store: VersionedDataStore) -> None:
+        self.log_group.grant_write(self.role)
+        self.table.grant(self.role, *_TABLE_ACTIONS)
+        self.encryption_key.grant_encrypt_decrypt(self.role)
+        self.queue.grant_send_messages(self.role)
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=list(_SAGEMAKER_ACTIONS), resource_arns=[self.pipeline_arn]
+        )
+        for name in self.datasets:
+            # ListObjectVersions builds the manifest; PutObject writes it under manifests/<name>/.
+            data_store.grant_read(self.role, dataset=name)
+            data_store.grant_write_manifests(self.role, name)
+        acknowledge(
+            self.role,
+            "kms:GenerateDataKey*/ReEncrypt* come from the key grants of this construct's own key "
+            "(queues and table) and are limited to that key",
+            *iam5_findings(actions=("kms:GenerateDataKey*", "kms:ReEncrypt*")),
+        )
+        log_arn = f"<{Stack.of(self).get_logical_id(self.log_group.node.default_child)}.Arn>"  # type: ignore[arg-type]
+        acknowledge(
+            self.role,
+            "log streams are created under this function's own log group only",
+            *iam5_findings(resources=(f"{log_arn}:*",)),
+        )
+
+    def _route(self, id: str, description: str, pattern: events.EventPattern) -> None:
+        rule = events.Rule(self, id, description=f"{self.node.path}: {description}", event_pattern=pattern)
+        rule.add_target(targets.SqsQueue(self.queue))
+        self.rules[id] = rule
+
+    def _schedule(self, expression: scheduler.ScheduleExpression, *, always: bool) -> scheduler.Schedule:
+        detail: dict[str, Any] = {
+            "dataset": self.datasets[0],
+            "scheduledTime": scheduler.ContextAttribute.scheduled_time,
+            "always": always,
+        }
+        message = {
+            "version": "0",
+            "id": scheduler.ContextAttribute.execution_id,
+            "source": SOURCE,
+            "detail-type": SCHEDULED_RETRAIN,
+            "time": scheduler.ContextAttribute.scheduled_time,
+            "detail": detail,
+        }
+        # An own role (instead of the stack-wide singleton the target would create) keeps the
+        # grant, and its acknowledgment, inside this construct.
+        role = iam.Role(self, "ScheduleRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule=expression,
+            description=f"{self.node.path}: periodic retraining of {self.datasets[0]}",
+            target=scheduler_targets.SqsSendMessage(
+                self.queue, input=scheduler.ScheduleTargetInput.from_object(message), role=role
+            ),
+        )
+        acknowledge(
+            role,
+            "kms:GenerateDataKey* is what sending to a KMS-encrypted queue needs, on this construct's key only",
+            *iam5_findings(actions=("kms:GenerateDataKey*",)),
+        )
+        return schedule
+
+    def grant_request_retrain(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal request a run by sending a ``Manual Retrain`` message to the trigger's queue."""
+        return self.queue.grant_send_messages(grantee)
+
+    def metric_decisions(self, decision: str, **options: Any) -> cw.Metric:
+        """Sum of the handler's decisions of one kind over 5 minutes.
+
+        Args:
+            decision: ``started``, ``pending``, ``waiting``, ``deduplicated``,
+                ``ignored``, ``invalid``, ``released`` or ``failed``.
+        """
+        return cw.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name="Decisions",
+            dimensions_map={"Decision": decision},
+            statistic="Sum",
+            period=Duration.minutes(5),
+            **options,
+        )
+
+    def metric_dead_letter_messages(self, **options: Any) -> cw.Metric:
+        """Maximum number of records waiting in the dead-letter queue over 5 minutes."""
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            statistic="Maximum", period=Duration.minutes(5), **options
+        )
+
+    def metric_queue_age(self, **options: Any) -> cw.Metric:
+        """Maximum age in seconds of the oldest record waiting in the trigger queue."""
+        return self.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", **options)

@@ -1,0 +1,727 @@
+"""Dataset versions: snapshot an S3 prefix into a manifest, restore it exactly, compare two.
+
+A *dataset* is every object under ``datasets/<name>/`` in a versioned bucket
+(see :class:`cdk_mlops.constructs.data_store.VersionedDataStore`). A
+*snapshot* lists the current version of each of those objects and writes the
+list, a :class:`Manifest`, to ``manifests/<name>/<UTC time>-<digest>.json`` in
+the same bucket. Because the bucket keeps old object versions, a manifest can
+be *materialized* later: exactly the listed versions are downloaded, whatever
+has been overwritten or deleted since. A training job records the manifest
+URI, so every model traces back to the bytes it was trained on.
+
+This module runs inside Lambda functions and training jobs: it imports only
+the standard library, and boto3 lazily, on first use. It never imports
+aws-cdk-lib.
+
+Example::
+
+    from cdk_mlops import datasets
+
+    manifest = datasets.snapshot("my-data-bucket", "churn")
+    print(manifest.uri, manifest.sha256)
+    files = datasets.materialize(manifest.uri, Path("/opt/ml/input/data/train"))
+    changes = datasets.diff_uris(old_uri, manifest.uri)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "ARTIFACTS_PREFIX",
+    "CAPTURE_PREFIX",
+    "DATASETS_PREFIX",
+    "MANIFESTS_PREFIX",
+    "MANIFEST_SCHEMA",
+    "MAX_DATASET_NAME_LENGTH",
+    "MONITORING_PREFIX",
+    "DatasetVersionError",
+    "Manifest",
+    "ManifestDiff",
+    "ManifestEntry",
+    "build_manifest",
+    "check_dataset_name",
+    "dataset_name_problems",
+    "dataset_prefix",
+    "diff",
+    "diff_uris",
+    "latest_manifest_uri",
+    "load_manifest",
+    "manifest_digest",
+    "manifest_key",
+    "manifest_prefix",
+    "materialize",
+    "parse_s3_uri",
+    "snapshot",
+    "write_manifest",
+]
+
+#: Key prefix of dataset objects: ``datasets/<name>/<relative key>``.
+DATASETS_PREFIX = "datasets/"
+#: Key prefix of dataset manifests: ``manifests/<name>/<UTC time>-<digest>.json``.
+MANIFESTS_PREFIX = "manifests/"
+#: Key prefix of endpoint data capture files.
+CAPTURE_PREFIX = "capture/"
+#: Key prefix of Model Monitor baselines and reports.
+MONITORING_PREFIX = "monitoring/"
+#: Key prefix of training outputs and model artifacts.
+ARTIFACTS_PREFIX = "artifacts/"
+
+#: Identifies the manifest format; a reader refuses documents of another schema.
+MANIFEST_SCHEMA = "cdk-mlops.dataset-manifest.v1"
+#: Longest accepted dataset name.
+MAX_DATASET_NAME_LENGTH = 200
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_CHUNK = 1024 * 1024
+# S3 error codes meaning "this object version does not exist (any more)".
+_MISSING_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
+
+
+class DatasetVersionError(Exception):
+    """A dataset version cannot be recorded, read or restored as asked.
+
+    The message names the object (key and version) or manifest concerned,
+    what went wrong and what to do about it.
+    """
+
+
+# --------------------------------------------------------------------------- names and prefixes
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:57] + "...")
+
+
+def dataset_name_problems(name: object) -> list[str]:
+    """Every reason ``name`` is not a valid dataset name; empty when it is valid.
+
+    A dataset name is one S3 key segment: ``datasets/<name>/``. It must be 1 to
+    200 characters of ASCII letters, digits, ``-``, ``_`` and ``.``, and must
+    not contain ``..``. Names are a single segment on purpose: a nested name
+    (``a/b``) would put one dataset's objects inside another's prefix, so a
+    snapshot or a change trigger of ``a`` would also pick up ``a/b``.
+
+    Args:
+        name: The value to check; any type is accepted so callers can pass
+            unvalidated input straight through.
+
+    Returns:
+        One message per problem, each naming the value and the fix.
+    """
+    if not isinstance(name, str):
+        return [f"dataset name {name!r} is a {type(name).__name__}, not a string; use a name such as 'churn'"]
+    if not name:
+        return ["dataset name '' is empty; use 1-200 letters, digits, '-', '_' or '.' (e.g. 'churn')"]
+    shown = _shown(name)
+    problems: list[str] = []
+    if len(name) > MAX_DATASET_NAME_LENGTH:
+        problems.append(f"dataset name {shown} is {len(name)} characters long; use at most {MAX_DATASET_NAME_LENGTH}")
+    if name.startswith("/"):
+        problems.append(f"dataset name {shown} starts with '/'; remove the leading slash")
+    if "/" in name.lstrip("/"):
+        problems.append(
+            f"dataset name {shown} contains '/'; use a single segment such as 'churn-2024' "
+            "(nested names would place one dataset inside another's prefix)"
+        )
+    if ".." in name:
+        problems.append(f"dataset name {shown} contains '..'; remove it")
+    elif name == ".":
+        problems.append("dataset name '.' is not a name; use letters or digits (e.g. 'churn')")
+    if _CONTROL.search(name):
+        problems.append(f"dataset name {shown} contains control characters; remove them")
+    others = sorted({c for c in name if not _NAME_CHARS.match(c) and c != "/" and not _CONTROL.match(c)})
+    if others:
+        listed = " ".join(repr(c) for c in others)
+        problems.append(f"dataset name {shown} contains {listed}; use only ASCII letters, digits, '-', '_' and '.'")
+    return problems
+
+
+def check_dataset_name(name: object) -> str:
+    """Return ``name`` if it is a valid dataset name.
+
+    Raises:
+        ValueError: listing every problem found by :func:`dataset_name_problems`.
+    """
+    problems = dataset_name_problems(name)
+    if problems:
+        raise ValueError("; ".join(problems))
+    assert isinstance(name, str)
+    return name
+
+
+def dataset_prefix(name: str) -> str:
+    """The key prefix of a dataset's objects: ``datasets/<name>/``.
+
+    Raises:
+        ValueError: if ``name`` is not a valid dataset name.
+    """
+    return f"{DATASETS_PREFIX}{check_dataset_name(name)}/"
+
+
+def manifest_prefix(name: str) -> str:
+    """The key prefix of a dataset's manifests: ``manifests/<name>/``.
+
+    Raises:
+        ValueError: if ``name`` is not a valid dataset name.
+    """
+    return f"{MANIFESTS_PREFIX}{check_dataset_name(name)}/"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``(bucket, key)``.
+
+    Raises:
+        ValueError: if ``uri`` is not an ``s3://`` URI with a bucket and a key.
+    """
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an S3 URI; use s3://<bucket>/<key>")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise ValueError(f"{uri!r} has no bucket or no key; use s3://<bucket>/<key>")
+    return bucket, key
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One object version in a dataset snapshot.
+
+    Attributes:
+        key: The full S3 key, ``datasets/<name>/<relative key>``.
+        version_id: The S3 version id; ``"null"`` for an object written while
+            the bucket was not versioned.
+        etag: The S3 ETag without quotes. It is an MD5 of the content only for
+            single-part uploads that are unencrypted or SSE-S3 encrypted.
+        size: Size in bytes.
+    """
+
+    key: str
+    version_id: str
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A dataset snapshot: the exact object versions a dataset held at one time.
+
+    Attributes:
+        bucket: The bucket holding the dataset.
+        dataset: The dataset name.
+        created_at: When the snapshot was taken, ISO 8601 UTC (``2025-01-31T12:00:00Z``).
+        entries: One entry per object, sorted by key.
+        sha256: Digest of the dataset's content; see :func:`manifest_digest`.
+        uri: Where the manifest is stored (``s3://bucket/manifests/...``), once written.
+    """
+
+    bucket: str
+    dataset: str
+    created_at: str
+    entries: tuple[ManifestEntry, ...]
+    sha256: str
+    uri: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The dataset's key prefix, ``datasets/<name>/``."""
+        return dataset_prefix(self.dataset)
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the sizes of all entries."""
+        return sum(e.size for e in self.entries)
+
+    @property
+    def fully_versioned(self) -> bool:
+        """False if any entry has the ``null`` version id of an unversioned write.
+
+        Such an object is overwritten in place, so the manifest can restore it
+        only until it next changes.
+        """
+        return all(e.version_id != "null" for e in self.entries)
+
+    def relative_key(self, entry: ManifestEntry) -> str:
+        """``entry.key`` without the dataset prefix."""
+        # Sliced by length: the name was validated when the manifest was built or parsed, and this
+        # runs once per entry in diff() and materialize().
+        return entry.key[len(DATASETS_PREFIX) + len(self.dataset) + 1 :]
+
+    def to_json(self) -> str:
+        """The manifest as a JSON document (the stored format; ``uri`` is not part of it)."""
+        document = {
+            "schema": MANIFEST_SCHEMA,
+            "bucket": self.bucket,
+            "dataset": self.dataset,
+            "prefix": self.prefix,
+            "created_at": self.created_at,
+            "sha256": self.sha256,
+            "object_count": len(self.entries),
+            "total_bytes": self.total_bytes,
+            "entries": [
+                {"key": e.key, "version_id": e.version_id, "etag": e.etag, "size": e.size} for e in self.entries
+            ],
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, uri: str | None = None) -> Manifest:
+        """Parse and verify a manifest document written by :meth:`to_json`.
+
+        Args:
+            text: The JSON document.
+            uri: Where it was read from; recorded on the result and named in errors.
+
+        Raises:
+            DatasetVersionError: if the document is not a manifest of this
+                schema, or its digest does not match its entries (it was edited
+                or corrupted).
+        """
+        where = uri or "<manifest>"
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA:
+                raise DatasetVersionError(
+                    f"{where} is not a dataset manifest (schema {MANIFEST_SCHEMA!r}); "
+                    "pass the URI printed by 'cdk-mlops dataset snapshot'"
+                )
+            entries = tuple(
+                ManifestEntry(
+                    key=str(e["key"]), version_id=str(e["version_id"]), etag=str(e["etag"]), size=int(e["size"])
+                )
+                for e in doc["entries"]
+            )
+            manifest = cls(
+                bucket=str(doc["bucket"]),
+                dataset=check_dataset_name(doc["dataset"]),
+                created_at=str(doc["created_at"]),
+                entries=entries,
+                sha256=str(doc["sha256"]),
+                uri=uri,
+            )
+        except DatasetVersionError:
+            raise
+        except KeyError as error:
+            raise DatasetVersionError(
+                f"{where} is not a valid dataset manifest (missing field {error.args[0]!r}); take a new snapshot"
+            ) from None
+        except (ValueError, TypeError) as error:
+            raise DatasetVersionError(
+                f"{where} is not a valid dataset manifest ({error!s}); take a new snapshot"
+            ) from None
+        outside = [e.key for e in entries if not e.key.startswith(manifest.prefix)]
+        if outside:
+            raise DatasetVersionError(
+                f"{where} lists {outside[0]!r}, which is outside {manifest.prefix}; the manifest was edited, "
+                "take a new snapshot"
+            )
+        expected = manifest_digest(manifest.dataset, entries)
+        if expected != manifest.sha256:
+            raise DatasetVersionError(
+                f"{where} is corrupt: its sha256 {manifest.sha256} does not match its entries ({expected}); "
+                "manifests must not be edited, take a new snapshot"
+            )
+        return manifest
+
+
+def manifest_digest(dataset: str, entries: Iterable[ManifestEntry]) -> str:
+    """The SHA-256 that identifies a dataset's content.
+
+    It is the hex SHA-256 of the canonical JSON (sorted keys, no whitespace,
+    ASCII) of ``{"dataset": name, "entries": [[key, etag, size], ...]}`` with
+    the entries sorted by key. Listing order therefore does not matter, and
+    the same objects give the same digest in any bucket.
+
+    Version ids are recorded in the manifest but deliberately not hashed: S3
+    assigns a new version id on every write, so re-uploading identical bytes
+    (a no-op sync, a copy to another bucket) would otherwise change the digest
+    although the data did not. Note that S3 gives SSE-KMS and multipart
+    objects ETags that are not an MD5 of their bytes; for those, re-uploading
+    identical content can produce a new ETag and therefore a new digest. The
+    digest never reports two different contents as equal; it can, for such
+    objects, report a re-upload as a change.
+    """
+    rows = [[e.key, e.etag, e.size] for e in sorted(entries, key=lambda e: e.key)]
+    canonical = json.dumps({"dataset": dataset, "entries": rows}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _client(s3: S3Client | None) -> S3Client:
+    if s3 is not None:
+        return s3
+    import boto3  # imported on first use: importing this module stays cheap and boto3-free
+
+    return boto3.client("s3")
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError(f"now={now!r} has no time zone; pass an aware datetime such as datetime.now(UTC)")
+    return now.astimezone(UTC)
+
+
+def _etag(value: str) -> str:
+    return value.strip('"')
+
+
+def build_manifest(
+    bucket: str,
+    dataset: str,
+    *,
+    s3: S3Client | None = None,
+    now: datetime | None = None,
+    allow_empty: bool = False,
+) -> Manifest:
+    """List the current version of every object of a dataset.
+
+    Uses paginated ``ListObjectVersions`` only: each object's version id,
+    ETag and size come from the listing, so the cost is one request per 1,000
+    object versions and no request per object. Deleted objects (whose latest
+    version is a delete marker) and zero-byte "folder" markers (keys ending in
+    ``/``) are left out. In a bucket that is not versioned every version id is
+    ``"null"``; see :attr:`Manifest.fully_versioned`.
+
+    Args:
+        bucket: The bucket name.
+        dataset: The dataset name; objects are read from ``datasets/<dataset>/``.
+        s3: The S3 client to use. Default: - ``boto3.client("s3")``.
+        now: The snapshot time, timezone-aware. Default: - the current time.
+        allow_empty: Accept a dataset with no objects. Default: - an empty
+            dataset raises, since it usually means a misspelt name.
+
+    Raises:
+        ValueError: if ``dataset`` is not a valid name or ``now`` is naive.
+        DatasetVersionError: if the dataset has no objects and ``allow_empty`` is false.
+        botocore.exceptions.ClientError: if S3 refuses the listing (no such bucket, access denied).
+    """
+    prefix = dataset_prefix(dataset)
+    created_at = _utc(now).strftime(_CREATED_AT_FORMAT)
+    client = _client(s3)
+    entries: list[ManifestEntry] = []
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", ()):
+            key = version["Key"]
+            if not version.get("IsLatest") or key.endswith("/"):
+                continue
+            entries.append(
+                ManifestEntry(
+                    key=key,
+                    version_id=version.get("VersionId") or "null",
+                    etag=_etag(version["ETag"]),
+                    size=int(version["Size"]),
+                )
+            )
+    if not entries and not allow_empty:
+        raise DatasetVersionError(
+            f"s3://{bucket}/{prefix} holds no objects; upload data first, check the dataset name, "
+            "or pass allow_empty=True"
+        )
+    entries.sort(key=lambda e: e.key)
+    ordered = tuple(entries)
+    return Manifest(
+        bucket=bucket,
+        dataset=dataset,
+        created_at=created_at,
+        entries=ordered,
+        sha256=manifest_digest(dataset, ordered),
+    )
+
+
+def manifest_key(manifest: Manifest) -> str:
+    """Where a manifest is stored: ``manifests/<dataset>/<YYYYmmddTHHMMSSZ>-<sha256[:16]>.json``.
+
+    Keys sort by time, so the newest manifest is the last key in a listing.
+    The same content snapshotted twice in the same second maps to the same
+    key, so retries are idempotent.
+    """
+    stamp = datetime.strptime(manifest.created_at, _CREATED_AT_FORMAT).strftime(_STAMP_FORMAT)
+    return f"{manifest_prefix(manifest.dataset)}{stamp}-{manifest.sha256[:16]}.json"
+
+
+def write_manifest(manifest: Manifest, *, s3: S3Client | None = None) -> Manifest:
+    """Store a manifest in its dataset's bucket and return it with its ``uri`` set.
+
+    Args:
+        manifest: The manifest to store, e.g. from :func:`build_manifest`.
+        s3: The S3 client to use. Default: - ``boto3.client("s3")``.
+    """
+    key = manifest_key(manifest)
+    _client(s3).put_object(
+        Bucket=manifest.bucket,
+        Key=key,
+        Body=manifest.to_json().encode("utf-8"),
+        ContentType="application/json",
+    )
+    return replace(manifest, uri=f"s3://{manifest.bucket}/{key}")
+
+
+def snapshot(
+    bucket: str,
+    dataset: str,
+    *,
+    s3: S3Client | None = None,
+    now: datetime | None = None,
+    allow_empty: bool = False,
+) -> Manifest:
+    """Record the current versions of a dataset: :func:`build_manifest` then :func:`write_manifest`.
+
+    Returns:
+        The stored manifest; its ``uri`` is what a training job should record.
+    """
+    client = _client(s3)
+    return write_manifest(build_manifest(bucket, dataset, s3=client, now=now, allow_empty=allow_empty), s3=client)
+
+
+def load_manifest(source: str | Path, *, s3: S3Client | None = None) -> Manifest:
+    """Read and verify a manifest from ``s3://bucket/key`` or a local file.
+
+    Raises:
+        DatasetVersionError: if there is no manifest at ``source``, or it is not
+            a valid manifest.
+    """
+    if isinstance(source, str) and source.startswith("s3://"):
+        bucket, key = parse_s3_uri(source)
+        from botocore.exceptions import ClientError
+
+        try:
+            body = _client(s3).get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                raise DatasetVersionError(
+                    f"no manifest at {source}; list s3://{bucket}/{MANIFESTS_PREFIX} for the manifests that exist"
+                ) from None
+            raise
+        return Manifest.from_json(body, uri=source)
+    path = Path(source)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetVersionError(f"no manifest file at {path}; pass an s3:// URI or an existing file") from None
+    return Manifest.from_json(text, uri=str(path))
+
+
+def latest_manifest_uri(bucket: str, dataset: str, *, s3: S3Client | None = None) -> str | None:
+    """The URI of the newest manifest of a dataset, or ``None`` if it has none."""
+    latest: str | None = None
+    paginator = _client(s3).get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=manifest_prefix(dataset)):
+        for item in page.get("Contents", ()):
+            if item["Key"].endswith(".json") and (latest is None or item["Key"] > latest):
+                latest = item["Key"]
+    return None if latest is None else f"s3://{bucket}/{latest}"
+
+
+# --------------------------------------------------------------------------- materialize
+
+
+def _target(root: Path, manifest: Manifest, entry: ManifestEntry) -> Path:
+    relative = manifest.relative_key(entry)
+    parts = relative.split("/")
+    safe = (
+        bool(relative)
+        and "\x00" not in relative
+        and "\\" not in relative
+        and all(part not in ("", ".", "..") for part in parts)
+    )
+    target = root.joinpath(*parts)
+    if not safe or not target.resolve().is_relative_to(root):
+        raise DatasetVersionError(
+            f"s3://{manifest.bucket}/{entry.key} (version {entry.version_id}) cannot be written safely below "
+            f"{root}: its key has an empty, '.' or '..' segment, a backslash or a NUL; rename the object "
+            "and take a new snapshot"
+        )
+    return target
+
+
+def _plan(root: Path, manifest: Manifest) -> list[tuple[ManifestEntry, Path]]:
+    plan = [(entry, _target(root, manifest, entry)) for entry in manifest.entries]
+    files = {path for _, path in plan}
+    for entry, path in plan:
+        clash = next((parent for parent in path.parents if parent in files), None)
+        if clash is not None:
+            raise DatasetVersionError(
+                f"s3://{manifest.bucket}/{entry.key} needs {clash} to be a directory, but another object of "
+                "the dataset is stored at that path; rename one of them and take a new snapshot"
+            )
+    return plan
+
+
+def _missing(manifest: Manifest, entry: ManifestEntry, where: str) -> DatasetVersionError:
+    if entry.version_id == "null":
+        cause = (
+            "it was written while the bucket was not versioned and has since been deleted; "
+            "enable versioning so snapshots can be restored"
+        )
+    else:
+        cause = (
+            "the version was deleted, or expired by the bucket's noncurrent-version lifecycle rule; "
+            "restore it from a backup, or take a new snapshot and retrain. Keep versions longer "
+            "(VersionedDataStore noncurrent_version_expiration=None) to keep manifests restorable"
+        )
+    return DatasetVersionError(
+        f"s3://{manifest.bucket}/{entry.key} version {entry.version_id} listed in {where} no longer exists: {cause}"
+    )
+
+
+def _download(client: S3Client, manifest: Manifest, entry: ManifestEntry, target: Path, where: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        response = client.get_object(Bucket=manifest.bucket, Key=entry.key, VersionId=entry.version_id)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code"))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _MISSING_CODES or status == 404:
+            raise _missing(manifest, entry, where) from None
+        raise
+    name = f"s3://{manifest.bucket}/{entry.key} version {entry.version_id}"
+    returned = _etag(response.get("ETag", ""))
+    if returned != entry.etag:
+        raise DatasetVersionError(
+            f"{name} has ETag {returned}, but {where} recorded {entry.etag}: this is not the recorded content "
+            "(the manifest belongs to another bucket, or the bucket is unversioned and the object was "
+            "overwritten); take a new snapshot"
+        )
+    # The ETag is an MD5 of the bytes only for single-part objects that are not SSE-KMS or SSE-C
+    # encrypted; for the others, the returned ETag (checked above), the size and the checksums
+    # botocore validates on download are what can be verified.
+    check_md5 = (
+        _MD5_ETAG.match(entry.etag) is not None
+        and response.get("ServerSideEncryption") not in ("aws:kms", "aws:kms:dsse")
+        and not response.get("SSECustomerAlgorithm")
+    )
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    body = response["Body"]
+    try:
+        with partial.open("wb") as out:
+            for chunk in body.iter_chunks(_CHUNK):
+                out.write(chunk)
+                size += len(chunk)
+                if check_md5:
+                    md5.update(chunk)
+        if size != entry.size:
+            raise DatasetVersionError(
+                f"{name}: downloaded {size} bytes, {where} recorded {entry.size}; retry the download"
+            )
+        if check_md5 and md5.hexdigest() != entry.etag:
+            raise DatasetVersionError(
+                f"{name}: the downloaded bytes have MD5 {md5.hexdigest()}, not the recorded ETag {entry.etag}; "
+                "the download was corrupted, retry it"
+            )
+        os.replace(partial, target)
+    finally:
+        body.close()
+        partial.unlink(missing_ok=True)
+
+
+def materialize(
+    manifest: str | Path | Manifest,
+    destination: Path,
+    *,
+    s3: S3Client | None = None,
+) -> list[Path]:
+    """Download exactly the object versions a manifest lists.
+
+    Each object is written to ``destination/<key relative to the dataset
+    prefix>``: first to a ``.part`` file, then renamed once its size and
+    ETag (and, where the ETag is an MD5, its content) match the manifest.
+    Every key is checked before anything is downloaded: a key that would
+    escape ``destination`` (``..`` segments and the like) is refused.
+    Files in ``destination`` that the manifest does not list are left alone;
+    start from an empty directory for an exact copy.
+
+    Args:
+        manifest: A manifest URI (``s3://...``), a local manifest file, or a :class:`Manifest`.
+        destination: The directory to write to; created if missing.
+        s3: The S3 client to use. Default: - ``boto3.client("s3")``.
+
+    Returns:
+        The written files, in manifest (key) order.
+
+    Raises:
+        DatasetVersionError: naming the key and version, if a listed version no
+            longer exists, does not match the manifest, or cannot be written safely.
+    """
+    client = _client(s3)
+    loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest, s3=client)
+    where = loaded.uri or "the manifest"
+    destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
+    plan = _plan(root, loaded)
+    written: list[Path] = []
+    for entry, target in plan:
+        _download(client, loaded, entry, target, where)
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------- diff
+
+
+@dataclass(frozen=True)
+class ManifestDiff:
+    """How dataset B differs from dataset A, by key relative to each dataset's prefix.
+
+    Attributes:
+        added: Keys in B only.
+        removed: Keys in A only.
+        changed: Keys in both whose ETag or size differ. A key re-uploaded
+            with the same content (new version id, same ETag) is unchanged.
+    """
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    @property
+    def identical(self) -> bool:
+        """True when nothing was added, removed or changed."""
+        return not (self.added or self.removed or self.changed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "identical": self.identical,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": list(self.changed),
+        }
+
+
+def diff(a: Manifest, b: Manifest) -> ManifestDiff:
+    """Compare two manifests; keys are relative to each dataset's prefix and sorted."""
+    old = {a.relative_key(e): (e.etag, e.size) for e in a.entries}
+    new = {b.relative_key(e): (e.etag, e.size) for e in b.entries}
+    return ManifestDiff(
+        added=tuple(sorted(new.keys() - old.keys())),
+        removed=tuple(sorted(old.keys() - new.keys())),
+        changed=tuple(sorted(k for k in old.keys() & new.keys() if old[k] != new[k])),
+    )
+
+
+def diff_uris(a: str | Path, b: str | Path, *, s3: S3Client | None = None) -> ManifestDiff:
+    """Load two manifests (``s3://`` URIs or local files) and :func:`diff` them."""
+    client = _client(s3) if any(str(x).startswith("s3://") for x in (a, b)) else s3
+    return diff(load_manifest(a, s3=client), load_manifest(b, s3=client))

@@ -1,0 +1,52 @@
+"""The retrain trigger's Lambda code: decides when to start the training pipeline, and starts it once.
+
+* ``events``: the event vocabulary and a parser that never raises.
+* ``core``: settings, routing, aggregation and decisions; pure.
+* ``store``: the state in DynamoDB (lock, idempotency records, dataset state).
+* ``log``: structured JSON log lines and Embedded Metric Format metrics.
+* ``handler``: the Lambda entry point, ``handler.handler``; its docstring lists
+  the environment, resources and permissions the function needs.
+
+The names below are shared with the constructs and the training pipeline; they
+import without boto3.
+"""
+
+from cdk_mlops.lambdas.retrain_trigger.core import (
+    PARAM_DATA_VERSION,
+    PARAM_INPUT_MANIFEST_URI,
+    PARAM_MANIFEST_SHA256,
+    PARAM_TRIGGER_REASON,
+    PIPELINE_PARAMETER_NAMES,
+    Mode,
+)
+from cdk_mlops.lambdas.retrain_trigger.events import (
+    ALARM_STATE_CHANGE,
+    MANUAL_RETRAIN,
+    MONITOR_SOURCE,
+    MONITOR_VIOLATION,
+    OBJECT_CREATED,
+    PIPELINE_STATUS_CHANGE,
+    RETRAIN_CHECK,
+    SCHEDULED_RETRAIN,
+    SOURCE,
+    TERMINAL_STATUSES,
+)
+
+__all__ = [
+    "ALARM_STATE_CHANGE",
+    "MANUAL_RETRAIN",
+    "MONITOR_SOURCE",
+    "MONITOR_VIOLATION",
+    "OBJECT_CREATED",
+    "PARAM_DATA_VERSION",
+    "PARAM_INPUT_MANIFEST_URI",
+    "PARAM_MANIFEST_SHA256",
+    "PARAM_TRIGGER_REASON",
+    "PIPELINE_PARAMETER_NAMES",
+    "PIPELINE_STATUS_CHANGE",
+    "RETRAIN_CHECK",
+    "SCHEDULED_RETRAIN",
+    "SOURCE",
+    "TERMINAL_STATUSES",
+    "Mode",
+]

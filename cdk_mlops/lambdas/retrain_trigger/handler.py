@@ -1,0 +1,650 @@
+"""Lambda handler of the retrain trigger: one SQS queue in, at most one pipeline run per data version out.
+
+Entry point: ``cdk_mlops.lambdas.retrain_trigger.handler.handler``. The function
+asset holds ``cdk_mlops/__init__.py``, ``cdk_mlops/lambdas/__init__.py``,
+``cdk_mlops/datasets.py`` and ``cdk_mlops/lambdas/retrain_trigger/``
+(``common.lambda_code("datasets.py", "lambdas/retrain_trigger")``). It imports the
+standard library and boto3 only: no layer.
+
+What the construct must create
+------------------------------
+* **Queue** (standard, not FIFO: delayed checks need per-message ``DelaySeconds``)
+  with a **dead-letter queue**, ``maxReceiveCount`` 10, DLQ retention 14 days.
+  Visibility timeout >= 6 x the function timeout + the batching window
+  (function timeout 120 s, window 60 s: 900 s). A retried record becomes
+  visible again after the visibility timeout; that is the backoff (a record
+  failing for good reaches the DLQ after about 2.5 hours). Encrypt with
+  SSE-SQS, or give EventBridge and Scheduler ``kms:GenerateDataKey`` and
+  ``kms:Decrypt`` on a customer managed key.
+* **Event source mapping** from the queue: ``batch_size`` up to 10,000,
+  ``max_batching_window`` 60 s (required above 10 records),
+  ``report_batch_item_failures=True``, ``max_concurrency`` 2 or more (the
+  handler is safe under any concurrency; a low value keeps DynamoDB and
+  SageMaker calls few). Lambda caps a batch at 6 MB, about 3,000 S3 events.
+* **Function**: ``LAMBDA_RUNTIME``, timeout 120 s, 512 MB. A start lists the
+  dataset (one ``ListObjectVersions`` page per 1,000 objects, about 0.1 s each):
+  raise the timeout for datasets above ~500,000 objects. Keep
+  function timeout < ``LEASE_SECONDS`` < visibility timeout.
+* **State table**: DynamoDB, partition key ``pk`` (string), no sort key,
+  on-demand, TTL attribute ``expires_at``, point-in-time recovery, encrypted.
+* **EventBridge rules** targeting the queue (the queue policy lets
+  ``events.amazonaws.com`` send only for these rules):
+
+  - ``aws.s3`` / ``Object Created``, with ``detail.bucket.name`` = the data bucket
+    and ``detail.object.key`` prefix ``datasets/`` (the bucket needs
+    ``event_bridge_enabled=True``);
+  - ``aws.sagemaker`` / ``SageMaker Model Building Pipeline Execution Status Change``,
+    with ``detail.pipelineArn`` = the pipeline and ``detail.currentPipelineExecutionStatus``
+    in ``Succeeded``, ``Failed``, ``Stopped``, ``CompletedWithFailures`` (this releases the lock);
+  - ``aws.cloudwatch`` / ``CloudWatch Alarm State Change`` for the drift alarms,
+    ``detail.state.value`` = ``ALARM`` (optional);
+  - ``cdk-mlops.monitor`` / ``Model Monitor Violation`` (optional);
+  - ``cdk-mlops.retrain`` / ``Manual Retrain`` on the bus people publish to.
+* **EventBridge Scheduler** schedule (optional) whose target is the queue
+  (``SqsSendMessage``; its role needs ``sqs:SendMessage``) with this input, the
+  placeholders being Scheduler context attributes::
+
+      {"version": "0", "id": "<aws.scheduler.execution-id>", "source": "cdk-mlops.retrain",
+       "detail-type": "Scheduled Retrain", "time": "<aws.scheduler.scheduled-time>",
+       "detail": {"dataset": "<name>", "scheduledTime": "<aws.scheduler.scheduled-time>", "always": false}}
+
+  With ``always`` false a scheduled run trains only a data version not trained
+  yet (the backstop for missed object events); ``true`` retrains unchanged data
+  once per schedule slot.
+
+Our own message shapes: ``Manual Retrain`` ``detail`` is ``{"dataset": ..., "reason": ...,
+"requestedBy": ...}`` (``aws events put-events``); ``Model Monitor Violation`` ``detail`` is
+``{"dataset"?: ..., "monitoringScheduleName": ..., "processingJobArn": ..., "violations": n}``;
+``Retrain Check`` (sent by this handler to its own queue, ``DelaySeconds`` <= 900, chained
+for longer waits) ``detail`` is ``{"pipeline": ..., "dataset": ..., "due": <epoch seconds>}``.
+
+IAM permissions of the function's role
+--------------------------------------
+* ``dynamodb:BatchGetItem``, ``dynamodb:GetItem``, ``dynamodb:UpdateItem``,
+  ``dynamodb:DeleteItem`` on the state table.
+* ``sqs:SendMessage`` on the queue (delayed checks), plus what the event source
+  mapping needs (``sqs:ReceiveMessage``, ``sqs:DeleteMessage``,
+  ``sqs:ChangeMessageVisibility``, ``sqs:GetQueueAttributes``; CDK's
+  ``SqsEventSource`` grants them). ``kms:GenerateDataKey``/``kms:Decrypt`` on the
+  queue's key if it has one.
+* ``sagemaker:StartPipelineExecution`` and ``sagemaker:ListPipelineExecutions``
+  on ``arn:aws:sagemaker:<region>:<account>:pipeline/<pipeline name>``.
+* ``s3:ListBucketVersions`` on the data bucket (the manifest is built from
+  ``ListObjectVersions``; a ``s3:prefix`` condition may limit it to ``datasets/<name>/``),
+  ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``, and ``kms:GenerateDataKey``
+  on the bucket's key.
+* CloudWatch metrics need no permission: they are Embedded Metric Format log lines.
+
+Environment variables (read on every invocation by ``core.Settings.from_env``)
+---------------------------------------------------------------------------
+Required:
+
+* ``PIPELINE_NAME``: the SageMaker pipeline to start.
+* ``DATA_BUCKET``: the bucket holding ``datasets/<name>/`` and ``manifests/<name>/``.
+* ``DATASETS``: dataset names, comma-separated or a JSON array; the first is the
+  one drift alarms retrain.
+* ``STATE_TABLE``: the DynamoDB state table's name.
+* ``QUEUE_URL``: the trigger queue's URL (delayed checks are sent to it).
+
+Optional (default in brackets):
+
+* ``MODE`` [``QUIET_PERIOD``]: or ``COMMIT_MARKER``.
+* ``QUIET_PERIOD_SECONDS`` [900]: quiet-period mode starts once no object arrived
+  for this long. Every trigger (drift, manual) also waits for a quiet dataset.
+* ``MARKER_NAME`` [``_SUCCESS``]: commit-marker mode starts when an object of this
+  name lands anywhere under the dataset; other objects never start a run.
+* ``KEY_PREFIX`` [none]: only objects under ``datasets/<name>/<KEY_PREFIX>`` count.
+* ``KEY_SUFFIXES`` [none]: only objects ending with one of these count (comma list).
+* ``MIN_OBJECTS`` [0], ``MIN_BYTES`` [0]: a data trigger needs at least this many
+  new objects and bytes since the last start (both, when both are set).
+* ``COOLDOWN_SECONDS`` [3600]: minimum time between two starts.
+* ``MAX_RUNS_PER_DAY`` [4]: starts per UTC day; 0 means no limit.
+* ``IDEMPOTENCY_TTL_SECONDS`` [7776000, 90 days]: lifetime of idempotency records.
+  The latest started digest per dataset is kept without expiry as well.
+* ``LEASE_SECONDS`` [300]: lease of an in-progress start; keep it above the
+  function timeout and below the visibility timeout.
+* ``LOCK_RECHECK_SECONDS`` [900]: while the pipeline is busy, a pending dataset is
+  re-checked this often (recovers from a missed status-change event).
+* ``LOCK_GRACE_SECONDS`` [120]: a lock younger than this is never verified.
+* ``METRICS_NAMESPACE`` [``CdkMlops/RetrainTrigger``]: namespace of the
+  ``Decisions`` metric (dimension ``Decision``: started, pending, waiting,
+  deduplicated, ignored, invalid, released, failed).
+
+Failure handling
+----------------
+* Any exception while handling a dataset (throttling included:
+  ``ThrottlingException``, ``ResourceLimitExceeded``,
+  ``ProvisionedThroughputExceededException``) reports that dataset's records
+  in ``batchItemFailures``; other datasets' records are unaffected. If the
+  object events' state write succeeded but the decision failed, only the
+  records that carry the decision (marker, check, schedule, manual, drift) are
+  retried, or a single object record when there is none, so counters are not
+  counted twice. SQS retries after the visibility timeout and moves a record to
+  the dead-letter queue after ``maxReceiveCount`` receives: nothing is dropped.
+* Invalid messages (not JSON, not an EventBridge event, one of our kinds with
+  a broken ``detail``) are logged and reported as failures, so they end in the
+  dead-letter queue for a person to see which producer is broken.
+* Messages that are well-formed but not for us (another bucket, a key outside
+  the datasets, an unknown ``detail-type``, an alarm returning to OK, another
+  pipeline's executions) are logged and deleted.
+* A configuration error (a missing or bad variable) raises: the whole batch is
+  retried and, if not fixed, kept in the dead-letter queue.
+* Records left when less than 15 s of the invocation remain are reported as
+  failures untouched, so a timeout never redelivers half-handled work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+from botocore.config import Config
+
+from cdk_mlops import datasets
+from cdk_mlops.lambdas.retrain_trigger import core, log
+from cdk_mlops.lambdas.retrain_trigger.core import (
+    Candidate,
+    DatasetBatch,
+    DatasetState,
+    DecisionKind,
+    Deduplicated,
+    FinishedSignal,
+    Ignore,
+    Lock,
+    LockVerdict,
+    Pend,
+    PipelineState,
+    Settings,
+    Start,
+    Trigger,
+    Wait,
+)
+from cdk_mlops.lambdas.retrain_trigger.events import RETRAIN_CHECK, RUNNING_STATUSES, SOURCE, parse_record
+from cdk_mlops.lambdas.retrain_trigger.store import AlreadyDone, Busy, StateStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sqs import SQSClient
+
+#: Below this much remaining time, records are handed back to SQS untouched.
+SAFETY_MARGIN_MS: Final = 15_000
+
+# Standard retry mode retries throttling a few times with backoff; what is left surfaces as an
+# exception and becomes a batch item failure.
+_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
+@cache
+def _s3() -> S3Client:
+    return boto3.client("s3", config=_CONFIG)
+
+
+@cache
+def _dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
+@cache
+def _sagemaker() -> SageMakerClient:
+    return boto3.client("sagemaker", config=_CONFIG)
+
+
+@cache
+def _sqs() -> SQSClient:
+    return boto3.client("sqs", config=_CONFIG)
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (tests create them inside each moto context)."""
+    for client in (_s3, _dynamodb, _sagemaker, _sqs):
+        client.cache_clear()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RetryLater(Exception):
+    """Not an error: another invocation is starting the same data version; retry the records later."""
+
+
+def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+    """Handle a batch of SQS records; return the ids of those to retry.
+
+    A direct invocation with a single EventBridge event (no ``Records``) is
+    handled as a batch of one; it raises if that event failed, so that the
+    invoker's retry policy applies.
+    """
+    log.clear()
+    log.bind(request_id=getattr(context, "aws_request_id", None))
+    try:
+        settings = Settings.from_env(os.environ)
+    except (KeyError, ValueError) as exc:
+        log.error("invalid configuration; the batch is retried", error=str(exc), decision=DecisionKind.FAILED.value)
+        raise
+    log.bind(pipeline=settings.pipeline_name)
+    found = event.get("Records") if isinstance(event, Mapping) else None
+    direct = not isinstance(found, list)
+    records: list[object] = found if isinstance(found, list) else []
+    if direct:
+        event_id = event.get("id") if isinstance(event, Mapping) else None
+        records = [
+            {"messageId": event_id if isinstance(event_id, str) and event_id else "direct", "body": json.dumps(event)}
+        ]
+    run = _Run(settings, context, _now())
+    failures = run.process(records)
+    if direct and failures:
+        raise RuntimeError(f"the event could not be handled: {failures[0]}")
+    return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in failures]}
+
+
+class _Run:
+    """One invocation: every unit of the batch, its decisions and its failures."""
+
+    def __init__(self, settings: Settings, context: Any, now: datetime) -> None:
+        self.settings = settings
+        self.context = context
+        self.now = now
+        self.store = StateStore(_dynamodb(), settings.state_table, settings.pipeline_name)
+        self.decisions: Counter[str] = Counter()
+        self.failed: dict[str, None] = {}
+
+    # --- the batch ------------------------------------------------------------------------
+
+    def process(self, records: Sequence[object]) -> list[str]:
+        parsed = [parse_record(record) for record in records]
+        plan = core.plan_batch(parsed, self.settings, self.now)
+        self._report_ignored(plan.ignored)
+        for record_id, reason in plan.invalid:
+            self._count(DecisionKind.INVALID)
+            log.warning(
+                "invalid message; kept for the dead-letter queue",
+                decision="invalid",
+                reason=reason,
+                message_id=record_id,
+            )
+            self._fail([record_id])
+        for record_id, finished in plan.finished:
+            if self._out_of_time([record_id]):
+                continue
+            self._unit([record_id], partial(self._finish, finished), dataset=None)
+        for batch in plan.datasets.values():
+            if self._out_of_time(batch.record_ids):
+                continue
+            self._dataset_unit(batch)
+        log.metric_counts(self.settings.metrics_namespace, dict(self.decisions))
+        return list(self.failed)
+
+    def _report_ignored(self, ignored: list[tuple[str, str]]) -> None:
+        by_reason: defaultdict[str, list[str]] = defaultdict(list)
+        for record_id, reason in ignored:
+            by_reason[reason].append(record_id)
+        for reason, ids in by_reason.items():
+            self.decisions[DecisionKind.IGNORED.value] += len(ids)
+            log.info("ignored", decision="ignored", reason=reason, records=len(ids), message_ids=ids[:3])
+
+    def _out_of_time(self, record_ids: list[str]) -> bool:
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if remaining is None or remaining() >= SAFETY_MARGIN_MS:
+            return False
+        self._fail(record_ids)
+        self.decisions[DecisionKind.FAILED.value] += len(record_ids)
+        log.warning("deferred: the invocation is about to time out", decision="failed", records=len(record_ids))
+        return True
+
+    def _fail(self, record_ids: Sequence[str]) -> None:
+        for record_id in record_ids:
+            if record_id:  # an empty id cannot be reported without failing the whole batch
+                self.failed[record_id] = None
+
+    def _unit(self, record_ids: Sequence[str], work: Callable[[], object], *, dataset: str | None) -> bool:
+        """Run ``work``; on any exception report ``record_ids`` as failures. ``True`` if it succeeded."""
+        try:
+            work()
+        except RetryLater as exc:
+            self._fail(record_ids)
+            self.decisions[DecisionKind.FAILED.value] += len(record_ids)
+            log.warning("retry later", decision="failed", reason=str(exc), dataset=dataset, records=len(record_ids))
+            return False
+        except Exception as exc:
+            self._fail(record_ids)
+            self.decisions[DecisionKind.FAILED.value] += len(record_ids)
+            log.error(
+                "records failed and will be retried",
+                decision="failed",
+                reason=f"{type(exc).__name__}: {exc}",
+                error_code=_error_code(exc),
+                dataset=dataset,
+                records=len(record_ids),
+            )
+            return False
+        return True
+
+    def _count(self, kind: DecisionKind) -> None:
+        self.decisions[kind.value] += 1
+
+    def _decision(self, kind: DecisionKind, reason: str, **fields: Any) -> None:
+        self._count(kind)
+        log.info("retrain decision", decision=kind.value, reason=reason, **fields)
+
+    # --- units ----------------------------------------------------------------------------
+
+    def _dataset_unit(self, batch: DatasetBatch) -> None:
+        settings = self.settings
+        touch = core.touch_for(batch, settings, self.now)
+        # In commit-marker mode, object events decide nothing: at most they add to the change counters.
+        decides = settings.mode is core.Mode.QUIET_PERIOD or bool(batch.trigger_ids)
+        if not decides and touch is None:
+            self._waiting_for_marker(batch)
+            return
+        loaded: list[tuple[PipelineState, DatasetState]] = []
+
+        def phase_one() -> None:
+            if decides:
+                pipeline, states = self.store.load([batch.dataset])
+                loaded.append((pipeline, core.apply_touch(states[batch.dataset], touch)))
+            if touch is not None:
+                self.store.touch(batch.dataset, touch)
+
+        if not self._unit(batch.record_ids, phase_one, dataset=batch.dataset):
+            return
+        if not decides:
+            self._waiting_for_marker(batch)
+            return
+        pipeline, state = loaded[0]
+        # The object events' effect is stored: retry only the records that carry the decision,
+        # or one object record when none does (its retry re-runs the decision).
+        carriers = batch.trigger_ids or batch.object_ids[-1:]
+        self._unit(carriers, lambda: self._evaluate(batch.dataset, batch, state, pipeline), dataset=batch.dataset)
+
+    def _waiting_for_marker(self, batch: DatasetBatch) -> None:
+        self._decision(
+            DecisionKind.IGNORED,
+            f"waiting for commit marker {self.settings.marker_name}",
+            dataset=batch.dataset,
+            records=len(batch.object_ids),
+            objects=batch.objects,
+            bytes=batch.bytes,
+        )
+
+    def _finish(self, finished: FinishedSignal) -> None:
+        released = self.store.release_lock_of_execution(finished.execution_arn)
+        if released:
+            self._decision(
+                DecisionKind.RELEASED,
+                f"execution {finished.status}; lock released",
+                execution_arn=finished.execution_arn,
+            )
+        else:
+            self._decision(
+                DecisionKind.IGNORED,
+                f"execution {finished.status} does not hold the lock",
+                execution_arn=finished.execution_arn,
+            )
+        self._wake()
+
+    def _wake(self) -> None:
+        """After an execution ended: start the dataset that has waited longest, if any."""
+        pipeline, states = self.store.load(self.settings.datasets)
+        if pipeline.lock is not None:
+            return
+        quiet = self.settings.mode is core.Mode.QUIET_PERIOD
+        waiting = [
+            (state.pending.at if state.pending else state.last_activity_at or self.now, name)
+            for name, state in states.items()
+            if state.pending is not None or (quiet and core.is_dirty(state))
+        ]
+        for _, name in sorted(waiting):
+            if self._evaluate(name, None, states[name], pipeline) is DecisionKind.STARTED:
+                return
+
+    # --- deciding -------------------------------------------------------------------------
+
+    def _evaluate(
+        self, dataset: str, batch: DatasetBatch | None, state: DatasetState, pipeline: PipelineState
+    ) -> DecisionKind:
+        settings, now = self.settings, self.now
+        decision = core.decide(batch, state, pipeline, settings, now)
+        lock = pipeline.lock
+        verify = (
+            isinstance(decision, Pend)
+            and lock is not None
+            and core.lock_needs_verification(lock, now, settings.lock_grace)
+        )
+        if verify and lock is not None and self._lock_is_stale(lock):
+            pipeline = replace(pipeline, lock=None)
+            decision = core.decide(batch, state, pipeline, settings, now)
+        if isinstance(decision, Pend) and core.start_in_progress(pipeline.lock, now):
+            # Seconds from now the lock either names an execution (and this trigger pends on it)
+            # or its lease has expired (and the verification above judges it): hand the records back.
+            raise RetryLater("another invocation is starting an execution")
+        common: dict[str, Any] = {"dataset": dataset}
+        if batch is not None:
+            common.update(
+                records=len(batch.record_ids),
+                objects=batch.objects,
+                bytes=batch.bytes,
+                latest_event_at=batch.latest_event_at,
+            )
+        if isinstance(decision, Ignore):
+            if decision.drop_pending is not None:
+                self.store.drop_pending(dataset, decision.drop_pending.id)
+            self._decision(DecisionKind.IGNORED, decision.reason, **common)
+            return DecisionKind.IGNORED
+        if isinstance(decision, Pend):
+            self._wait(dataset, batch, state, decision.trigger, decision.recheck_at, persist=decision.persist)
+            self._decision(
+                DecisionKind.PENDING,
+                decision.reason,
+                trigger=decision.trigger.kind.value,
+                recheck_at=decision.recheck_at,
+                **common,
+            )
+            return DecisionKind.PENDING
+        if isinstance(decision, Wait):
+            self._wait(dataset, batch, state, decision.trigger, decision.until, persist=decision.persist)
+            self._decision(
+                DecisionKind.WAITING,
+                decision.reason,
+                trigger=decision.trigger.kind.value,
+                until=decision.until,
+                **common,
+            )
+            return DecisionKind.WAITING
+        assert isinstance(decision, Candidate)
+        return self._start(dataset, batch, state, decision.trigger)
+
+    def _wait(
+        self,
+        dataset: str,
+        batch: DatasetBatch | None,
+        state: DatasetState,
+        trigger: Trigger,
+        due: datetime,
+        *,
+        persist: bool,
+    ) -> None:
+        pending = core.merge_pending(state.pending, trigger) if persist else None
+        if pending is not None and pending == state.pending:
+            pending = None  # already stored
+        send_due = core.plan_check(state, batch, due, self.now)
+        if send_due is not None:
+            self._send_check(dataset, send_due)
+        self.store.save_waiting(dataset, pending=pending, check_due=send_due)
+
+    def _send_check(self, dataset: str, due: datetime) -> None:
+        body = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "source": SOURCE,
+            "detail-type": RETRAIN_CHECK,
+            "time": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "detail": {"pipeline": self.settings.pipeline_name, "dataset": dataset, "due": int(due.timestamp())},
+        }
+        _sqs().send_message(
+            QueueUrl=self.settings.queue_url,
+            MessageBody=json.dumps(body, separators=(",", ":")),
+            DelaySeconds=core.check_delay(due, self.now),
+        )
+
+    def _lock_is_stale(self, lock: Lock) -> bool:
+        """Ask SageMaker whether the lock's execution still runs; release the lock if not."""
+        response = _sagemaker().list_pipeline_executions(
+            PipelineName=self.settings.pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=50
+        )
+        running = [
+            core.RunningExecution(summary["PipelineExecutionArn"], summary.get("PipelineExecutionDisplayName"))
+            for summary in response.get("PipelineExecutionSummaries", [])
+            if summary.get("PipelineExecutionStatus") in RUNNING_STATUSES and "PipelineExecutionArn" in summary
+        ]
+        verdict, adopted = core.judge_lock(lock, running, self.now)
+        if verdict is LockVerdict.HELD:
+            return False
+        if verdict is LockVerdict.ADOPT and adopted is not None:
+            # An interrupted start did reach SageMaker: finish its bookkeeping instead of starting again.
+            self.store.set_lock_execution(owner=lock.owner, execution_arn=adopted)
+            self.store.complete_adopted(
+                lock.owner, execution_arn=adopted, now=self.now, ttl=self.settings.idempotency_ttl
+            )
+            self.store.record_start(
+                lock.dataset, now=lock.acquired_at, digest=lock.digest, execution_arn=adopted, objects=0, size=0
+            )
+            log.warning(
+                "lock adopted the execution of an interrupted start", execution_arn=adopted, dataset=lock.dataset
+            )
+            return False
+        released = self.store.release_lock(lock)
+        if released:
+            self._decision(
+                DecisionKind.RELEASED,
+                "stale lock released: its execution no longer runs (its status-change event was missed)",
+                execution_arn=lock.execution_arn,
+                dataset=lock.dataset,
+            )
+        return released
+
+    # --- starting -------------------------------------------------------------------------
+
+    def _start(self, dataset: str, batch: DatasetBatch | None, state: DatasetState, trigger: Trigger) -> DecisionKind:
+        settings, now, store = self.settings, self.now, self.store
+        manifest = datasets.build_manifest(settings.data_bucket, dataset, s3=_s3(), now=now, allow_empty=True)
+        common: dict[str, Any] = {"dataset": dataset, "trigger": trigger.kind.value, "digest": manifest.sha256}
+        outcome = core.after_manifest(trigger, digest=manifest.sha256, entries=len(manifest.entries), state=state)
+        if isinstance(outcome, Ignore):
+            if outcome.drop_pending is not None:
+                store.drop_pending(dataset, outcome.drop_pending.id)
+            self._decision(DecisionKind.IGNORED, outcome.reason, **common)
+            return DecisionKind.IGNORED
+        if isinstance(outcome, Deduplicated):
+            self._settled(dataset, state)
+            self._decision(DecisionKind.DEDUPLICATED, outcome.reason, **common)
+            return DecisionKind.DEDUPLICATED
+        assert isinstance(outcome, Start)
+        key = core.idempotency_key(settings.pipeline_name, trigger, manifest.sha256)
+        token = uuid.uuid4().hex
+        claim = store.claim(key, token=token, now=now, lease=settings.lease, ttl=settings.idempotency_ttl)
+        if isinstance(claim, AlreadyDone):
+            self._settled(dataset, state)
+            self._decision(
+                DecisionKind.DEDUPLICATED,
+                "already started for this data version and trigger",
+                execution_arn=claim.execution_arn,
+                **common,
+            )
+            return DecisionKind.DEDUPLICATED
+        if isinstance(claim, Busy):
+            raise RetryLater(
+                f"another invocation is starting this data version (lease until {claim.lease_until:%H:%M:%S})"
+            )
+
+        execution_arn: str | None = None
+        try:
+            if not store.acquire_lock(
+                owner=key, dataset=dataset, digest=manifest.sha256, now=now, lease=settings.lease
+            ):
+                store.release_claim(key, token=token)
+                persist = not (settings.mode is core.Mode.QUIET_PERIOD and trigger.kind is core.TriggerKind.DATA)
+                self._wait(
+                    dataset, batch, state, trigger, core.ceil_second(now + settings.lock_recheck), persist=persist
+                )
+                self._decision(DecisionKind.PENDING, "pipeline busy: another start took the lock", **common)
+                return DecisionKind.PENDING
+            manifest_uri, created_at = claim.manifest_uri, claim.manifest_created_at or manifest.created_at
+            if manifest_uri is None:
+                manifest_uri = datasets.write_manifest(manifest, s3=_s3()).uri or ""
+                store.record_manifest(key, token=token, manifest_uri=manifest_uri, created_at=created_at)
+            response = _sagemaker().start_pipeline_execution(
+                PipelineName=settings.pipeline_name,
+                PipelineExecutionDisplayName=core.execution_display_name(dataset, manifest.sha256),
+                PipelineExecutionDescription=outcome.reason[:3072],
+                PipelineParameters=core.pipeline_parameters(  # type: ignore[arg-type]
+                    manifest_uri=manifest_uri,
+                    digest=manifest.sha256,
+                    version=core.data_version(created_at, manifest.sha256),
+                    reason=outcome.reason,
+                ),
+                ClientRequestToken=core.client_request_token(key),
+            )
+            execution_arn = response["PipelineExecutionArn"]
+        except BaseException:
+            if execution_arn is None:
+                self._undo_claim(key, token, dataset, manifest.sha256)
+            raise
+
+        # Started. The lock records the execution first: its end event releases the lock.
+        if not store.set_lock_execution(owner=key, execution_arn=execution_arn):
+            log.error("the lock changed hands during the start", execution_arn=execution_arn, dataset=dataset)
+        store.complete(key, token=token, execution_arn=execution_arn, now=now, ttl=settings.idempotency_ttl)
+        store.record_start(
+            dataset,
+            now=now,
+            digest=manifest.sha256,
+            execution_arn=execution_arn,
+            objects=state.changed_objects,
+            size=state.changed_bytes,
+        )
+        if state.pending is not None:
+            store.drop_pending(dataset, state.pending.id)
+        self._decision(
+            DecisionKind.STARTED,
+            outcome.reason,
+            execution_arn=execution_arn,
+            manifest_uri=manifest_uri,
+            objects=len(manifest.entries),
+            bytes=manifest.total_bytes,
+            **common,
+        )
+        return DecisionKind.STARTED
+
+    def _settled(self, dataset: str, state: DatasetState) -> None:
+        """The data is a version already started: stop treating its activity as new."""
+        self.store.settle(dataset, self.now)
+        if state.pending is not None:
+            self.store.drop_pending(dataset, state.pending.id)
+
+    def _undo_claim(self, key: str, token: str, dataset: str, digest: str) -> None:
+        """Best effort after a failed start: free the lock and the claim so that the retry can proceed."""
+        placeholder = Lock(owner=key, dataset=dataset, digest=digest, acquired_at=self.now, lease_until=self.now)
+        for undo in (lambda: self.store.release_lock(placeholder), lambda: self.store.release_claim(key, token=token)):
+            try:
+                undo()
+            except Exception as exc:  # the lease expires anyway; the retry takes over then
+                log.warning("could not undo a failed start", error=f"{type(exc).__name__}: {exc}", dataset=dataset)
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code")
+        return code if isinstance(code, str) else None
+    return None

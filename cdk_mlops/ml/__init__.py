@@ -1,0 +1,25 @@
+"""The ML code of the training pipeline: scripts that run inside SageMaker jobs.
+
+Each script is self-contained (standard library plus what the job's container provides) and
+ships on its own as a CDK file asset, so none of them imports ``cdk_mlops``. They keep Python 3.8
+compatibility because the SageMaker framework containers run older interpreters.
+
+``preprocess.py``
+    ``Preprocess`` step (scikit-learn container): manifest → validated, split, label-first CSVs.
+``train.py``
+    Script-mode training entry point for the scikit-learn container; the default pipeline trains
+    with the built-in XGBoost algorithm instead, and the local tests use this script.
+``evaluate.py``
+    ``Evaluate`` step (XGBoost container by default): test-split metrics as ``evaluation.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Directory holding the scripts; constructs make assets from the files in it.
+SCRIPTS_DIR = Path(__file__).resolve().parent
+
+PREPROCESS_SCRIPT = SCRIPTS_DIR / "preprocess.py"
+TRAIN_SCRIPT = SCRIPTS_DIR / "train.py"
+EVALUATE_SCRIPT = SCRIPTS_DIR / "evaluate.py"

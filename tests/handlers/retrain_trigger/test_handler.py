@@ -1,0 +1,724 @@
+"""The handler against moto: S3 (versioned), DynamoDB, SQS and a SageMaker pipeline, all in-process.
+
+Time is controlled by replacing ``handler._now``; checks the handler sends to its
+queue are recorded by a spy that forwards them to moto, and delivered by the test
+when their ``due`` time comes (instead of sleeping through ``DelaySeconds``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
+from moto.sagemaker.models import sagemaker_backends
+
+from cdk_mlops import datasets
+from cdk_mlops.lambdas.retrain_trigger import core
+from cdk_mlops.lambdas.retrain_trigger import handler as handler_module
+from cdk_mlops.lambdas.retrain_trigger.store import StateStore
+from tests.handlers.retrain_trigger.conftest import (
+    BUCKET,
+    DATASET,
+    PIPELINE,
+    REGION,
+    FakeLambdaContext,
+    alarm,
+    load_event,
+    object_created,
+    sqs_event,
+    sqs_record,
+    status_change,
+)
+from tests.handlers.retrain_trigger.test_core import odd_events
+
+T0 = datetime(2025, 3, 4, 10, 0, 0, tzinfo=UTC)
+TABLE = "retrain-state"
+QUEUE = "retrain-trigger"
+
+
+@dataclass
+class Aws:
+    """The moto world of one test and helpers to drive the handler through it."""
+
+    monkeypatch: pytest.MonkeyPatch
+    now: datetime = T0
+    sent_checks: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+    starts: list[dict[str, Any]] = field(default_factory=list)
+    context: FakeLambdaContext = field(default_factory=FakeLambdaContext)
+
+    def __post_init__(self) -> None:
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.ddb = boto3.client("dynamodb", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.sm = boto3.client("sagemaker", region_name=REGION)
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def env(self, **values: str | int) -> None:
+        for name, value in values.items():
+            self.monkeypatch.setenv(name, str(value))
+
+    def at(self, moment: datetime) -> None:
+        self.now = moment
+
+    def later(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    # --- data -------------------------------------------------------------------------------
+
+    def put(self, *keys: str, body: bytes = b"a,b\n1,2\n") -> list[dict[str, Any]]:
+        """Upload objects through the S3 API; return their Object Created events."""
+        for key in keys:
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        return [object_created(key, size=len(body)) for key in keys]
+
+    def put_many(self, keys: list[str], body: bytes = b"a,b\n1,2\n") -> list[dict[str, Any]]:
+        """Store many objects directly in moto's S3 backend.
+
+        Through the API moto needs ~2 ms per object, 20 s for 10,000; the backend
+        call stores the same versioned objects, which the handler then lists
+        through the API as usual.
+        """
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for key in keys:
+            backend.put_object(BUCKET, key, body)
+        return [object_created(key, size=len(body)) for key in keys]
+
+    def drop(self, name: str, n: int = 3, *, marker: bool = True) -> list[dict[str, Any]]:
+        keys = [f"datasets/{DATASET}/{name}/part-{i:05d}.csv" for i in range(n)]
+        if marker:
+            keys.append(f"datasets/{DATASET}/{name}/_SUCCESS")
+        return self.put(*keys)
+
+    # --- running the handler ----------------------------------------------------------------
+
+    def invoke(self, records: list[dict[str, Any]]) -> list[str]:
+        self.monkeypatch.setattr(handler_module, "_now", lambda: self.now)
+        result = handler_module.handler(sqs_event(records), self.context)
+        return [failure["itemIdentifier"] for failure in result["batchItemFailures"]]
+
+    def deliver(self, *bodies: dict[str, Any] | str) -> list[str]:
+        """Deliver events as one batch of fresh SQS records; return the failed message ids."""
+        return self.invoke([sqs_record(body) for body in bodies])
+
+    def deliver_checks(self) -> list[str]:
+        """Deliver every check sent so far, at its due time (the latest one's)."""
+        checks, self.sent_checks = self.sent_checks, []
+        assert checks, "no check was sent"
+        self.at(max(datetime.fromtimestamp(body["detail"]["due"], UTC) for body, _ in checks))
+        return self.deliver(*(body for body, _ in checks))
+
+    # --- observing ----------------------------------------------------------------------------
+
+    def executions(self) -> list[str]:
+        summaries = self.sm.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+        return [s["PipelineExecutionArn"] for s in summaries]
+
+    def parameters(self, execution_arn: str) -> dict[str, str]:
+        response = self.sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution_arn)
+        return {p["Name"]: p["Value"] for p in response["PipelineParameters"]}
+
+    def manifest(self, execution_arn: str) -> datasets.Manifest:
+        return datasets.load_manifest(self.parameters(execution_arn)["InputManifestUri"], s3=self.s3)
+
+    def set_status(self, execution_arn: str, status: str) -> None:
+        # moto marks every execution Succeeded at once; a real one runs for minutes or hours.
+        pipeline = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].pipelines[PIPELINE]
+        pipeline.pipeline_executions[execution_arn].pipeline_execution_status = status
+
+    def items(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        scanned = self.ddb.scan(TableName=TABLE)["Items"]
+        return {item["pk"]["S"]: item for item in scanned if item["pk"]["S"].startswith(prefix)}
+
+    def dataset_item(self) -> dict[str, Any]:
+        return self.items(f"dataset#{PIPELINE}#{DATASET}").get(f"dataset#{PIPELINE}#{DATASET}", {})
+
+    def delayed_messages(self) -> int:
+        url = self.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+    def replace_client_method(self, client: Any, name: str, replacement: Callable[..., Any]) -> None:
+        self.monkeypatch.setattr(client, name, replacement)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        handler_module.reset_clients()
+        world = Aws(monkeypatch)
+        world.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        world.ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        world.ddb.update_time_to_live(
+            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        dlq = world.sqs.create_queue(QueueName=f"{QUEUE}-dlq")["QueueUrl"]
+        dlq_arn = world.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = world.sqs.create_queue(
+            QueueName=QUEUE,
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})},
+        )["QueueUrl"]
+        definition = {
+            "Version": "2020-12-01",
+            "Parameters": [{"Name": name, "Type": "String"} for name in core.PIPELINE_PARAMETER_NAMES],
+            "Steps": [],
+        }
+        world.sm.create_pipeline(
+            PipelineName=PIPELINE,
+            RoleArn="arn:aws:iam::123456789012:role/sagemaker-pipeline",
+            PipelineDefinition=json.dumps(definition),
+            ClientRequestToken="create-churn-training-pipeline-0001",
+        )
+        world.env(
+            PIPELINE_NAME=PIPELINE,
+            DATA_BUCKET=BUCKET,
+            DATASETS=DATASET,
+            STATE_TABLE=TABLE,
+            QUEUE_URL=queue_url,
+            METRICS_NAMESPACE="Test/Retrain",
+            COOLDOWN_SECONDS=0,
+            MAX_RUNS_PER_DAY=0,
+        )
+        _spy_on_clients(world)
+        yield world
+    handler_module.reset_clients()
+
+
+def _spy_on_clients(world: Aws) -> None:
+    """Record the checks and starts the handler sends; the calls still go to moto."""
+    sqs = handler_module._sqs()
+    send = sqs.send_message
+
+    def send_message(**kwargs: Any) -> Any:
+        body = json.loads(kwargs["MessageBody"])
+        if body.get("detail-type") == "Retrain Check":
+            world.sent_checks.append((body, kwargs.get("DelaySeconds", 0)))
+        return send(**kwargs)
+
+    world.monkeypatch.setattr(sqs, "send_message", send_message)
+    sagemaker = handler_module._sagemaker()
+    start = sagemaker.start_pipeline_execution
+
+    def start_pipeline_execution(**kwargs: Any) -> Any:
+        world.starts.append(kwargs)
+        return start(**kwargs)
+
+    world.monkeypatch.setattr(sagemaker, "start_pipeline_execution", start_pipeline_execution)
+
+
+def throttle(times: int, code: str, real: Callable[..., Any], operation: str) -> Callable[..., Any]:
+    """A client method that raises ``code`` for its first ``times`` calls, then calls ``real``."""
+    calls = {"n": 0}
+
+    def method(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, operation)
+        return real(**kwargs)
+
+    return method
+
+
+def in_batches(records: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+# --- a burst of object events -------------------------------------------------------------------
+
+
+def burst(aws: Aws, records: list[dict[str, Any]]) -> None:
+    """Deliver a burst as the event source mapping would: 2,500-record batches (6 MB), a second apart."""
+    for batch in in_batches(records, 2500):
+        assert aws.invoke(batch) == []
+        aws.later(seconds=1)
+
+
+def test_burst_of_10000_object_events_starts_once_and_its_redelivery_nothing_more(aws: Aws) -> None:
+    # One test for both: moto lists 10,000 object versions in ~10 s (it copies the bucket per page).
+    # GIVEN quiet-period mode and one drop of 10,000 objects
+    aws.env(MODE="QUIET_PERIOD", QUIET_PERIOD_SECONDS=60)
+    keys = [f"datasets/{DATASET}/2025-03-04/part-{i:05d}.csv" for i in range(10_000)]
+    records = [sqs_record(event) for event in aws.put_many(keys)]
+
+    # WHEN the 10,000 events arrive
+    burst(aws, records)
+
+    # THEN nothing starts yet: one delayed check waits for the quiet period
+    assert aws.executions() == []
+    assert len(aws.sent_checks) == 1
+    assert aws.sent_checks[0][1] == 60
+    assert aws.delayed_messages() == 1
+
+    # WHEN the checks come back (the first finds the drop still settling and chains a second)
+    assert aws.deliver_checks() == []
+    assert aws.executions() == []
+    assert aws.deliver_checks() == []
+
+    # THEN exactly one execution, whose parameters name the manifest of all 10,000 objects
+    [execution] = aws.executions()
+    params = aws.parameters(execution)
+    manifest = aws.manifest(execution)
+    assert len(manifest.entries) == 10_000
+    assert params["ManifestSha256"] == manifest.sha256
+    assert params["InputManifestUri"].startswith(f"s3://{BUCKET}/manifests/{DATASET}/")
+    assert params["DataVersion"].endswith(manifest.sha256[:12])
+    assert params["TriggerReason"].startswith("new objects")
+    assert aws.starts[0]["ClientRequestToken"] == core.client_request_token(f"{PIPELINE}|{manifest.sha256}")
+    assert aws.items("lock#")[f"lock#{PIPELINE}"]["execution_arn"]["S"] == execution
+
+    # WHEN the execution ends and SQS then redelivers the same records (same message ids)
+    aws.later(minutes=30)
+    assert aws.deliver(status_change(execution)) == []
+    aws.later(minutes=30)
+    burst(aws, records)
+    for _ in range(3):
+        if aws.sent_checks:
+            assert aws.deliver_checks() == []
+
+    # THEN the unchanged data version is deduplicated: still one execution
+    assert aws.executions() == [execution]
+    assert aws.sent_checks == []
+    assert aws.items("lock#") == {}
+
+
+# --- modes ----------------------------------------------------------------------------------------
+
+
+def test_commit_marker_mode_ignores_objects_until_the_marker(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    events = aws.drop("2025-03-04", n=20, marker=False)
+
+    # WHEN only data objects land THEN nothing is written or started
+    assert aws.deliver(*events) == []
+    assert aws.items() == {}
+    assert aws.executions() == []
+
+    # WHEN the marker lands THEN one execution starts on all 21 objects
+    assert aws.deliver(*aws.put(f"datasets/{DATASET}/2025-03-04/_SUCCESS")) == []
+    [execution] = aws.executions()
+    assert len(aws.manifest(execution).entries) == 21
+    assert aws.parameters(execution)["TriggerReason"] == "commit marker _SUCCESS landed"
+
+
+def test_change_threshold_holds_back_small_drops(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER", MIN_OBJECTS=5)
+
+    # WHEN a drop of 3 objects is committed THEN it is below the threshold
+    assert aws.deliver(*aws.drop("d1", n=3)) == []
+    assert aws.executions() == []
+
+    # WHEN 2 more objects land THEN they are counted without any decision
+    assert aws.deliver(*aws.drop("d2", n=2, marker=False)) == []
+    assert aws.dataset_item()["changed_objects"]["N"] == "5"
+    assert aws.executions() == []
+
+    # WHEN the next commit marker lands THEN the 5 objects are enough
+    assert aws.deliver(*aws.put(f"datasets/{DATASET}/d2/_SUCCESS")) == []
+    [execution] = aws.executions()
+    assert len(aws.manifest(execution).entries) == 7
+    assert aws.dataset_item()["changed_objects"]["N"] == "0"
+
+
+def test_quiet_period_waits_then_the_check_starts(aws: Aws) -> None:
+    # GIVEN a quiet period longer than SQS's 15-minute maximum delay
+    aws.env(MODE="QUIET_PERIOD", QUIET_PERIOD_SECONDS=1200)
+    assert aws.deliver(*aws.drop("d1", marker=False)) == []
+    [(first, delay)] = aws.sent_checks
+    assert delay == 900
+    assert first["detail"]["due"] == int((T0 + timedelta(seconds=1200)).timestamp())
+
+    # WHEN the first check arrives after 900 s THEN it chains the rest of the wait
+    aws.sent_checks.clear()
+    aws.at(T0 + timedelta(seconds=900))
+    assert aws.deliver(first) == []
+    assert aws.executions() == []
+    [(second, delay)] = aws.sent_checks
+    assert (second["detail"]["due"], delay) == (first["detail"]["due"], 300)
+
+    # WHEN new objects arrive meanwhile THEN no extra check is sent: the chain re-evaluates
+    aws.at(T0 + timedelta(seconds=1000))
+    aws.sent_checks.clear()
+    assert aws.deliver(*aws.drop("d1-late", n=1, marker=False)) == []
+    assert aws.sent_checks == []
+
+    # WHEN the chained check arrives, the dataset is not quiet yet; the next check starts it
+    aws.at(T0 + timedelta(seconds=1200))
+    assert aws.deliver(second) == []
+    assert aws.executions() == []
+    assert aws.deliver_checks() == []
+    assert aws.now == T0 + timedelta(seconds=2200)
+    [execution] = aws.executions()
+    assert len(aws.manifest(execution).entries) == 4
+
+
+# --- lock ---------------------------------------------------------------------------------------
+
+
+def test_drops_while_running_pend_and_the_latest_starts_when_the_execution_ends(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()
+    aws.set_status(first, "Executing")
+
+    # WHEN two more drops complete while the first execution runs
+    aws.later(minutes=5)
+    assert aws.deliver(*aws.drop("d2")) == []
+    aws.later(minutes=5)
+    assert aws.deliver(*aws.drop("d3")) == []
+
+    # THEN nothing starts; one pending trigger is kept
+    assert aws.executions() == [first]
+    pending = json.loads(aws.dataset_item()["pending"]["S"])
+    assert pending["kind"] == "data"
+
+    # WHEN the execution's end event arrives THEN the pending version starts, holding all three drops
+    aws.later(minutes=30)
+    aws.set_status(first, "Succeeded")
+    assert aws.deliver(status_change(first)) == []
+    second = next(arn for arn in aws.executions() if arn != first)
+    assert len(aws.manifest(second).entries) == 12
+    assert "pending" not in aws.dataset_item()
+
+    # AND a redelivered end event starts nothing more
+    aws.set_status(second, "Executing")
+    assert aws.deliver(status_change(first)) == []
+    assert len(aws.executions()) == 2
+
+
+def test_stale_lock_from_a_lost_end_event_is_released_by_the_recheck(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()  # moto reports it Succeeded; its end event never arrives
+
+    # WHEN a drop completes within the lock's grace period THEN it pends and schedules a recheck
+    aws.later(minutes=1)
+    assert aws.deliver(*aws.drop("d2")) == []
+    assert aws.executions() == [first]
+    [(_, delay)] = aws.sent_checks
+    assert delay == 900
+
+    # WHEN the recheck arrives THEN SageMaker says the execution ended, the lock is released, the drop starts
+    assert aws.deliver_checks() == []
+    assert len(aws.executions()) == 2
+
+
+def test_lock_is_held_while_sagemaker_reports_the_execution_running(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()
+    aws.set_status(first, "Executing")
+    aws.later(minutes=1)
+    aws.deliver(*aws.drop("d2"))
+    for _ in range(3):  # recheck after recheck while it runs
+        assert aws.deliver_checks() == []
+        assert aws.executions() == [first]
+    assert len(aws.sent_checks) == 1
+
+
+# --- idempotency and failures -----------------------------------------------------------------------
+
+
+def test_throttled_start_fails_only_the_marker_record_and_the_retry_starts_once(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER", MIN_OBJECTS=1)
+    sagemaker = handler_module._sagemaker()
+    aws.replace_client_method(
+        sagemaker,
+        "start_pipeline_execution",
+        throttle(1, "ThrottlingException", sagemaker.start_pipeline_execution, "StartPipelineExecution"),
+    )
+    records = [sqs_record(event) for event in aws.drop("d1")]
+
+    # WHEN SageMaker throttles the start
+    failed = aws.invoke(records)
+
+    # THEN only the marker's record is retried; no lock, no claim, counters counted once
+    assert failed == [records[-1]["messageId"]]
+    assert aws.executions() == []
+    assert aws.items("lock#") == {}
+    assert aws.items("idem#") == {}
+    assert aws.dataset_item()["changed_objects"]["N"] == "3"
+
+    # WHEN SQS redelivers it (twice, as at-least-once delivery may) THEN one execution
+    aws.later(minutes=2)
+    assert aws.invoke([records[-1]]) == []
+    assert aws.invoke([records[-1]]) == []
+    assert len(aws.executions()) == 1
+    assert aws.dataset_item()["changed_objects"]["N"] == "0"
+
+
+def test_throttled_state_write_fails_the_whole_dataset_and_changes_nothing(aws: Aws) -> None:
+    aws.env(MODE="QUIET_PERIOD", QUIET_PERIOD_SECONDS=60)
+    ddb = handler_module._dynamodb()
+    aws.replace_client_method(
+        ddb, "update_item", throttle(1, "ProvisionedThroughputExceededException", ddb.update_item, "UpdateItem")
+    )
+    records = [sqs_record(event) for event in aws.drop("d1", marker=False)]
+    other = sqs_record(object_created("datasets/churn/x.csv", bucket="another-bucket"))
+
+    assert sorted(aws.invoke([*records, other])) == sorted(r["messageId"] for r in records)
+    assert aws.items() == {}
+    assert aws.sent_checks == []
+
+    assert aws.invoke(records) == []
+    assert len(aws.sent_checks) == 1
+    aws.deliver_checks()
+    assert len(aws.executions()) == 1
+
+
+def test_persistent_failure_is_reported_every_time_and_ends_in_the_dead_letter_queue(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    sagemaker = handler_module._sagemaker()
+    aws.replace_client_method(
+        sagemaker,
+        "start_pipeline_execution",
+        throttle(10**6, "ResourceLimitExceeded", sagemaker.start_pipeline_execution, "StartPipelineExecution"),
+    )
+    queue = aws.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    dlq = aws.sqs.get_queue_url(QueueName=f"{QUEUE}-dlq")["QueueUrl"]
+    for event in aws.drop("d1", n=2):
+        aws.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+
+    # WHEN the event source mapping polls until the queue is empty (visibility timeout 0 to retry at once)
+    reported: list[list[str]] = []
+    for _ in range(6):
+        received = aws.sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not received:
+            break
+        records = [sqs_record(m["Body"], message_id=m["MessageId"]) for m in received]
+        failed = aws.invoke(records)
+        reported.append(failed)
+        for message in received:
+            if message["MessageId"] not in failed:
+                aws.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    # THEN the marker was reported on every receive (maxReceiveCount 3), then moved to the DLQ; nothing started
+    assert [len(r) for r in reported] == [1, 1, 1]
+    dead = aws.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in dead] == ["datasets/churn/d1/_SUCCESS"]
+    assert aws.executions() == []
+    assert aws.items("lock#") == {}
+
+
+def test_interrupted_start_is_retried_with_the_same_token_and_manifest(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER", LEASE_SECONDS=300)
+    ddb = handler_module._dynamodb()
+    real_update = ddb.update_item
+    calls = {"failed": False}
+
+    def update_item(**kwargs: Any) -> Any:
+        # The lock update right after the start fails once: the start happened, its bookkeeping did not.
+        if not calls["failed"] and kwargs["UpdateExpression"] == "SET execution_arn = :arn":
+            calls["failed"] = True
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
+        return real_update(**kwargs)
+
+    aws.replace_client_method(ddb, "update_item", update_item)
+    records = [sqs_record(event) for event in aws.drop("d1")]
+    assert aws.invoke(records) == [records[-1]["messageId"]]
+
+    # WHEN the marker is retried while the lease is live THEN it is handed back, nothing starts
+    assert aws.invoke([records[-1]]) == [records[-1]["messageId"]]
+    assert len(aws.starts) == 1
+
+    # WHEN it is retried after the lease THEN the start is repeated with the same token and manifest,
+    # which SageMaker answers with the first execution (moto ignores ClientRequestToken and creates a
+    # second one; the equality of the two requests is what this test can check)
+    aws.later(minutes=6)
+    assert aws.invoke([records[-1]]) == []
+    first, second = aws.starts
+    assert second["ClientRequestToken"] == first["ClientRequestToken"]
+    assert second["PipelineParameters"] == first["PipelineParameters"]
+    lock = aws.items("lock#")[f"lock#{PIPELINE}"]
+    assert "execution_arn" in lock
+    [claim] = aws.items("idem#").values()
+    assert claim["status"]["S"] == "COMPLETED"
+    # AND a third delivery starts nothing
+    assert aws.invoke([records[-1]]) == []
+    assert len(aws.starts) == 2
+
+
+def test_concurrent_start_of_the_same_version_is_retried_not_doubled(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    events = aws.drop("d1")
+    digest = datasets.build_manifest(BUCKET, DATASET, s3=aws.s3).sha256
+    key = f"{PIPELINE}|{digest}"
+    store = StateStore(aws.ddb, TABLE, PIPELINE)
+    store.claim(key, token="other-invocation", now=T0, lease=timedelta(minutes=5), ttl=timedelta(days=1))
+
+    marker = sqs_record(events[-1])
+    assert aws.invoke([sqs_record(e) for e in events[:-1]] + [marker]) == [marker["messageId"]]
+    assert aws.starts == []
+
+
+def test_invalid_messages_are_reported_and_foreign_ones_deleted(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    broken = sqs_record("{not json")
+    half = sqs_record({"source": "cdk-mlops.retrain", "detail-type": "Manual Retrain", "detail": {}})
+    foreign = sqs_record(object_created("datasets/churn/x.csv", bucket="another-bucket"))
+    unknown = sqs_record({"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}})
+
+    assert aws.invoke([broken, half, foreign, unknown]) == [broken["messageId"], half["messageId"]]
+    assert aws.executions() == []
+
+
+# --- other triggers ---------------------------------------------------------------------------------
+
+
+def test_drift_alarm_retrains_unchanged_data_once_per_alarm(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()
+    aws.deliver(status_change(first))
+
+    # WHEN a drift alarm fires on unchanged data THEN it retrains
+    aws.later(hours=1)
+    fired = alarm()
+    assert aws.deliver(fired) == []
+    assert len(aws.executions()) == 2
+    second = aws.executions()[1]
+    assert aws.parameters(second)["TriggerReason"] == "drift alarm churn-feature-drift in ALARM"
+    aws.deliver(status_change(second))
+
+    # WHEN the same alarm event is redelivered THEN it is deduplicated
+    aws.later(hours=1)
+    assert aws.deliver(fired) == []
+    assert len(aws.executions()) == 2
+
+    # WHEN the alarm fires again later THEN it retrains again
+    assert aws.deliver(alarm(timestamp="2025-03-05T19:04:40.000+0000")) == []
+    assert len(aws.executions()) == 3
+
+
+def test_scheduled_run_is_a_backstop_for_missed_object_events(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()
+    aws.deliver(status_change(first))
+    scheduled = load_event("scheduled_retrain.json")
+
+    # WHEN the schedule fires on unchanged data THEN nothing starts
+    aws.later(hours=1)
+    assert aws.deliver(scheduled) == []
+    assert aws.executions() == [first]
+
+    # WHEN objects landed without events reaching the trigger THEN the schedule starts them
+    aws.drop("d2", marker=False)
+    assert aws.deliver(scheduled) == []
+    assert len(aws.executions()) == 2
+
+
+def test_cooldown_defers_the_start_to_a_check(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER", COOLDOWN_SECONDS=3600)
+    aws.deliver(*aws.drop("d1"))
+    [first] = aws.executions()
+    aws.later(minutes=20)
+    aws.deliver(status_change(first))
+
+    aws.later(minutes=10)
+    assert aws.deliver(*aws.drop("d2")) == []
+    assert aws.executions() == [first]
+    [(check_body, delay)] = aws.sent_checks
+    assert check_body["detail"]["due"] == int((T0 + timedelta(hours=1)).timestamp())
+    assert delay == 900  # 30 minutes to wait: the first of two chained checks
+
+    aws.deliver_checks()
+    assert len(aws.executions()) == 2
+
+
+def test_manual_retrain_by_direct_invocation(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.drop("d1")
+    aws.monkeypatch.setattr(handler_module, "_now", lambda: aws.now)
+    assert handler_module.handler(load_event("manual_retrain.json"), aws.context) == {"batchItemFailures": []}
+    [execution] = aws.executions()
+    assert aws.parameters(execution)["TriggerReason"] == (
+        "manual retrain by data-scientist@example.com: new feature engineering merged"
+    )
+
+
+def test_empty_dataset_never_starts(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    manual = load_event("manual_retrain.json")
+    assert aws.deliver(manual) == []
+    assert aws.executions() == []
+
+
+# --- configuration, time budget, logs ---------------------------------------------------------------
+
+
+def test_missing_configuration_fails_the_whole_batch(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    aws.monkeypatch.delenv("PIPELINE_NAME")
+    with pytest.raises(KeyError, match="PIPELINE_NAME"):
+        aws.deliver(*aws.drop("d1"))
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line["level"] == "ERROR"
+    assert "PIPELINE_NAME" in line["error"]
+
+
+def test_records_are_handed_back_when_time_runs_out(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.context.remaining_ms = 5_000
+    records = [sqs_record(event) for event in aws.drop("d1")]
+    assert sorted(aws.invoke(records)) == sorted(r["messageId"] for r in records)
+    assert aws.executions() == []
+
+
+def test_decisions_are_logged_as_json_with_emf_metrics(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    capsys.readouterr()
+    aws.deliver(*aws.drop("d1"), object_created("datasets/churn/x.csv", bucket="another-bucket"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    decisions = {line["decision"]: line for line in lines if "decision" in line}
+    started = decisions["started"]
+    assert started["dataset"] == DATASET
+    assert started["execution_arn"] == aws.executions()[0]
+    assert started["request_id"] == aws.context.aws_request_id
+    assert decisions["ignored"]["reason"] == "object in another bucket"
+    metrics = {line["Decision"]: line for line in lines if "_aws" in line}
+    assert metrics["started"]["Decisions"] == 1
+    assert metrics["started"]["_aws"]["CloudWatchMetrics"] == [
+        {"Namespace": "Test/Retrain", "Dimensions": [["Decision"]], "Metrics": [{"Name": "Decisions", "Unit": "Count"}]}
+    ]
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+def test_odd_events_never_crash_the_handler_and_never_start(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.drop("d0", marker=False)
+
+    @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(odd_events(), min_size=1, max_size=8))
+    def run(bodies: list[object]) -> None:
+        records = [sqs_record(json.dumps(body)) for body in bodies]
+        failed = aws.invoke(records)
+        assert set(failed) <= {r["messageId"] for r in records}
+        assert aws.executions() == []
+
+    run()
