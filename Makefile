@@ -51,8 +51,9 @@ lint: install  ## ruff lint and format check
 	$(BIN)/ruff check --output-format concise .
 	$(BIN)/ruff format --check .
 
-typecheck: install  ## mypy
+typecheck: install  ## mypy (the examples are separate apps, each checked on its own)
 	$(BIN)/mypy
+	for example in examples/*/app.py; do $(BIN)/mypy "$$example"; done
 
 unit: install  ## pytest only
 	$(BIN)/pytest

@@ -3,7 +3,7 @@
 
 import aws_cdk as cdk
 
-from cdk_mlops.compliance import synth
+from cdk_mlops.compliance import synth_app
 from cdk_mlops.config import CONTEXT_KEY, load_environments
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.stacks.stage import build_platform
@@ -15,4 +15,4 @@ except ConfigurationError as error:
     # One clear message and a non-zero exit; a traceback would bury it.
     raise SystemExit(f"cdk-mlops: invalid configuration\n{error}") from None
 build_platform(app, environments)
-synth(app)
+synth_app(app)

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "profile_defaults": "cdk_mlops.config",
     "apply_compliance": "cdk_mlops.compliance",
     "apply_tags": "cdk_mlops.compliance",
+    "synth_app": "cdk_mlops.compliance",
     "GuardrailSettings": "cdk_mlops.guardrails",
     "Severity": "cdk_mlops.guardrails",
     "apply_guardrails": "cdk_mlops.guardrails",
@@ -43,7 +44,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from cdk_mlops.compliance import apply_compliance, apply_tags
+    from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app
     from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
     from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
     from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
@@ -81,6 +82,7 @@ __all__ = [
     "build_platform",
     "load_environments",
     "profile_defaults",
+    "synth_app",
 ]
 
 

@@ -69,7 +69,7 @@ def validation_failures(cloud_assembly: Path) -> list[str]:
     return lines
 
 
-def synth(app: cdk.App) -> cx_api.CloudAssembly:
+def synth_app(app: cdk.App) -> cx_api.CloudAssembly:
     """``app.synth()`` that fails, with one readable message, on any unacknowledged finding.
 
     When the CDK CLI runs a Python app, aws-cdk-lib reports policy-validation

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 
-from cdk_mlops.compliance import apply_compliance, apply_tags, synth, validation_failures
+from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app, validation_failures
 from cdk_mlops.config import Profile, profile_defaults
 from tests.quality import cfn_lint_errors, nag_findings
 
@@ -68,7 +68,7 @@ def insecure_app(mode: str) -> cdk.App:
 @pytest.mark.parametrize("mode", ["process", "inmemory"])
 def test_synth_exits_non_zero_listing_each_finding_in_every_app_mode(mode):
     with pytest.raises(SystemExit) as caught:
-        synth(insecure_app(mode))
+        synth_app(insecure_app(mode))
     message = str(caught.value)
     assert message.startswith("cdk-mlops: synth failed compliance checks")
     assert "AwsSolutions-SQS4" in message
@@ -82,7 +82,7 @@ def test_synth_returns_the_assembly_when_compliant():
     apply_compliance(app)
     # GIVEN a queue used as nothing but flagged for DLQ, acknowledge it so the app is compliant
     cdk.Validations.of(stack).acknowledge(cdk.Acknowledgment(id="AwsSolutions-SQS3", reason="test-only queue"))
-    assembly = synth(app)
+    assembly = synth_app(app)
     assert assembly.get_stack_by_name("Fine").template["Resources"]
 
 

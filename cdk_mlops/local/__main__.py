@@ -1,0 +1,202 @@
+"""The embedded local AWS from the command line.
+
+Usage::
+
+    python -m cdk_mlops.local up [--port N]      # serve on 127.0.0.1 in the foreground; Ctrl-C stops
+    python -m cdk_mlops.local down               # stop the server `up` started
+    python -m cdk_mlops.local status             # stacks and resources on the running server
+    python -m cdk_mlops.local deploy [--keep]    # own server: bootstrap, deploy Dev, summary, stop
+    python -m cdk_mlops.local deploy --endpoint http://localhost:N   # deploy Dev to a running server
+    python -m cdk_mlops.local destroy            # destroy Dev on the running server
+
+``status``, ``destroy`` and ``deploy --endpoint`` find the server ``up`` started through a
+state file, or take ``--endpoint``. Every endpoint must be loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cdk_mlops.local.deploy import (
+    DEFAULT_CONCURRENCY,
+    STAGE,
+    LocalDeployError,
+    deploy_stage,
+    destroy_stage,
+    progress,
+    render_states,
+    stack_states,
+)
+from cdk_mlops.local.server import DEFAULT_REGION, LocalAws, NotLoopbackError, child_env, local_aws, require_loopback
+
+#: Where `up` records its endpoint and process id for the other commands.
+STATE_FILE = Path(tempfile.gettempdir()) / "cdk-mlops-local-aws.json"
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return None  # the recording process is gone
+    return state
+
+
+def _attached(endpoint: str | None) -> LocalAws:
+    """A handle on a server that runs elsewhere: ``--endpoint`` or the one `up` recorded."""
+    if endpoint is None:
+        state = _read_state()
+        if state is None:
+            raise SystemExit(
+                "no local AWS is running; start one with `python -m cdk_mlops.local up` or pass --endpoint"
+            )
+        endpoint = str(state["endpoint_url"])
+    require_loopback(endpoint)
+    return LocalAws(endpoint_url=endpoint, region=DEFAULT_REGION, env=child_env(endpoint, region=DEFAULT_REGION))
+
+
+@contextlib.contextmanager
+def _server(endpoint: str | None) -> Iterator[LocalAws]:
+    if endpoint is not None:
+        yield _attached(endpoint)
+        return
+    with local_aws() as aws:
+        progress("server", f"{aws.endpoint_url} (loopback only)")
+        yield aws
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with local_aws(port=args.port) as aws:
+        STATE_FILE.write_text(json.dumps({"endpoint_url": aws.endpoint_url, "pid": os.getpid()}))
+        try:
+            print(f"local AWS on {aws.endpoint_url} (account {aws.account_id()}, region {aws.region})")
+            print(f"  export AWS_ENDPOINT_URL={aws.endpoint_url} AWS_ACCESS_KEY_ID=testing")
+            print(f"  export AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={aws.region}")
+            print("  python -m cdk_mlops.local deploy --endpoint " + aws.endpoint_url)
+            print("Ctrl-C (or `python -m cdk_mlops.local down`) stops it.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop.wait(0.5):
+                    pass
+        finally:
+            with contextlib.suppress(OSError):
+                STATE_FILE.unlink()
+    print("local AWS stopped")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = _read_state()
+    if state is None:
+        print("no local AWS is running")
+        return 0
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if _read_state() is None:
+            print(f"stopped the local AWS on {state['endpoint_url']} (pid {pid})")
+            return 0
+        time.sleep(0.1)
+    print(f"the local AWS (pid {pid}) did not stop within 10 s", file=sys.stderr)
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    aws = _attached(args.endpoint)
+    print(f"local AWS on {aws.endpoint_url}")
+    print(render_states(stack_states(aws, prefix="")))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from cdk_mlops.local import cfn_shim
+
+    start = time.perf_counter()
+    with _server(args.endpoint) as aws, _assembly_dir(args.output) as output:
+        server_s = time.perf_counter() - start
+        _, timings = deploy_stage(aws, output=output, concurrency=args.concurrency)
+        timings.steps = {"server": server_s, **timings.steps}
+        print(render_states(stack_states(aws, prefix=f"{STAGE}-")))
+        if cfn_shim.unemulated_custom_resources():
+            print(f"   custom resources without local effect: {', '.join(cfn_shim.unemulated_custom_resources())}")
+        if args.destroy:
+            timings.steps["destroy"] = destroy_stage(aws, output=output)
+        total = time.perf_counter() - start
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())
+        print(f"== total {total:.1f} s ({steps})")
+        if args.timings:
+            args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(timings.steps)}, indent=2))
+        if args.keep and args.endpoint is None:
+            print(f"keeping the local AWS on {aws.endpoint_url}; Ctrl-C stops it", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    return 0
+
+
+@contextlib.contextmanager
+def _assembly_dir(output: Path | None) -> Iterator[Path]:
+    """The given cloud assembly directory, or a temporary one removed afterwards."""
+    if output is not None:
+        yield output
+        return
+    with tempfile.TemporaryDirectory(prefix="cdk-local-") as temporary:
+        yield Path(temporary)
+
+
+def _rounded(steps: dict[str, float]) -> dict[str, float]:
+    return {f"{name}_s": round(seconds, 3) for name, seconds in steps.items()}
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    aws = _attached(args.endpoint)
+    destroy_stage(aws, output=args.output)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdk_mlops.local", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="serve the local AWS on 127.0.0.1 in the foreground")
+    up.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    up.set_defaults(func=cmd_up)
+    commands.add_parser("down", help="stop the local AWS that `up` started").set_defaults(func=cmd_down)
+    for name, func, text in (
+        ("status", cmd_status, "stacks and resources on the running local AWS"),
+        ("deploy", cmd_deploy, f"deploy {STAGE} (own server unless --endpoint) and summarize"),
+        ("destroy", cmd_destroy, f"destroy {STAGE} on the running local AWS"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--endpoint", help="a running local AWS (default: the one `up` started)")
+        if name != "status":
+            command.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
+        if name == "deploy":
+            command.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="stacks deployed at once")
+            command.add_argument("--destroy", action="store_true", help="destroy the stage again before stopping")
+            command.add_argument("--keep", action="store_true", help="keep the server running after the summary")
+            command.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
+        command.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (LocalDeployError, NotLoopbackError) as error:
+        print(f"cdk-mlops local: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The wheel users `pip install` carries the Lambda code, ML scripts and data files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from tests.conftest import REPO_ROOT
+
+
+def test_wheel_contains_lambda_code_ml_scripts_and_data(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("cdk_mlops-0.1.0-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "cdk_mlops/py.typed",
+        "cdk_mlops/lambdas/retrain_trigger/handler.py",
+        "cdk_mlops/lambdas/retrain_trigger/core.py",
+        "cdk_mlops/datasets.py",
+        "cdk_mlops/ml/preprocess.py",
+        "cdk_mlops/ml/evaluate.py",
+        "cdk_mlops/image_uris.json",
+    ):
+        assert expected in names, expected
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    requires = sorted(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:"))
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert [r.split(">")[0].split("<")[0] for r in runtime] == ["aws-cdk-lib", "cdk-nag", "constructs"]
