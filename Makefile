@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install test lint typecheck unit synth demo bench clean
+.PHONY: help install test lint typecheck unit synth demo summary bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -63,8 +63,10 @@ test: lint typecheck unit  ## install, then ruff, mypy and pytest
 synth: install  ## synthesize every environment into cdk.out/ (no AWS access needed)
 	npx cdk synth --quiet --output cdk.out
 
-demo: install  ## synthesize every environment and summarize it
-	npx cdk synth --quiet --output cdk.out
+demo: install  ## deploy Dev with the real CDK CLI to the embedded local AWS (moto on loopback), summarize, destroy
+	$(PY) -m cdk_mlops.local deploy --destroy
+
+summary: synth  ## synthesize every environment and print its stacks and resources by type
 	$(PY) -m cdk_mlops.local.summary cdk.out
 
 bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md

@@ -23,7 +23,12 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("suite.py", "Test suite (`pytest`, after install)", ["--runs", "1"]),
     ("pipeline_definition.py", "Pipeline definition build (pure Python)", ["--builds", "200"]),
     ("snapshot.py", "Dataset snapshot (moto server on loopback)", ["--sizes", "1000,10000", "--runs", "1"]),
-    ("retrain.py", "Retrain trigger: decisions, 10,000-event burst, cold import", ["--runs", "3", "--handler-runs", "1"]),
+    (
+        "retrain.py",
+        "Retrain trigger: decisions, 10,000-event burst, cold import",
+        ["--runs", "3", "--handler-runs", "1"],
+    ),
+    ("demo.py", "Local deploy (moto server on loopback, real CDK CLI)", ["--runs", "1"]),
 ]
 
 
