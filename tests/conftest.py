@@ -16,6 +16,8 @@ from cdk_mlops.config import CONTEXT_KEY, EnvironmentConfig, load_environments
 from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Region of the moto-backed tests.
+TEST_REGION = "eu-west-1"
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 
@@ -29,6 +31,16 @@ def load_event(name: str) -> dict[str, Any]:
     """A checked-in event fixture from tests/events/."""
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return event
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and a region; nothing from the developer's own AWS setup leaks in."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", TEST_REGION)
 
 
 @dataclass(frozen=True)

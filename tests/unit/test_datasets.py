@@ -21,21 +21,12 @@ from moto import mock_aws
 
 from cdk_mlops import datasets
 from cdk_mlops.datasets import DatasetVersionError, Manifest, ManifestEntry
+from tests.conftest import TEST_REGION
 
-REGION = "eu-west-1"
+REGION = TEST_REGION
 BUCKET = "ml-data-store"
 PLAIN_BUCKET = "ml-data-unversioned"
 T0 = datetime(2025, 1, 31, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy credentials and a region; nothing from the developer's own AWS setup leaks in."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture

@@ -6,25 +6,19 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
 
-EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+from tests.conftest import TEST_REGION
+from tests.conftest import load_event as load_event
 
 ACCOUNT = "123456789012"
-REGION = "eu-west-1"
+REGION = TEST_REGION
 BUCKET = "mlops-data-123456789012"
 DATASET = "churn"
 PIPELINE = "churn-training"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A checked-in event fixture from tests/events/."""
-    event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
-    return event
 
 
 _TEMPLATES: dict[str, dict[str, Any]] = {}
