@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install test lint typecheck unit synth demo summary bench clean
+.PHONY: help install test lint typecheck unit synth demo summary diagram docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -68,6 +68,17 @@ demo: install  ## deploy Dev with the real CDK CLI to the embedded local AWS (mo
 
 summary: synth  ## synthesize every environment and print its stacks and resources by type
 	$(PY) -m cdk_mlops.local.summary cdk.out
+
+diagram: install  ## regenerate docs/architecture.svg and .png from the synthesized Dev stage
+	$(PY) -m cdk_mlops.local.diagram --stage Dev --out docs/architecture
+
+docs: install  ## API reference from the docstrings into docs/api/ (pdoc)
+	rm -rf docs/api
+	@# The package exports lazily (__all__), so the modules are listed to document them all.
+	$(BIN)/pdoc --docformat google --no-show-source -o docs/api cdk_mlops cdk_mlops.constructs cdk_mlops.stacks \
+	  cdk_mlops.config cdk_mlops.errors cdk_mlops.compliance cdk_mlops.guardrails cdk_mlops.datasets \
+	  cdk_mlops.pipeline_definition cdk_mlops.image_uris cdk_mlops.cli
+	@echo "API reference: docs/api/index.html"
 
 bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md
 	$(PY) -m bench
