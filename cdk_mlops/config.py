@@ -94,6 +94,10 @@ class EnvironmentConfig:
             with network isolation (guardrail MLOPS-007). Default: - False.
         dataset: The dataset (under ``datasets/<name>/``) the platform trains on.
             Default: - ``churn``.
+        disabled_guardrails: Guardrail ids (``MLOPS-00N``) that do not run in this
+            environment. Default: - every rule runs.
+        warning_guardrails: Guardrail ids reported as warnings instead of failing
+            synth in this environment. Default: - every rule is an error.
         tags: Extra tags on every resource. Default: - none beyond project,
             environment and owner.
     """
@@ -116,6 +120,8 @@ class EnvironmentConfig:
     source_revision: str = "unknown"
     require_network_isolation: bool = False
     dataset: str = "churn"
+    disabled_guardrails: tuple[str, ...] = ()
+    warning_guardrails: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -264,6 +270,15 @@ def _check_dataset(value: object) -> str | None:
     return "; ".join(problems) if problems else None
 
 
+def _check_guardrail_ids(value: object) -> str | None:
+    from cdk_mlops.guardrails import RULES
+
+    known = [r.id for r in RULES]
+    if isinstance(value, list) and all(isinstance(v, str) and v in known for v in value):
+        return None
+    return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(known)}"
+
+
 # Every key the context may set, with its check. Keys not listed here are errors.
 _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "account": _check_account,
@@ -281,6 +296,8 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "source_revision": _check_text,
     "require_network_isolation": _check_bool,
     "dataset": _check_dataset,
+    "disabled_guardrails": _check_guardrail_ids,
+    "warning_guardrails": _check_guardrail_ids,
     "tags": _check_tags,
 }
 
@@ -293,6 +310,9 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
     values: dict[str, Any] = {k: v for k, v in raw.items() if k != "profile"}
     if "endpoint_kind" in values:
         values["endpoint_kind"] = EndpointKind(values["endpoint_kind"])
+    for key in ("disabled_guardrails", "warning_guardrails"):
+        if key in values:
+            values[key] = tuple(values[key])
     return replace(profile_defaults(name, profile), **values)
 
 

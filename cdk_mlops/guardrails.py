@@ -35,7 +35,7 @@ import jsii
 from constructs import IConstruct
 
 from cdk_mlops.config import EnvironmentConfig
-from cdk_mlops.constructs.common import GUARDRAILS
+from cdk_mlops.constructs.common import GUARDRAILS, LAMBDA_RUNTIME
 
 #: The plugin name; acknowledgments are written ``CdkMlopsGuardrails::MLOPS-00N``.
 PLUGIN_NAME = GUARDRAILS
@@ -77,12 +77,12 @@ class GuardrailSettings:
     @classmethod
     def for_environment(cls, config: EnvironmentConfig, **overrides: Any) -> GuardrailSettings:
         """Settings derived from an environment's configuration."""
-        from cdk_mlops.constructs.common import LAMBDA_RUNTIME
-
         base = cls(
             prod=config.is_prod,
             require_network_isolation=config.require_network_isolation,
             lambda_runtime=LAMBDA_RUNTIME.name,
+            disabled=frozenset(config.disabled_guardrails),
+            severities={rule_id: Severity.WARNING for rule_id in config.warning_guardrails},
         )
         return replace(base, **overrides)
 

@@ -122,6 +122,11 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"noncurrent_version_transition_days": True}}, "noncurrent_version_transition_days: True is not"),
         ({"dev": {"noncurrent_version_expiration_days": 0}}, "noncurrent_version_expiration_days: 0 is not a number"),
         ({"dev": {"dataset": "../x"}}, "environments.dev.dataset: "),
+        ({"dev": {"disabled_guardrails": ["MLOPS-999"]}}, "environments.dev.disabled_guardrails: ['MLOPS-999'] is not"),
+        (
+            {"dev": {"warning_guardrails": "MLOPS-001"}},
+            "environments.dev.warning_guardrails: 'MLOPS-001' is not a list",
+        ),
         ({"dev": {"retrain_schedule": "every monday"}}, "environments.dev.retrain_schedule: 'every monday' is not a"),
         ({"dev": {"owner": ""}}, "environments.dev.owner: '' is not valid"),
         ({"dev": {"tags": {"cc": 1}}}, "environments.dev.tags: {'cc': 1} is not a tag map"),

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 
 from cdk_mlops.compliance import validation_failures
-from cdk_mlops.config import Profile, profile_defaults
+from cdk_mlops.config import Profile, load_environments, profile_defaults
 from cdk_mlops.guardrails import (
     PLUGIN_NAME,
     RULES,
@@ -272,6 +272,17 @@ def test_disabled_rules_do_not_run():
 
 def test_rule_ids_are_unique_and_stable():
     assert [r.id for r in RULES] == [f"MLOPS-{n:03d}" for n in range(1, 10)]
+
+
+def test_each_environment_chooses_which_rules_run_and_how_strictly():
+    (sandbox,) = load_environments(
+        {"sandbox": {"profile": "dev", "disabled_guardrails": ["MLOPS-009"], "warning_guardrails": ["MLOPS-001"]}}
+    )
+    settings = GuardrailSettings.for_environment(sandbox)
+    assert settings.disabled == frozenset({"MLOPS-009"})
+    assert settings.severities == {"MLOPS-001": Severity.WARNING}
+    untagged = {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": KEY}}}
+    assert messages(untagged, settings) == []
 
 
 def test_settings_follow_the_environment_profile():
