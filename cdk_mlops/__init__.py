@@ -30,6 +30,15 @@ _EXPORTS: dict[str, str] = {
     "VersionedDataStore": "cdk_mlops.constructs.data_store",
     "ObjectLockSettings": "cdk_mlops.constructs.data_store",
     "TrainingPipeline": "cdk_mlops.constructs.training_pipeline",
+    "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
+    "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
+    "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
+    "DataCaptureSettings": "cdk_mlops.constructs.model_endpoint",
+    "RolloutSettings": "cdk_mlops.constructs.model_endpoint",
+    "TrafficShift": "cdk_mlops.constructs.model_endpoint",
+    "ScaleDownSchedule": "cdk_mlops.constructs.model_endpoint",
+    "LatencyThreshold": "cdk_mlops.constructs.model_endpoint",
+    "ErrorCountThreshold": "cdk_mlops.constructs.model_endpoint",
     "TrainingSettings": "cdk_mlops.pipeline_definition",
     "ProblemType": "cdk_mlops.pipeline_definition",
     "OnViolation": "cdk_mlops.pipeline_definition",
@@ -47,6 +56,17 @@ if TYPE_CHECKING:
     from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app
     from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
     from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
+    from cdk_mlops.constructs.model_endpoint import (
+        DataCaptureSettings,
+        ErrorCountThreshold,
+        LatencyThreshold,
+        ModelEndpoint,
+        RealtimeSettings,
+        RolloutSettings,
+        ScaleDownSchedule,
+        ServerlessSettings,
+        TrafficShift,
+    )
     from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
     from cdk_mlops.constructs.training_pipeline import TrainingPipeline
     from cdk_mlops.datasets import DatasetVersionError, Manifest, ManifestDiff, ManifestEntry
@@ -57,22 +77,31 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigurationError",
+    "DataCaptureSettings",
     "DatasetVersionError",
     "EndpointKind",
     "EnvironmentConfig",
+    "ErrorCountThreshold",
     "GuardrailSettings",
+    "LatencyThreshold",
     "Manifest",
     "ManifestDiff",
     "ManifestEntry",
     "MlopsPlatformStage",
+    "ModelEndpoint",
     "ObjectLockSettings",
     "OnViolation",
     "ProblemType",
     "Profile",
+    "RealtimeSettings",
     "RetrainMode",
     "RetrainPolicy",
     "RetrainTrigger",
+    "RolloutSettings",
+    "ScaleDownSchedule",
+    "ServerlessSettings",
     "Severity",
+    "TrafficShift",
     "TrainingPipeline",
     "TrainingSettings",
     "VersionedDataStore",

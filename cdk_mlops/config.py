@@ -94,6 +94,9 @@ class EnvironmentConfig:
             with network isolation (guardrail MLOPS-007). Default: - False.
         dataset: The dataset (under ``datasets/<name>/``) the platform trains on.
             Default: - ``churn``.
+        model_package_arn: The approved model package this environment serves;
+            the serving stack (an endpoint) exists only once it is set.
+            Default: - none: no model has been approved for this environment yet.
         disabled_guardrails: Guardrail ids (``MLOPS-00N``) that do not run in this
             environment. Default: - every rule runs.
         warning_guardrails: Guardrail ids reported as warnings instead of failing
@@ -120,6 +123,7 @@ class EnvironmentConfig:
     source_revision: str = "unknown"
     require_network_isolation: bool = False
     dataset: str = "churn"
+    model_package_arn: str | None = None
     disabled_guardrails: tuple[str, ...] = ()
     warning_guardrails: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -176,6 +180,9 @@ DEFAULT_ENVIRONMENTS: Mapping[str, Mapping[str, Any]] = {"dev": {}, "staging": {
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+_MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}/[0-9]+$"
+)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 
 
@@ -270,6 +277,15 @@ def _check_dataset(value: object) -> str | None:
     return "; ".join(problems) if problems else None
 
 
+def _check_model_package_arn(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _MODEL_PACKAGE_ARN.match(value)):
+        return None
+    return (
+        f"{value!r} is not a versioned model package ARN; use "
+        "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>, or null"
+    )
+
+
 def _check_guardrail_ids(value: object) -> str | None:
     from cdk_mlops.guardrails import RULES
 
@@ -296,6 +312,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "source_revision": _check_text,
     "require_network_isolation": _check_bool,
     "dataset": _check_dataset,
+    "model_package_arn": _check_model_package_arn,
     "disabled_guardrails": _check_guardrail_ids,
     "warning_guardrails": _check_guardrail_ids,
     "tags": _check_tags,

@@ -13,6 +13,7 @@ import pytest
 from aws_cdk import cx_api
 
 from cdk_mlops.config import CONTEXT_KEY, EnvironmentConfig, load_environments
+from cdk_mlops.local.examples import with_example_models
 from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,9 +23,13 @@ EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 
 def cdk_json_context() -> dict[str, Any]:
-    """The context block of the repository's cdk.json, as `cdk synth` passes it to app.py."""
+    """The context of the repository's cdk.json, with an example approved model per environment.
+
+    The serving stack exists only once an environment has an approved model, so the
+    suite gives each environment a placeholder package to check the whole platform.
+    """
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    return context
+    return with_example_models(context)
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -12,14 +12,19 @@ import jsii
 from aws_cdk import (
     Acknowledgment,
     AssetHashType,
+    Aws,
     BundlingOptions,
+    CfnMapping,
     DockerImage,
     ILocalBundling,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_lambda as lambda_
-from constructs import IConstruct
+from constructs import Construct, IConstruct
+
+from cdk_mlops import image_uris
 
 #: The Lambda runtime of every function the library creates. Move it forward
 #: when aws-cdk-lib gains a newer Python runtime (cdk-nag AwsSolutions-L1 flags
@@ -127,3 +132,29 @@ def _flatten(node: Any) -> str:
         if node.get("Ref"):
             return f"<{_flatten(node['Ref'])}>"
     return json.dumps(node, separators=(",", ":"))
+
+
+def sagemaker_image_uri(scope: Construct, framework: str, version: str | None = None) -> str:
+    """The URI of a SageMaker framework image (``sklearn``, ``xgboost``, ``model-monitor``) for ``scope``'s stack.
+
+    Concrete for a stack with a fixed region; for an environment-agnostic stack,
+    a region lookup in a ``CfnMapping`` (created once per scope and framework)
+    of the registry accounts in :mod:`cdk_mlops.image_uris`.
+
+    Raises:
+        image_uris.UnknownImageError: for a framework, version or fixed region
+            the data file does not list; the message names the accepted values.
+    """
+    region = Stack.of(scope).region
+    if not Token.is_unresolved(region):
+        return image_uris.image_uri(framework, region, version)
+    mapping_id = f"{framework.title().replace('-', '')}Registry"
+    mapping = scope.node.try_find_child(mapping_id)
+    if not isinstance(mapping, CfnMapping):
+        mapping = CfnMapping(
+            scope,
+            mapping_id,
+            mapping={r: {"account": a} for r, a in sorted(image_uris.registry_accounts(framework).items())},
+        )
+    account = mapping.find_in_map(Aws.REGION, "account")
+    return f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{image_uris.repository_path(framework, version)}"

@@ -232,9 +232,11 @@ def read_description(svg: str) -> dict[str, Any]:
 def synthesize_stage(stage_name: str) -> tuple[cdk.Stage, dict[str, Mapping[str, Any]]]:
     """Build and synthesize one stage of the reference platform from cdk.json, offline."""
     from cdk_mlops.config import CONTEXT_KEY, load_environments
+    from cdk_mlops.local.examples import with_example_models
     from cdk_mlops.stacks.stage import build_platform
 
-    context = json.loads(Path("cdk.json").read_text())["context"]
+    # The picture shows the whole platform, so every environment serves an example model.
+    context = with_example_models(json.loads(Path("cdk.json").read_text())["context"])
     app = cdk.App(context=context)
     configs = [c for c in load_environments(context[CONTEXT_KEY]) if c.stage_name == stage_name]
     if not configs:

@@ -122,6 +122,7 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"noncurrent_version_transition_days": True}}, "noncurrent_version_transition_days: True is not"),
         ({"dev": {"noncurrent_version_expiration_days": 0}}, "noncurrent_version_expiration_days: 0 is not a number"),
         ({"dev": {"dataset": "../x"}}, "environments.dev.dataset: "),
+        ({"dev": {"model_package_arn": "arn:aws:sagemaker:x"}}, "model_package_arn: 'arn:aws:sagemaker:x' is not a"),
         ({"dev": {"disabled_guardrails": ["MLOPS-999"]}}, "environments.dev.disabled_guardrails: ['MLOPS-999'] is not"),
         (
             {"dev": {"warning_guardrails": "MLOPS-001"}},

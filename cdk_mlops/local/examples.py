@@ -1,0 +1,31 @@
+"""Example values for synthesizing the whole platform before any model is approved.
+
+The serving stack exists only for an environment with an approved model
+(``model_package_arn``). The architecture picture and the test suite show and
+check the complete platform, so they give every environment this placeholder
+package of its own registry; it is never deployed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cdk_mlops.config import CONTEXT_KEY, load_environments
+
+
+def example_model_package_arn(project: str, environment: str) -> str:
+    """A syntactically valid, never-deployed package ARN in the environment's registry."""
+    group = f"{project}-{environment}-training-models"
+    return f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/1"
+
+
+def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``context`` where every environment without a model serves the example package."""
+    result = copy.deepcopy(context)
+    environments = result[CONTEXT_KEY]
+    for config in load_environments(environments):
+        environments[config.name].setdefault(
+            "model_package_arn", example_model_package_arn(config.project, config.name)
+        )
+    return result

@@ -1,0 +1,74 @@
+"""The serving stack: the approved model behind an endpoint, sized by the environment's profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile
+from cdk_mlops.constructs.common import sagemaker_image_uri
+from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.model_endpoint import (
+    DataCaptureSettings,
+    ErrorCountThreshold,
+    LatencyThreshold,
+    ModelEndpoint,
+    RealtimeSettings,
+    RolloutSettings,
+    ScaleDownSchedule,
+    ServerlessSettings,
+)
+
+
+class ServingStack(cdk.Stack):
+    """Serves ``model_package_arn``: serverless in dev, realtime with canary rollout and rollback elsewhere.
+
+    Attributes:
+        endpoint: The model endpoint.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        data_store: VersionedDataStore,
+        model_package_arn: str,
+        alarm_topic: sns.ITopic | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
+        serverless = config.endpoint_kind is EndpointKind.SERVERLESS
+        prod = config.profile is Profile.PROD
+        self.endpoint = ModelEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=f"{config.project}-{config.name}",
+            data_store=data_store,
+            model_package_arn=model_package_arn,
+            # The registered package runs the training image; the role may pull only its repository.
+            image_uri=sagemaker_image_uri(self, "xgboost"),
+            kind=config.endpoint_kind,
+            serverless=ServerlessSettings(memory_size_in_mb=2048, max_concurrency=5) if serverless else None,
+            realtime=None
+            if serverless
+            else RealtimeSettings(
+                instance_type="ml.m5.large",
+                initial_instance_count=2 if prod else 1,
+                min_capacity=2 if prod else 1,
+                max_capacity=8 if prod else 2,
+            ),
+            # Model Monitor reads captured requests; serverless endpoints cannot capture.
+            data_capture=None if serverless else DataCaptureSettings(sampling_percentage=20),
+            rollout=RolloutSettings.immediate() if serverless else RolloutSettings(canary_size_percent=10),
+            require_rollback_alarms=prod,
+            scale_down=ScaleDownSchedule() if config.profile is Profile.STAGING and not serverless else None,
+            add_latency_alarm={"Critical": LatencyThreshold(max_latency=cdk.Duration.millis(500))} if prod else None,
+            add_5xx_alarm={"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
+            alarm_topic=alarm_topic,
+            removal_policy=config.removal_policy,
+        )
