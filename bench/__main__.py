@@ -28,7 +28,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],
     ),
-    ("demo.py", "Local deploy (moto server on loopback, real CDK CLI)", ["--runs", "1"]),
+    (
+        "demo.py",
+        "`make demo`: local deploy, closed loop, destroy (moto server on loopback, real CDK CLI)",
+        ["--runs", "1"],
+    ),
 ]
 
 

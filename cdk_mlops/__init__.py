@@ -30,6 +30,9 @@ _EXPORTS: dict[str, str] = {
     "VersionedDataStore": "cdk_mlops.constructs.data_store",
     "ObjectLockSettings": "cdk_mlops.constructs.data_store",
     "TrainingPipeline": "cdk_mlops.constructs.training_pipeline",
+    "SdkTrainingPipeline": "cdk_mlops.constructs.training_pipeline",
+    "MlflowSettings": "cdk_mlops.constructs.training_pipeline",
+    "MlflowServerSize": "cdk_mlops.constructs.training_pipeline",
     "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
@@ -68,7 +71,12 @@ if TYPE_CHECKING:
         TrafficShift,
     )
     from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
-    from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+    from cdk_mlops.constructs.training_pipeline import (
+        MlflowServerSize,
+        MlflowSettings,
+        SdkTrainingPipeline,
+        TrainingPipeline,
+    )
     from cdk_mlops.datasets import DatasetVersionError, Manifest, ManifestDiff, ManifestEntry
     from cdk_mlops.errors import ConfigurationError
     from cdk_mlops.guardrails import GuardrailSettings, Severity, apply_guardrails
@@ -87,6 +95,8 @@ __all__ = [
     "Manifest",
     "ManifestDiff",
     "ManifestEntry",
+    "MlflowServerSize",
+    "MlflowSettings",
     "MlopsPlatformStage",
     "ModelEndpoint",
     "ObjectLockSettings",
@@ -99,6 +109,7 @@ __all__ = [
     "RetrainTrigger",
     "RolloutSettings",
     "ScaleDownSchedule",
+    "SdkTrainingPipeline",
     "ServerlessSettings",
     "Severity",
     "TrafficShift",

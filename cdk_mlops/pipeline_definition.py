@@ -171,6 +171,27 @@ PARAMETER_NAMES: Final = (
 UNVERIFIED_SHA256: Final = "unverified"
 
 # --------------------------------------------------------------------------------------------
+# Lineage: the CustomerMetadataProperties the Register step records on every model package.
+# The manifest URI, its sha256 and the data version are recorded under their parameter names.
+# --------------------------------------------------------------------------------------------
+
+#: Metadata key: the pipeline execution that registered the package.
+METADATA_EXECUTION_ARN: Final = "PipelineExecutionArn"
+#: Metadata key: the source revision of the pipeline that trained the model.
+METADATA_SOURCE_REVISION: Final = "SourceRevision"
+#: Metadata key: where the gate's metric is in ``evaluation.json`` (``<metrics key>.<metric>.value``).
+METADATA_EVALUATION_METRIC: Final = "EvaluationMetric"
+#: Every metadata key the Register step records, in order.
+LINEAGE_METADATA_KEYS: Final = (
+    INPUT_MANIFEST_URI,
+    MANIFEST_SHA256,
+    DATA_VERSION,
+    METADATA_EXECUTION_ARN,
+    METADATA_SOURCE_REVISION,
+    METADATA_EVALUATION_METRIC,
+)
+
+# --------------------------------------------------------------------------------------------
 # Step names, channel and output names, container paths and file names.
 # The scripts in cdk_mlops/ml/ repeat the file names (they ship alone); a test keeps them equal.
 # --------------------------------------------------------------------------------------------
@@ -201,6 +222,9 @@ MODEL_DIR: Final = f"{PROCESSING_ROOT}/input/model"
 TEST_DIR: Final = f"{PROCESSING_ROOT}/input/test"
 OUTPUT_ROOT: Final = f"{PROCESSING_ROOT}/output"
 CHECKPOINT_DIR: Final = "/opt/ml/checkpoints"
+#: Environment variable of ``Train`` and ``Evaluate`` holding the MLflow tracking server ARN
+#: (``mlflow.set_tracking_uri(os.environ[...])`` with the ``sagemaker-mlflow`` plugin).
+MLFLOW_TRACKING_ARN_ENV: Final = "MLFLOW_TRACKING_ARN"
 
 TRAIN_FILE: Final = "train.csv"
 VALIDATION_FILE: Final = "validation.csv"
@@ -333,6 +357,9 @@ _MAX_RUNTIME_SECONDS = 28 * 24 * 3600
 # approximated with Python's \w (letters, digits, underscore) and a space.
 _METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 _STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+# MlflowConfig patterns of the SageMaker API (MlflowResourceArn, MlflowExperimentName).
+_MLFLOW_ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlflow-(app|tracking-server)/.+$")
+_MLFLOW_EXPERIMENT = re.compile(r"^[a-zA-Z0-9\-_./]{1,256}$")
 
 
 def is_unresolved(value: object) -> bool:
@@ -496,6 +523,12 @@ class PipelineSpec:
         default_approval_status: Default of ``ModelApprovalStatus``.
             Default: - ``PendingManualApproval``.
         settings: Default: - :class:`TrainingSettings` defaults.
+        mlflow_tracking_arn: A SageMaker managed MLflow tracking server. The definition's
+            ``MlflowConfig`` names it, so SageMaker Pipelines records each execution there, and
+            ``Train`` and ``Evaluate`` get it as the :data:`MLFLOW_TRACKING_ARN_ENV`
+            environment variable, so scripts can log runs to it. Default: - no MLflow.
+        mlflow_experiment_name: The MLflow experiment of the executions.
+            Default: - the pipeline's name (SageMaker Pipelines' choice).
     """
 
     role_arn: str
@@ -516,6 +549,8 @@ class PipelineSpec:
     default_input_manifest_uri: str = ""
     default_approval_status: str = "PendingManualApproval"
     settings: TrainingSettings = field(default_factory=TrainingSettings)
+    mlflow_tracking_arn: str | None = None
+    mlflow_experiment_name: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,6 +742,15 @@ def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
             f"source_revision {spec.source_revision!r} cannot be model package metadata; "
             "use 1-256 letters, digits, spaces or _ . : / = + - @"
         )
+    arn = spec.mlflow_tracking_arn
+    if arn is not None and not is_unresolved(arn) and not _MLFLOW_ARN.match(arn):
+        problems.append(
+            f"mlflow_tracking_arn {arn!r} is not the ARN of an MLflow tracking server "
+            "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)"
+        )
+    experiment = spec.mlflow_experiment_name
+    if experiment is not None and not is_unresolved(experiment) and not _MLFLOW_EXPERIMENT.match(experiment):
+        problems.append(f"mlflow_experiment_name {experiment!r} is not valid; use 1-256 letters, digits and - _ . /")
     if bool(spec.subnet_ids) != bool(spec.security_group_ids):
         problems.append("subnet_ids and security_group_ids go together; set both to run jobs in a VPC, or neither")
     scripts = [("preprocess_script", spec.preprocess_script), ("evaluate_script", spec.evaluate_script)]
@@ -1064,6 +1108,9 @@ def _train_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         job["CheckpointConfig"] = {"S3Uri": s.checkpoint_s3_uri, "LocalPath": CHECKPOINT_DIR}
     if spec.subnet_ids:
         job["VpcConfig"] = {"Subnets": list(spec.subnet_ids), "SecurityGroupIds": list(spec.security_group_ids)}
+    mlflow = _mlflow_environment(spec)
+    if mlflow:
+        job["Environment"] = mlflow
     b.step(
         TRAIN,
         "Training",
@@ -1071,6 +1118,11 @@ def _train_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         description="Train on the train split, early-stopping on the validation split.",
         retry_policies=(_SERVICE_RETRY, _JOB_RETRY),
     )
+
+
+def _mlflow_environment(spec: PipelineSpec) -> dict[str, Any] | None:
+    """The environment that points a job's scripts at the MLflow tracking server, if any."""
+    return {MLFLOW_TRACKING_ARN_ENV: spec.mlflow_tracking_arn} if spec.mlflow_tracking_arn else None
 
 
 def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
@@ -1098,6 +1150,7 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             s.metric_name,
             join(["--champion-metric=", get_parameter(CHAMPION_METRIC)]),
         ],
+        environment=_mlflow_environment(spec),
     )
     b.step(
         EVALUATE,
@@ -1163,12 +1216,12 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
             "CommitId": spec.source_revision,
         },
         "CustomerMetadataProperties": {
-            "InputManifestUri": get_parameter(INPUT_MANIFEST_URI),
-            "ManifestSha256": get_parameter(MANIFEST_SHA256),
-            "DataVersion": get_parameter(DATA_VERSION),
-            "PipelineExecutionArn": get_execution("PipelineExecutionArn"),
-            "SourceRevision": spec.source_revision,
-            "EvaluationMetric": f"{ProblemType(s.problem_type).metrics_key}.{s.metric_name}.value",
+            INPUT_MANIFEST_URI: get_parameter(INPUT_MANIFEST_URI),
+            MANIFEST_SHA256: get_parameter(MANIFEST_SHA256),
+            DATA_VERSION: get_parameter(DATA_VERSION),
+            METADATA_EXECUTION_ARN: get_execution("PipelineExecutionArn"),
+            METADATA_SOURCE_REVISION: spec.source_revision,
+            METADATA_EVALUATION_METRIC: f"{ProblemType(s.problem_type).metrics_key}.{s.metric_name}.value",
         },
         "SkipModelValidation": "None",
     }
@@ -1255,7 +1308,14 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     _train_step(b, spec)
     _evaluate_step(b, spec)
     _gate_step(b, spec)
-    return b.build()
+    definition = b.build()
+    if spec.mlflow_tracking_arn:
+        # The same member the SageMaker Python SDK writes for Pipeline(mlflow_config=...).
+        definition["MlflowConfig"] = {
+            "MlflowResourceArn": spec.mlflow_tracking_arn,
+            "MlflowExperimentName": spec.mlflow_experiment_name,
+        }
+    return definition
 
 
 def champion_parameters(model_package: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict[str, str]:
@@ -1276,7 +1336,7 @@ def champion_parameters(model_package: Mapping[str, Any], evaluation: Mapping[st
             ``EvaluationMetric``) or its evaluation lacks the metric.
     """
     metadata = model_package.get("CustomerMetadataProperties") or {}
-    path = metadata.get("EvaluationMetric")
+    path = metadata.get(METADATA_EVALUATION_METRIC)
     if not isinstance(path, str) or not path:
         raise ValueError("the model package has no EvaluationMetric metadata; it was not registered by this pipeline")
     node: Any = evaluation
@@ -1734,6 +1794,9 @@ def validate_definition(definition: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if definition.get("Version") != SCHEMA_VERSION:
         problems.append(f"Version: {definition.get('Version')!r}; use {SCHEMA_VERSION!r}")
+    mlflow = definition.get("MlflowConfig")
+    if mlflow is not None and (not isinstance(mlflow, dict) or not isinstance(mlflow.get("MlflowResourceArn"), str)):
+        problems.append("MlflowConfig: needs MlflowResourceArn (the ARN of an MLflow tracking server)")
 
     parameters: dict[str, str] = {}
     raw_parameters = definition.get("Parameters", [])

@@ -8,9 +8,11 @@ Usage::
     python -m cdk_mlops.local deploy [--keep]    # own server: bootstrap, deploy Dev, summary, stop
     python -m cdk_mlops.local deploy --endpoint http://localhost:N   # deploy Dev to a running server
     python -m cdk_mlops.local destroy            # destroy Dev on the running server
+    python -m cdk_mlops.local demo               # own server: deploy Dev, run the closed loop, destroy, stop
 
 ``status``, ``destroy`` and ``deploy --endpoint`` find the server ``up`` started through a
-state file, or take ``--endpoint``. Every endpoint must be loopback.
+state file, or take ``--endpoint``. Every endpoint must be loopback. ``demo`` always runs its
+own server in this process: the loop (:mod:`cdk_mlops.local.loop`) reaches into moto's backends.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cdk_mlops.local.deploy import (
     render_states,
     stack_states,
 )
+from cdk_mlops.local.loop import LoopError
 from cdk_mlops.local.server import DEFAULT_REGION, LocalAws, NotLoopbackError, child_env, local_aws, require_loopback
 
 #: Where `up` records its endpoint and process id for the other commands.
@@ -162,6 +165,44 @@ def _rounded(steps: dict[str, float]) -> dict[str, float]:
     return {f"{name}_s": round(seconds, 3) for name, seconds in steps.items()}
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cdk_mlops.local.loop import render_summary, run_loop
+
+    start = time.perf_counter()
+    with local_aws() as aws, _assembly_dir(args.output) as output:
+        progress("server", f"{aws.endpoint_url} (loopback only)")
+        server_s = time.perf_counter() - start
+        _, timings = deploy_stage(aws, output=output)
+        timings.steps = {"server": server_s, **timings.steps}
+        states = stack_states(aws, prefix=f"{STAGE}-")
+        print(render_states(states), flush=True)
+        loop_start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cdk-mlops-loop-") as work:
+            report = run_loop(aws, work_dir=Path(work))
+        timings.steps["loop"] = time.perf_counter() - loop_start
+        timings.steps["destroy"] = destroy_stage(aws, output=output)
+        endpoint = aws.endpoint_url
+    total = time.perf_counter() - start
+    progress("stopped", f"the local AWS on {endpoint}; nothing is left running")
+    rows = [
+        ("stacks deployed", ", ".join(f"{s.name} ({s.total} resources)" for s in states)),
+        (
+            "resources by type",
+            f"{sum(s.total for s in states)} resources of {len({t for s in states for t in s.resources})} types "
+            "(listed per stack above)",
+        ),
+        *render_summary(report),
+        ("time", f"{total:.1f} s: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print("== summary")
+    for label, value in rows:
+        print(f"   {label:<{width}}  {value}")
+    if args.timings:
+        args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(timings.steps)}, indent=2))
+    return 0
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
     aws = _attached(args.endpoint)
     destroy_stage(aws, output=args.output)
@@ -190,10 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--keep", action="store_true", help="keep the server running after the summary")
             command.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
         command.set_defaults(func=func)
+    demo = commands.add_parser("demo", help=f"own server: deploy {STAGE}, run the closed loop, destroy, stop")
+    demo.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
+    demo.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
+    demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (LocalDeployError, NotLoopbackError) as error:
+    except (LocalDeployError, NotLoopbackError, LoopError) as error:
         print(f"cdk-mlops local: {error}", file=sys.stderr)
         return 1
 

@@ -1,9 +1,19 @@
-"""TrainingPipeline: the synthesized definition, registry, least privilege, notifications, validation."""
+# mypy: disable-error-code="import-untyped"
+# (the SageMaker Python SDK ships no type information)
+"""TrainingPipeline: the synthesized definition, registry, least privilege, notifications, validation.
+
+Also MLflow, and pipelines authored with the SageMaker Python SDK (from_sdk_pipeline).
+"""
 
 from __future__ import annotations
 
+import ast
 import json
+import socket
+import sys
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -13,9 +23,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Capture, Match, Template
 from moto import mock_aws
 
+from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
+from cdk_mlops.constructs import training_pipeline as training_pipeline_module
 from cdk_mlops.constructs.data_store import VersionedDataStore
-from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+from cdk_mlops.constructs.training_pipeline import (
+    MLFLOW_LOGGING_ACTIONS,
+    MLFLOW_UI_ACTIONS,
+    MlflowServerSize,
+    MlflowSettings,
+    SdkTrainingPipeline,
+    TrainingPipeline,
+)
 from cdk_mlops.errors import ConfigurationError
 from tests.quality import cfn_lint_errors, nag_findings, resolve_like_cloudformation
 
@@ -24,7 +43,7 @@ from tests.quality import cfn_lint_errors, nag_findings, resolve_like_cloudforma
 class Built:
     stack: cdk.Stack
     store: VersionedDataStore
-    training: TrainingPipeline
+    training: TrainingPipeline | SdkTrainingPipeline
     template: Template
 
     def resource(self, type_: str) -> dict[str, Any]:
@@ -253,3 +272,450 @@ def test_unknown_region_for_builtin_images_is_a_configuration_error():
         ConfigurationError, match=r"\[Test/Training\] no xgboost image is published in region 'eusc-de-east-1'"
     ):
         build(cdk.Environment(account="123456789012", region="eusc-de-east-1"))
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_mlflow() -> Built:
+    stack = cdk.Stack(cdk.App(), "Test", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    store = VersionedDataStore(stack, "Data", datasets=["churn"])
+    training = TrainingPipeline(
+        stack,
+        "Training",
+        data_store=store,
+        dataset="churn",
+        pipeline_name="churn-training",
+        mlflow=MlflowSettings(size=MlflowServerSize.MEDIUM, weekly_maintenance_window_start="Sun:03:00"),
+    )
+    training.grant_mlflow_ui(iam.Role(stack, "Person", assumed_by=iam.AccountRootPrincipal()))
+    return Built(stack, store, training, Template.from_stack(stack))
+
+
+def _policy_actions(built: Built, role: iam.IRole) -> list[dict[str, Any]]:
+    statements = Capture()
+    built.template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": built.stack.get_logical_id(role.node.default_child)}],  # type: ignore[arg-type]
+            "PolicyDocument": {"Statement": statements},
+        },
+    )
+    found: list[dict[str, Any]] = statements.as_array()
+    return found
+
+
+def test_mlflow_tracking_server_stores_artifacts_in_the_data_store(with_mlflow):
+    server = with_mlflow.training.mlflow_tracking_server
+    role = with_mlflow.training.mlflow_role
+    assert server is not None
+    assert role is not None
+    with_mlflow.template.has_resource(
+        "AWS::SageMaker::MlflowTrackingServer",
+        {
+            "DeletionPolicy": "Retain",
+            "Properties": {
+                "TrackingServerName": "churn-training-mlflow",
+                "TrackingServerSize": "Medium",
+                "WeeklyMaintenanceWindowStart": "Sun:03:00",
+                "AutomaticModelRegistration": False,
+                "RoleArn": {"Fn::GetAtt": [with_mlflow.stack.get_logical_id(role.node.default_child), "Arn"]},
+                "ArtifactStoreUri": {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "s3://",
+                            {"Ref": with_mlflow.stack.get_logical_id(with_mlflow.store.bucket.node.default_child)},
+                            "/artifacts/mlflow/churn-training-mlflow/",
+                        ],
+                    ]
+                },
+            },
+        },
+    )
+    assert with_mlflow.training.mlflow_artifacts_prefix == "artifacts/mlflow/churn-training-mlflow/"
+
+
+def test_mlflow_server_role_reaches_only_its_prefix_and_the_key(with_mlflow):
+    role = with_mlflow.training.mlflow_role
+    assert role is not None
+    statements = _policy_actions(with_mlflow, role)
+    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert {a.split(":")[0] for a in actions} == {"s3", "kms"}
+    object_resources = json.dumps([s["Resource"] for s in statements if "s3:PutObject" in s["Action"]])
+    assert "/artifacts/mlflow/churn-training-mlflow/*" in object_resources
+    assert '"/*"' not in object_resources
+
+
+def test_pipeline_role_logs_to_mlflow_without_wildcards(with_mlflow):
+    statements = _policy_actions(with_mlflow, with_mlflow.training.role)
+    server = with_mlflow.stack.get_logical_id(with_mlflow.training.mlflow_tracking_server)
+    mlflow = [s for s in statements if any(str(a).startswith("sagemaker-mlflow:") for a in s["Action"])]
+    assert len(mlflow) == 1
+    assert mlflow[0]["Action"] == list(MLFLOW_LOGGING_ACTIONS)
+    assert mlflow[0]["Resource"] == {"Fn::GetAtt": [server, "TrackingServerArn"]}
+    assert not [a for a in MLFLOW_LOGGING_ACTIONS if "*" in a]
+    assert "sagemaker-mlflow:AccessUI" not in MLFLOW_LOGGING_ACTIONS
+
+
+def test_mlflow_arn_reaches_the_definition_training_and_evaluation(with_mlflow):
+    definition = json.loads(definition_text(with_mlflow))
+    arn = "arn:aws:test:eu-west-1:123456789012:"
+    assert definition["MlflowConfig"]["MlflowExperimentName"] == "churn-training"
+    assert definition["MlflowConfig"]["MlflowResourceArn"].startswith(arn)
+    steps = {s["Name"]: s for s in definition["Steps"]}
+    for name in ("Train", "Evaluate"):
+        assert steps[name]["Arguments"]["Environment"]["MLFLOW_TRACKING_ARN"].startswith(arn)
+    assert pd.validate_definition(definition) == []
+
+
+def test_grant_mlflow_ui_is_scoped_to_the_server(with_mlflow):
+    person = with_mlflow.stack.node.find_child("Person")
+    server = with_mlflow.stack.get_logical_id(with_mlflow.training.mlflow_tracking_server)
+    assert _policy_actions(with_mlflow, person) == [
+        {
+            "Action": list(MLFLOW_UI_ACTIONS),
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [server, "TrackingServerArn"]},
+        }
+    ]
+
+
+def test_mlflow_grants_need_a_tracking_server(agnostic):
+    role = iam.Role(cdk.Stack(cdk.App(), "Other"), "R", assumed_by=iam.AccountRootPrincipal())
+    with pytest.raises(ConfigurationError, match=r"\[Test/Training\] grant_mlflow_ui: this pipeline has no MLflow"):
+        agnostic.training.grant_mlflow_ui(role)
+
+
+def test_mlflow_stack_passes_cfn_lint_and_cdk_nag(with_mlflow):
+    assert cfn_lint_errors(with_mlflow.template.to_json(), region="eu-west-1") == []
+    assert nag_findings(with_mlflow.stack) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (MlflowSettings(weekly_maintenance_window_start="Sunday 3am"), "weekly_maintenance_window_start 'Sunday 3am'"),
+        (MlflowSettings(tracking_server_name="-bad"), "mlflow.tracking_server_name '-bad' is not valid"),
+        (MlflowSettings(mlflow_version="latest"), "mlflow.mlflow_version 'latest' is not a version"),
+        (MlflowSettings(size="Huge"), "mlflow.size 'Huge' is not a size"),  # type: ignore[arg-type]
+        (MlflowSettings(experiment_name="no spaces"), "mlflow_experiment_name 'no spaces' is not valid"),
+    ],
+)
+def test_invalid_mlflow_settings_are_configuration_errors(settings, expected):
+    with pytest.raises(ConfigurationError) as caught:
+        build(mlflow=settings)
+    assert str(caught.value).startswith("[Test/Training]")
+    assert any(expected in p for p in caught.value.problems), caught.value.problems
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines authored with the SageMaker Python SDK
+# --------------------------------------------------------------------------------------------
+
+EU_WEST_1 = cdk.Environment(account="123456789012", region="eu-west-1")
+SKLEARN_EU = image_uris.image_uri("sklearn", "eu-west-1")
+
+
+def sdk_processing_definition(**arguments: Any) -> dict[str, Any]:
+    """A one-step definition as the SDK writes it with the cdk_mlops.sdk placeholders."""
+    step_arguments: dict[str, Any] = {
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+                "VolumeKmsKeyId": sdk.KMS_KEY_PLACEHOLDER,
+            }
+        },
+        "AppSpecification": {"ImageUri": SKLEARN_EU},
+        "RoleArn": sdk.ROLE_ARN_PLACEHOLDER,
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "out",
+                    "S3Output": {
+                        "S3Uri": f"s3://{sdk.BUCKET_PLACEHOLDER}/artifacts/churn/out",
+                        "LocalPath": "/opt/ml/processing/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ],
+            "KmsKeyId": sdk.KMS_KEY_PLACEHOLDER,
+        },
+        **arguments,
+    }
+    return {
+        "Version": "2020-12-01",
+        "Metadata": {},
+        "Parameters": [],
+        "MlflowConfig": None,
+        "Steps": [{"Name": "Prep", "Type": "Processing", "Arguments": step_arguments}],
+    }
+
+
+def build_sdk(pipeline: Any, env: cdk.Environment | None = EU_WEST_1, **kwargs: Any) -> Built:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Test", env=env)
+    store = VersionedDataStore(stack, "Data", datasets=["churn"])
+    args: dict[str, Any] = {"pipeline": pipeline, "data_store": store, "pipeline_name": "churn", **kwargs}
+    training = TrainingPipeline.from_sdk_pipeline(stack, "Sdk", **args)
+    return Built(stack, store, training, Template.from_stack(stack))
+
+
+@pytest.fixture(scope="module")
+def sdk_pipeline() -> Any:
+    """A pipeline authored with the SDK as the docs show: offline session, placeholders, s3:// scripts."""
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mp.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        mp.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+        session = sdk.pipeline_session("eu-west-1", default_bucket_prefix="artifacts/churn")
+        from sagemaker.core.processing import Processor
+        from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+        from sagemaker.core.workflow.parameters import ParameterString
+        from sagemaker.mlops.workflow.pipeline import Pipeline
+        from sagemaker.mlops.workflow.steps import ProcessingStep
+
+        manifest = ParameterString("InputManifestUri", default_value="")
+        processor = Processor(
+            role=sdk.ROLE_ARN_PLACEHOLDER,
+            image_uri=SKLEARN_EU,
+            instance_count=1,
+            instance_type="ml.m5.large",
+            entrypoint=["python3", "/opt/ml/processing/input/code/prep.py"],
+            volume_kms_key=sdk.KMS_KEY_PLACEHOLDER,
+            output_kms_key=sdk.KMS_KEY_PLACEHOLDER,
+            sagemaker_session=session,
+        )
+        step_args = processor.run(
+            inputs=[
+                ProcessingInput(
+                    input_name="code",
+                    s3_input=ProcessingS3Input(
+                        s3_uri="s3://my-assets/prep.py",
+                        local_path="/opt/ml/processing/input/code",
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                    ),
+                ),
+                ProcessingInput(
+                    input_name="manifest",
+                    s3_input=ProcessingS3Input(
+                        s3_uri=manifest,
+                        local_path="/opt/ml/processing/input/manifest",
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                    ),
+                ),
+            ],
+            outputs=[
+                # No s3:// URI: the SDK names it under the session's default bucket and prefix.
+                ProcessingOutput(
+                    output_name="out",
+                    s3_output=ProcessingS3Output(
+                        s3_uri="/opt/ml/processing/output",
+                        local_path="/opt/ml/processing/output",
+                        s3_upload_mode="EndOfJob",
+                    ),
+                )
+            ],
+        )
+        return Pipeline(
+            name="churn",
+            parameters=[manifest],
+            steps=[ProcessingStep(name="Prep", step_args=step_args)],
+            sagemaker_session=session,
+        )
+
+
+@pytest.fixture(scope="module")
+def from_sdk(sdk_pipeline) -> Built:
+    return build_sdk(sdk_pipeline, datasets=["churn"])
+
+
+def test_from_sdk_pipeline_substitutes_the_placeholders(from_sdk):
+    body = from_sdk.resource("AWS::SageMaker::Pipeline")["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
+    assert not [p for p in sdk.PLACEHOLDERS if p in json.dumps(body)]
+    definition = json.loads(definition_text(from_sdk))
+    assert pd.validate_definition(definition) == []
+    (step,) = definition["Steps"]
+    role = from_sdk.stack.get_logical_id(from_sdk.training.role.node.default_child)
+    assert step["Arguments"]["RoleArn"] == f"arn:aws:test:eu-west-1:123456789012:{role.lower()}/arn"
+    assert step["Arguments"]["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].startswith("arn:aws:test:")
+    output = step["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+    bucket = from_sdk.stack.get_logical_id(from_sdk.store.bucket.node.default_child)
+    assert output[:4] == ["s3:/", bucket.lower(), "artifacts/churn", "churn"]
+
+
+def test_from_sdk_pipeline_role_gets_what_the_steps_need(from_sdk):
+    statements = _policy_actions(from_sdk, from_sdk.training.role)
+    actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert "sagemaker:CreateProcessingJob" in actions
+    assert "sagemaker:CreateTrainingJob" not in actions
+    assert "sagemaker:CreateModelPackage" not in actions
+    assert "*" not in actions
+    assert not [a for a in actions if a.endswith(":*")]
+    assert "sagemaker-scikit-learn" in json.dumps(statements)
+    from_sdk.template.resource_count_is("AWS::SageMaker::ModelPackageGroup", 0)
+
+
+def test_from_sdk_pipeline_passes_cfn_lint_and_cdk_nag(from_sdk):
+    assert cfn_lint_errors(from_sdk.template.to_json(), region="eu-west-1") == []
+    assert nag_findings(from_sdk.stack) == []
+
+
+def test_from_sdk_pipeline_accepts_the_definition_json(sdk_pipeline):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = sdk_pipeline.definition()
+    built = build_sdk(text, datasets=["churn"])
+    assert pd.validate_definition(json.loads(definition_text(built))) == []
+
+
+def test_from_sdk_pipeline_registers_into_its_group_and_logs_to_mlflow():
+    definition = sdk_processing_definition()
+    definition["MlflowConfig"] = {"MlflowResourceArn": sdk.MLFLOW_TRACKING_ARN_PLACEHOLDER, "MlflowExperimentName": "c"}
+    definition["Steps"].append(
+        {
+            "Name": "Register",
+            "Type": "RegisterModel",
+            "Arguments": {
+                "ModelPackageGroupName": sdk.MODEL_PACKAGE_GROUP_PLACEHOLDER,
+                "InferenceSpecification": {"Containers": [{"Image": SKLEARN_EU}]},
+                "ModelApprovalStatus": "PendingManualApproval",
+            },
+            "DependsOn": ["Prep"],
+        }
+    )
+    built = build_sdk(json.dumps(definition), mlflow=MlflowSettings())
+    text = definition_text(built)
+    register = json.loads(text)["Steps"][1]["Arguments"]
+    assert register["ModelPackageGroupName"] == "churn-models"
+    built.template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "churn-models"}
+    )
+    server = built.stack.get_logical_id(built.training.mlflow_tracking_server)  # type: ignore[arg-type]
+    assert json.loads(text)["MlflowConfig"]["MlflowResourceArn"] == (
+        f"arn:aws:test:eu-west-1:123456789012:{server.lower()}/trackingserverarn"
+    )
+    actions = json.dumps(_policy_actions(built, built.training.role))
+    assert "sagemaker:CreateModelPackage" in actions
+    assert "sagemaker-mlflow:LogMetric" in actions
+    assert nag_findings(built.stack) == []
+
+
+@pytest.mark.parametrize(
+    ("definition", "kwargs", "expected"),
+    [
+        (
+            sdk_processing_definition(RoleArn="arn:aws:iam::123456789012:role/admin"),
+            {},
+            "step 'Prep' runs as 'arn:aws:iam::123456789012:role/admin'; author it with role=",
+        ),
+        (
+            sdk_processing_definition(AppSpecification={"ImageUri": SKLEARN_EU.replace("eu-west-1", "us-east-1")}),
+            {},
+            "is in us-east-1, but the stack deploys to eu-west-1",
+        ),
+        (
+            sdk_processing_definition(
+                ProcessingInputs=[
+                    {
+                        "InputName": "data",
+                        "S3Input": {
+                            "S3Uri": f"s3://{sdk.BUCKET_PLACEHOLDER}/datasets/other/",
+                            "LocalPath": "/opt/ml/processing/input/data",
+                            "S3DataType": "S3Prefix",
+                        },
+                    }
+                ]
+            ),
+            {},
+            "s3://<data store>/datasets/other/ is outside what the pipeline's role may use",
+        ),
+        (
+            {**sdk_processing_definition(), "MlflowConfig": {"MlflowResourceArn": sdk.MLFLOW_TRACKING_ARN_PLACEHOLDER}},
+            {},
+            "pass mlflow=MlflowSettings()",
+        ),
+        (
+            {
+                **sdk_processing_definition(),
+                "Steps": [
+                    {
+                        "Name": "Fail",
+                        "Type": "Fail",
+                        "Arguments": {"ErrorMessage": {"Get": "Steps.Missing.ProcessingJobName"}},
+                    }
+                ],
+            },
+            {},
+            "pipeline definition: Steps[0] (Fail).Arguments.ErrorMessage: Get 'Steps.Missing.ProcessingJobName'",
+        ),
+    ],
+)
+def test_from_sdk_pipeline_rejects_what_it_cannot_deploy(definition, kwargs, expected):
+    with pytest.raises(ConfigurationError) as caught:
+        build_sdk(json.dumps(definition), **kwargs)
+    assert str(caught.value).startswith("[Test/Sdk]")
+    assert any(expected in p for p in caught.value.problems), caught.value.problems
+
+
+def test_from_sdk_pipeline_needs_a_fixed_region():
+    with pytest.raises(ConfigurationError, match=r"\[Test/Sdk\] from_sdk_pipeline needs a stack with a fixed region"):
+        build_sdk(json.dumps(sdk_processing_definition()), env=None)
+
+
+def test_from_sdk_pipeline_rejects_a_session_of_another_region(sdk_pipeline):
+    with pytest.raises(ConfigurationError) as caught:
+        build_sdk(sdk_pipeline, env=cdk.Environment(account="123456789012", region="eu-central-1"))
+    assert any("region 'eu-west-1' is not the stack's region 'eu-central-1'" in p for p in caught.value.problems)
+
+
+def test_from_sdk_pipeline_rejects_invalid_json():
+    with pytest.raises(ConfigurationError, match=r"\[Test/Sdk\] pipeline: the pipeline definition is not valid JSON"):
+        build_sdk("{not json")
+
+
+def test_from_sdk_pipeline_refuses_an_sdk_that_calls_aws(sdk_pipeline, monkeypatch):
+    # A session with telemetry on would send it while the definition is built.
+    monkeypatch.setattr(sdk_pipeline.sagemaker_session, "sagemaker_config", {})
+    with pytest.raises(ConfigurationError, match=r"sends telemetry to AWS .* cdk_mlops.sdk.pipeline_session"):
+        build_sdk(sdk_pipeline)
+
+
+def test_offline_refuses_and_records_every_attempt(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("s3", region_name="eu-west-1")
+    originals = (socket.create_connection, socket.socket.connect, socket.getaddrinfo)
+    with sdk.offline() as attempts:
+        with pytest.raises(sdk.AwsCallAttemptedError, match="AWS API call ListBuckets"):
+            client.list_buckets()
+        with pytest.raises(sdk.AwsCallAttemptedError, match="connect to"):
+            socket.create_connection(("127.0.0.1", 9))
+    assert attempts == ["AWS API call ListBuckets", "connect to ('127.0.0.1', 9)"]
+    assert (socket.create_connection, socket.socket.connect, socket.getaddrinfo) == originals  # restored
+
+
+def test_the_sdk_is_needed_only_for_pipeline_objects(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sagemaker.mlops.workflow.pipeline", None)
+    with pytest.raises(ConfigurationError, match=r"install it with: pip install 'cdk-mlops\[sdk\]'"):
+        build_sdk(object())
+    monkeypatch.setitem(sys.modules, "sagemaker.core.workflow.pipeline_context", None)
+    with pytest.raises(sdk.SdkNotInstalledError, match=r"pip install 'cdk-mlops\[sdk\]'"):
+        sdk.pipeline_session("eu-west-1")
+    build_sdk(json.dumps(sdk_processing_definition()))  # a definition string needs no SDK
+
+
+def test_the_library_never_imports_the_sdk_at_import_time():
+    for module in (sdk, training_pipeline_module):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        top_level = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+        names = [n.name for node in top_level if isinstance(node, ast.Import) for n in node.names]
+        names += [node.module or "" for node in top_level if isinstance(node, ast.ImportFrom)]
+        assert not [n for n in names if n == "sagemaker" or n.startswith("sagemaker.")], module.__name__

@@ -1,0 +1,275 @@
+"""End to end: the closed loop on the deployed Dev stage, with the real handler, scripts and CLI.
+
+One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS, then
+:func:`cdk_mlops.local.loop.run_loop` runs steps 1 to 7. Each step's result holds the AWS
+state read right after the step (executions, parameters, the trigger's DynamoDB state); the
+tests assert on those and on what AWS holds at the end. The last test removes the model
+packages and destroys the stage, as ``make demo`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cdk_mlops import datasets
+from cdk_mlops import pipeline_definition as pd
+from cdk_mlops.lambdas.retrain_trigger import core
+from cdk_mlops.lambdas.retrain_trigger.events import OBJECT_CREATED, PIPELINE_STATUS_CHANGE, RETRAIN_CHECK
+from cdk_mlops.local.deploy import deploy_stage, destroy_stage, stack_states
+from cdk_mlops.local.loop import LoopReport, run_loop
+from cdk_mlops.local.server import LocalAws, local_aws
+from cdk_mlops.promotion import PromotionAction
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Run:
+    aws: LocalAws
+    report: LoopReport
+    lines: list[tuple[str, str]]
+    output: Path
+
+    def client(self, service: str):
+        return self.aws.client(service)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
+        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
+    with local_aws() as aws:
+        output = tmp_path_factory.mktemp("cdk.out")
+        deploy_stage(aws, directory=REPO_ROOT, output=output)
+        lines: list[tuple[str, str]] = []
+        report = run_loop(
+            aws, work_dir=tmp_path_factory.mktemp("loop"), emit=lambda step, text: lines.append((step, text))
+        )
+        yield Run(aws, report, lines, output)
+
+
+# --- the platform -------------------------------------------------------------------------------------
+
+
+def test_the_loop_reads_its_settings_from_the_deployed_function(run):
+    platform = run.report.platform
+    configuration = run.client("lambda").get_function_configuration(FunctionName=platform.function.name)
+    assert configuration["Environment"]["Variables"] == dict(platform.function.environment)
+    assert platform.settings == core.Settings.from_env(configuration["Environment"]["Variables"])
+    buckets = [b["Name"] for b in run.client("s3").list_buckets()["Buckets"]]
+    assert platform.bucket in buckets
+    assert platform.model_package_group in [
+        g["ModelPackageGroupName"]
+        for g in run.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
+    ]
+
+
+# --- step 1 and 2 -------------------------------------------------------------------------------------
+
+
+def test_step_1_uploads_version_1_under_the_dataset_prefix(run):
+    first = run.report.uploads[0]
+    prefix = datasets.dataset_prefix(run.report.platform.dataset)
+    assert len(first.keys) == 4
+    assert all(key.startswith(prefix) for key in first.keys)
+    # the bucket still holds these exact versions after version 2 overwrote one of them
+    versions = run.client("s3").list_object_versions(Bucket=run.report.platform.bucket, Prefix=prefix)["Versions"]
+    held = {(v["Key"], v["VersionId"]) for v in versions}
+    assert set(first.version_ids.items()) <= held
+
+
+def test_step_2_starts_exactly_one_execution_after_the_quiet_period(run):
+    started = run.report.started
+    first, *_, last = started.deliveries
+    # the S3 events came through the deployed rule and queue, once each (moto's own poller kept out)
+    assert set(first.events) == {OBJECT_CREATED}
+    assert len(first.records) == 4
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in first.records} == {"1"}
+    assert [d.decision for d in first.decisions] == ["waiting"]
+    # the delayed check, delivered when the quiet period had passed, started the run
+    assert RETRAIN_CHECK in last.events
+    assert [d.decision for d in last.decisions] == ["started"]
+    assert last.at >= run.report.platform.settings.quiet_period
+    assert started.executions == (started.execution_arn,)
+
+
+# --- step 3 -------------------------------------------------------------------------------------------
+
+
+def test_step_3_the_execution_names_a_manifest_of_exactly_version_1(run):
+    view = run.report.execution
+    first = run.report.uploads[0]
+    parameters = view.parameters
+    manifest_uri = parameters[pd.INPUT_MANIFEST_URI]
+    assert manifest_uri.startswith(
+        f"s3://{run.report.platform.bucket}/{datasets.manifest_prefix(run.report.platform.dataset)}"
+    )
+    manifest = datasets.load_manifest(manifest_uri, s3=run.client("s3"))
+    assert {e.key: e.version_id for e in manifest.entries} == dict(first.version_ids)
+    assert parameters[pd.MANIFEST_SHA256] == manifest.sha256
+    assert parameters[pd.DATA_VERSION] == core.data_version(manifest.created_at, manifest.sha256)
+    assert parameters[pd.TRIGGER_REASON].startswith("new objects")
+    assert view.status == "Executing"
+    assert view.executions == 1
+    assert view.manifest_bytes == len(manifest.to_json().encode())
+
+
+# --- step 4 -------------------------------------------------------------------------------------------
+
+
+def test_step_4_a_redelivered_batch_starts_nothing(run):
+    again = run.report.redelivery
+    original = run.report.started.deliveries[0]
+    assert again.delivery.redelivery
+    assert [r["messageId"] for r in again.delivery.records] == [r["messageId"] for r in original.records]
+    assert not again.delivery.decided("started")
+    assert again.executions == (run.report.started.execution_arn,)
+    assert again.idempotency_status == "COMPLETED"
+    assert again.idempotency_execution == run.report.started.execution_arn
+
+
+def test_step_4_version_2_during_the_run_is_recorded_as_pending(run):
+    pending = run.report.pending
+    first = run.report.started.execution_arn
+    assert pending.deliveries[-1].decided("pending")
+    assert not any(d.decided("started") for d in pending.deliveries)
+    assert pending.executions == (first,)
+    # DynamoDB: the lock names the running execution; the dataset has activity it has not trained on
+    assert pending.pipeline.lock is not None
+    assert pending.pipeline.lock.execution_arn == first
+    state = pending.dataset
+    assert state.last_activity_at is not None
+    assert state.settled_at is not None
+    assert state.last_activity_at > state.settled_at
+    assert state.check_due_at is not None
+    assert state.last_digest == run.report.execution.manifest.sha256
+
+
+# --- step 5 -------------------------------------------------------------------------------------------
+
+
+def test_step_5_the_end_of_the_run_starts_the_pending_version(run):
+    finished = run.report.finished
+    [delivery] = finished.deliveries
+    assert PIPELINE_STATUS_CHANGE in delivery.events
+    assert [d.decision for d in delivery.decided("released")] == ["released"]
+    assert len(delivery.decided("started")) == 1
+    first, second = finished.executions
+    assert (first.execution_arn, second.execution_arn) == (finished.finished_arn, finished.started_arn)
+    assert (first.status, second.status) == ("Succeeded", "Executing")
+    assert first.manifest_uri != second.manifest_uri
+    assert first.sha256 != second.sha256
+    assert finished.diff.added == ("part-0004.csv",)
+    assert finished.diff.changed == ("part-0003.csv",)
+    # the second manifest lists the version 2 objects
+    second_manifest = datasets.load_manifest(second.manifest_uri, s3=run.client("s3"))
+    versions = {e.key: e.version_id for e in second_manifest.entries}
+    assert set(run.report.uploads[1].version_ids.items()) <= set(versions.items())
+    executions = run.client("sagemaker").list_pipeline_executions(PipelineName=run.report.platform.pipeline_name)
+    assert len(executions["PipelineExecutionSummaries"]) == 2
+
+
+# --- step 6 -------------------------------------------------------------------------------------------
+
+
+def test_step_6_the_model_package_is_approved_with_the_lineage_of_the_first_run(run):
+    registration = run.report.registration
+    first = run.report.execution
+    package = run.client("sagemaker").describe_model_package(ModelPackageName=registration.model_package_arn)
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ModelPackageGroupName"] == run.report.platform.model_package_group
+    metadata = package["CustomerMetadataProperties"]
+    assert tuple(metadata) == pd.LINEAGE_METADATA_KEYS
+    assert metadata[pd.INPUT_MANIFEST_URI] == first.parameters[pd.INPUT_MANIFEST_URI]
+    assert metadata[pd.MANIFEST_SHA256] == first.parameters[pd.MANIFEST_SHA256]
+    assert metadata[pd.DATA_VERSION] == first.parameters[pd.DATA_VERSION]
+    assert metadata[pd.METADATA_EXECUTION_ARN] == first.execution_arn
+    assert package["MetadataProperties"]["GeneratedBy"] == first.execution_arn
+    # Dev registers approved (its ModelApprovalStatus default); elsewhere the loop would approve
+    default = {p["Name"]: p.get("DefaultValue") for p in run.report.platform.definition["Parameters"]}
+    assert registration.registered_status == default[pd.MODEL_APPROVAL_STATUS] == "Approved"
+    assert [s.outcome for s in registration.run.steps] == ["ran", "skipped", "ran", "ran", "passed", "ran"]
+
+
+def test_step_6_the_metrics_are_a_real_evaluation_stored_where_the_package_says(run):
+    registration = run.report.registration
+    uri = registration.package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    execution_id = run.report.execution.execution_arn.rsplit("/", 1)[-1]
+    assert f"/{execution_id}/evaluate/{pd.EVALUATION_FILE}" in uri
+    bucket, key = datasets.parse_s3_uri(uri)
+    evaluation = json.loads(run.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert evaluation["binary_classification_metrics"]["auc"]["value"] == registration.metric_value
+    assert registration.metric == "auc"
+    assert 0.9 < registration.metric_value <= 1.0
+
+
+def test_step_6_the_manifest_materializes_to_exactly_version_1(run, tmp_path):
+    registration = run.report.registration
+    assert registration.matches_version
+    uri = registration.package["CustomerMetadataProperties"][pd.INPUT_MANIFEST_URI]
+    written = datasets.materialize(uri, tmp_path, s3=run.client("s3"))
+    v1 = run.report.uploads[0]
+    assert len(written) == len(v1.keys)
+    restored = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in written}
+    current = (
+        run.client("s3")
+        .get_object(
+            Bucket=run.report.platform.bucket,
+            Key=datasets.dataset_prefix(run.report.platform.dataset) + "part-0003.csv",
+        )["Body"]
+        .read()
+    )
+    # the file version 2 rewrote comes back as it was in version 1
+    assert restored["part-0003.csv"] != current
+    assert registration.materialized == tuple(sorted(restored))
+
+
+# --- step 7 -------------------------------------------------------------------------------------------
+
+
+def test_step_7_the_champion_parameters_and_the_promotion_decision(run):
+    decisions = run.report.decisions
+    registration = run.report.registration
+    assert decisions.champion_arn == registration.model_package_arn
+    assert decisions.champion_parameters[pd.CHAMPION_METRIC] == repr(registration.metric_value)
+    constraints = decisions.champion_parameters[pd.BASELINE_CONSTRAINTS_URI]
+    assert constraints.endswith(f"/data-quality-baseline/{pd.CONSTRAINTS_FILE}")
+    assert decisions.constraints_present is False  # the analyzer image does not run locally
+    assert decisions.promotion.action is PromotionAction.PROMOTE
+    assert decisions.promotion.model_package_arn == registration.model_package_arn
+    assert decisions.promotion.stage == "staging"
+
+
+def test_the_output_has_a_line_per_step(run):
+    steps = [step for step, _ in run.lines if step]
+    for label in (
+        "1 upload",
+        "2 deliver",
+        "3 execution",
+        "4 redeliver",
+        "4 upload",
+        "5 finish",
+        "6 register",
+        "7 decide",
+    ):
+        assert label in steps
+
+
+# --- teardown, as make demo does it --------------------------------------------------------------------
+
+
+def test_the_stage_destroys_and_the_registry_survives_it(run):
+    destroy_stage(run.aws, directory=REPO_ROOT, output=run.output)
+    assert stack_states(run.aws, prefix="Dev-") == []
+    # The model package group is retained (models are data): its approved package is still listed.
+    packages = run.aws.client("sagemaker").list_model_packages(
+        ModelPackageGroupName=run.report.platform.model_package_group
+    )["ModelPackageSummaryList"]
+    assert [p["ModelPackageArn"] for p in packages] == [run.report.registration.model_package_arn]
