@@ -12,12 +12,19 @@ import aws_cdk as cdk
 from aws_cdk import aws_scheduler as scheduler
 
 from cdk_mlops import (
+    DataCaptureSettings,
+    EndpointKind,
     GuardrailSettings,
+    LatencyThreshold,
+    ModelEndpoint,
     ObjectLockSettings,
     ProblemType,
+    RealtimeSettings,
     RetrainMode,
     RetrainPolicy,
     RetrainTrigger,
+    RolloutSettings,
+    TrafficShift,
     TrainingPipeline,
     TrainingSettings,
     VersionedDataStore,
@@ -26,9 +33,12 @@ from cdk_mlops import (
     synth_app,
 )
 
+#: The approved model this team serves (from its registry; a delivery pipeline records it).
+MODEL_PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-training-models/3"
+
 
 class ChurnMlopsStack(cdk.Stack):
-    """One team's churn model: immutable training data, a stricter gate, retraining on commit markers."""
+    """One team's churn model: immutable training data, a stricter gate, commit-marker retraining, a canary."""
 
     def __init__(self, scope: cdk.Stage, id: str, **kwargs: object) -> None:
         super().__init__(scope, id, **kwargs)  # type: ignore[arg-type]
@@ -72,6 +82,24 @@ class ChurnMlopsStack(cdk.Stack):
                 max_runs_per_day=2,
             ),
             schedule=scheduler.ScheduleExpression.expression("cron(0 4 ? * SUN *)"),
+            alarm_topic=self.training.topic,
+        )
+        # Realtime, linear traffic shifting with rollback, every request captured for monitoring.
+        self.endpoint = ModelEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name="churn",
+            data_store=self.store,
+            model_package_arn=MODEL_PACKAGE_ARN,
+            image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+            kind=EndpointKind.REALTIME,
+            realtime=RealtimeSettings(
+                instance_type="ml.c5.xlarge", initial_instance_count=2, min_capacity=2, max_capacity=6
+            ),
+            data_capture=DataCaptureSettings(sampling_percentage=100),
+            rollout=RolloutSettings(traffic_shift=TrafficShift.LINEAR, linear_step_percent=25),
+            require_rollback_alarms=True,
+            add_latency_alarm={"Warning": LatencyThreshold(max_latency=cdk.Duration.millis(150))},
             alarm_topic=self.training.topic,
         )
 

@@ -38,3 +38,6 @@ def test_example_synthesizes_with_non_default_settings():
     function = next(r for r in resources if r["Type"] == "AWS::Lambda::Function" and "Environment" in r["Properties"])
     assert function["Properties"]["Environment"]["Variables"]["MODE"] == "COMMIT_MARKER"
     assert any(r["Type"] == "AWS::SageMaker::Pipeline" for r in resources)
+    (endpoint,) = [r for r in resources if r["Type"] == "AWS::SageMaker::Endpoint"]
+    routing = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "LINEAR"
