@@ -160,7 +160,20 @@ def _add_dataset_group(groups: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 #: Every command group, in help order. Append to add a group (e.g. ``local``).
-COMMAND_GROUPS: list[CommandGroup] = [_add_dataset_group]
+def _add_local_group(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Listed for --help only: main() hands everything after `local` to the local-AWS tool.
+    subparsers.add_parser(
+        "local", help="the embedded local AWS for development: up, down, status, deploy, demo, destroy"
+    )
+
+
+def _local(arguments: Sequence[str]) -> int:
+    from cdk_mlops.local.__main__ import main as local_main
+
+    return local_main(list(arguments))
+
+
+COMMAND_GROUPS: list[CommandGroup] = [_add_dataset_group, _add_local_group]
 
 
 def build_parser(groups: Sequence[CommandGroup] | None = None) -> argparse.ArgumentParser:
@@ -202,9 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: The arguments without the program name. Default: - ``sys.argv[1:]``.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["local"]:
+        return _local(arguments[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:  # argparse exits on --help, --version and usage errors
         return exit_.code if isinstance(exit_.code, int) else 2
     handler: Handler = args.handler

@@ -199,3 +199,12 @@ def test_endpoint_url_sends_requests_to_a_loopback_moto_server(
     assert (status, err) == (0, "")
     assert restored["files"] == ["x.csv"]
     assert (tmp_path / "x.csv").read_bytes() == b"over http"
+
+
+def test_local_group_hands_its_arguments_to_the_local_aws_tool(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["local", "--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("up", "down", "status", "deploy", "demo", "destroy"):
+        assert command in out
