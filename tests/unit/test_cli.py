@@ -156,19 +156,19 @@ def test_help_version_and_usage_errors_return_a_status(
 
 def test_another_command_group_can_be_added(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a group registered the documented way
-    def add_local(groups: Any) -> None:
-        group = groups.add_parser("local", help="local AWS")
+    def add_extra(groups: Any) -> None:
+        group = groups.add_parser("extra", help="an extra group")
         commands = group.add_subparsers(dest="command", required=True)
         status = commands.add_parser("status")
         status.set_defaults(handler=lambda args: {"group": args.group, "endpoint": args.endpoint_url})
 
     # WHEN the parser is built with it
-    parser = cli.build_parser([*cli.COMMAND_GROUPS, add_local])
-    args = parser.parse_args(["--endpoint-url", "http://127.0.0.1:4566", "local", "status"])
+    parser = cli.build_parser([*cli.COMMAND_GROUPS, add_extra])
+    args = parser.parse_args(["--endpoint-url", "http://127.0.0.1:4566", "extra", "status"])
 
     # THEN its handler gets the global options too
     assert isinstance(args, argparse.Namespace)
-    assert args.handler(args) == {"group": "local", "endpoint": "http://127.0.0.1:4566"}
+    assert args.handler(args) == {"group": "extra", "endpoint": "http://127.0.0.1:4566"}
 
 
 def test_endpoint_url_sends_requests_to_a_loopback_moto_server(
@@ -203,7 +203,7 @@ def test_endpoint_url_sends_requests_to_a_loopback_moto_server(
 
 def test_local_group_hands_its_arguments_to_the_local_aws_tool(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["local", "--help"])
+        cli.main(["local", "--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
     for command in ("up", "down", "status", "deploy", "demo", "destroy"):
