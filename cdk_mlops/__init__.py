@@ -33,6 +33,17 @@ _EXPORTS: dict[str, str] = {
     "SdkTrainingPipeline": "cdk_mlops.constructs.training_pipeline",
     "MlflowSettings": "cdk_mlops.constructs.training_pipeline",
     "MlflowServerSize": "cdk_mlops.constructs.training_pipeline",
+    "ModelMonitor": "cdk_mlops.constructs.model_monitor",
+    "MonitoringType": "cdk_mlops.constructs.model_monitor",
+    "MonitorProblemType": "cdk_mlops.constructs.model_monitor",
+    "MonitorSchedule": "cdk_mlops.constructs.model_monitor",
+    "Baselines": "cdk_mlops.constructs.model_monitor",
+    "DataQualitySettings": "cdk_mlops.constructs.model_monitor",
+    "ModelQualitySettings": "cdk_mlops.constructs.model_monitor",
+    "ModelBiasSettings": "cdk_mlops.constructs.model_monitor",
+    "ModelExplainabilitySettings": "cdk_mlops.constructs.model_monitor",
+    "feature_drift_alarm_name": "cdk_mlops.constructs.model_monitor",
+    "model_quality_alarm_name": "cdk_mlops.constructs.model_monitor",
     "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
@@ -70,6 +81,19 @@ if TYPE_CHECKING:
         ServerlessSettings,
         TrafficShift,
     )
+    from cdk_mlops.constructs.model_monitor import (
+        Baselines,
+        DataQualitySettings,
+        ModelBiasSettings,
+        ModelExplainabilitySettings,
+        ModelMonitor,
+        ModelQualitySettings,
+        MonitoringType,
+        MonitorProblemType,
+        MonitorSchedule,
+        feature_drift_alarm_name,
+        model_quality_alarm_name,
+    )
     from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
     from cdk_mlops.constructs.training_pipeline import (
         MlflowServerSize,
@@ -84,8 +108,10 @@ if TYPE_CHECKING:
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
+    "Baselines",
     "ConfigurationError",
     "DataCaptureSettings",
+    "DataQualitySettings",
     "DatasetVersionError",
     "EndpointKind",
     "EnvironmentConfig",
@@ -98,7 +124,14 @@ __all__ = [
     "MlflowServerSize",
     "MlflowSettings",
     "MlopsPlatformStage",
+    "ModelBiasSettings",
     "ModelEndpoint",
+    "ModelExplainabilitySettings",
+    "ModelMonitor",
+    "ModelQualitySettings",
+    "MonitorProblemType",
+    "MonitorSchedule",
+    "MonitoringType",
     "ObjectLockSettings",
     "OnViolation",
     "ProblemType",
@@ -120,7 +153,9 @@ __all__ = [
     "apply_guardrails",
     "apply_tags",
     "build_platform",
+    "feature_drift_alarm_name",
     "load_environments",
+    "model_quality_alarm_name",
     "profile_defaults",
     "synth_app",
 ]

@@ -97,6 +97,15 @@ class EnvironmentConfig:
         model_package_arn: The approved model package this environment serves;
             the serving stack (an endpoint) exists only once it is set.
             Default: - none: no model has been approved for this environment yet.
+        model_baseline_prefix: Key prefix in the data store holding the served
+            model's drift-check baseline (``statistics.json``, ``constraints.json``:
+            the ``DataQualityBaseline`` output of the execution that trained it,
+            ``artifacts/<pipeline>/<execution id>/data-quality-baseline/``). Required
+            with a realtime endpoint, which Model Monitor watches against it.
+            Default: - none.
+        drift_thresholds: Per-feature baseline drift above which the drift alarm
+            fires and retraining starts. Default: - no drift alarms (violation
+            events still reach the retrain trigger).
         disabled_guardrails: Guardrail ids (``MLOPS-00N``) that do not run in this
             environment. Default: - every rule runs.
         warning_guardrails: Guardrail ids reported as warnings instead of failing
@@ -124,6 +133,8 @@ class EnvironmentConfig:
     require_network_isolation: bool = False
     dataset: str = "churn"
     model_package_arn: str | None = None
+    model_baseline_prefix: str | None = None
+    drift_thresholds: Mapping[str, float] = field(default_factory=dict)
     disabled_guardrails: tuple[str, ...] = ()
     warning_guardrails: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -286,6 +297,28 @@ def _check_model_package_arn(value: object) -> str | None:
     )
 
 
+_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/$")
+_FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check_baseline_prefix(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _BASELINE_PREFIX.match(value) and ".." not in value):
+        return None
+    return (
+        f"{value!r} is not a key prefix under artifacts/ ending in '/'; "
+        "use e.g. 'artifacts/<pipeline>/<execution id>/data-quality-baseline/'"
+    )
+
+
+def _check_drift_thresholds(value: object) -> str | None:
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and _FEATURE.match(k) and not isinstance(v, bool) and isinstance(v, int | float) and v > 0
+        for k, v in value.items()
+    ):
+        return None
+    return f'{value!r} is not a map of feature names to positive drift thresholds; use e.g. {{"age": 0.2}}'
+
+
 def _check_guardrail_ids(value: object) -> str | None:
     from cdk_mlops.guardrails import RULES
 
@@ -313,6 +346,8 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "require_network_isolation": _check_bool,
     "dataset": _check_dataset,
     "model_package_arn": _check_model_package_arn,
+    "model_baseline_prefix": _check_baseline_prefix,
+    "drift_thresholds": _check_drift_thresholds,
     "disabled_guardrails": _check_guardrail_ids,
     "warning_guardrails": _check_guardrail_ids,
     "tags": _check_tags,
@@ -350,6 +385,16 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             problems.append(
                 f"{path}.termination_protection: false is not allowed in a prod environment; remove the key"
             )
+    if (
+        config.model_package_arn is not None
+        and config.endpoint_kind is EndpointKind.REALTIME
+        and config.model_baseline_prefix is None
+    ):
+        problems.append(
+            f"{path}.model_baseline_prefix: missing; a realtime endpoint is monitored against its model's "
+            "drift-check baseline: set the data-store prefix of the statistics.json and constraints.json "
+            "that the training execution wrote (artifacts/<pipeline>/<execution id>/data-quality-baseline/)"
+        )
     transition = config.noncurrent_version_transition_days
     expiration = config.noncurrent_version_expiration_days
     if expiration is not None and expiration <= transition:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cdk_mlops.config import CONTEXT_KEY, load_environments
+from cdk_mlops.config import CONTEXT_KEY, EndpointKind, load_environments
 
 
 def example_model_package_arn(project: str, environment: str) -> str:
@@ -21,11 +21,20 @@ def example_model_package_arn(project: str, environment: str) -> str:
 
 
 def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``context`` where every environment without a model serves the example package."""
+    """A copy of ``context`` where every environment without a model serves the example package.
+
+    Realtime environments also get the example model's drift-check baseline and a
+    drift threshold, so their Model Monitor and drift alarm are part of the picture.
+    """
     result = copy.deepcopy(context)
     environments = result[CONTEXT_KEY]
     for config in load_environments(environments):
-        environments[config.name].setdefault(
-            "model_package_arn", example_model_package_arn(config.project, config.name)
-        )
+        settings = environments[config.name]
+        if "model_package_arn" in settings:
+            continue
+        settings["model_package_arn"] = example_model_package_arn(config.project, config.name)
+        if config.endpoint_kind is EndpointKind.REALTIME:
+            pipeline = f"{config.project}-{config.name}-training"
+            settings.setdefault("model_baseline_prefix", f"artifacts/{pipeline}/example/data-quality-baseline/")
+            settings.setdefault("drift_thresholds", {"mean_radius": 0.2})
     return result

@@ -21,13 +21,28 @@ from cdk_mlops.constructs.model_endpoint import (
     ScaleDownSchedule,
     ServerlessSettings,
 )
+from cdk_mlops.constructs.model_monitor import Baselines, DataQualitySettings, ModelMonitor, MonitorSchedule
+from cdk_mlops.errors import ConfigurationError
+
+
+def endpoint_name(config: EnvironmentConfig) -> str:
+    """The environment's endpoint name, known before the serving stack exists (alarm names use it)."""
+    return f"{config.project}-{config.name}"
 
 
 class ServingStack(cdk.Stack):
     """Serves ``model_package_arn``: serverless in dev, realtime with canary rollout and rollback elsewhere.
 
+    A realtime endpoint captures requests and is watched by Model Monitor
+    (data quality, against the served model's drift-check baseline): hourly in
+    prod, daily in staging. Violations become ``Model Monitor Violation``
+    events and per-feature drift alarms, both of which the retrain trigger
+    consumes.
+
     Attributes:
         endpoint: The model endpoint.
+        monitor: The data-quality monitor, or None for a serverless endpoint
+            (serverless endpoints cannot capture data).
     """
 
     def __init__(
@@ -47,7 +62,7 @@ class ServingStack(cdk.Stack):
         self.endpoint = ModelEndpoint(
             self,
             "Endpoint",
-            endpoint_name=f"{config.project}-{config.name}",
+            endpoint_name=endpoint_name(config),
             data_store=data_store,
             model_package_arn=model_package_arn,
             # The registered package runs the training image; the role may pull only its repository.
@@ -69,6 +84,30 @@ class ServingStack(cdk.Stack):
             scale_down=ScaleDownSchedule() if config.profile is Profile.STAGING and not serverless else None,
             add_latency_alarm={"Critical": LatencyThreshold(max_latency=cdk.Duration.millis(500))} if prod else None,
             add_5xx_alarm={"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
+            alarm_topic=alarm_topic,
+            removal_policy=config.removal_policy,
+        )
+        self.monitor: ModelMonitor | None = None
+        if not serverless:
+            self.monitor = self._monitor(config, data_store, alarm_topic)
+
+    def _monitor(
+        self, config: EnvironmentConfig, data_store: VersionedDataStore, alarm_topic: sns.ITopic | None
+    ) -> ModelMonitor:
+        prefix = config.model_baseline_prefix
+        if prefix is None:  # load_environments requires it for realtime endpoints
+            raise ConfigurationError(self, "model_baseline_prefix is required to monitor a realtime endpoint")
+        return ModelMonitor(
+            self,
+            "Monitor",
+            endpoint=self.endpoint,
+            data_store=data_store,
+            dataset=config.dataset,
+            data_quality=DataQualitySettings(
+                baselines=Baselines.from_prefix(data_store.s3_uri(prefix)),
+                schedule=MonitorSchedule.hourly() if config.profile is Profile.PROD else MonitorSchedule.daily(),
+                drift_thresholds=dict(config.drift_thresholds),
+            ),
             alarm_topic=alarm_topic,
             removal_policy=config.removal_policy,
         )

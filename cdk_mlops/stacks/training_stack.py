@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+from cdk_mlops.stacks.serving_stack import endpoint_name
 
 
 class TrainingStack(cdk.Stack):
@@ -37,6 +40,12 @@ class TrainingStack(cdk.Stack):
             removal_policy=config.data_removal_policy,
         )
         schedule = config.retrain_schedule
+        # The drift alarms live in the serving stack, deployed after this one: refer to them by name,
+        # which the monitor fixes, instead of a cross-stack reference that would make a cycle.
+        drift_alarms = [
+            cw.Alarm.from_alarm_name(self, f"Drift{index}", feature_drift_alarm_name(endpoint_name(config), feature))
+            for index, feature in enumerate(sorted(config.drift_thresholds))
+        ]
         self.retrain = RetrainTrigger(
             self,
             "Retrain",
@@ -44,6 +53,7 @@ class TrainingStack(cdk.Stack):
             datasets=[config.dataset],
             pipeline_name=self.training.pipeline_name,
             schedule=scheduler.ScheduleExpression.expression(schedule) if schedule else None,
+            drift_alarms=drift_alarms,
             alarm_topic=self.training.topic,
             removal_policy=config.removal_policy,
         )

@@ -123,6 +123,12 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"noncurrent_version_expiration_days": 0}}, "noncurrent_version_expiration_days: 0 is not a number"),
         ({"dev": {"dataset": "../x"}}, "environments.dev.dataset: "),
         ({"dev": {"model_package_arn": "arn:aws:sagemaker:x"}}, "model_package_arn: 'arn:aws:sagemaker:x' is not a"),
+        ({"dev": {"model_baseline_prefix": "other/x/"}}, "model_baseline_prefix: 'other/x/' is not a key prefix"),
+        ({"dev": {"drift_thresholds": {"age": -1}}}, "drift_thresholds: {'age': -1} is not a map of feature"),
+        (
+            {"prod": {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"}},
+            "environments.prod.model_baseline_prefix: missing; a realtime endpoint is monitored",
+        ),
         ({"dev": {"disabled_guardrails": ["MLOPS-999"]}}, "environments.dev.disabled_guardrails: ['MLOPS-999'] is not"),
         (
             {"dev": {"warning_guardrails": "MLOPS-001"}},
