@@ -17,6 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO_ROOT, median_run, run_process, write_result
+from cdk_mlops.local.examples import with_example_models
 
 
 def offline_env(home: Path, outdir: Path, context: dict[str, Any]) -> dict[str, str]:
@@ -62,9 +63,16 @@ def main() -> None:
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     python = str(REPO_ROOT / ".venv" / "bin" / "python")
     rows = [measure("python app.py (all environments)", [python, "app.py"], context, args.runs)]
+    # The whole platform: every environment also serves a model (serving stack, monitor in staging/prod).
+    full = with_example_models(context)
+    rows.append(measure("python app.py (all environments, each serving a model)", [python, "app.py"], full, args.runs))
     for name in context["environments"]:
         one = {**context, "environments": {name: context["environments"][name]}}
         rows.append(measure(f"python app.py ({name} only)", [python, "app.py"], one, args.runs))
+    # Where the time goes: loading aws-cdk-lib (and the jsii Node.js process) is most of a small app.
+    rows.append(
+        measure("python -c 'import aws_cdk' (library load only)", [python, "-c", "import aws_cdk"], {}, args.runs)
+    )
     cdk = str(REPO_ROOT / "node_modules" / ".bin" / "cdk")
     cli_runs = max(1, min(3, args.runs))
     rows.append(
