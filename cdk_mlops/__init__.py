@@ -44,6 +44,17 @@ _EXPORTS: dict[str, str] = {
     "ModelExplainabilitySettings": "cdk_mlops.constructs.model_monitor",
     "feature_drift_alarm_name": "cdk_mlops.constructs.model_monitor",
     "model_quality_alarm_name": "cdk_mlops.constructs.model_monitor",
+    "PlatformDeliveryPipeline": "cdk_mlops.constructs.delivery",
+    "ModelDeliveryPipeline": "cdk_mlops.constructs.delivery",
+    "PipelineSource": "cdk_mlops.constructs.delivery",
+    "DeliveryTarget": "cdk_mlops.constructs.delivery",
+    "ModelDeliveryTarget": "cdk_mlops.constructs.delivery",
+    "EndpointTest": "cdk_mlops.constructs.delivery",
+    "DeliveryAccess": "cdk_mlops.constructs.delivery",
+    "ToolingStage": "cdk_mlops.stacks.delivery_stack",
+    "DeliveryStack": "cdk_mlops.stacks.delivery_stack",
+    "ToolingConfig": "cdk_mlops.config",
+    "load_tooling": "cdk_mlops.config",
     "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
@@ -68,8 +79,25 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app
-    from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile, load_environments, profile_defaults
+    from cdk_mlops.config import (
+        EndpointKind,
+        EnvironmentConfig,
+        Profile,
+        ToolingConfig,
+        load_environments,
+        load_tooling,
+        profile_defaults,
+    )
     from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
+    from cdk_mlops.constructs.delivery import (
+        DeliveryAccess,
+        DeliveryTarget,
+        EndpointTest,
+        ModelDeliveryPipeline,
+        ModelDeliveryTarget,
+        PipelineSource,
+        PlatformDeliveryPipeline,
+    )
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
         ErrorCountThreshold,
@@ -105,6 +133,7 @@ if TYPE_CHECKING:
     from cdk_mlops.errors import ConfigurationError
     from cdk_mlops.guardrails import GuardrailSettings, Severity, apply_guardrails
     from cdk_mlops.pipeline_definition import OnViolation, ProblemType, TrainingSettings
+    from cdk_mlops.stacks.delivery_stack import DeliveryStack, ToolingStage
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
@@ -113,7 +142,11 @@ __all__ = [
     "DataCaptureSettings",
     "DataQualitySettings",
     "DatasetVersionError",
+    "DeliveryAccess",
+    "DeliveryStack",
+    "DeliveryTarget",
     "EndpointKind",
+    "EndpointTest",
     "EnvironmentConfig",
     "ErrorCountThreshold",
     "GuardrailSettings",
@@ -125,6 +158,8 @@ __all__ = [
     "MlflowSettings",
     "MlopsPlatformStage",
     "ModelBiasSettings",
+    "ModelDeliveryPipeline",
+    "ModelDeliveryTarget",
     "ModelEndpoint",
     "ModelExplainabilitySettings",
     "ModelMonitor",
@@ -134,6 +169,8 @@ __all__ = [
     "MonitoringType",
     "ObjectLockSettings",
     "OnViolation",
+    "PipelineSource",
+    "PlatformDeliveryPipeline",
     "ProblemType",
     "Profile",
     "RealtimeSettings",
@@ -145,6 +182,8 @@ __all__ = [
     "SdkTrainingPipeline",
     "ServerlessSettings",
     "Severity",
+    "ToolingConfig",
+    "ToolingStage",
     "TrafficShift",
     "TrainingPipeline",
     "TrainingSettings",
@@ -155,6 +194,7 @@ __all__ = [
     "build_platform",
     "feature_drift_alarm_name",
     "load_environments",
+    "load_tooling",
     "model_quality_alarm_name",
     "profile_defaults",
     "synth_app",

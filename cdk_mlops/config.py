@@ -483,3 +483,93 @@ def load_environments(context: object) -> list[EnvironmentConfig]:
     if problems:
         raise ConfigurationError(_SOURCE, problems)
     return configs
+
+
+#: Where the reference app reads the delivery pipelines' settings from.
+TOOLING_KEY = "tooling"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolingConfig:
+    """Where the delivery pipelines live and what they build from (the ``tooling`` context key).
+
+    Attributes:
+        account: The tooling account (12 digits).
+        region: The tooling region.
+        connection_arn: An AWS CodeConnections connection (GitHub, GitLab, Bitbucket).
+            Default: - none; give ``source_bucket_name`` and ``source_object_key`` instead.
+        repository: ``owner/repo`` of the connection. Default: - none.
+        branch: The branch that deploys. Default: - ``main``.
+        source_bucket_name: A bucket holding the repository as a zip, instead of a connection.
+            Default: - none.
+        source_object_key: The zip's key in that bucket. Default: - none.
+        model_registry_environment: The environment whose model registry the model pipeline
+            watches. Default: - the first environment.
+        model_delivery: Create the model delivery pipeline. Default: - True.
+    """
+
+    account: str
+    region: str
+    connection_arn: str | None = None
+    repository: str | None = None
+    branch: str = "main"
+    source_bucket_name: str | None = None
+    source_object_key: str | None = None
+    model_registry_environment: str | None = None
+    model_delivery: bool = True
+
+    def delivery_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``ToolingStage`` / ``DeliveryStack`` other than account and region."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("account", "region")}
+
+
+def _check_text_or_null(value: object) -> str | None:
+    return (
+        None if value is None or (isinstance(value, str) and value.strip()) else f"{value!r} is not a non-empty string"
+    )
+
+
+_TOOLING_KEYS: dict[str, Callable[[object], str | None]] = {
+    "account": _check_account,
+    "region": _check_region,
+    "connection_arn": _check_text_or_null,
+    "repository": _check_text_or_null,
+    "branch": _check_text_or_null,
+    "source_bucket_name": _check_text_or_null,
+    "source_object_key": _check_text_or_null,
+    "model_registry_environment": _check_text_or_null,
+    "model_delivery": _check_bool,
+}
+
+
+def load_tooling(context: object) -> ToolingConfig | None:
+    """Validate the ``tooling`` context value; ``None`` (absent) means no delivery pipelines.
+
+    Shapes and types are checked here; the delivery stack checks what depends on
+    the environments (connection ARN format and region, approvals, stage order).
+
+    Raises:
+        ConfigurationError: listing every problem with its key path (``tooling.account``).
+    """
+    if context is None:
+        return None
+    if isinstance(context, str):
+        try:
+            context = json.loads(context)
+        except json.JSONDecodeError as error:
+            raise ConfigurationError(_SOURCE, f"{TOOLING_KEY}: not valid JSON ({error.msg})") from None
+    if not isinstance(context, Mapping):
+        raise ConfigurationError(_SOURCE, f"{TOOLING_KEY}: {context!r} is not a map of settings")
+    problems: list[str] = []
+    for key, value in context.items():
+        check = _TOOLING_KEYS.get(key)
+        if check is None:
+            problems.append(f"{TOOLING_KEY}.{key}: unknown key; accepted keys: {', '.join(sorted(_TOOLING_KEYS))}")
+        elif problem := check(value):
+            problems.append(f"{TOOLING_KEY}.{key}: {problem}")
+    for required in ("account", "region"):
+        if required not in context:
+            problems.append(f"{TOOLING_KEY}.{required}: missing; the delivery pipelines live in one account and region")
+    if problems:
+        raise ConfigurationError(_SOURCE, problems)
+    return ToolingConfig(**{k: v for k, v in context.items() if v is not None})

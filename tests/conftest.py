@@ -12,13 +12,15 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import cx_api
 
-from cdk_mlops.config import CONTEXT_KEY, EnvironmentConfig, load_environments
-from cdk_mlops.local.examples import with_example_models
+from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, EnvironmentConfig, load_environments, load_tooling
+from cdk_mlops.local.examples import with_example_models, with_example_tooling
 from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Region of the moto-backed tests.
 TEST_REGION = "eu-west-1"
+#: The delivery pipelines' stack in the reference app (with the example tooling settings).
+TOOLING_STACK_PATH = "Tooling/Delivery"
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
 
 
@@ -29,7 +31,7 @@ def cdk_json_context() -> dict[str, Any]:
     suite gives each environment a placeholder package to check the whole platform.
     """
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    return with_example_models(context)
+    return with_example_tooling(with_example_models(context))
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -91,15 +93,18 @@ def platform() -> Platform:
         context = cdk_json_context()
         app = cdk.App(context=context)
         configs = load_environments(context[CONTEXT_KEY])
-        stages = {stage.stage_name: stage for stage in build_platform(app, configs)}
+        tooling = load_tooling(context[TOOLING_KEY])
+        stages = {stage.stage_name: stage for stage in build_platform(app, configs, tooling=tooling)}
         assembly = app.synth()
     stacks: list[SynthesizedStack] = []
-    for stage_name, stage in stages.items():
+    # The environment stages and the tooling stage's own stacks (not the stages its pipeline nests).
+    top_stages = [c for c in app.node.children if isinstance(c, cdk.Stage)]
+    for stage in top_stages:
         stage_assembly = assembly.get_nested_assembly(stage.artifact_id)
         for child in stage.node.children:
             if isinstance(child, cdk.Stack):
                 artifact = stage_assembly.get_stack_artifact(child.artifact_id)
-                stacks.append(SynthesizedStack(stage_name, child, artifact.template))
+                stacks.append(SynthesizedStack(stage.node.id, child, artifact.template))
     return Platform(app, configs, stages, assembly, stacks)
 
 
@@ -112,4 +117,4 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for config in load_environments(context[CONTEXT_KEY])
             for stack in MlopsPlatformStage.STACK_IDS
         ]
-        metafunc.parametrize("platform_stack_path", paths)
+        metafunc.parametrize("platform_stack_path", [*paths, TOOLING_STACK_PATH])

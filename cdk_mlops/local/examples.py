@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cdk_mlops.config import CONTEXT_KEY, EndpointKind, load_environments
+from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, EndpointKind, load_environments
 
 
 def example_model_package_arn(project: str, environment: str) -> str:
@@ -37,4 +37,21 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
             pipeline = f"{config.project}-{config.name}-training"
             settings.setdefault("model_baseline_prefix", f"artifacts/{pipeline}/example/data-quality-baseline/")
             settings.setdefault("drift_thresholds", {"mean_radius": 0.2})
+    return result
+
+
+#: Delivery settings for synthesizing the pipelines without a real connection (never deployed).
+EXAMPLE_TOOLING: dict[str, Any] = {
+    "account": "999999999999",
+    "region": "us-east-1",
+    "connection_arn": "arn:aws:codeconnections:us-east-1:999999999999:connection/00000000-0000-0000-0000-000000000000",
+    "repository": "example-org/cdk-mlops-platform",
+    "branch": "main",
+}
+
+
+def with_example_tooling(context: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``context`` with delivery pipelines from :data:`EXAMPLE_TOOLING`, unless it has its own."""
+    result = copy.deepcopy(context)
+    result.setdefault(TOOLING_KEY, copy.deepcopy(EXAMPLE_TOOLING))
     return result

@@ -29,3 +29,4 @@ class DataStack(cdk.Stack):
             noncurrent_version_transition=cdk.Duration.days(config.noncurrent_version_transition_days),
             noncurrent_version_expiration=cdk.Duration.days(expiration) if expiration is not None else None,
         )
+        cdk.CfnOutput(self, "DataBucketName", value=self.store.bucket.bucket_name, description="Upload datasets here")

@@ -90,6 +90,7 @@ class ServingStack(cdk.Stack):
         self.monitor: ModelMonitor | None = None
         if not serverless:
             self.monitor = self._monitor(config, data_store, alarm_topic)
+        cdk.CfnOutput(self, "EndpointName", value=endpoint_name(config), description="Invoke the model here")
 
     def _monitor(
         self, config: EnvironmentConfig, data_store: VersionedDataStore, alarm_topic: sns.ITopic | None

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_mlops.compliance import apply_compliance, apply_tags
-from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.config import EnvironmentConfig, ToolingConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
 from cdk_mlops.stacks.serving_stack import ServingStack
@@ -53,12 +53,36 @@ class MlopsPlatformStage(cdk.Stage):
         apply_guardrails(self, GuardrailSettings.for_environment(config))
 
 
-def build_platform(app: cdk.App, configs: Iterable[EnvironmentConfig]) -> list[MlopsPlatformStage]:
-    """Build one stage per environment and apply the app-wide compliance checks.
+def build_platform(
+    app: cdk.App, configs: Iterable[EnvironmentConfig], *, tooling: ToolingConfig | None = None
+) -> list[MlopsPlatformStage]:
+    """Build one stage per environment, the delivery pipelines, and apply the app-wide compliance checks.
 
     This is everything ``app.py`` does between reading the configuration and
     ``app.synth()``; tests call it too, so they check exactly what deploys.
+
+    Args:
+        app: The app.
+        configs: The environments.
+        tooling: Where the delivery pipelines live. Default: - no pipelines; each
+            environment is deployed with ``cdk deploy '<Stage>/*'``. With pipelines,
+            deploy ``Tooling/*`` once; the pipeline then deploys the environments
+            (as ``Tooling-<Stage>-*`` stacks), so do not also deploy the ``<Stage>/*``
+            stacks into the same accounts.
     """
-    stages = [MlopsPlatformStage(app, config.stage_name, config=config) for config in configs]
+    environments = list(configs)
+    stages = [MlopsPlatformStage(app, config.stage_name, config=config) for config in environments]
+    if tooling is not None:
+        # Imported here: the delivery stack builds MlopsPlatformStage instances itself.
+        from cdk_mlops.stacks.delivery_stack import ToolingStage
+
+        ToolingStage(
+            app,
+            "Tooling",
+            account=tooling.account,
+            region=tooling.region,
+            environments=environments,
+            **tooling.delivery_arguments(),
+        )
     apply_compliance(app)
     return stages

@@ -57,3 +57,13 @@ class TrainingStack(cdk.Stack):
             alarm_topic=self.training.topic,
             removal_policy=config.removal_policy,
         )
+        cdk.CfnOutput(self, "PipelineName", value=self.training.pipeline_name, description="The training pipeline")
+        cdk.CfnOutput(
+            self,
+            "ModelPackageGroupName",
+            value=self.training.model_package_group_name,
+            description="Where models are registered and approved",
+        )
+        cdk.CfnOutput(
+            self, "RetrainQueueUrl", value=self.retrain.queue.queue_url, description="Trigger events (and DLQ redrive)"
+        )

@@ -7,7 +7,7 @@ import dataclasses
 import aws_cdk as cdk
 import pytest
 
-from cdk_mlops.config import EndpointKind, Profile, load_environments, profile_defaults
+from cdk_mlops.config import EndpointKind, Profile, load_environments, load_tooling, profile_defaults
 from cdk_mlops.errors import ConfigurationError
 
 
@@ -173,3 +173,20 @@ def test_context_that_is_not_a_map_is_rejected(context):
 def test_context_with_bad_json_is_rejected():
     with pytest.raises(ConfigurationError, match=r"environments: not valid JSON \(Expecting"):
         load_environments("{dev: }")
+
+
+def test_tooling_is_optional_and_validated():
+    assert load_tooling(None) is None
+    tooling = load_tooling({"account": "123456789012", "region": "eu-west-1", "repository": "org/repo"})
+    assert tooling is not None
+    assert tooling.delivery_arguments()["repository"] == "org/repo"
+    assert tooling.branch == "main"
+    with pytest.raises(ConfigurationError) as caught:
+        load_tooling({"account": "1", "branch": "", "colour": "blue"})
+    assert caught.value.problems == (
+        "tooling.account: '1' is not an AWS account id; use the 12 digits, as a string (e.g. \"123456789012\")",
+        "tooling.branch: '' is not a non-empty string",
+        "tooling.colour: unknown key; accepted keys: account, branch, connection_arn, model_delivery, "
+        "model_registry_environment, region, repository, source_bucket_name, source_object_key",
+        "tooling.region: missing; the delivery pipelines live in one account and region",
+    )

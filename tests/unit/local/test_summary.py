@@ -7,7 +7,7 @@ from cdk_mlops.local.summary import main, render, summarize
 
 def test_summary_lists_each_environment_with_resource_counts(platform):
     stages = summarize(__import__("pathlib").Path(platform.assembly.directory))
-    assert list(stages) == ["Dev", "Staging", "Prod"]
+    assert list(stages) == ["Dev", "Staging", "Prod", "Tooling"]
     for stage, stacks in stages.items():
         expected = {s.stack.stack_name for s in platform.stacks if s.stage == stage}
         assert {s.name.split("/")[-1] for s in stacks} == {n.split("-")[-1] for n in expected}

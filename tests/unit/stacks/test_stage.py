@@ -10,14 +10,14 @@ def test_one_stage_per_environment_named_after_it(platform):
 
 
 def test_only_prod_stacks_have_termination_protection(platform):
-    protected = {s.path: s.stack.termination_protection for s in platform.stacks}
+    protected = {s.path: s.stack.termination_protection for s in platform.stacks if s.stage != "Tooling"}
     assert protected
     for path, on in protected.items():
         assert on is path.startswith("Prod/"), path
 
 
 def test_stacks_without_account_and_region_are_environment_agnostic(platform):
-    for s in platform.stacks:
+    for s in (s for s in platform.stacks if s.stage != "Tooling"):
         assert cdk.Token.is_unresolved(s.stack.account), s.path
         assert cdk.Token.is_unresolved(s.stack.region), s.path
 
@@ -32,3 +32,12 @@ def test_every_taggable_resource_carries_environment_tags(platform):
                 assert as_map.get("environment") == environment, (s.path, logical_id)
                 assert as_map.get("project") == "cdk-mlops", (s.path, logical_id)
                 assert "owner" in as_map, (s.path, logical_id)
+
+
+def test_the_reference_app_includes_both_delivery_pipelines_in_a_tooling_stage(platform):
+    tooling = platform.stack("Tooling/Delivery")
+    pipelines = [r for r in tooling.template["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"]
+    assert len(pipelines) == 2
+    assert tooling.stack.termination_protection is True
+    # the environment stages are still deployable on their own
+    assert {s.stage for s in platform.stacks} == {"Dev", "Staging", "Prod", "Tooling"}
