@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +31,13 @@ from cdk_mlops import image_uris
 #: when aws-cdk-lib gains a newer Python runtime (cdk-nag AwsSolutions-L1 flags
 #: any runtime that is not the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+#: SageMaker resource names (pipelines, endpoints, schedules, groups): 1-63 letters, digits and
+#: hyphens, lower case only, because SageMaker lower-cases names in ARNs and IAM compares ARNs
+#: exactly (a grant on "Churn" would never match).
+SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+#: The shape of a SageMaker instance type (``ml.<family>.<size>``).
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 
 #: Plugin name of the guardrails (``cdk_mlops.guardrails``); acknowledgments are ``<this>::MLOPS-00N``.
 GUARDRAILS = "CdkMlopsGuardrails"

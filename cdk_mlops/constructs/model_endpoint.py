@@ -20,7 +20,14 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops.config import EndpointKind
-from cdk_mlops.constructs.common import GUARDRAILS, acknowledge, iam5_findings, nag_resource
+from cdk_mlops.constructs.common import (
+    GUARDRAILS,
+    INSTANCE_TYPE,
+    SAGEMAKER_NAME,
+    acknowledge,
+    iam5_findings,
+    nag_resource,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.errors import ConfigurationError
 
@@ -46,10 +53,6 @@ VARIANT_NAME = "AllTraffic"
 #: Stable id of the info annotation emitted when an instance type with local storage drops ``KmsKeyId``.
 LOCAL_STORAGE_INFO_ID = "cdk-mlops:endpoint-local-storage"
 
-# SageMaker names: letters, digits and hyphens. Lower case only, because SageMaker lower-cases
-# names in ARNs and IAM compares ARNs exactly (a grant on "Churn" would never match).
-_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+(/[0-9]+)?$")
 _S3_OBJECT_URI = re.compile(r"^s3://[^/]+/.+[^/]$")
 _ALARM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
@@ -150,7 +153,7 @@ class RealtimeSettings:
         found: list[str] = []
         itype = self.instance_type
         if not Token.is_unresolved(itype):
-            if not _INSTANCE_TYPE.match(itype):
+            if not INSTANCE_TYPE.match(itype):
                 found.append(f"realtime.instance_type {itype!r} is not an ML instance type; use e.g. 'ml.m5.large'")
             elif itype.startswith("ml.t"):
                 found.append(
@@ -747,7 +750,7 @@ class ModelEndpoint(Construct):
         error_alarms: Mapping[str, ErrorCountThreshold],
     ) -> list[str]:
         found: list[str] = []
-        if not Token.is_unresolved(endpoint_name) and not _NAME.match(endpoint_name):
+        if not Token.is_unresolved(endpoint_name) and not SAGEMAKER_NAME.match(endpoint_name):
             found.append(
                 f"endpoint_name {endpoint_name!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
                 "starting and ending with a letter or digit (SageMaker lower-cases names in ARNs)"

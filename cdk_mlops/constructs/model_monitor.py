@@ -24,7 +24,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from cdk_mlops.constructs.common import GUARDRAILS, acknowledge, iam5_findings, nag_resource, sagemaker_image_uri
+from cdk_mlops.constructs.common import (
+    GUARDRAILS,
+    INSTANCE_TYPE,
+    SAGEMAKER_NAME,
+    acknowledge,
+    iam5_findings,
+    nag_resource,
+    sagemaker_image_uri,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.datasets import dataset_name_problems
@@ -63,9 +71,6 @@ FAILED_STATUSES: Final = ("Failed", "Stopped")
 _INPUT_PATH = "/opt/ml/processing/input/endpoint"
 _OUTPUT_PATH = "/opt/ml/processing/output"
 _PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-# SageMaker names: letters, digits and hyphens; lower case, because SageMaker lower-cases names in ARNs.
-_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _S3_OBJECT_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+[^/]$")
 _KEY_PREFIX = re.compile(r"^[^/*].*/$")
 # Negative ISO-8601 durations, e.g. -PT1H, -P1D, -P1DT12H (Model Monitor's time offsets).
@@ -461,7 +466,7 @@ class _JobSettings:
         found = self.baselines.problems(f"{where}.baselines", monitoring_type)
         found += self.schedule.problems(f"{where}.schedule")
         itype = self.instance_type
-        if not Token.is_unresolved(itype) and not _INSTANCE_TYPE.match(itype):
+        if not Token.is_unresolved(itype) and not INSTANCE_TYPE.match(itype):
             found.append(f"{where}.instance_type {itype!r} is not an ML instance type; use e.g. 'ml.m5.xlarge'")
         found += _whole_problem(f"{where}.instance_count", self.instance_count, 1, 100)
         found += _whole_problem(f"{where}.volume_size_gb", self.volume_size_gb, 1, 16384)
@@ -1004,7 +1009,7 @@ class ModelMonitor(Construct):
             found += self._stale_baseline_problems(endpoint, monitoring_type, settings.baselines)
         if not Token.is_unresolved(prefix):
             longest = max((len(schedule_name(prefix, t)) for t in requested), default=0)
-            if not _NAME.match(prefix) or longest > 63:
+            if not SAGEMAKER_NAME.match(prefix) or longest > 63:
                 found.append(
                     f"name_prefix {prefix!r} must be lower-case letters, digits and hyphens, short enough that "
                     f"'<prefix>-<type>' fits SageMaker's 63 characters (longest here: {longest}); pass a shorter "

@@ -28,7 +28,13 @@ from constructs import Construct
 
 from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
-from cdk_mlops.constructs.common import acknowledge, iam5_findings, nag_resource, sagemaker_image_uri
+from cdk_mlops.constructs.common import (
+    SAGEMAKER_NAME,
+    acknowledge,
+    iam5_findings,
+    nag_resource,
+    sagemaker_image_uri,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
@@ -62,9 +68,6 @@ MLFLOW_LOGGING_ACTIONS: Final = (
 #: What a person needs to open the tracking server's MLflow UI (a presigned URL, then the UI).
 MLFLOW_UI_ACTIONS: Final = ("sagemaker:CreatePresignedMlflowTrackingServerUrl", "sagemaker-mlflow:AccessUI")
 
-# SageMaker names: letters, digits and hyphens; lower case here because SageMaker lower-cases
-# resource names in ARNs and IAM compares ARNs exactly.
-_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _TRACKING_SERVER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _MAINTENANCE_WINDOW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$")
@@ -191,7 +194,7 @@ class _PipelineResources(Construct):
     ) -> list[str]:
         problems: list[str] = []
         for label, value in (("pipeline_name", pipeline_name), ("model_package_group_name", group_name)):
-            if not Token.is_unresolved(value) and not _NAME.match(value):
+            if not Token.is_unresolved(value) and not SAGEMAKER_NAME.match(value):
                 problems.append(
                     f"{label} {value!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
                     "starting and ending with a letter or digit"
