@@ -36,6 +36,17 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
 ]
 
 
+def _previous_sections(results: Path) -> dict[str, str]:
+    """The sections of an earlier RESULTS.md by title, so `--only` updates a file instead of truncating it."""
+    if not results.exists():
+        return {}
+    sections: dict[str, str] = {}
+    for chunk in results.read_text().split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip()
+        sections[title] = "## " + chunk
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs per benchmark (for a smoke check)")
@@ -50,10 +61,12 @@ def main() -> None:
         f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
         f"{info['os']}. Measured {time.strftime('%Y-%m-%d', time.gmtime())}.",
     ]
+    previous = _previous_sections(BENCH_DIR / "RESULTS.md")
     for script, title, quick_args in BENCHMARKS:
-        if args.only and script not in args.only:
-            continue
-        if not (BENCH_DIR / script).exists():
+        if (args.only and script not in args.only) or not (BENCH_DIR / script).exists():
+            # Not run this time: keep the section recorded by an earlier run, if any.
+            if title in previous:
+                sections += ["", previous[title].rstrip()]
             continue
         print(f"== {title} ({script})", flush=True)
         command = [sys.executable, str(BENCH_DIR / script), *(quick_args if args.quick else [])]
