@@ -395,6 +395,11 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             "drift-check baseline: set the data-store prefix of the statistics.json and constraints.json "
             "that the training execution wrote (artifacts/<pipeline>/<execution id>/data-quality-baseline/)"
         )
+    if config.drift_thresholds and config.endpoint_kind is EndpointKind.SERVERLESS:
+        problems.append(
+            f"{path}.drift_thresholds: serverless endpoints cannot capture data, so nothing monitors drift; "
+            'remove the key, or set "endpoint_kind": "realtime"'
+        )
     transition = config.noncurrent_version_transition_days
     expiration = config.noncurrent_version_expiration_days
     if expiration is not None and expiration <= transition:

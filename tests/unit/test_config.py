@@ -125,6 +125,7 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"model_package_arn": "arn:aws:sagemaker:x"}}, "model_package_arn: 'arn:aws:sagemaker:x' is not a"),
         ({"dev": {"model_baseline_prefix": "other/x/"}}, "model_baseline_prefix: 'other/x/' is not a key prefix"),
         ({"dev": {"drift_thresholds": {"age": -1}}}, "drift_thresholds: {'age': -1} is not a map of feature"),
+        ({"dev": {"drift_thresholds": {"age": 0.2}}}, "environments.dev.drift_thresholds: serverless endpoints cannot"),
         (
             {"prod": {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"}},
             "environments.prod.model_baseline_prefix: missing; a realtime endpoint is monitored",
