@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint
 
@@ -69,3 +71,24 @@ def resolve_like_cloudformation(
         return {k: walk(v) for k, v in node.items()}
 
     return walk(value)
+
+
+def logical_id(construct: Any) -> str:
+    """The logical id of an L1, or of an L2's default child, computed (never pasted)."""
+    node = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
+    return cdk.Stack.of(construct).get_logical_id(node)
+
+
+def statements(template: Template, role: iam.IRole) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to ``role``."""
+    found: list[dict[str, Any]] = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": logical_id(role)} in policy["Properties"]["Roles"]:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def actions_of(statement: Mapping[str, Any]) -> list[str]:
+    """A statement's actions as a list (CloudFormation allows a single string)."""
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]

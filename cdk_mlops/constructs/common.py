@@ -17,12 +17,17 @@ from aws_cdk import (
     BundlingOptions,
     CfnMapping,
     DockerImage,
+    Duration,
     ILocalBundling,
+    RemovalPolicy,
     Stack,
     Token,
     Validations,
 )
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from cdk_mlops import image_uris
@@ -166,3 +171,53 @@ def sagemaker_image_uri(scope: Construct, framework: str, version: str | None = 
         )
     account = mapping.find_in_map(Aws.REGION, "account")
     return f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{image_uris.repository_path(framework, version)}"
+
+
+def access_log_bucket(
+    scope: Construct,
+    id: str,
+    *,
+    removal_policy: RemovalPolicy,
+    auto_delete_objects: bool = False,
+    lifecycle_rules: Iterable[s3.LifecycleRule] = (),
+) -> s3.Bucket:
+    """A private, TLS-only, versioned bucket for S3 server access logs.
+
+    S3 server access logging delivers only to buckets with SSE-S3 default
+    encryption (and not to Object Lock buckets), so the logs get their own
+    bucket, and guardrail MLOPS-002 (customer-managed keys) is acknowledged on
+    it here, once, with that reason.
+    """
+    bucket = s3.Bucket(
+        scope,
+        id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=True,
+        removal_policy=removal_policy,
+        auto_delete_objects=auto_delete_objects,
+        lifecycle_rules=list(lifecycle_rules) or None,
+    )
+    acknowledge(
+        bucket,
+        "S3 server access logging delivers only to buckets with SSE-S3 default encryption; "
+        "the logs hold request metadata, not data, and the bucket is private and TLS-only",
+        f"{GUARDRAILS}::MLOPS-002",
+    )
+    return bucket
+
+
+def dead_letter_queue(scope: Construct, id: str, *, key: kms.IKey, removal_policy: RemovalPolicy) -> sqs.Queue:
+    """A KMS-encrypted, TLS-only queue that keeps failed messages for 14 days (the SQS maximum)."""
+    return sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+        removal_policy=removal_policy,
+    )

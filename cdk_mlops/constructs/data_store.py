@@ -15,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IValidation
 
-from cdk_mlops.constructs.common import GUARDRAILS, acknowledge, iam5_findings, nag_resource
+from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge, iam5_findings, nag_resource
 from cdk_mlops.datasets import (
     ARTIFACTS_PREFIX,
     CAPTURE_PREFIX,
@@ -236,15 +236,9 @@ class VersionedDataStore(Construct):
 
         # S3 server access logging delivers only to buckets with SSE-S3 default encryption,
         # and not to buckets with Object Lock, so the log bucket is separate and simpler.
-        self.access_log_bucket: s3.Bucket = s3.Bucket(
+        self.access_log_bucket: s3.Bucket = access_log_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            versioned=True,
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
             lifecycle_rules=[
@@ -253,12 +247,6 @@ class VersionedDataStore(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(_INCOMPLETE_UPLOAD_DAYS),
                 )
             ],
-        )
-        acknowledge(
-            self.access_log_bucket,
-            "S3 server access logging delivers only to buckets with SSE-S3 default encryption; "
-            "the logs hold request metadata, not data, and the bucket is private and TLS-only",
-            f"{GUARDRAILS}::MLOPS-002",
         )
 
         self.bucket: s3.Bucket = s3.Bucket(

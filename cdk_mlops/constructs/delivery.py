@@ -41,7 +41,13 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
 from cdk_mlops import __version__
-from cdk_mlops.constructs.common import GUARDRAILS, _flatten, acknowledge, iam5_findings, nag_resource
+from cdk_mlops.constructs.common import (
+    _flatten,
+    access_log_bucket,
+    acknowledge,
+    iam5_findings,
+    nag_resource,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
@@ -501,23 +507,7 @@ class _PipelineStorage(Construct):
                 removal_policy=removal_policy,
             )
             # S3 server access logging delivers only to SSE-S3 buckets, so the log bucket is separate.
-            self.access_log_bucket = s3.Bucket(
-                self,
-                "AccessLogs",
-                encryption=s3.BucketEncryption.S3_MANAGED,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
-                minimum_tls_version=1.2,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                versioned=True,
-                removal_policy=removal_policy,
-            )
-            acknowledge(
-                self.access_log_bucket,
-                "S3 server access logging delivers only to buckets with SSE-S3 default encryption; the logs "
-                "hold request metadata, the bucket is private and TLS-only",
-                f"{GUARDRAILS}::MLOPS-002",
-            )
+            self.access_log_bucket = access_log_bucket(self, "AccessLogs", removal_policy=removal_policy)
             self.artifact_bucket: s3.IBucket = s3.Bucket(
                 self,
                 "Artifacts",

@@ -19,7 +19,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -29,6 +28,7 @@ from cdk_mlops.constructs.common import (
     INSTANCE_TYPE,
     SAGEMAKER_NAME,
     acknowledge,
+    dead_letter_queue,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
@@ -1407,14 +1407,8 @@ class ModelMonitor(Construct):
             *iam5_findings(resources=("*",)),
         )
 
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal_policy,
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetterQueue", key=self.encryption_key, removal_policy=removal_policy
         )
         self.encryption_key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge(

@@ -24,7 +24,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_mlops.constructs.common import LAMBDA_RUNTIME, acknowledge, iam5_findings, lambda_code
+from cdk_mlops.constructs.common import LAMBDA_RUNTIME, acknowledge, dead_letter_queue, iam5_findings, lambda_code
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
@@ -232,14 +232,8 @@ class RetrainTrigger(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal_policy,
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetterQueue", key=self.encryption_key, removal_policy=removal_policy
         )
         self.queue = sqs.Queue(
             self,

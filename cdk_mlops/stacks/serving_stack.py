@@ -97,7 +97,11 @@ class ServingStack(cdk.Stack):
     ) -> ModelMonitor:
         prefix = config.model_baseline_prefix
         if prefix is None:  # load_environments requires it for realtime endpoints
-            raise ConfigurationError(self, "model_baseline_prefix is required to monitor a realtime endpoint")
+            raise ConfigurationError(
+                self,
+                f"model_baseline_prefix is not set for {config.name}; set environments.{config.name}."
+                "model_baseline_prefix to the served model's data-quality-baseline prefix",
+            )
         return ModelMonitor(
             self,
             "Monitor",

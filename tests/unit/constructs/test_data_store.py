@@ -17,15 +17,11 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_mlops.constructs.data_store import DESTROY_WARNING_ID, ObjectLockSettings, VersionedDataStore
 from cdk_mlops.errors import ConfigurationError
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import cfn_lint_errors, logical_id, nag_findings
 
 
 def lambda_role(scope: cdk.Stack, id: str) -> iam.Role:
     return iam.Role(scope, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-
-
-def logical_id(construct: Any) -> str:
-    return cdk.Stack.of(construct).get_logical_id(construct.node.default_child)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from cdk_mlops.constructs.model_endpoint import (
 )
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, StackView, apply_guardrails, evaluate
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import actions_of, cfn_lint_errors, logical_id, nag_findings, statements
 
 ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-training-models/3"
@@ -42,25 +42,6 @@ IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/xgboost-inference:1.7-1"
 DIGEST_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml/churn-xgb@sha256:" + "a" * 64
 ARTIFACT_KEY = "artifacts/churn-training/model.tar.gz"
 TAGS = {"project": "churn", "environment": "test", "owner": "ml-team"}
-
-
-def logical_id(construct: Any) -> str:
-    node = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
-    return cdk.Stack.of(construct).get_logical_id(node)
-
-
-def statements(template: Template, role: iam.IRole) -> list[dict[str, Any]]:
-    """Every statement of the policies attached to ``role``."""
-    found: list[dict[str, Any]] = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": logical_id(role)} in policy["Properties"]["Roles"]:
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def actions_of(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
 
 
 def resource_of(template: Template, type_: str, construct: Any) -> dict[str, Any]:

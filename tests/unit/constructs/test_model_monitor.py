@@ -41,7 +41,7 @@ from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.lambdas.retrain_trigger import events as trigger_events
 from tests.conftest import load_event
-from tests.quality import cfn_lint_errors, nag_findings, resolve_like_cloudformation
+from tests.quality import actions_of, cfn_lint_errors, logical_id, nag_findings, resolve_like_cloudformation, statements
 
 ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-training-models/3"
@@ -80,24 +80,6 @@ def package_description(arn: str = PACKAGE_ARN) -> dict[str, Any]:
             },
         },
     }
-
-
-def logical_id(construct: Any) -> str:
-    node = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
-    return cdk.Stack.of(construct).get_logical_id(node)
-
-
-def statements(template: Template, role: iam.IRole) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": logical_id(role)} in policy["Properties"]["Roles"]:
-            found += policy["Properties"]["PolicyDocument"]["Statement"]
-    return found
-
-
-def actions_of(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
 
 
 def resource_of(raw: dict[str, Any], construct: Any) -> dict[str, Any]:
