@@ -13,7 +13,8 @@ The default pipeline
     Preprocess ──► DataQualityBaseline ─────────────────────────────┐
         │                                                           ▼
         └────────► Train ──► Evaluate ──► Gate ──(pass)──► Register (model package)
-                                             └──(fail)──► Fail
+                                 │           └──(fail)──► Fail
+                                 └──────► Track (with MLflow and a tracking script; nothing waits for it)
 
 ``Preprocess`` (Processing, scikit-learn image, ``ml/preprocess.py``)
     Reads the dataset snapshot named by the ``InputManifestUri`` parameter (the manifest comes
@@ -53,6 +54,17 @@ The default pipeline
 ``Fail`` (Fail)
     Ends the execution as failed with a message naming the metric, the threshold, the
     champion and the margin.
+``Track`` (Processing, scikit-learn image, ``ml/track.py``; with ``mlflow_tracking_arn`` and ``tracking_script``)
+    Records the execution as one MLflow run named after the execution id: the training job's
+    hyperparameters and final metrics (from DescribeTrainingJob), the test metrics of
+    ``evaluation.json``, the champion comparison, lineage tags (manifest URI and sha256, data
+    version, training job and execution ARNs, source revision) and both evaluation files as
+    artifacts. Training runs with network isolation and cannot log itself, so this step logs
+    for it. It runs beside the gate: ``Gate`` and ``Register`` do not depend on it, so
+    registration does not wait for the tracking server; a failed ``Track`` still fails the
+    execution, which notifies.
+    The image installs the pinned MLflow client (``mlflow_client_requirements``) at run time
+    unless ``tracking_image_uri`` already has it.
 
 Champion/challenger
 ===================
@@ -204,6 +216,8 @@ GATE: Final = "Gate"
 REGISTER: Final = "Register"
 FAIL: Final = "Fail"
 STEP_NAMES: Final = (PREPROCESS, DATA_QUALITY_BASELINE, TRAIN, EVALUATE, GATE, REGISTER, FAIL)
+#: The step that logs each execution to MLflow; only with ``mlflow_tracking_arn`` and ``tracking_script``.
+TRACK: Final = "Track"
 
 OUTPUT_TRAIN: Final = "train"
 OUTPUT_VALIDATION: Final = "validation"
@@ -220,10 +234,12 @@ MANIFEST_DIR: Final = f"{PROCESSING_ROOT}/input/manifest"
 BASELINE_DATASET_DIR: Final = f"{PROCESSING_ROOT}/input/baseline_dataset_input"
 MODEL_DIR: Final = f"{PROCESSING_ROOT}/input/model"
 TEST_DIR: Final = f"{PROCESSING_ROOT}/input/test"
+#: Where ``Track`` finds ``Evaluate``'s output (``evaluation.json``, ``comparison.json``).
+EVALUATION_INPUT_DIR: Final = f"{PROCESSING_ROOT}/input/evaluation"
 OUTPUT_ROOT: Final = f"{PROCESSING_ROOT}/output"
 CHECKPOINT_DIR: Final = "/opt/ml/checkpoints"
-#: Environment variable of ``Train`` and ``Evaluate`` holding the MLflow tracking server ARN
-#: (``mlflow.set_tracking_uri(os.environ[...])`` with the ``sagemaker-mlflow`` plugin).
+#: Environment variable of ``Train``, ``Evaluate`` and ``Track`` holding the MLflow tracking server
+#: ARN (``mlflow.set_tracking_uri(os.environ[...])`` with the ``sagemaker-mlflow`` plugin).
 MLFLOW_TRACKING_ARN_ENV: Final = "MLFLOW_TRACKING_ARN"
 
 TRAIN_FILE: Final = "train.csv"
@@ -360,6 +376,13 @@ _STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 # MlflowConfig patterns of the SageMaker API (MlflowResourceArn, MlflowExperimentName).
 _MLFLOW_ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlflow-(app|tracking-server)/.+$")
 _MLFLOW_EXPERIMENT = re.compile(r"^[a-zA-Z0-9\-_./]{1,256}$")
+# A pip requirement with a version: name[extras] then one or more comma-separated specifiers.
+# No bare names (unpinned installs are not reproducible), no options, URLs or markers.
+_REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?"
+    r" *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+"
+    r"(?: *, *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+)*$"
+)
 
 
 def is_unresolved(value: object) -> bool:
@@ -529,6 +552,16 @@ class PipelineSpec:
             environment variable, so scripts can log runs to it. Default: - no MLflow.
         mlflow_experiment_name: The MLflow experiment of the executions.
             Default: - the pipeline's name (SageMaker Pipelines' choice).
+        tracking_script: ``ml/track.py`` in S3; with ``mlflow_tracking_arn`` it adds the
+            ``Track`` step, which logs each execution as an MLflow run (the construct always
+            passes it). Default: - no ``Track`` step: the definition still names the server
+            and ``Train`` and ``Evaluate`` get its ARN, for scripts that log themselves.
+        tracking_image_uri: Image of ``Track``: any image with Python and boto3; with ``mlflow``
+            and ``sagemaker-mlflow`` installed, nothing is installed at run time.
+            Default: - ``sklearn_image_uri``.
+        mlflow_client_requirements: Pinned packages (``name==version``) that ``Track`` installs
+            with pip when its image lacks the MLflow client; installing needs outbound HTTPS to
+            PyPI. Default: - none; the image must have the client.
     """
 
     role_arn: str
@@ -551,6 +584,9 @@ class PipelineSpec:
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     mlflow_tracking_arn: str | None = None
     mlflow_experiment_name: str | None = None
+    tracking_script: ScriptSource | None = None
+    tracking_image_uri: str | None = None
+    mlflow_client_requirements: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,6 +620,23 @@ def _seconds_problem(name: str, value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_RUNTIME_SECONDS:
         return None
     return f"{name} {value!r} is not a duration; use whole seconds from 1 to {_MAX_RUNTIME_SECONDS} (28 days)"
+
+
+def requirement_problem(name: str, requirement: object) -> str | None:
+    """Why ``requirement`` is not a pinned pip requirement (``name==version``, ``name>=x,<y``), or None.
+
+    ``name`` labels the value in the message (e.g. ``mlflow.client_requirements[0]``).
+    """
+    if is_unresolved(requirement):
+        return None
+    if not isinstance(requirement, str) or not requirement.strip():
+        return f"{name} {requirement!r} is empty; use a pinned requirement such as 'mlflow==2.16.2'"
+    if not _REQUIREMENT.match(requirement):
+        return (
+            f"{name} {requirement!r} is not a pinned requirement; use name==version or name>=low,<high "
+            "(e.g. 'mlflow==2.16.2'), without pip options, URLs or markers"
+        )
+    return None
 
 
 def has_instance_storage(instance_type: str) -> bool:
@@ -753,9 +806,12 @@ def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
         problems.append(f"mlflow_experiment_name {experiment!r} is not valid; use 1-256 letters, digits and - _ . /")
     if bool(spec.subnet_ids) != bool(spec.security_group_ids):
         problems.append("subnet_ids and security_group_ids go together; set both to run jobs in a VPC, or neither")
+    problems += _tracking_problems(spec)
     scripts = [("preprocess_script", spec.preprocess_script), ("evaluate_script", spec.evaluate_script)]
     if spec.training_source is not None:
         scripts.append(("training_source", spec.training_source))
+    if spec.tracking_script is not None:
+        scripts.append(("tracking_script", spec.tracking_script))
     for name, script in scripts:
         if not script.file_name or "/" in script.file_name:
             problems.append(f"{name}.file_name {script.file_name!r} must be a file name without '/'")
@@ -769,6 +825,39 @@ def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
                     f"{name} {instance_type!r} has instance storage, which takes no volume KMS key; "
                     "choose a family without local storage (e.g. ml.m5) or drop the key"
                 )
+    return problems
+
+
+def _tracking_problems(spec: PipelineSpec) -> list[str]:
+    """Problems of the ``Track`` step's fields: they need each other and an MLflow server."""
+    problems: list[str] = []
+    if not spec.mlflow_tracking_arn and spec.tracking_script is not None:
+        problems.append(
+            "tracking_script is set but mlflow_tracking_arn is not; the Track step needs a tracking server "
+            "to log to: set mlflow_tracking_arn, or remove tracking_script"
+        )
+    if spec.tracking_script is None:
+        for name, value in (
+            ("tracking_image_uri", spec.tracking_image_uri),
+            ("mlflow_client_requirements", spec.mlflow_client_requirements or None),
+        ):
+            if value is not None:
+                problems.append(
+                    f"{name} is set but tracking_script is not; it configures the Track step, which runs "
+                    f"ml/track.py: pass tracking_script (cdk_mlops.ml.TRACK_SCRIPT in S3), or remove {name}"
+                )
+    if spec.tracking_image_uri is not None and not spec.tracking_image_uri:
+        problems.append("tracking_image_uri is empty; pass an image URI, or None for the scikit-learn image")
+    requirements: object = spec.mlflow_client_requirements
+    if not isinstance(requirements, tuple):
+        problems.append(
+            f"mlflow_client_requirements {requirements!r} must be a tuple of requirements, e.g. ('mlflow==2.16.2',)"
+        )
+    else:
+        for index, requirement in enumerate(requirements):
+            problem = requirement_problem(f"mlflow_client_requirements[{index}]", requirement)
+            if problem:
+                problems.append(problem)
     return problems
 
 
@@ -963,6 +1052,8 @@ def _processing_job(
         "ProcessingOutputConfig": output_config,
         "StoppingCondition": {"MaxRuntimeInSeconds": s.processing_max_runtime_seconds},
     }
+    if not outputs:
+        del job["ProcessingOutputConfig"]  # a job that writes nothing to S3 (Track) declares no outputs
     if environment:
         job["Environment"] = dict(environment)
     if spec.subnet_ids:
@@ -1173,6 +1264,50 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     )
 
 
+def _track_step(b: DefinitionBuilder, spec: PipelineSpec, script: ScriptSource) -> None:
+    if spec.mlflow_experiment_name:
+        experiment: Any = f"--experiment-name={spec.mlflow_experiment_name}"
+    else:
+        # SageMaker Pipelines names the MlflowConfig experiment after the pipeline too.
+        experiment = join(["--experiment-name=", get_execution("PipelineName")])
+    arguments: list[Any] = [
+        "--evaluation-dir",
+        EVALUATION_INPUT_DIR,
+        join(["--training-job-name=", get_step(TRAIN, "TrainingJobName")]),
+        experiment,
+        join(["--run-name=", get_execution("PipelineExecutionId")]),
+        join(["--manifest-uri=", get_parameter(INPUT_MANIFEST_URI)]),
+        join(["--manifest-sha256=", get_parameter(MANIFEST_SHA256)]),
+        join(["--data-version=", get_parameter(DATA_VERSION)]),
+        join(["--pipeline-execution-arn=", get_execution("PipelineExecutionArn")]),
+        # One token: a value starting with '-' must not read as an option.
+        f"--source-revision={spec.source_revision}",
+    ]
+    for requirement in spec.mlflow_client_requirements:
+        arguments.append(f"--requirement={requirement}")
+    job = _processing_job(
+        spec,
+        image_uri=spec.tracking_image_uri or spec.sklearn_image_uri,
+        inputs=[
+            _s3_input("code", script.s3_uri, CODE_DIR),
+            _s3_input("evaluation", processing_output_uri(EVALUATE, OUTPUT_EVALUATION), EVALUATION_INPUT_DIR),
+        ],
+        outputs=[],
+        entrypoint=_script_entrypoint(script),
+        arguments=arguments,
+        environment=_mlflow_environment(spec),
+    )
+    # No DependsOn: the Gets of Evaluate's output and Train's job name order it, and nothing
+    # depends on it, so registration does not wait for the tracking server.
+    b.step(
+        TRACK,
+        "Processing",
+        job,
+        description="Log the execution to MLflow: hyperparameters, training and test metrics, lineage.",
+        retry_policies=(_SERVICE_RETRY, _JOB_RETRY),
+    )
+
+
 def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
     s = spec.settings
     statistics = join([processing_output_uri(DATA_QUALITY_BASELINE, OUTPUT_MONITORING), STATISTICS_FILE], on="/")
@@ -1308,6 +1443,8 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     _train_step(b, spec)
     _evaluate_step(b, spec)
     _gate_step(b, spec)
+    if spec.mlflow_tracking_arn and spec.tracking_script is not None:
+        _track_step(b, spec, spec.tracking_script)
     definition = b.build()
     if spec.mlflow_tracking_arn:
         # The same member the SageMaker Python SDK writes for Pipeline(mlflow_config=...).

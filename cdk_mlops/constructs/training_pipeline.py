@@ -29,6 +29,7 @@ from constructs import Construct
 from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.constructs.common import (
+    ACCOUNT_ID,
     SAGEMAKER_NAME,
     acknowledge,
     iam5_findings,
@@ -38,7 +39,7 @@ from cdk_mlops.constructs.common import (
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
-from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT
+from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, TRACK_SCRIPT
 
 #: CloudWatch namespace of SageMaker Pipelines execution metrics (dimension ``PipelineName``).
 PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
@@ -67,8 +68,15 @@ MLFLOW_LOGGING_ACTIONS: Final = (
 )
 #: What a person needs to open the tracking server's MLflow UI (a presigned URL, then the UI).
 MLFLOW_UI_ACTIONS: Final = ("sagemaker:CreatePresignedMlflowTrackingServerUrl", "sagemaker-mlflow:AccessUI")
+#: The MLflow client the ``Track`` step installs when its image lacks one. The step runs in the
+#: scikit-learn 1.2-1 image, whose Python is 3.9: mlflow 2.16.2 supports Python 3.8+ (3.2 and
+#: later need 3.10) and matches the managed servers' 2.16 release; an older client logging to
+#: a newer (3.x) server is the direction MLflow keeps compatible. sagemaker-mlflow 0.1.x is the
+#: plugin line built for mlflow 2.x (0.3 and later replace the S3 artifact store with presigned
+#: URLs and load mlflow 3 modules); 0.1.1 adds the GovCloud partitions to 0.1.0. It depends on
+#: the full ``mlflow`` package, so that is what is pinned (not ``mlflow-skinny``).
+MLFLOW_CLIENT_REQUIREMENTS: Final = ("mlflow==2.16.2", "sagemaker-mlflow==0.1.1")
 
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _TRACKING_SERVER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _MAINTENANCE_WINDOW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$")
 _MLFLOW_VERSION = re.compile(r"^\d+(\.\d+)+$")
@@ -120,6 +128,15 @@ class MlflowSettings:
     its role may only read and write that prefix (and use the store's key). Automatic model
     registration stays off: the pipeline's gate decides what enters the model registry.
 
+    With :class:`TrainingPipeline`, a ``Track`` step records every execution as one MLflow run
+    (hyperparameters, training and test metrics, lineage tags, ``evaluation.json``). It runs in
+    the scikit-learn image and installs ``client_requirements`` with pip, so it needs outbound
+    HTTPS to PyPI as well as to the SageMaker API, the tracking server and S3: jobs in a VPC
+    need a NAT gateway (PyPI has no VPC endpoint). With ``logging_image_uri`` nothing is
+    installed and PyPI is not needed (in a VPC, endpoints for ``sagemaker.api``,
+    ``sagemaker.experiments`` and S3 suffice). A :class:`SdkTrainingPipeline` gets no
+    ``Track`` step: its own steps log, with the ARN it substitutes.
+
     Attributes:
         size: Default: - ``Small``.
         tracking_server_name: Default: - ``<pipeline_name>-mlflow``.
@@ -128,6 +145,14 @@ class MlflowSettings:
             Default: - chosen by SageMaker.
         experiment_name: The MLflow experiment of the pipeline's executions.
             Default: - the pipeline's name.
+        client_requirements: Pinned packages (``name==version`` or ``name>=low,<high``) the
+            ``Track`` step installs with pip when its image lacks the MLflow client; ignored with
+            ``logging_image_uri``. Default: - :data:`MLFLOW_CLIENT_REQUIREMENTS` (mlflow 2.16.2
+            and sagemaker-mlflow 0.1.1, for the image's Python 3.9).
+        logging_image_uri: An ECR image with Python, boto3, ``mlflow`` and ``sagemaker-mlflow``
+            installed, for the ``Track`` step; nothing is installed at run time, so the step
+            needs no access to PyPI. The execution role may pull it.
+            Default: - the scikit-learn image, with ``client_requirements`` installed per run.
     """
 
     size: MlflowServerSize = MlflowServerSize.SMALL
@@ -135,6 +160,8 @@ class MlflowSettings:
     mlflow_version: str | None = None
     weekly_maintenance_window_start: str | None = None
     experiment_name: str | None = None
+    client_requirements: tuple[str, ...] = MLFLOW_CLIENT_REQUIREMENTS
+    logging_image_uri: str | None = None
 
 
 def mlflow_settings_problems(settings: MlflowSettings, pipeline_name: str) -> list[str]:
@@ -158,6 +185,28 @@ def mlflow_settings_problems(settings: MlflowSettings, pipeline_name: str) -> li
     if window is not None and not Token.is_unresolved(window) and not _MAINTENANCE_WINDOW.match(window):
         problems.append(
             f"mlflow.weekly_maintenance_window_start {window!r} is not valid; use Day:HH:MM in UTC, e.g. 'Sun:03:00'"
+        )
+    requirements: object = settings.client_requirements
+    if isinstance(requirements, str) or not isinstance(requirements, tuple | list):
+        problems.append(
+            f"mlflow.client_requirements {requirements!r} must be a tuple of requirements, "
+            f"e.g. {MLFLOW_CLIENT_REQUIREMENTS!r}"
+        )
+    else:
+        if not requirements and settings.logging_image_uri is None:
+            problems.append(
+                "mlflow.client_requirements is empty, so the Track step has no MLflow client to install; "
+                "keep the default pins or set logging_image_uri to an image that has mlflow and sagemaker-mlflow"
+            )
+        for index, requirement in enumerate(requirements):
+            problem = pd.requirement_problem(f"mlflow.client_requirements[{index}]", requirement)
+            if problem:
+                problems.append(problem)
+    image = settings.logging_image_uri
+    if image is not None and not Token.is_unresolved(image) and not _ECR_IMAGE.match(image):
+        problems.append(
+            f"mlflow.logging_image_uri {image!r} is not an ECR image URI "
+            "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>); push the image to ECR"
         )
     return problems
 
@@ -200,7 +249,7 @@ class _PipelineResources(Construct):
                     "starting and ending with a letter or digit"
                 )
         for account in cross_account_read_accounts:
-            if not _ACCOUNT.match(account):
+            if not ACCOUNT_ID.match(account):
                 problems.append(f"cross_account_read_accounts: {account!r} is not a 12-digit AWS account id")
         if mlflow is not None:
             problems += mlflow_settings_problems(mlflow, pipeline_name)
@@ -567,7 +616,8 @@ class TrainingPipeline(_PipelineResources):
         role: The execution role of the pipeline and of every job it starts.
         topic: Where failed executions are announced.
         failed_alarm: In ALARM when an execution fails.
-        scripts: The ML scripts shipped as assets, by name.
+        scripts: The ML scripts shipped as assets, by name (``preprocess``, ``evaluate``, and
+            ``track`` with ``mlflow``).
         mlflow_tracking_server: The MLflow tracking server, with ``mlflow``.
         mlflow_role: The tracking server's role, with ``mlflow``.
         mlflow_tracking_arn: The tracking server's ARN, with ``mlflow``.
@@ -617,7 +667,9 @@ class TrainingPipeline(_PipelineResources):
                 image of the stack's region.
             source_revision: Recorded on every registered model. Default: - ``unknown``.
             cross_account_read_accounts: Accounts that may read the registry
-                (e.g. staging and prod deploying a model trained in dev).
+                (e.g. staging and prod deploying a model trained in dev): the model
+                package group's resource policy, and the data store's bucket and key
+                policies for this pipeline's artifacts (model archives, baselines).
                 Default: - none.
             notification_topic: Where failed executions are announced.
                 Default: - a new KMS-encrypted topic.
@@ -625,9 +677,11 @@ class TrainingPipeline(_PipelineResources):
                 notification topic's key. Default: - RETAIN; registered models and
                 experiment history outlive the stack.
             mlflow: A SageMaker managed MLflow tracking server whose artifact store is the
-                data store; executions are recorded in it and ``Train`` and ``Evaluate`` get
-                its ARN in ``MLFLOW_TRACKING_ARN``. Default: - no MLflow; executions are
-                recorded as SageMaker experiment runs only.
+                data store; executions are recorded in it, ``Train`` and ``Evaluate`` get
+                its ARN in ``MLFLOW_TRACKING_ARN``, and a ``Track`` step logs each execution
+                as an MLflow run (``ml/track.py``; see :class:`MlflowSettings` for its network
+                needs). Default: - no MLflow; executions are recorded as SageMaker experiment
+                runs only.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -654,6 +708,8 @@ class TrainingPipeline(_PipelineResources):
             "preprocess": s3_assets.Asset(self, "PreprocessScript", path=str(PREPROCESS_SCRIPT)),
             "evaluate": s3_assets.Asset(self, "EvaluateScript", path=str(EVALUATE_SCRIPT)),
         }
+        if mlflow is not None:
+            self.scripts["track"] = s3_assets.Asset(self, "TrackScript", path=str(TRACK_SCRIPT))
         for asset in self.scripts.values():
             # Exactly the script objects; the staging bucket holds every asset of the account.
             iam.Grant.add_to_principal(
@@ -689,6 +745,12 @@ class TrainingPipeline(_PipelineResources):
             settings=settings,
             mlflow_tracking_arn=self.mlflow_tracking_arn,
             mlflow_experiment_name=(mlflow.experiment_name or pipeline_name) if mlflow else None,
+            tracking_script=self._script_source("track") if mlflow else None,
+            tracking_image_uri=mlflow.logging_image_uri if mlflow else None,
+            # An image of one's own has the client; installing on top of it would only add a PyPI dependency.
+            mlflow_client_requirements=(
+                tuple(mlflow.client_requirements) if mlflow and mlflow.logging_image_uri is None else ()
+            ),
         )
         spec_problems = pd.pipeline_spec_problems(spec)
         if spec_problems:
@@ -699,11 +761,12 @@ class TrainingPipeline(_PipelineResources):
         )
 
         self._grant_data(data_store, [dataset], artifacts_prefix)
-        self._grant_jobs(
-            ("processing-job", "training-job"),
-            [group_arn, package_arns],
-            [self._image_uri("sklearn"), xgboost, self._image_uri("model-monitor")],
-        )
+        # A package is useless without its artifacts and baselines: readers of the registry get those too.
+        data_store.grant_accounts_read(cross_account_read_accounts, prefix=f"{artifacts_prefix}/")
+        images = [self._image_uri("sklearn"), xgboost, self._image_uri("model-monitor")]
+        if mlflow is not None and mlflow.logging_image_uri is not None:
+            images.append(mlflow.logging_image_uri)
+        self._grant_jobs(("processing-job", "training-job"), [group_arn, package_arns], images)
         self._define_notifications(notification_topic, removal_policy)
 
     @classmethod
@@ -825,7 +888,10 @@ class SdkTrainingPipeline(_PipelineResources):
             removal_policy: For the model package group, the MLflow tracking server and the
                 notification topic's key. Default: - RETAIN.
             mlflow: A SageMaker managed MLflow tracking server; its ARN replaces
-                :data:`~cdk_mlops.sdk.MLFLOW_TRACKING_ARN_PLACEHOLDER`. Default: - none.
+                :data:`~cdk_mlops.sdk.MLFLOW_TRACKING_ARN_PLACEHOLDER`. The pipeline is yours,
+                so no ``Track`` step is added: log from your own steps (the role may, see
+                :meth:`grant_mlflow_logging`). ``client_requirements`` and
+                ``logging_image_uri`` are not used. Default: - none.
             description: The pipeline's description. Default: - one naming the group.
 
         Raises:

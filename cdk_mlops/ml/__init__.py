@@ -11,6 +11,10 @@ compatibility because the SageMaker framework containers run older interpreters.
     with the built-in XGBoost algorithm instead, and the local tests use this script.
 ``evaluate.py``
     ``Evaluate`` step (XGBoost container by default): test-split metrics as ``evaluation.json``.
+``track.py``
+    ``Track`` step (scikit-learn container by default; only with MLflow): records the execution as
+    one MLflow run (hyperparameters, training and test metrics, lineage tags, the evaluation
+    files), installing the pinned MLflow client with pip when the image lacks it.
 """
 
 from __future__ import annotations
@@ -23,3 +27,4 @@ SCRIPTS_DIR = Path(__file__).resolve().parent
 PREPROCESS_SCRIPT = SCRIPTS_DIR / "preprocess.py"
 TRAIN_SCRIPT = SCRIPTS_DIR / "train.py"
 EVALUATE_SCRIPT = SCRIPTS_DIR / "evaluate.py"
+TRACK_SCRIPT = SCRIPTS_DIR / "track.py"

@@ -22,7 +22,16 @@ import numpy as np
 import pytest
 
 from cdk_mlops import pipeline_definition as pd
-from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, SCRIPTS_DIR, TRAIN_SCRIPT, evaluate, preprocess, train
+from cdk_mlops.ml import (
+    EVALUATE_SCRIPT,
+    PREPROCESS_SCRIPT,
+    SCRIPTS_DIR,
+    TRACK_SCRIPT,
+    TRAIN_SCRIPT,
+    evaluate,
+    preprocess,
+    train,
+)
 
 LABEL = "diagnosis"
 
@@ -720,7 +729,9 @@ def test_evaluate_explains_a_missing_xgboost_package(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", [PREPROCESS_SCRIPT, TRAIN_SCRIPT, EVALUATE_SCRIPT], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "script", [PREPROCESS_SCRIPT, TRAIN_SCRIPT, EVALUATE_SCRIPT, TRACK_SCRIPT], ids=lambda p: p.name
+)
 def test_scripts_are_standalone_and_python_38_compatible(script):
     # GIVEN
     source = script.read_text()

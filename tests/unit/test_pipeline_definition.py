@@ -1066,3 +1066,241 @@ def test_validator_reports_container_arguments_over_the_api_limit(definition):
         "Steps[0] (Preprocess): Arguments.AppSpecification.ContainerArguments[18] is over 256 characters",
         "Steps[1] (DataQualityBaseline): Arguments.Environment.dataset_source is over 256 characters",
     ]
+
+
+# ------------------------------------------------------------------------------------------------
+# MLflow: the Track step
+# ------------------------------------------------------------------------------------------------
+
+MLFLOW_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/churn-mlflow"
+TRACK_SCRIPT_URI = "s3://assets-bucket/7a8b9c.py"
+PINS = ("mlflow==2.16.2", "sagemaker-mlflow==0.1.1")
+
+
+def mlflow_spec(**overrides: Any) -> PipelineSpec:
+    values: dict[str, Any] = {
+        "mlflow_tracking_arn": MLFLOW_ARN,
+        "mlflow_experiment_name": "churn-training",
+        "tracking_script": ScriptSource.from_uri(TRACK_SCRIPT_URI),
+        "mlflow_client_requirements": PINS,
+    }
+    values.update(overrides)
+    return make_spec(**values)
+
+
+@pytest.fixture(scope="module")
+def with_track() -> dict[str, Any]:
+    return build_pipeline_definition(mlflow_spec())
+
+
+def test_track_is_added_only_with_mlflow_and_a_tracking_script(definition, with_track):
+    # THEN
+    assert pd.TRACK not in steps_by_name(definition)
+    assert pd.TRACK not in steps_by_name(build_pipeline_definition(mlflow_spec(tracking_script=None)))
+    assert set(steps_by_name(with_track)) == {*pd.STEP_NAMES, pd.TRACK}
+    assert validate_definition(with_track) == []
+    assert pipeline_spec_problems(mlflow_spec()) == []
+
+
+def test_track_reads_the_script_and_the_evaluation_and_points_at_the_server(with_track):
+    # GIVEN
+    step = steps_by_name(with_track)[pd.TRACK]
+    args = step["Arguments"]
+    # THEN it is a processing job in the scikit-learn image, with the script as its entry point
+    assert step["Type"] == "Processing"
+    assert args["AppSpecification"]["ImageUri"] == SKLEARN
+    assert args["AppSpecification"]["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/7a8b9c.py"]
+    assert args["ProcessingInputs"] == [
+        {
+            "InputName": "code",
+            "AppManaged": False,
+            "S3Input": {
+                "S3Uri": TRACK_SCRIPT_URI,
+                "LocalPath": pd.CODE_DIR,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3CompressionType": "None",
+            },
+        },
+        {
+            "InputName": "evaluation",
+            "AppManaged": False,
+            "S3Input": {
+                "S3Uri": output_uri("Evaluate", "evaluation"),
+                "LocalPath": pd.EVALUATION_INPUT_DIR,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3CompressionType": "None",
+            },
+        },
+    ]
+    # AND it writes nothing to S3 but still encrypts its volume
+    assert "ProcessingOutputConfig" not in args
+    assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KEY
+    assert args["Environment"] == {"MLFLOW_TRACKING_ARN": MLFLOW_ARN}
+    assert [r["ExceptionType"][0] for r in step["RetryPolicies"]] == [
+        "Step.SERVICE_FAULT",
+        "SageMaker.JOB_INTERNAL_ERROR",
+    ]
+
+
+def test_track_arguments_name_the_run_the_training_job_the_lineage_and_the_pins(with_track):
+    # GIVEN
+    arguments = args_of(with_track, pd.TRACK)["AppSpecification"]["ContainerArguments"]
+
+    def flag(prefix: str, value: Any) -> dict[str, Any]:
+        return {"Std:Join": {"On": "", "Values": [prefix, value]}}
+
+    # THEN
+    assert arguments == [
+        "--evaluation-dir",
+        pd.EVALUATION_INPUT_DIR,
+        flag("--training-job-name=", {"Get": "Steps.Train.TrainingJobName"}),
+        "--experiment-name=churn-training",
+        flag("--run-name=", {"Get": "Execution.PipelineExecutionId"}),
+        flag("--manifest-uri=", {"Get": "Parameters.InputManifestUri"}),
+        flag("--manifest-sha256=", {"Get": "Parameters.ManifestSha256"}),
+        flag("--data-version=", {"Get": "Parameters.DataVersion"}),
+        flag("--pipeline-execution-arn=", {"Get": "Execution.PipelineExecutionArn"}),
+        "--source-revision=3f2a9c1",
+        "--requirement=mlflow==2.16.2",
+        "--requirement=sagemaker-mlflow==0.1.1",
+    ]
+
+
+def test_track_uses_the_pipeline_name_as_experiment_and_an_image_of_ones_own():
+    # WHEN
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlflow-client:2.16.2"
+    definition = build_pipeline_definition(
+        mlflow_spec(mlflow_experiment_name=None, tracking_image_uri=image, mlflow_client_requirements=())
+    )
+    # THEN
+    args = args_of(definition, pd.TRACK)
+    assert args["AppSpecification"]["ImageUri"] == image
+    container_arguments = args["AppSpecification"]["ContainerArguments"]
+    assert {"Std:Join": {"On": "", "Values": ["--experiment-name=", {"Get": "Execution.PipelineName"}]}} in (
+        container_arguments
+    )
+    assert not [a for a in container_arguments if isinstance(a, str) and a.startswith("--requirement")]
+    assert validate_definition(definition) == []
+
+
+def test_nothing_on_the_way_to_registration_depends_on_track(with_track):
+    # GIVEN every step but Track
+    others = {name: step for name, step in steps_by_name(with_track).items() if name != pd.TRACK}
+    # THEN none reads a Track property or lists it in DependsOn
+    for name, step in others.items():
+        refs = [n["Get"] for n in walk(step) if isinstance(n, dict) and isinstance(n.get("Get"), str)]
+        assert not [r for r in refs if r.startswith(f"Steps.{pd.TRACK}.")], name
+        assert pd.TRACK not in step.get("DependsOn", []), name
+    # AND Track itself waits only for Train and Evaluate (through what it reads)
+    track = steps_by_name(with_track)[pd.TRACK]
+    assert "DependsOn" not in track
+    read_from = {
+        n["Get"].split(".")[1] for n in walk(track) if isinstance(n, dict) and str(n.get("Get")).startswith("Steps.")
+    }
+    assert read_from == {"Train", "Evaluate"}
+    # AND the gate's branches are what they were
+    gate = steps_by_name(with_track)["Gate"]["Arguments"]
+    assert [s["Name"] for s in gate["IfSteps"]] == ["Register"]
+    assert [s["Name"] for s in gate["ElseSteps"]] == ["Fail"]
+
+
+def test_the_validator_sees_a_cycle_if_the_gate_waited_for_track(with_track):
+    # GIVEN a definition where Track would also wait for Register, and the gate for Track
+    broken_definition = copy.deepcopy(with_track)
+    steps = {s["Name"]: s for s in broken_definition["Steps"]}
+    steps["Gate"]["DependsOn"] = [pd.TRACK]
+    steps[pd.TRACK]["DependsOn"] = ["Register"]
+    # THEN
+    assert any("dependency cycle" in p for p in validate_definition(broken_definition))
+
+
+def test_track_arguments_are_a_valid_create_processing_job_request(with_track):
+    # GIVEN
+    defaults = {p["Name"]: p["DefaultValue"] for p in with_track["Parameters"]}
+    request = resolve(args_of(with_track, pd.TRACK), defaults)
+    request["ProcessingJobName"] = "pipelines-abc123-track"
+    # WHEN
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob")
+    assert shape.input_shape is not None
+    report = ParamValidator().validate(request, shape.input_shape)
+    # THEN
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"mlflow_tracking_arn": None, "mlflow_experiment_name": None},
+            "tracking_script is set but mlflow_tracking_arn is not; the Track step needs a tracking server",
+        ),
+        (
+            {"tracking_script": None},
+            "mlflow_client_requirements is set but tracking_script is not; it configures the Track step",
+        ),
+        (
+            {"tracking_script": None, "mlflow_client_requirements": (), "tracking_image_uri": "img"},
+            "tracking_image_uri is set but tracking_script is not",
+        ),
+        ({"tracking_image_uri": ""}, "tracking_image_uri is empty"),
+        (
+            {"mlflow_client_requirements": ("mlflow",)},
+            "mlflow_client_requirements[0] 'mlflow' is not a pinned requirement; use name==version",
+        ),
+        (
+            {"mlflow_client_requirements": ("mlflow==2.16.2", " ")},
+            "mlflow_client_requirements[1] ' ' is empty",
+        ),
+        (
+            {"mlflow_client_requirements": ["mlflow==2.16.2"]},
+            "mlflow_client_requirements ['mlflow==2.16.2'] must be a tuple of requirements",
+        ),
+        (
+            {"tracking_script": ScriptSource(s3_uri="s3://b/k.py", file_name="code/k.py")},
+            "tracking_script.file_name 'code/k.py' must be a file name without '/'",
+        ),
+    ],
+)
+def test_track_spec_problems(overrides, expected):
+    # WHEN
+    problems = pipeline_spec_problems(mlflow_spec(**overrides))
+    # THEN
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["mlflow==2.16.2", "sagemaker-mlflow>=0.1,<0.2", "mlflow-skinny[aliyun]==2.16.2", "mlflow ~= 2.16.0"],
+)
+def test_pinned_requirements_are_accepted(requirement):
+    # THEN
+    assert pd.requirement_problem("r", requirement) is None
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "mlflow",
+        "--index-url=https://example.com/simple",
+        "git+https://github.com/mlflow/mlflow",
+        "mlflow==2.16.2; python_version<'3.10'",
+        "mlflow==2.16.2 --pre",
+        "-e .",
+        "mlflow==",
+    ],
+)
+def test_unpinned_or_option_like_requirements_are_problems(requirement):
+    # THEN
+    problem = pd.requirement_problem("r", requirement)
+    assert problem is not None
+    assert problem.startswith(f"r {requirement!r} is not a pinned requirement")
+
+
+def test_requirement_tokens_are_not_checked():
+    # THEN
+    assert pd.requirement_problem("r", "${Token[TOKEN.7]}") is None

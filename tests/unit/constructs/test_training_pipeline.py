@@ -28,12 +28,14 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.constructs import training_pipeline as training_pipeline_module
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.training_pipeline import (
+    MLFLOW_CLIENT_REQUIREMENTS,
     MLFLOW_LOGGING_ACTIONS,
     MLFLOW_UI_ACTIONS,
     MlflowServerSize,
     MlflowSettings,
     SdkTrainingPipeline,
     TrainingPipeline,
+    mlflow_settings_problems,
 )
 from cdk_mlops.errors import ConfigurationError
 from tests.quality import cfn_lint_errors, nag_findings, resolve_like_cloudformation
@@ -367,7 +369,7 @@ def test_mlflow_arn_reaches_the_definition_training_and_evaluation(with_mlflow):
     assert definition["MlflowConfig"]["MlflowExperimentName"] == "churn-training"
     assert definition["MlflowConfig"]["MlflowResourceArn"].startswith(arn)
     steps = {s["Name"]: s for s in definition["Steps"]}
-    for name in ("Train", "Evaluate"):
+    for name in ("Train", "Evaluate", "Track"):
         assert steps[name]["Arguments"]["Environment"]["MLFLOW_TRACKING_ARN"].startswith(arn)
     assert pd.validate_definition(definition) == []
 
@@ -390,9 +392,89 @@ def test_mlflow_grants_need_a_tracking_server(agnostic):
         agnostic.training.grant_mlflow_ui(role)
 
 
-def test_mlflow_stack_passes_cfn_lint_and_cdk_nag(with_mlflow):
-    assert cfn_lint_errors(with_mlflow.template.to_json(), region="eu-west-1") == []
-    assert nag_findings(with_mlflow.stack) == []
+@pytest.mark.parametrize("fixture", ["with_mlflow", "with_logging_image"])
+def test_mlflow_stack_passes_cfn_lint_and_cdk_nag(fixture, request):
+    built = request.getfixturevalue(fixture)
+    assert cfn_lint_errors(built.template.to_json(), region="eu-west-1") == []
+    assert nag_findings(built.stack) == []
+
+
+LOGGING_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlflow-client:2.16.2"
+
+
+@pytest.fixture(scope="module")
+def with_logging_image() -> Built:
+    return build(
+        cdk.Environment(account="123456789012", region="eu-west-1"),
+        mlflow=MlflowSettings(logging_image_uri=LOGGING_IMAGE),
+    )
+
+
+def _track(built: Built) -> dict[str, Any]:
+    (track,) = [s for s in json.loads(definition_text(built))["Steps"] if s["Name"] == pd.TRACK]
+    return dict(track)
+
+
+def _script_getters(built: Built) -> list[Any]:
+    """The Resource of every s3:GetObject statement of the pipeline role (the script grants)."""
+    statements = _policy_actions(built, built.training.role)
+    return [s["Resource"] for s in statements if s["Action"] == "s3:GetObject"]
+
+
+def test_the_track_script_ships_only_with_mlflow(agnostic, with_mlflow):
+    # THEN without MLflow: two scripts, no Track step
+    assert set(agnostic.training.scripts) == {"preprocess", "evaluate"}
+    assert pd.TRACK not in definition_text(agnostic)
+    assert len(_script_getters(agnostic)) == 2
+    # AND with MLflow: the track script too, readable by the role as exactly that object
+    assert isinstance(with_mlflow.training, TrainingPipeline)
+    asset = with_mlflow.training.scripts["track"]
+    getters = _script_getters(with_mlflow)
+    assert len(getters) == 3
+    track_object = with_mlflow.stack.resolve(asset.bucket.arn_for_objects(asset.s3_object_key))
+    assert track_object in getters
+    assert "*" not in json.dumps(getters)
+
+
+def test_track_runs_the_asset_in_the_sklearn_image_and_installs_the_pins(with_mlflow):
+    # GIVEN
+    track = _track(with_mlflow)
+    app = track["Arguments"]["AppSpecification"]
+    asset = with_mlflow.training.scripts["track"]
+    file_name = asset.s3_object_key.rsplit("/", 1)[-1]
+    # THEN
+    assert ".dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:" in app["ImageUri"]
+    assert app["ContainerEntrypoint"] == ["python3", f"{pd.CODE_DIR}/{file_name}"]
+    code = track["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    assert code.endswith(f"/{file_name}")
+    assert [a for a in app["ContainerArguments"] if str(a).startswith("--requirement=")] == [
+        f"--requirement={pin}" for pin in MLFLOW_CLIENT_REQUIREMENTS
+    ]
+    assert "--experiment-name=churn-training" in app["ContainerArguments"]
+
+
+def test_a_logging_image_installs_nothing_and_may_be_pulled(with_logging_image):
+    # GIVEN
+    app = _track(with_logging_image)["Arguments"]["AppSpecification"]
+    # THEN the image of one's own runs the step, with no pins to install
+    assert app["ImageUri"] == LOGGING_IMAGE
+    assert not [a for a in app["ContainerArguments"] if str(a).startswith("--requirement")]
+    # AND the role may pull it (and only from its repository)
+    statements = _policy_actions(with_logging_image, with_logging_image.training.role)
+    pulls = [s for s in statements if "ecr:BatchGetImage" in s["Action"]]
+    assert len(pulls) == 1
+    assert ":repository/mlflow-client" in json.dumps(pulls[0]["Resource"])
+    assert ":repository/mlflow-client:" not in json.dumps(pulls[0]["Resource"])
+
+
+def test_the_default_pins_suit_the_sklearn_image():
+    # THEN the pins are exact and valid requirements
+    assert all(pd.requirement_problem("pin", pin) is None and "==" in pin for pin in MLFLOW_CLIENT_REQUIREMENTS)
+    assert {pin.split("==")[0] for pin in MLFLOW_CLIENT_REQUIREMENTS} == {"mlflow", "sagemaker-mlflow"}
+    # AND they were chosen for the Python 3.9 of this image version (mlflow 3.2+ needs 3.10)
+    assert image_uris.default_version("sklearn") == "1.2-1", "a new sklearn image: revisit MLFLOW_CLIENT_REQUIREMENTS"
+    # AND an image of one's own needs no pins
+    assert mlflow_settings_problems(MlflowSettings(client_requirements=(), logging_image_uri=LOGGING_IMAGE), "p") == []
 
 
 @pytest.mark.parametrize(
@@ -403,6 +485,27 @@ def test_mlflow_stack_passes_cfn_lint_and_cdk_nag(with_mlflow):
         (MlflowSettings(mlflow_version="latest"), "mlflow.mlflow_version 'latest' is not a version"),
         (MlflowSettings(size="Huge"), "mlflow.size 'Huge' is not a size"),  # type: ignore[arg-type]
         (MlflowSettings(experiment_name="no spaces"), "mlflow_experiment_name 'no spaces' is not valid"),
+        (MlflowSettings(client_requirements=("",)), "mlflow.client_requirements[0] '' is empty"),
+        (
+            MlflowSettings(client_requirements=("mlflow==2.16.2", "sagemaker-mlflow")),
+            "mlflow.client_requirements[1] 'sagemaker-mlflow' is not a pinned requirement; use name==version",
+        ),
+        (
+            MlflowSettings(client_requirements=("--extra-index-url=https://example.com",)),
+            "is not a pinned requirement",
+        ),
+        (
+            MlflowSettings(client_requirements=()),
+            "mlflow.client_requirements is empty, so the Track step has no MLflow client to install",
+        ),
+        (
+            MlflowSettings(client_requirements="mlflow==2.16.2"),  # type: ignore[arg-type]
+            "mlflow.client_requirements 'mlflow==2.16.2' must be a tuple of requirements",
+        ),
+        (
+            MlflowSettings(logging_image_uri="docker.io/me/mlflow:2.16.2"),
+            "mlflow.logging_image_uri 'docker.io/me/mlflow:2.16.2' is not an ECR image URI",
+        ),
     ],
 )
 def test_invalid_mlflow_settings_are_configuration_errors(settings, expected):
