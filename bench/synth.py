@@ -65,19 +65,31 @@ def main() -> None:
     args = parser.parse_args()
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     python = str(REPO_ROOT / ".venv" / "bin" / "python")
-    rows = [measure("python app.py (all environments)", [python, "app.py"], context, args.runs)]
+    rows = [
+        measure("python app.py (all environments and the delivery pipelines)", [python, "app.py"], context, args.runs)
+    ]
+    # The environments alone, as the local deployment synthesizes them (-c tooling=null).
+    alone = {**context, "tooling": None}
+    rows.append(measure("python app.py (all environments, no pipelines)", [python, "app.py"], alone, args.runs))
     # The whole platform: every environment also serves a model (serving stack, monitor in staging/prod).
     full = with_example_models(context)
-    rows.append(measure("python app.py (all environments, each serving a model)", [python, "app.py"], full, args.runs))
+    rows.append(
+        measure(
+            "python app.py (all environments each serving a model, and the pipelines)",
+            [python, "app.py"],
+            full,
+            args.runs,
+        )
+    )
     for name in context["environments"]:
-        one = {**context, "environments": {name: context["environments"][name]}}
-        rows.append(measure(f"python app.py ({name} only)", [python, "app.py"], one, args.runs))
+        one = {**alone, "environments": {name: context["environments"][name]}}
+        rows.append(measure(f"python app.py ({name} only, no pipelines)", [python, "app.py"], one, args.runs))
     rows.append(measure("empty app: start aws-cdk-lib, synthesize nothing", [python, "-c", EMPTY_APP], {}, args.runs))
     cdk = str(REPO_ROOT / "node_modules" / ".bin" / "cdk")
     cli_runs = max(1, min(3, args.runs))
     rows.append(
         measure(
-            "cdk synth --quiet (CLI, all environments)",
+            "cdk synth --quiet (CLI, all environments and the delivery pipelines)",
             [cdk, "synth", "--quiet", "--output", "{outdir}"],
             context,
             cli_runs,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from functools import cache
@@ -103,6 +103,17 @@ class EnvironmentConfig:
             ``artifacts/<pipeline>/<execution id>/data-quality-baseline/``). Required
             with a realtime endpoint, which Model Monitor watches against it.
             Default: - none.
+        model_source_bucket: The data bucket holding the served model's artifacts and
+            drift-check baseline: that of the environment whose registry the model was
+            promoted from (another account, when ``model_package_arn`` names one). The
+            endpoint and its monitor read the model and the baseline there, decrypting
+            with that bucket's key through S3. The model delivery pipeline sets it.
+            Default: - this environment's own data store.
+        model_reader_accounts: Derived by :func:`load_environments`, not a context key: the
+            accounts of the environments after this one (in ``cdk.json`` order) that differ
+            from its own, since models registered here are promoted to them. The model
+            registry, the model artifacts and baselines under ``artifacts/`` and the data
+            store's key may be read from those accounts. Default: - none.
         drift_thresholds: Per-feature baseline drift above which the drift alarm
             fires and retraining starts. Default: - no drift alarms (violation
             events still reach the retrain trigger).
@@ -134,6 +145,8 @@ class EnvironmentConfig:
     dataset: str = "churn"
     model_package_arn: str | None = None
     model_baseline_prefix: str | None = None
+    model_source_bucket: str | None = None
+    model_reader_accounts: tuple[str, ...] = ()
     drift_thresholds: Mapping[str, float] = field(default_factory=dict)
     disabled_guardrails: tuple[str, ...] = ()
     warning_guardrails: tuple[str, ...] = ()
@@ -298,6 +311,8 @@ def _check_model_package_arn(value: object) -> str | None:
 
 
 _BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/$")
+# S3 bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -308,6 +323,12 @@ def _check_baseline_prefix(value: object) -> str | None:
         f"{value!r} is not a key prefix under artifacts/ ending in '/'; "
         "use e.g. 'artifacts/<pipeline>/<execution id>/data-quality-baseline/'"
     )
+
+
+def _check_bucket_name(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _BUCKET_NAME.match(value) and ".." not in value):
+        return None
+    return f"{value!r} is not an S3 bucket name; use the name (not the ARN or an s3:// URI) of the data bucket, or null"
 
 
 def _check_drift_thresholds(value: object) -> str | None:
@@ -347,6 +368,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "dataset": _check_dataset,
     "model_package_arn": _check_model_package_arn,
     "model_baseline_prefix": _check_baseline_prefix,
+    "model_source_bucket": _check_bucket_name,
     "drift_thresholds": _check_drift_thresholds,
     "disabled_guardrails": _check_guardrail_ids,
     "warning_guardrails": _check_guardrail_ids,
@@ -355,6 +377,8 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
 
 # Config fields the context may not override, and why.
 _NOT_OVERRIDABLE = {f.name for f in fields(EnvironmentConfig)} - set(_OVERRIDES) - {"name"}
+# Derived from the other environments; the context may not set them either.
+_DERIVED = frozenset({"model_reader_accounts"})
 
 
 def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
@@ -394,6 +418,11 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             f"{path}.model_baseline_prefix: missing; a realtime endpoint is monitored against its model's "
             "drift-check baseline: set the data-store prefix of the statistics.json and constraints.json "
             "that the training execution wrote (artifacts/<pipeline>/<execution id>/data-quality-baseline/)"
+        )
+    if config.model_source_bucket is not None and config.model_package_arn is None:
+        problems.append(
+            f"{path}.model_source_bucket: set without model_package_arn; it names where the served model's "
+            "artifacts are, so set model_package_arn too, or remove the key"
         )
     if config.drift_thresholds and config.endpoint_kind is EndpointKind.SERVERLESS:
         problems.append(
@@ -458,7 +487,11 @@ def load_environments(context: object) -> list[EnvironmentConfig]:
         for key, value in raw.items():
             check = _OVERRIDES.get(key)
             if check is None:
-                hint = " (it is derived from the profile)" if key in _NOT_OVERRIDABLE else ""
+                hint = ""
+                if key in _DERIVED:
+                    hint = " (it is derived from the other environments' accounts)"
+                elif key in _NOT_OVERRIDABLE:
+                    hint = " (it is derived from the profile)"
                 problems.append(f"{path}.{key}: unknown key{hint}; accepted keys: {', '.join(sorted(_OVERRIDES))}")
                 continue
             problem = check(value)
@@ -487,7 +520,27 @@ def load_environments(context: object) -> list[EnvironmentConfig]:
 
     if problems:
         raise ConfigurationError(_SOURCE, problems)
-    return configs
+    return _with_model_readers(configs)
+
+
+def _with_model_readers(configs: Sequence[EnvironmentConfig]) -> list[EnvironmentConfig]:
+    """Each config with the accounts of the later environments that differ from its own.
+
+    Models flow forward (the model delivery pipeline promotes from one environment's registry
+    to the environments after it), so those accounts must be able to read this environment's
+    registry, model artifacts and baselines. Environment-agnostic environments add nothing.
+    """
+    result: list[EnvironmentConfig] = []
+    for index, config in enumerate(configs):
+        readers = tuple(
+            dict.fromkeys(
+                str(later.account)
+                for later in configs[index + 1 :]
+                if later.account is not None and config.account is not None and later.account != config.account
+            )
+        )
+        result.append(replace(config, model_reader_accounts=readers))
+    return result
 
 
 #: Where the reference app reads the delivery pipelines' settings from.
@@ -548,7 +601,10 @@ _TOOLING_KEYS: dict[str, Callable[[object], str | None]] = {
 
 
 def load_tooling(context: object) -> ToolingConfig | None:
-    """Validate the ``tooling`` context value; ``None`` (absent) means no delivery pipelines.
+    """Validate the ``tooling`` context value; ``None`` (absent, or ``null``) means no delivery pipelines.
+
+    ``cdk synth -c tooling=null`` leaves the pipelines out of one synth (the local deployment
+    of Dev does that).
 
     Shapes and types are checked here; the delivery stack checks what depends on
     the environments (connection ARN format and region, approvals, stage order).
@@ -563,6 +619,8 @@ def load_tooling(context: object) -> ToolingConfig | None:
             context = json.loads(context)
         except json.JSONDecodeError as error:
             raise ConfigurationError(_SOURCE, f"{TOOLING_KEY}: not valid JSON ({error.msg})") from None
+        if context is None:
+            return None
     if not isinstance(context, Mapping):
         raise ConfigurationError(_SOURCE, f"{TOOLING_KEY}: {context!r} is not a map of settings")
     problems: list[str] = []

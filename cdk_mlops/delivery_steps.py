@@ -374,17 +374,19 @@ def stack_problems(
 
 
 #: The environment settings (``cdk.json``) that say which model an environment serves.
-MODEL_SETTINGS: Final = ("model_package_arn", "model_baseline_prefix")
+MODEL_SETTINGS: Final = ("model_package_arn", "model_baseline_prefix", "model_source_bucket")
 _BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/$")
-_S3_URI = re.compile(r"^s3://[^/]+/(.+)$")
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 
 
 def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
     """The settings that serve a model package, from its ``DescribeModelPackage`` response.
 
-    ``model_package_arn``, and ``model_baseline_prefix``: the data-store prefix of the package's
+    ``model_package_arn``; ``model_baseline_prefix``: the data-store prefix of the package's
     drift-check baseline (``DriftCheckBaselines.ModelDataQuality``), which a realtime endpoint's
-    Model Monitor is checked against. A package without such a baseline gets no prefix.
+    Model Monitor is checked against (a package without such a baseline gets no prefix); and
+    ``model_source_bucket``: the data bucket holding that baseline and the model archive (the
+    registry environment's), which the environments the model is promoted to read it from.
 
     Raises:
         ValueError: if the response has no versioned model package ARN.
@@ -397,10 +399,16 @@ def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
     for part in ("Statistics", "Constraints"):
         match = _S3_URI.match(str((quality.get(part) or {}).get("S3Uri") or ""))
         if match:
-            prefix = match.group(1).rsplit("/", 1)[0] + "/"
+            prefix = match.group(2).rsplit("/", 1)[0] + "/"
             if _BASELINE_PREFIX.match(prefix) and ".." not in prefix:
                 settings["model_baseline_prefix"] = prefix
+                settings["model_source_bucket"] = match.group(1)
                 break
+    if "model_source_bucket" not in settings:
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        match = _S3_URI.match(str(containers[0].get("ModelDataUrl") or ""))
+        if match:
+            settings["model_source_bucket"] = match.group(1)
     return settings
 
 
@@ -664,7 +672,7 @@ def _deployed_arn(session: boto3.Session, record: str) -> str | None:
 
 
 def _select_model(args: argparse.Namespace) -> int:
-    """Prints ``export`` lines of ``MODEL_PACKAGE_ARN`` and ``MODEL_BASELINE_PREFIX`` for the build to source."""
+    """Prints an ``export`` line per model setting (``MODEL_PACKAGE_ARN``, ...) for the build to source."""
     registry = _session(args.region, args.role_arn, "select-model")
     deployed = _deployed_arn(_session(None, None, "records"), args.record)
     decision = decide_promotion(_list_packages(registry, args.group), deployed_arn=deployed, stage=args.environment)
@@ -674,8 +682,8 @@ def _select_model(args: argparse.Namespace) -> int:
         return 1
     package = registry.client("sagemaker").describe_model_package(ModelPackageName=decision.model_package_arn)
     settings = model_settings(cast(Mapping[str, Any], package))
-    print(f"export MODEL_PACKAGE_ARN={shlex.quote(settings['model_package_arn'])}")
-    print(f"export MODEL_BASELINE_PREFIX={shlex.quote(settings.get('model_baseline_prefix', MODEL_RECORD_NONE))}")
+    for key in MODEL_SETTINGS:
+        print(f"export {key.upper()}={shlex.quote(settings.get(key, MODEL_RECORD_NONE))}")
     return 0
 
 
@@ -708,8 +716,10 @@ def _deploy_model(args: argparse.Namespace) -> int:
         print(f"FAIL: {arn!r} is not a model package version ARN", file=sys.stderr)
         return 1
     settings = {"model_package_arn": arn}
-    if args.model_baseline_prefix and args.model_baseline_prefix != MODEL_RECORD_NONE:
-        settings["model_baseline_prefix"] = args.model_baseline_prefix
+    for key in MODEL_SETTINGS[1:]:
+        value = getattr(args, key)
+        if value and value != MODEL_RECORD_NONE:
+            settings[key] = value
     records = _session(None, None, "records")
     candidate = ModelVersion(arn=arn, version=version_of(arn) or 1, status=APPROVED)
     decision = decide_promotion([candidate], deployed_arn=_deployed_arn(records, args.record), stage=args.environment)
@@ -827,6 +837,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--environment", required=True)
     deploy.add_argument("--model-package-arn", required=True)
     deploy.add_argument("--model-baseline-prefix", default=None)
+    deploy.add_argument("--model-source-bucket", default=None)
     deploy.add_argument("--record", required=True)
     deploy.add_argument("--revision-record", required=True)
     deploy.add_argument("--cdk-json", default="cdk.json")

@@ -43,6 +43,8 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 #: The shape of a SageMaker instance type (``ml.<family>.<size>``).
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+#: An AWS account id.
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 
 #: Plugin name of the guardrails (``cdk_mlops.guardrails``); acknowledgments are ``<this>::MLOPS-00N``.
 GUARDRAILS = "CdkMlopsGuardrails"

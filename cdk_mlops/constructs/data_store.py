@@ -15,7 +15,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct, IValidation
 
-from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge, iam5_findings, nag_resource
+from cdk_mlops.constructs.common import (
+    ACCOUNT_ID,
+    GUARDRAILS,
+    access_log_bucket,
+    acknowledge,
+    iam5_findings,
+    nag_resource,
+)
 from cdk_mlops.datasets import (
     ARTIFACTS_PREFIX,
     CAPTURE_PREFIX,
@@ -221,6 +228,7 @@ class VersionedDataStore(Construct):
         self.node.set_context(_LOG_DELIVERY_BY_BUCKET_POLICY, True)
         self.datasets: tuple[str, ...] = declared
         self._grant_records: list[_GrantRecord] = []
+        self._account_grants: list[str] = []
 
         self.encryption_key: kms.IKey = (
             kms.Key(
@@ -414,6 +422,57 @@ class VersionedDataStore(Construct):
         grant = self.bucket.grant_write(grantee, pattern, list(_MANIFEST_WRITE_ACTIONS))
         self._acknowledge_grant(grantee, grant, "grant_write_manifests", pattern, writes=True)
         return grant
+
+    def grant_accounts_read(self, accounts: Sequence[str], *, prefix: str) -> None:
+        """Let other AWS accounts read (and decrypt) the objects under ``prefix``.
+
+        For promotion across accounts: staging and prod endpoints serve models trained here, so
+        their roles must read the model artifacts and baselines under ``artifacts/``. Adds a
+        bucket policy statement (``s3:GetObject``, ``s3:GetObjectVersion`` on the prefix) and a
+        key policy statement (``kms:Decrypt`` through S3 only); an imported key's policy cannot be
+        changed here, so that case gets a synth warning naming what the policy needs. Each account
+        still decides, in its roles' IAM policies, which of its principals may use the access.
+
+        Args:
+            accounts: 12-digit account ids; an empty sequence grants nothing.
+            prefix: A key prefix ending in ``/``, e.g. ``artifacts/``.
+
+        Raises:
+            ConfigurationError: for an account that is not 12 digits or an invalid prefix.
+        """
+        pattern = self._objects_pattern(None, prefix, "grant_accounts_read")
+        bad = [a for a in accounts if not Token.is_unresolved(a) and not ACCOUNT_ID.match(a)]
+        if bad:
+            raise ConfigurationError(
+                self, [f"grant_accounts_read: {a!r} is not a 12-digit AWS account id" for a in bad]
+            )
+        if not accounts:
+            return
+        principals: list[iam.IPrincipal] = [iam.AccountPrincipal(a) for a in dict.fromkeys(accounts)]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"ReadFromOtherAccounts{len(self._account_grants)}",
+                principals=principals,
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.bucket.arn_for_objects(pattern)],
+            )
+        )
+        added = self.encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=principals,
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                # Only S3 may decrypt for them, i.e. reading objects of this bucket they may read.
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}},
+            )
+        )
+        self._account_grants.append(pattern)
+        if not added.statement_added:
+            Annotations.of(self).add_warning_v2(
+                "cdk-mlops:data-store-imported-key",
+                f"grant_accounts_read: the key was passed in, so its policy is not changed here; allow "
+                f"kms:Decrypt via S3 for {', '.join(accounts)} in that key's policy",
+            )
 
     # ------------------------------------------------------------------ events and metrics
 

@@ -42,6 +42,7 @@ from constructs import Construct, IValidation
 
 from cdk_mlops import __version__
 from cdk_mlops.constructs.common import (
+    ACCOUNT_ID,
     _flatten,
     access_log_bucket,
     acknowledge,
@@ -54,6 +55,7 @@ from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.delivery_steps import (
     MODEL_RECORD_NONE,
+    MODEL_SETTINGS,
     model_record_name,
     revision_record_name,
     training_fingerprint,
@@ -105,7 +107,6 @@ _CONNECTION_ARN = re.compile(
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 _PARAMETER_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -337,7 +338,7 @@ def _target_problems(label: str, items: Sequence[Any]) -> list[str]:
         where = f"{label}[{target.name!r}]"
         if not Token.is_unresolved(target.name) and not _ENV_NAME.match(target.name):
             found.append(f"{where}.name is not valid; use lower-case letters, digits and '-'")
-        if not Token.is_unresolved(target.account) and not _ACCOUNT.match(target.account):
+        if not Token.is_unresolved(target.account) and not ACCOUNT_ID.match(target.account):
             found.append(f"{where}.account {target.account!r} is not a 12-digit AWS account id")
         if not Token.is_unresolved(target.region) and not _REGION.match(target.region):
             found.append(f"{where}.region {target.region!r} is not an AWS region name (e.g. 'eu-west-1')")
@@ -1312,12 +1313,15 @@ class ModelDeliveryPipeline(Construct):
     The registry's ``SageMaker Model Package State Change`` event with ``ModelApprovalStatus =
     Approved`` for the group starts the pipeline. *Select* lists the group in the registry
     environment and picks the newest approved package (:func:`cdk_mlops.promotion.decide_promotion`),
-    with its drift-check baseline prefix (:func:`cdk_mlops.delivery_steps.model_settings`).
-    Each *Deploy* step checks out the source revision the platform pipeline last deployed to that
-    environment (so nothing unreviewed rides along), sets the environment's ``model_package_arn``
-    and ``model_baseline_prefix`` in ``cdk.json`` and runs ``npx cdk deploy`` for the environment's
-    stacks; then it records them in the environment's SSM parameter (a JSON object), which the
-    platform pipeline writes into ``cdk.json`` before every synth. A failed deployment rolls back,
+    with its drift-check baseline prefix and the data bucket holding it and the model archive
+    (:func:`cdk_mlops.delivery_steps.model_settings`). Each *Deploy* step checks out the source
+    revision the platform pipeline last deployed to that environment (so nothing unreviewed rides
+    along), sets the environment's ``model_package_arn``, ``model_baseline_prefix`` and
+    ``model_source_bucket`` in ``cdk.json`` and runs ``npx cdk deploy`` for the environment's
+    stacks (the endpoint there reads the model where it was trained: the registry environment
+    lets the later environments' accounts read its registry and ``artifacts/``); then it records
+    them in the environment's SSM parameter (a JSON object), which the platform pipeline writes
+    into ``cdk.json`` before every synth. A failed deployment rolls back,
     a failed test or a rejected approval stops the run: later environments keep their previous
     model, and their records stay as they were.
 
@@ -1406,7 +1410,7 @@ class ModelDeliveryPipeline(Construct):
         problems += _storage_problems(artifact_bucket)
         if not Token.is_unresolved(model_package_group_name) and not _GROUP_NAME.match(model_package_group_name):
             problems.append(f"model_package_group_name {model_package_group_name!r} is not a model package group name")
-        if not _ACCOUNT.match(registry_account):
+        if not ACCOUNT_ID.match(registry_account):
             problems.append(f"registry_account {registry_account!r} is not a 12-digit AWS account id")
         if "{selector}" not in deploy_command:
             problems.append(f"deploy_command {deploy_command!r} must contain {{selector}}")
@@ -1482,7 +1486,7 @@ class ModelDeliveryPipeline(Construct):
                 python_version=python_version,
                 install=self._install,
                 build=[select_command],
-                exported=["MODEL_PACKAGE_ARN", "MODEL_BASELINE_PREFIX"],
+                exported=[key.upper() for key in MODEL_SETTINGS],
             ),
         )
         self.pipeline.add_stage(
@@ -1494,7 +1498,6 @@ class ModelDeliveryPipeline(Construct):
             ],
         )
         model_arn = "#{Model.MODEL_PACKAGE_ARN}"
-        self._baseline = "#{Model.MODEL_BASELINE_PREFIX}"
 
         self.deploy_roles: dict[str, iam.Role] = {}
         for target in targets:
@@ -1626,7 +1629,7 @@ class ModelDeliveryPipeline(Construct):
             "python3 -m cdk_mlops.delivery_steps deploy-model",
             f"--environment {target.name}",
             '--model-package-arn "$MODEL_PACKAGE_ARN"',
-            '--model-baseline-prefix "$MODEL_BASELINE_PREFIX"',
+            *(f'--{key.replace("_", "-")} "${key.upper()}"' for key in MODEL_SETTINGS[1:]),
             f"--record {self.records[target.name].parameter_name}",
             f"--revision-record {revision}",
             f"--cdk-json {cdk_json}",
@@ -1654,9 +1657,9 @@ class ModelDeliveryPipeline(Construct):
             _build_spec(python_version=self._python, install=self._install, build=[" ".join(words)], cache=True),
             cache=True,
         )
+        # Every model setting Select exported (MODEL_PACKAGE_ARN, ...), passed on to the deployment.
         variables = {
-            "MODEL_PACKAGE_ARN": codebuild.BuildEnvironmentVariable(value=model_arn),
-            "MODEL_BASELINE_PREFIX": codebuild.BuildEnvironmentVariable(value=self._baseline),
+            key.upper(): codebuild.BuildEnvironmentVariable(value=f"#{{Model.{key.upper()}}}") for key in MODEL_SETTINGS
         }
         stage_actions: list[codepipeline.IAction] = []
         if target.manual_approval:

@@ -3,8 +3,8 @@
 The CLI runs for real (``cdk bootstrap``, ``cdk deploy``, ``cdk destroy``) with the environment
 of :func:`cdk_mlops.local.server.child_env`, so every request goes to the moto server on
 loopback. The Dev environment of ``cdk.json`` is synthesized alone, pinned to the account
-the server reports and its region (``-c environments=...``), so the templates carry the
-same account and region the CLI deploys to.
+the server reports and its region (``-c environments=...``, without the delivery pipelines:
+``-c tooling=null``), so the templates carry the same account and region the CLI deploys to.
 
 moto applies a template without failing the stack when a type is unknown to it, so each
 deployed stack is checked afterwards (:func:`check_stack`): status ``*_COMPLETE`` and every
@@ -91,15 +91,18 @@ def cdk_command(directory: Path) -> list[str]:
     return ["npx", "--no-install", "cdk"]
 
 
-def local_context(directory: Path, account: str, region: str, stage_env: str = STAGE.lower()) -> str:
-    """The ``environments`` context for a local deploy: only ``stage_env``, pinned to the local account.
+def local_context(directory: Path, account: str, region: str, stage_env: str = STAGE.lower()) -> list[str]:
+    """The CLI's ``--context`` arguments for a local deploy of one environment.
 
-    Other keys of that environment in ``cdk.json`` (profile, retention, ...) are kept.
+    ``environments`` holds only ``stage_env``, pinned to the local account; other keys of that
+    environment in ``cdk.json`` (profile, retention, ...) are kept. ``tooling=null`` leaves the
+    delivery pipelines out: they live in a tooling account the local AWS does not have.
     """
     context = json.loads((directory / "cdk.json").read_text()).get("context", {})
     settings = dict(context.get("environments", {}).get(stage_env) or {})
     settings.update(account=account, region=region)
-    return json.dumps({stage_env: settings}, separators=(",", ":"))
+    environments = json.dumps({stage_env: settings}, separators=(",", ":"))
+    return ["--context", f"environments={environments}", "--context", "tooling=null"]
 
 
 def _cli_env(aws: LocalAws) -> dict[str, str]:
@@ -203,8 +206,7 @@ def deploy(
         str(concurrency),
         "--output",
         str(output),
-        "--context",
-        f"environments={local_context(directory, account, aws.region, stage.lower())}",
+        *local_context(directory, account, aws.region, stage.lower()),
     ]
     seconds = run_cli(args, aws=aws, directory=directory, label=f"{stage}/*")
     templates = stage_templates(output, stage)
@@ -222,7 +224,7 @@ def destroy(aws: LocalAws, *, account: str, directory: Path, output: Path, stage
         args += ["--app", str(output)]
     else:
         args += ["--output", str(output)]
-        args += ["--context", f"environments={local_context(directory, account, aws.region, stage.lower())}"]
+        args += local_context(directory, account, aws.region, stage.lower())
     seconds = run_cli(args, aws=aws, directory=directory, label=f"{stage}/*")
     progress("destroy", f"{stage}/* in {seconds:.1f} s")
     return seconds

@@ -37,6 +37,8 @@ class TrainingStack(cdk.Stack):
             pipeline_name=f"{config.project}-{config.name}-training",
             auto_approve=config.auto_approve_models,
             source_revision=config.source_revision,
+            # The later environments' accounts serve the models registered here.
+            cross_account_read_accounts=config.model_reader_accounts,
             removal_policy=config.data_removal_policy,
         )
         schedule = config.retrain_schedule

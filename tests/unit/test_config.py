@@ -124,6 +124,9 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"dataset": "../x"}}, "environments.dev.dataset: "),
         ({"dev": {"model_package_arn": "arn:aws:sagemaker:x"}}, "model_package_arn: 'arn:aws:sagemaker:x' is not a"),
         ({"dev": {"model_baseline_prefix": "other/x/"}}, "model_baseline_prefix: 'other/x/' is not a key prefix"),
+        ({"dev": {"model_source_bucket": "s3://dev-data"}}, "model_source_bucket: 's3://dev-data' is not an S3 bucket"),
+        ({"dev": {"model_source_bucket": "dev-data"}}, "dev.model_source_bucket: set without model_package_arn"),
+        ({"dev": {"model_reader_accounts": []}}, "model_reader_accounts: unknown key (it is derived from the other"),
         ({"dev": {"drift_thresholds": {"age": -1}}}, "drift_thresholds: {'age': -1} is not a map of feature"),
         ({"dev": {"drift_thresholds": {"age": 0.2}}}, "environments.dev.drift_thresholds: serverless endpoints cannot"),
         (
@@ -159,6 +162,24 @@ def test_each_invalid_setting_is_named_with_its_fix(context, expected):
     assert any(expected in p for p in problems), problems
 
 
+def test_later_environments_in_other_accounts_may_read_an_environments_models():
+    dev, staging, prod, sandbox = load_environments(
+        {
+            "dev": {"account": "111111111111", "region": "eu-west-1"},
+            "staging": {"account": "222222222222", "region": "eu-west-1"},
+            "prod": {"account": "333333333333", "region": "eu-central-1"},
+            "sandbox": {"profile": "dev", "account": "333333333333", "region": "eu-west-1"},
+        }
+    )
+    # Models flow forward: each environment's readers are the later ones, minus its own account.
+    assert dev.model_reader_accounts == ("222222222222", "333333333333")
+    assert staging.model_reader_accounts == ("333333333333",)
+    assert prod.model_reader_accounts == ()
+    assert sandbox.model_reader_accounts == ()
+    # Environment-agnostic environments have no account to name.
+    assert all(c.model_reader_accounts == () for c in load_environments(None))
+
+
 def test_two_environments_with_one_stage_name_are_rejected():
     assert problems_of({"ml-1": {"profile": "dev"}, "ml1": {"profile": "dev"}}) == [
         "environments: two environments map to the stage name 'Ml1'; rename one"
@@ -178,6 +199,7 @@ def test_context_with_bad_json_is_rejected():
 
 def test_tooling_is_optional_and_validated():
     assert load_tooling(None) is None
+    assert load_tooling("null") is None, "-c tooling=null leaves the pipelines out"
     tooling = load_tooling({"account": "123456789012", "region": "eu-west-1", "repository": "org/repo"})
     assert tooling is not None
     assert tooling.delivery_arguments()["repository"] == "org/repo"

@@ -247,11 +247,21 @@ def package(**extra: Any) -> dict[str, Any]:
     }
 
 
-def test_a_packages_settings_carry_its_drift_check_baseline_prefix():
-    assert model_settings(package()) == {"model_package_arn": ARN, "model_baseline_prefix": BASELINE}
+def test_a_packages_settings_carry_its_drift_check_baseline_and_the_bucket_holding_it():
+    assert model_settings(package()) == {
+        "model_package_arn": ARN,
+        "model_baseline_prefix": BASELINE,
+        "model_source_bucket": "store",
+    }
     assert model_settings(package(DriftCheckBaselines={})) == {"model_package_arn": ARN}
     outside = package(DriftCheckBaselines={"ModelDataQuality": {"Statistics": {"S3Uri": "s3://b/other/s.json"}}})
     assert model_settings(outside) == {"model_package_arn": ARN}
+    # Without a baseline, the model archive still says where the model was trained.
+    archive = {"Containers": [{"ModelDataUrl": "s3://dev-store/artifacts/churn/train/model.tar.gz"}]}
+    assert model_settings(package(DriftCheckBaselines={}, InferenceSpecification=archive)) == {
+        "model_package_arn": ARN,
+        "model_source_bucket": "dev-store",
+    }
     with pytest.raises(ValueError, match=r"'nope' is not a model package version ARN"):
         model_settings({"ModelPackageArn": "nope"})
 
@@ -450,7 +460,10 @@ def test_select_model_prints_the_newest_approved_package(aws, capsys):
     lines = captured.out.splitlines()
     assert lines[0].startswith("export MODEL_PACKAGE_ARN=arn:aws:sagemaker:")
     assert lines[0].endswith(":model-package/churn-models/2")
-    assert lines[1] == "export MODEL_BASELINE_PREFIX=none"  # moto's packages have no drift-check baseline
+    assert lines[1:] == [  # moto's packages have no drift-check baseline and no model archive
+        "export MODEL_BASELINE_PREFIX=none",
+        "export MODEL_SOURCE_BUCKET=none",
+    ]
     assert "promote" in captured.err
 
 
@@ -487,6 +500,8 @@ def deploy_model(repo: Path, arn: str = ARN) -> int:
             arn,
             "--model-baseline-prefix",
             BASELINE,
+            "--model-source-bucket",
+            "dev-store",
             "--record",
             "/r/staging/model",
             "--revision-record",
@@ -510,9 +525,10 @@ def test_deploy_model_deploys_the_reviewed_revision_with_the_model_and_records_i
     # THEN it deployed the revision the platform pipeline had deployed, with the model settings
     assert git(repo, "rev-parse", "HEAD") == reviewed
     deployed = json.loads((repo / "deployed.json").read_text())["context"]["environments"]["staging"]
-    assert deployed == {"model_package_arn": ARN, "model_baseline_prefix": BASELINE}
+    expected = {"model_package_arn": ARN, "model_baseline_prefix": BASELINE, "model_source_bucket": "dev-store"}
+    assert deployed == expected
     record = parse_model_record(ssm.get_parameter(Name="/r/staging/model")["Parameter"]["Value"])
-    assert record == {"model_package_arn": ARN, "model_baseline_prefix": BASELINE}
+    assert record == expected
     # WHEN it runs again for the same package: nothing to do
     (repo / "deployed.json").unlink()
     assert deploy_model(repo) == 0

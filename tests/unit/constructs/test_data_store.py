@@ -616,6 +616,14 @@ def test_every_problem_is_reported_at_once_before_any_resource_exists() -> None:
             "ending such as '.csv'",
         ),
         (lambda store, role: store.dataset_uri(".."), "dataset name '..' contains '..'"),
+        (
+            lambda store, role: store.grant_accounts_read(["12345"], prefix="artifacts/"),
+            "grant_accounts_read: '12345' is not a 12-digit AWS account id",
+        ),
+        (
+            lambda store, role: store.grant_accounts_read(["111122223333"], prefix="artifacts/*"),
+            "grant_accounts_read: prefix 'artifacts/*' must be a key prefix ending in '/'",
+        ),
     ],
 )
 def test_invalid_method_arguments_raise_with_path_value_and_fix(call: Any, message: str) -> None:
@@ -626,3 +634,40 @@ def test_invalid_method_arguments_raise_with_path_value_and_fix(call: Any, messa
     # WHEN / THEN
     with pytest.raises(ConfigurationError, match=r"^\[Test/Data\] " + re.escape(message)):
         call(store, role)
+
+
+def test_other_accounts_may_be_let_read_a_prefix_and_decrypt_through_s3_only() -> None:
+    # GIVEN a store whose key it created, and one with an imported key
+    store = new_store()
+    stack = cdk.Stack.of(store)
+    imported = kms.Key.from_key_arn(stack, "Imported", "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d")
+    passed = VersionedDataStore(stack, "Passed", encryption_key=imported)
+    # WHEN two accounts may read the artifacts of both
+    for each in (store, passed):
+        each.grant_accounts_read(["111122223333", "444455556666"], prefix="artifacts/churn/")
+    store.grant_accounts_read([], prefix="artifacts/")  # nothing to grant
+    template = Template.from_stack(stack)
+    # THEN the bucket policy lets exactly those accounts get objects under the prefix
+    readers = [
+        s
+        for p in template.find_resources("AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "ReadFromOtherAccounts0"
+    ]
+    assert len(readers) == 2
+    statement = next(s for s in readers if logical_id(store.bucket) in str(s["Resource"]))
+    assert statement["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert statement["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [logical_id(store.bucket), "Arn"]}, "/artifacts/churn/*"]]
+    }
+    assert len(statement["Principal"]["AWS"]) == 2
+    # AND the created key lets them decrypt, only through S3
+    key = template.to_json()["Resources"][logical_id(store.encryption_key)]
+    (decrypt,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Action"] == "kms:Decrypt"]
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+    }
+    # AND an imported key's policy cannot be changed here: a warning says what it needs
+    Annotations.from_stack(stack).has_warning(
+        "/Test/Passed", Match.string_like_regexp("allow kms:Decrypt via S3 for 111122223333, 444455556666")
+    )

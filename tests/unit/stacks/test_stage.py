@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
+
+from cdk_mlops.config import TOOLING_KEY, load_tooling
+from tests.conftest import REPO_ROOT
 
 
 def test_one_stage_per_environment_named_after_it(platform):
@@ -32,6 +37,15 @@ def test_every_taggable_resource_carries_environment_tags(platform):
                 assert as_map.get("environment") == environment, (s.path, logical_id)
                 assert as_map.get("project") == "cdk-mlops", (s.path, logical_id)
                 assert "owner" in as_map, (s.path, logical_id)
+
+
+def test_the_reference_apps_cdk_json_defines_the_tooling_stage():
+    # `cdk synth` of a clean clone includes the pipelines: cdk.json itself has a valid tooling section.
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    tooling = load_tooling(context.get(TOOLING_KEY))
+    assert tooling is not None
+    assert tooling.connection_arn is not None
+    assert tooling.repository
 
 
 def test_the_reference_app_includes_both_delivery_pipelines_in_a_tooling_stage(platform):
