@@ -38,7 +38,11 @@ PROG = "cdk-mlops"
 
 Handler = Callable[[argparse.Namespace], Any]
 #: A function that adds one command group to the top-level subparsers.
-CommandGroup = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+if TYPE_CHECKING:
+    CommandGroup = Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+else:
+    # _SubParsersAction is generic for type checkers only; documentation tools evaluate this one.
+    CommandGroup = Callable[[argparse._SubParsersAction], None]
 
 
 class CliError(Exception):

@@ -103,7 +103,7 @@ def image_uri(framework: str, region: str, version: str | None = None) -> str:
     """The ECR image URI of ``framework`` in ``region``.
 
     Args:
-        framework: ``sklearn``, ``xgboost`` or ``model-monitor``.
+        framework: ``sklearn``, ``xgboost``, ``model-monitor`` or ``clarify``.
         region: A concrete region name such as ``eu-west-1``; for an environment-agnostic
             stack use :func:`registry_accounts` in a ``CfnMapping`` instead.
         version: The framework version. Default: - :func:`default_version`.

@@ -15,8 +15,8 @@ at an installed SDK; the SDK itself is never imported::
 Image tags follow the SDK's rule for these frameworks: ``<version>[-<processor>][-<py_version>]``,
 where the processor and Python version are appended only when the version's config lists them
 (``sklearn`` ``1.2-1`` becomes ``1.2-1-cpu-py3``, ``xgboost`` ``1.7-1`` stays ``1.7-1``). The
-Model Monitor analyzer has a single, untagged version. DNS suffixes per region come from
-botocore's partition data, as the SDK's own endpoint resolution does.
+Model Monitor analyzer has a single, untagged version; Clarify a single version, ``1.0``. DNS
+suffixes per region come from botocore's partition data, as the SDK's own endpoint resolution does.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ FRAMEWORKS: dict[str, tuple[str, str | None, tuple[str, ...], str]] = {
     "sklearn": ("sklearn.json", "training", ("1.0-1", "1.2-1", "1.9-0"), "1.2-1"),
     "xgboost": ("xgboost.json", "training", ("1.5-1", "1.7-1", "3.0-5", "3.2-0"), "1.7-1"),
     "model-monitor": ("model-monitor.json", None, ("",), ""),
+    # SageMaker Clarify (bias and explainability monitoring): one processing image, tag 1.0.
+    "clarify": ("clarify.json", "processing", ("1.0",), "1.0"),
 }
 # Scopes whose registries must equal the extracted scope's (hosting uses the inference image).
 SAME_REGISTRIES_AS: dict[str, tuple[str, ...]] = {"sklearn": ("inference",), "xgboost": ("inference",)}

@@ -31,6 +31,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from cdk_mlops import image_uris
+from cdk_mlops.errors import ConfigurationError
 
 #: The Lambda runtime of every function the library creates. Move it forward
 #: when aws-cdk-lib gains a newer Python runtime (cdk-nag AwsSolutions-L1 flags
@@ -150,19 +151,22 @@ def _flatten(node: Any) -> str:
 
 
 def sagemaker_image_uri(scope: Construct, framework: str, version: str | None = None) -> str:
-    """The URI of a SageMaker framework image (``sklearn``, ``xgboost``, ``model-monitor``) for ``scope``'s stack.
+    """The URI of a prebuilt SageMaker image (``sklearn``, ``xgboost``, ``model-monitor``, ``clarify``) for a stack.
 
     Concrete for a stack with a fixed region; for an environment-agnostic stack,
     a region lookup in a ``CfnMapping`` (created once per scope and framework)
     of the registry accounts in :mod:`cdk_mlops.image_uris`.
 
     Raises:
-        image_uris.UnknownImageError: for a framework, version or fixed region
-            the data file does not list; the message names the accepted values.
+        ConfigurationError: for a framework, version or fixed region the data file does
+            not list; the message names the accepted values.
     """
     region = Stack.of(scope).region
     if not Token.is_unresolved(region):
-        return image_uris.image_uri(framework, region, version)
+        try:
+            return image_uris.image_uri(framework, region, version)
+        except image_uris.UnknownImageError as error:
+            raise ConfigurationError(scope, f"{error}; pass an image URI explicitly") from None
     mapping_id = f"{framework.title().replace('-', '')}Registry"
     mapping = scope.node.try_find_child(mapping_id)
     if not isinstance(mapping, CfnMapping):

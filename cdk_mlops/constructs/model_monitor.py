@@ -691,8 +691,8 @@ class ModelBiasSettings(_JobSettings):
     Attributes:
         baselines: Post-training bias constraints and the Clarify analysis
             configuration (``analysis_config_uri``) (required).
-        image_uri: The SageMaker Clarify image of the region (required; see
-            "Prebuilt SageMaker Clarify containers").
+        image_uri: The SageMaker Clarify image. Default: - the region's prebuilt Clarify
+            image (``sagemaker-clarify-processing:1.0``, from :mod:`cdk_mlops.image_uris`).
         ground_truth_prefix: Key prefix of the labels in the data store. Required;
             a monitor without it is rejected.
         features_attribute: JSON path of the features in JSON Lines requests.
@@ -709,7 +709,7 @@ class ModelBiasSettings(_JobSettings):
         max_runtime: Default: - 1 hour.
     """
 
-    image_uri: str
+    image_uri: str | None = None
     ground_truth_prefix: str | None = None
     features_attribute: str | None = None
     inference_attribute: str | None = None
@@ -749,7 +749,8 @@ class ModelExplainabilitySettings(_JobSettings):
     Attributes:
         baselines: Explainability constraints and the Clarify analysis
             configuration (``analysis_config_uri``) (required).
-        image_uri: The SageMaker Clarify image of the region (required).
+        image_uri: The SageMaker Clarify image. Default: - the region's prebuilt Clarify
+            image (``sagemaker-clarify-processing:1.0``, from :mod:`cdk_mlops.image_uris`).
         features_attribute: JSON path of the features in JSON Lines requests. Default: - none (CSV).
         inference_attribute: Index or JSON path of the prediction. Default: - none.
         probability_attribute: Index or JSON path of the probability. Default: - none.
@@ -760,7 +761,7 @@ class ModelExplainabilitySettings(_JobSettings):
         max_runtime: Default: - 1 hour.
     """
 
-    image_uri: str
+    image_uri: str | None = None
     features_attribute: str | None = None
     inference_attribute: str | None = None
     probability_attribute: str | None = None
@@ -771,8 +772,8 @@ class ModelExplainabilitySettings(_JobSettings):
         return found + _image_problems(f"{where}.image_uri", self.image_uri)
 
 
-def _image_problems(name: str, uri: str) -> list[str]:
-    if Token.is_unresolved(uri) or ".dkr.ecr." in uri:
+def _image_problems(name: str, uri: str | None) -> list[str]:
+    if uri is None or Token.is_unresolved(uri) or ".dkr.ecr." in uri:
         return []
     return [f"{name} {uri!r} is not an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)"]
 
@@ -1070,11 +1071,12 @@ class ModelMonitor(Construct):
         return vpc_config, isolated
 
     def _images(self, requested: Mapping[MonitoringType, _Settings]) -> dict[MonitoringType, str]:
-        analyzer = sagemaker_image_uri(self, "model-monitor")
         images: dict[MonitoringType, str] = {}
         for monitoring_type, settings in requested.items():
-            clarify = isinstance(settings, ModelBiasSettings | ModelExplainabilitySettings)
-            images[monitoring_type] = settings.image_uri if clarify else analyzer  # type: ignore[union-attr]
+            if isinstance(settings, ModelBiasSettings | ModelExplainabilitySettings):
+                images[monitoring_type] = settings.image_uri or sagemaker_image_uri(self, "clarify")
+            else:
+                images[monitoring_type] = sagemaker_image_uri(self, "model-monitor")
         return images
 
     def _job_definition(

@@ -26,8 +26,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
+from cdk_mlops import sdk
 from cdk_mlops.constructs.common import (
     ACCOUNT_ID,
     SAGEMAKER_NAME,
@@ -727,15 +727,15 @@ class TrainingPipeline(_PipelineResources):
         )
         self._define_mlflow(mlflow, data_store, removal_policy)
 
-        xgboost = training_image_uri or self._image_uri("xgboost")
+        xgboost = training_image_uri or sagemaker_image_uri(self, "xgboost")
         artifacts_prefix = f"{data_store.artifacts_prefix.rstrip('/')}/{pipeline_name}"
         spec = pd.PipelineSpec(
             role_arn=self.role.role_arn,
             bucket_name=data_store.bucket.bucket_name,
             model_package_group_name=group_name,
-            sklearn_image_uri=self._image_uri("sklearn"),
+            sklearn_image_uri=sagemaker_image_uri(self, "sklearn"),
             training_image_uri=xgboost,
-            model_monitor_image_uri=self._image_uri("model-monitor"),
+            model_monitor_image_uri=sagemaker_image_uri(self, "model-monitor"),
             preprocess_script=self._script_source("preprocess"),
             evaluate_script=self._script_source("evaluate"),
             artifacts_prefix=artifacts_prefix,
@@ -763,7 +763,7 @@ class TrainingPipeline(_PipelineResources):
         self._grant_data(data_store, [dataset], artifacts_prefix)
         # A package is useless without its artifacts and baselines: readers of the registry get those too.
         data_store.grant_accounts_read(cross_account_read_accounts, prefix=f"{artifacts_prefix}/")
-        images = [self._image_uri("sklearn"), xgboost, self._image_uri("model-monitor")]
+        images = [sagemaker_image_uri(self, "sklearn"), xgboost, sagemaker_image_uri(self, "model-monitor")]
         if mlflow is not None and mlflow.logging_image_uri is not None:
             images.append(mlflow.logging_image_uri)
         self._grant_jobs(("processing-job", "training-job"), [group_arn, package_arns], images)
@@ -805,13 +805,6 @@ class TrainingPipeline(_PipelineResources):
             mlflow=mlflow,
             description=description,
         )
-
-    def _image_uri(self, framework: str) -> str:
-        """A framework image URI: concrete for a fixed region, a region lookup for agnostic stacks."""
-        try:
-            return sagemaker_image_uri(self, framework)
-        except image_uris.UnknownImageError as error:
-            raise ConfigurationError(self, str(error)) from None
 
     def _script_source(self, name: str) -> pd.ScriptSource:
         asset = self.scripts[name]

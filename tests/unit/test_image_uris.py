@@ -37,6 +37,12 @@ def test_model_monitor_uri_is_untagged():
     )
 
 
+def test_clarify_has_one_processing_image_tagged_1_0():
+    assert image_uri("clarify", "eu-west-1") == (
+        "131013547314.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-clarify-processing:1.0"
+    )
+
+
 def test_china_regions_use_the_cn_suffix():
     # THEN
     assert url_suffix("cn-north-1") == "amazonaws.com.cn"
@@ -55,7 +61,7 @@ def test_other_versions_are_available():
 def test_unknown_framework_lists_the_known_ones():
     # THEN
     with pytest.raises(
-        UnknownImageError, match=r"unknown framework 'pytorch'; use one of: sklearn, xgboost, model-monitor"
+        UnknownImageError, match=r"unknown framework 'pytorch'; use one of: sklearn, xgboost, model-monitor, clarify"
     ):
         image_uri("pytorch", "eu-west-1")
 
@@ -157,6 +163,8 @@ def _write_sdk_config(root: Path, eu_account: str = "111111111111") -> Path:
     )
     monitor = {"versions": {"": {"registries": registries, "repository": "sagemaker-model-monitor-analyzer"}}}
     (config_dir / "model-monitor.json").write_text(json.dumps(monitor))
+    clarify = {"versions": {"1.0": {"registries": registries, "repository": "sagemaker-clarify-processing"}}}
+    (config_dir / "clarify.json").write_text(json.dumps({"processing": clarify}))
     return root
 
 
@@ -171,6 +179,7 @@ def test_generator_extracts_registries_tags_and_suffixes(generator, tmp_path):
     assert data["frameworks"]["sklearn"]["tags"]["1.2-1"] == "1.2-1-cpu-py3"
     assert data["frameworks"]["xgboost"]["default_version"] == "1.7-1"
     assert data["frameworks"]["model-monitor"]["tags"] == {"": ""}
+    assert data["frameworks"]["clarify"]["tags"] == {"1.0": "1.0"}
     assert data["frameworks"]["xgboost"]["registries"] == {"cn-north-1": "222222222222", "eu-west-1": "111111111111"}
     assert data["dns_suffixes"] == {"cn-north-1": "amazonaws.com.cn", "eu-west-1": "amazonaws.com"}
 
@@ -191,4 +200,4 @@ def test_checked_in_facts_name_their_source():
     # THEN
     data = json.loads((REPO_ROOT / "cdk_mlops" / "image_uris.json").read_text())
     assert data["source"].startswith(("sagemaker-core ", "sagemaker "))
-    assert set(data["frameworks"]) == {"sklearn", "xgboost", "model-monitor"}
+    assert set(data["frameworks"]) == {"sklearn", "xgboost", "model-monitor", "clarify"}

@@ -47,6 +47,7 @@ ENV = cdk.Environment(account="123456789012", region="eu-west-1")
 PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-training-models/3"
 BASELINE_PREFIX = "s3://cdk-mlops-prod-data/artifacts/churn-training/exec-1/data-quality-baseline"
 CLARIFY_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/clarify:1.0"
+PREBUILT_CLARIFY_IMAGE = "131013547314.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-clarify-processing:1.0"
 TAGS = {"project": "churn", "environment": "prod", "owner": "ml-team"}
 ANALYZER_IMAGE = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
 JOB_DEFINITION_TYPES = {
@@ -155,8 +156,8 @@ def prod() -> Prod:
             schedule=MonitorSchedule.every(hours=6),
         ),
         model_explainability=ModelExplainabilitySettings(
+            # No image_uri: the region's prebuilt Clarify image.
             baselines=Baselines.from_model_package(package, MonitoringType.MODEL_EXPLAINABILITY),
-            image_uri=CLARIFY_IMAGE,
             probability_attribute="0",
             instance_type="ml.c5.xlarge",
         ),
@@ -314,6 +315,7 @@ def test_bias_and_explainability_run_clarify_with_the_analysis_configuration(pro
     assert bias["ModelBiasBaselineConfig"] == {"ConstraintsResource": {"S3Uri": f"{BASELINE_PREFIX}/bias/post.json"}}
     assert "GroundTruthS3Input" in bias["ModelBiasJobInput"]
     explain = resource_of(prod.raw, definition_of(prod, MonitoringType.MODEL_EXPLAINABILITY))["Properties"]
+    assert explain["ModelExplainabilityAppSpecification"]["ImageUri"] == PREBUILT_CLARIFY_IMAGE
     assert explain["ModelExplainabilityAppSpecification"]["ConfigUri"] == (
         f"{BASELINE_PREFIX}/explainability/analysis_config.json"
     )
@@ -476,6 +478,7 @@ def test_role_reads_capture_baselines_and_ground_truth_and_writes_only_its_repor
     assert repositories == [
         "arn:aws:ecr:eu-west-1:468650794304:repository/sagemaker-model-monitor-analyzer",
         "arn:aws:ecr:eu-west-1:123456789012:repository/clarify",
+        "arn:aws:ecr:eu-west-1:131013547314:repository/sagemaker-clarify-processing",
     ]
     shadow = next(s for s in found if "sagemaker:CreateEndpoint" in actions_of(s))
     assert resolve_like_cloudformation(shadow["Resource"], prod.raw) == [
@@ -1100,3 +1103,33 @@ def test_names_are_fixed_so_other_stacks_can_refer_to_them() -> None:
         "aws/sagemaker/Endpoints/bias-metrics",
         "aws/sagemaker/Endpoints/explainability-metrics",
     ]
+
+
+def test_clarify_without_an_image_in_a_region_it_is_not_published_in_is_a_configuration_error() -> None:
+    # GIVEN a stack in a region with the Model Monitor analyzer but no prebuilt Clarify image
+    stack = cdk.Stack(cdk.App(), "Test", env=cdk.Environment(account="123456789012", region="il-central-1"))
+    store = VersionedDataStore(stack, "Store", datasets=["churn"])
+    endpoint = ModelEndpoint(
+        stack,
+        "Endpoint",
+        endpoint_name="churn",
+        data_store=store,
+        model_package_arn=PACKAGE_ARN,
+        data_capture=DataCaptureSettings(),
+    )
+    # WHEN explainability is requested without an image THEN the error names the region and the fix
+    with pytest.raises(
+        ConfigurationError, match=r"no clarify image is published in region 'il-central-1'.*pass an image"
+    ):
+        ModelMonitor(
+            stack,
+            "Monitor",
+            endpoint=endpoint,
+            data_store=store,
+            model_explainability=ModelExplainabilitySettings(
+                baselines=Baselines.from_uris(
+                    constraints="s3://bucket/explainability/constraints.json",
+                    analysis_config="s3://bucket/explainability/analysis_config.json",
+                )
+            ),
+        )
