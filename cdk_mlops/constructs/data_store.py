@@ -463,7 +463,9 @@ class VersionedDataStore(Construct):
                 actions=["kms:Decrypt"],
                 resources=["*"],
                 # Only S3 may decrypt for them, i.e. reading objects of this bucket they may read.
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}},
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.{Stack.of(self).url_suffix}"}
+                },
             )
         )
         self._account_grants.append(pattern)

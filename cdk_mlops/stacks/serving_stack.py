@@ -148,7 +148,7 @@ def grant_model_source_read(role: iam.IRole, bucket_name: str, model_package_arn
         actions=["kms:Decrypt"],
         resource_arns=[keys],
         conditions={
-            "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+            "StringEquals": {"kms:ViaService": f"s3.{region}.{cdk.Aws.URL_SUFFIX}"},
             # With S3 Bucket Keys the encryption context is the bucket's ARN, else the object's.
             "StringLike": {"kms:EncryptionContext:aws:s3:arn": [f"arn:{partition}:s3:::{bucket_name}", objects]},
         },

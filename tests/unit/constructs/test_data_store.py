@@ -665,7 +665,9 @@ def test_other_accounts_may_be_let_read_a_prefix_and_decrypt_through_s3_only() -
     key = template.to_json()["Resources"][logical_id(store.encryption_key)]
     (decrypt,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s["Action"] == "kms:Decrypt"]
     assert decrypt["Condition"] == {
-        "StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+        "StringEquals": {
+            "kms:ViaService": {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".", {"Ref": "AWS::URLSuffix"}]]}
+        }
     }
     # AND an imported key's policy cannot be changed here: a warning says what it needs
     Annotations.from_stack(stack).has_warning(

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 
 from cdk_mlops.config import load_environments
 from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
-from tests.quality import actions_of, cfn_lint_errors, nag_findings, statements
+from tests.quality import actions_of, cfn_lint_errors, nag_findings, resolve_like_cloudformation, statements
 
 DEV, STAGING, PROD = "111111111111", "222222222222", "333333333333"
 REGION = "eu-west-1"
@@ -80,7 +80,8 @@ def test_the_pipelines_artifacts_and_only_those_may_be_read_from_those_accounts(
     decrypt = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if STAGING in json.dumps(s.get("Principal", {}))]
     assert len(decrypt) == 1
     assert actions_of(decrypt[0]) == ["kms:Decrypt"]
-    assert decrypt[0]["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{REGION}.amazonaws.com"
+    via = resolve_like_cloudformation(decrypt[0]["Condition"]["StringEquals"]["kms:ViaService"], {}, region=REGION)
+    assert via == f"s3.{REGION}.amazonaws.com"
 
 
 @pytest.mark.parametrize("stage", ["Staging", "Prod"])
@@ -95,7 +96,8 @@ def test_the_endpoint_and_monitor_read_the_model_where_it_was_trained(promoted, 
         assert len(reads) == 1
         assert "s3:GetObject" in actions_of(reads[0])
         (decrypt,) = [s for s in granted if s["Resource"] == f"arn:aws:kms:{REGION}:{DEV}:key/*"]
-        assert decrypt["Condition"]["StringEquals"] == {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+        via = resolve_like_cloudformation(decrypt["Condition"]["StringEquals"], {}, region=REGION)
+        assert via == {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
         assert f"arn:aws:s3:::{SOURCE_BUCKET}" in decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
     # The monitor checks against the baseline the training execution wrote in dev's bucket.
     (definition,) = template.find_resources("AWS::SageMaker::DataQualityJobDefinition").values()
