@@ -1040,9 +1040,9 @@ def test_every_problem_is_reported_at_once(bad: Bad) -> None:
     assert str(caught.value).startswith(f"[Bad/Monitor{len(bad.counter)}] 3 problems:\n  - endpoint Bad/Serverless")
 
 
-def test_tokens_are_not_rejected() -> None:
-    stack = cdk.Stack(cdk.App(), "Tokens")
-    store = VersionedDataStore(stack, "Store")
+def captured_endpoint(stack: cdk.Stack) -> tuple[VersionedDataStore, ModelEndpoint]:
+    """A data store and an endpoint that captures into it, in ``stack``."""
+    store = VersionedDataStore(stack, "Store", datasets=["churn"])
     endpoint = ModelEndpoint(
         stack,
         "Endpoint",
@@ -1051,6 +1051,12 @@ def test_tokens_are_not_rejected() -> None:
         model_package_arn=PACKAGE_ARN,
         data_capture=DataCaptureSettings(),
     )
+    return store, endpoint
+
+
+def test_tokens_are_not_rejected() -> None:
+    stack = cdk.Stack(cdk.App(), "Tokens")
+    store, endpoint = captured_endpoint(stack)
     expression = cdk.CfnParameter(stack, "Schedule", type="String").value_as_string
     constraints = cdk.CfnParameter(stack, "Constraints", type="String").value_as_string
     monitor = ModelMonitor(
@@ -1108,15 +1114,7 @@ def test_names_are_fixed_so_other_stacks_can_refer_to_them() -> None:
 def test_clarify_without_an_image_in_a_region_it_is_not_published_in_is_a_configuration_error() -> None:
     # GIVEN a stack in a region with the Model Monitor analyzer but no prebuilt Clarify image
     stack = cdk.Stack(cdk.App(), "Test", env=cdk.Environment(account="123456789012", region="il-central-1"))
-    store = VersionedDataStore(stack, "Store", datasets=["churn"])
-    endpoint = ModelEndpoint(
-        stack,
-        "Endpoint",
-        endpoint_name="churn",
-        data_store=store,
-        model_package_arn=PACKAGE_ARN,
-        data_capture=DataCaptureSettings(),
-    )
+    store, endpoint = captured_endpoint(stack)
     # WHEN explainability is requested without an image THEN the error names the region and the fix
     with pytest.raises(
         ConfigurationError, match=r"no clarify image is published in region 'il-central-1'.*pass an image"
