@@ -406,7 +406,8 @@ def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
                 break
     if "model_source_bucket" not in settings:
         containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
-        match = _S3_URI.match(str(containers[0].get("ModelDataUrl") or ""))
+        first = containers[0] if isinstance(containers[0], Mapping) else {}
+        match = _S3_URI.match(str(first.get("ModelDataUrl") or ""))
         if match:
             settings["model_source_bucket"] = match.group(1)
     return settings

@@ -262,6 +262,9 @@ def test_a_packages_settings_carry_its_drift_check_baseline_and_the_bucket_holdi
         "model_package_arn": ARN,
         "model_source_bucket": "dev-store",
     }
+    assert model_settings(package(DriftCheckBaselines={}, InferenceSpecification={"Containers": ["x"]})) == {
+        "model_package_arn": ARN
+    }
     with pytest.raises(ValueError, match=r"'nope' is not a model package version ARN"):
         model_settings({"ModelPackageArn": "nope"})
 
