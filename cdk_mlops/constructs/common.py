@@ -46,6 +46,10 @@ SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 #: An AWS account id.
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+#: What a SageMaker role needs to pull an image from one ECR repository.
+ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+#: What a SageMaker role needs to write its jobs' or containers' logs.
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 
 #: Plugin name of the guardrails (``cdk_mlops.guardrails``); acknowledgments are ``<this>::MLOPS-00N``.
 GUARDRAILS = "CdkMlopsGuardrails"
@@ -177,6 +181,22 @@ def sagemaker_image_uri(scope: Construct, framework: str, version: str | None = 
         )
     account = mapping.find_in_map(Aws.REGION, "account")
     return f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{image_uris.repository_path(framework, version)}"
+
+
+def ecr_repository_arn(uri: str, stack: Stack) -> str:
+    """``<account>.dkr.ecr.<region>.<suffix>/<repo>[:<tag>|@<digest>]`` → the repository's ARN.
+
+    Token pieces inside the URI (an account, a region, a tag) are kept: token markers contain
+    no ``/``, ``:`` or ``@``. The region is the stack's, because SageMaker pulls images only
+    from its own region. A URI that is one opaque token (a parameter) cannot be split at
+    synth, so it maps to every repository of the stack's account; callers acknowledge that.
+    """
+    if ".dkr.ecr." not in uri:
+        return stack.format_arn(service="ecr", resource="repository", resource_name="*")
+    registry, _, path = uri.partition("/")
+    account = registry.partition(".dkr.ecr.")[0]
+    repository = path.split("@", 1)[0].split(":", 1)[0]
+    return f"arn:{Aws.PARTITION}:ecr:{stack.region}:{account}:repository/{repository}"
 
 
 def access_log_bucket(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from aws_cdk import Annotations, ArnFormat, Aws, Duration, RemovalPolicy, Stack, TimeZone, Token
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack, TimeZone, Token
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -21,10 +21,13 @@ from constructs import Construct
 
 from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.common import (
+    ECR_PULL_ACTIONS,
     GUARDRAILS,
     INSTANCE_TYPE,
+    LOG_ACTIONS,
     SAGEMAKER_NAME,
     acknowledge,
+    ecr_repository_arn,
     iam5_findings,
     nag_resource,
 )
@@ -69,8 +72,6 @@ _MAX_WAIT_SECONDS = 3600
 _MIN_EXECUTION_TIMEOUT, _MAX_EXECUTION_TIMEOUT = 600, 28800
 _MAX_ROLLBACK_ALARMS = 10
 
-_ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 # What SageMaker needs from the execution role to attach an endpoint to VPC subnets.
 _VPC_ACTIONS = (
     "ec2:CreateNetworkInterface",
@@ -1154,8 +1155,8 @@ class ModelEndpoint(Construct):
             "namespaces by condition"
         ]
         if image_uri is not None:
-            repository = _ecr_repository_arn(image_uri, stack)
-            iam.Grant.add_to_principal(grantee=self.role, actions=list(_ECR_PULL_ACTIONS), resource_arns=[repository])
+            repository = ecr_repository_arn(image_uri, stack)
+            iam.Grant.add_to_principal(grantee=self.role, actions=list(ECR_PULL_ACTIONS), resource_arns=[repository])
             iam.Grant.add_to_principal(grantee=self.role, actions=["ecr:GetAuthorizationToken"], resource_arns=["*"])
             star_reasons.append("ecr:GetAuthorizationToken supports no resource-level permissions")
             if "*" in repository:
@@ -1178,7 +1179,7 @@ class ModelEndpoint(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         iam.Grant.add_to_principal(
-            grantee=self.role, actions=list(_LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"]
+            grantee=self.role, actions=list(LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"]
         )
         if in_vpc:
             iam.Grant.add_to_principal(grantee=self.role, actions=list(_VPC_ACTIONS), resource_arns=["*"])
@@ -1265,23 +1266,6 @@ class ModelEndpoint(Construct):
 def _microseconds(duration: Duration) -> float:
     """A duration as a ``ModelLatency`` threshold (the metric is in microseconds)."""
     return duration.to_milliseconds(integral=False) * 1000
-
-
-def _ecr_repository_arn(uri: str, stack: Stack) -> str:
-    """``<account>.dkr.ecr.<region>.<suffix>/<repo>[:<tag>|@<digest>]`` → the repository's ARN.
-
-    Token pieces inside the URI (an account, a tag) are kept: token markers
-    contain no ``/``, ``:`` or ``@``. The region is the stack's, because
-    SageMaker only pulls images from the endpoint's own region. A URI that is
-    one opaque token (a parameter) cannot be split at synth, so it maps to
-    every repository of the stack's account.
-    """
-    if ".dkr.ecr." not in uri:
-        return stack.format_arn(service="ecr", resource="repository", resource_name="*")
-    registry, _, path = uri.partition("/")
-    account = registry.partition(".dkr.ecr.")[0]
-    repository = path.split("@", 1)[0].split(":", 1)[0]
-    return f"arn:{Aws.PARTITION}:ecr:{stack.region}:{account}:repository/{repository}"
 
 
 def _select_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection | None) -> ec2.SelectedSubnets:

@@ -24,11 +24,14 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from cdk_mlops.constructs.common import (
+    ECR_PULL_ACTIONS,
     GUARDRAILS,
     INSTANCE_TYPE,
+    LOG_ACTIONS,
     SAGEMAKER_NAME,
     acknowledge,
     dead_letter_queue,
+    ecr_repository_arn,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
@@ -81,8 +84,6 @@ _SUPPORTED_CRON = re.compile(r"^cron\(0 (?:\*|(\d{1,2})(?:/(\d{1,2}))?) \? \* \*
 _ANY_CRON = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 
-_ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 _VOLUME_KEY_ACTIONS = (
     "kms:CreateGrant",
     "kms:DescribeKey",
@@ -1268,8 +1269,8 @@ class ModelMonitor(Construct):
             resource_arns=[self.encryption_key.key_arn],
         )
 
-        repositories = list(dict.fromkeys(_ecr_repository_arn(uri, stack) for uri in images.values()))
-        iam.Grant.add_to_principal(grantee=role, actions=list(_ECR_PULL_ACTIONS), resource_arns=repositories)
+        repositories = list(dict.fromkeys(ecr_repository_arn(uri, stack) for uri in images.values()))
+        iam.Grant.add_to_principal(grantee=role, actions=list(ECR_PULL_ACTIONS), resource_arns=repositories)
         opaque = [r for r in repositories if "*" in r]
         if opaque:
             acknowledge(
@@ -1296,9 +1297,7 @@ class ModelMonitor(Construct):
             resource_name=_PROCESSING_LOG_GROUP,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        iam.Grant.add_to_principal(
-            grantee=role, actions=list(_LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"]
-        )
+        iam.Grant.add_to_principal(grantee=role, actions=list(LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"])
         if in_vpc:
             iam.Grant.add_to_principal(grantee=role, actions=list(_VPC_ACTIONS), resource_arns=["*"])
             star_reasons.append(
@@ -1697,13 +1696,3 @@ def _s3_object_arn(uri: str) -> str:
     if not Token.is_unresolved(uri):
         return f"arn:{Aws.PARTITION}:s3:::{uri.removeprefix('s3://')}"
     return Fn.join("", [f"arn:{Aws.PARTITION}:s3:::", Fn.select(1, Fn.split("s3://", uri))])
-
-
-def _ecr_repository_arn(uri: str, stack: Stack) -> str:
-    """``<account>.dkr.ecr.<region>.<suffix>/<repo>[:<tag>|@<digest>]`` → the repository's ARN (tokens allowed)."""
-    if ".dkr.ecr." not in uri:
-        return stack.format_arn(service="ecr", resource="repository", resource_name="*")
-    registry, _, path = uri.partition("/")
-    account = registry.partition(".dkr.ecr.")[0]
-    repository = path.split("@", 1)[0].split(":", 1)[0]
-    return f"arn:{Aws.PARTITION}:ecr:{stack.region}:{account}:repository/{repository}"

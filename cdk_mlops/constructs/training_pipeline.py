@@ -30,8 +30,11 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops import sdk
 from cdk_mlops.constructs.common import (
     ACCOUNT_ID,
+    ECR_PULL_ACTIONS,
+    LOG_ACTIONS,
     SAGEMAKER_NAME,
     acknowledge,
+    ecr_repository_arn,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
@@ -103,8 +106,6 @@ _STEP_JOBS: Final = {
 _STEPS_WITHOUT_GRANTS: Final = frozenset({"Condition", "Fail", "RegisterModel", "Model"})
 _REGISTRY_ACTIONS = ("sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags")
 _MODEL_ACTIONS = ("sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags")
-_ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 _CROSS_ACCOUNT_READ = (
     "sagemaker:DescribeModelPackageGroup",
     "sagemaker:DescribeModelPackage",
@@ -375,16 +376,24 @@ class _PipelineResources(Construct):
             resource_name="/aws/sagemaker/*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        iam.Grant.add_to_principal(grantee=self.role, actions=list(_LOG_ACTIONS), resource_arns=[log_groups])
+        iam.Grant.add_to_principal(grantee=self.role, actions=list(LOG_ACTIONS), resource_arns=[log_groups])
         iam.Grant.add_to_principal(
             grantee=self.role,
             actions=["cloudwatch:PutMetricData"],
             resource_arns=["*"],
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
         )
-        repositories = list(dict.fromkeys(self._repository_arn(uri) for uri in images))
+        repositories = list(dict.fromkeys(ecr_repository_arn(uri, stack) for uri in images))
         if repositories:
-            iam.Grant.add_to_principal(grantee=self.role, actions=list(_ECR_PULL_ACTIONS), resource_arns=repositories)
+            iam.Grant.add_to_principal(grantee=self.role, actions=list(ECR_PULL_ACTIONS), resource_arns=repositories)
+        opaque = [r for r in repositories if "*" in r]
+        if opaque:
+            acknowledge(
+                self.role,
+                "an image URI that is one deploy-time token cannot be split at synth, so its repository is "
+                "unknown; pulls are limited to the repositories of this account and region",
+                *iam5_findings(resources=(nag_resource(self, r) for r in opaque)),
+            )
         iam.Grant.add_to_principal(grantee=self.role, actions=["ecr:GetAuthorizationToken"], resource_arns=["*"])
 
         if jobs:
@@ -486,14 +495,6 @@ class _PipelineResources(Construct):
                 }
             ],
         }
-
-    @staticmethod
-    def _repository_arn(uri: str) -> str:
-        """``<account>.dkr.ecr.<region>.<suffix>/<repo>:<tag>`` → the repository's ARN (tokens allowed)."""
-        registry, _, path = uri.partition("/")
-        account = registry.split(".dkr.ecr.", 1)[0]
-        repository = path.split(":", 1)[0].split("@", 1)[0]
-        return f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{account}:repository/{repository}"
 
     def _topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
         key = kms.Key(
