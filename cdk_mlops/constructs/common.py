@@ -16,14 +16,18 @@ from aws_cdk import (
     Aws,
     BundlingOptions,
     CfnMapping,
+    CfnResource,
     DockerImage,
     Duration,
     ILocalBundling,
+    IStableListProducer,
+    Lazy,
     RemovalPolicy,
     Stack,
     Token,
     Validations,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -247,3 +251,32 @@ def dead_letter_queue(scope: Construct, id: str, *, key: kms.IKey, removal_polic
         retention_period=Duration.days(14),
         removal_policy=removal_policy,
     )
+
+
+@jsii.implements(IStableListProducer)
+class _DefaultPolicyOf:
+    """The logical id of a role's default policy, once synth knows whether the role has one."""
+
+    def __init__(self, role: iam.IRole) -> None:
+        self._role = role
+
+    def produce(self) -> list[str] | None:
+        policy = self._role.node.try_find_child("DefaultPolicy")
+        if policy is None or policy.node.default_child is None:
+            return None
+        return [Stack.of(self._role).get_logical_id(policy.node.default_child)]  # type: ignore[arg-type]
+
+
+def depend_on_role_policy(resource: IConstruct, role: iam.IRole) -> None:
+    """Make ``resource`` wait for ``role``'s default policy, without a ``DependsOn`` on the role.
+
+    A resource that names its role with ``Fn::GetAtt`` is already created after the role, so a
+    ``DependsOn`` on the role as well is redundant (cfn-lint W3005). The role's policy is not
+    referenced, yet the resource needs its permissions when it is created (a function polls its
+    queue, a schedule starts a job), so that dependency stays. The ``DependsOn`` of ``resource``'s
+    L1 is replaced: use this only where the role and its policy are the only dependencies.
+    """
+    cfn = resource if isinstance(resource, CfnResource) else resource.node.default_child
+    if not isinstance(cfn, CfnResource):
+        raise TypeError(f"{resource.node.path} has no CloudFormation resource to order")
+    cfn.add_override("DependsOn", Lazy.list(_DefaultPolicyOf(role), omit_empty=True))
