@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Token
+import jsii
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -22,9 +22,19 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
-from cdk_mlops.constructs.common import LAMBDA_RUNTIME, acknowledge, dead_letter_queue, iam5_findings, lambda_code
+from cdk_mlops.constructs.common import (
+    LAMBDA_RUNTIME,
+    SAGEMAKER_NAME,
+    acknowledge,
+    dead_letter_queue,
+    depend_on_role_policy,
+    iam5_findings,
+    lambda_code,
+    nag_resource,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
@@ -57,7 +67,15 @@ _LEASE_SECONDS = 300  # above the function timeout, below the visibility timeout
 # The event source mapping's concurrency; reserved concurrency matches it so no poller is throttled.
 _CONCURRENCY = 2
 _SAGEMAKER_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions")
+# The champion lookup: listing is granted on the group and its versions, describing on the versions.
+_LIST_PACKAGES = "sagemaker:ListModelPackages"
+_DESCRIBE_PACKAGE = "sagemaker:DescribeModelPackage"
 _TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+_EVENTS = "events.amazonaws.com"
+# What EventBridge needs to put a message on a queue encrypted with a customer managed key.
+_EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: Id of the warning for an imported key whose policy this construct cannot extend.
+IMPORTED_KEY_WARNING_ID = "cdk-mlops:retrain-trigger-imported-key"
 
 
 #: When a data drop counts as complete: ``QUIET_PERIOD`` (no new object for ``quiet_period``)
@@ -121,19 +139,31 @@ class RetrainTrigger(Construct):
     events, manual ``Manual Retrain`` events) lands on one encrypted SQS
     queue. A Lambda function drains it in batches, snapshots the dataset
     (``cdk_mlops.datasets``) and starts the pipeline with the manifest URI, its
-    sha256, the data version and the reason as pipeline parameters. A DynamoDB
+    sha256, the data version and the reason as pipeline parameters, plus the
+    champion every run must beat: it looks up the newest ``Approved`` package of
+    the model package group at each start and passes its metric
+    (``ChampionMetric``) and data-quality constraints (``BaselineConstraintsUri``);
+    with no approved package (the first model) ``ChampionMetric`` is 0. A DynamoDB
     table holds idempotency records (one run per manifest digest), the lock
     while an execution runs, the pending data version and the cool-down and
     daily counters. Failed records retry with the queue's visibility timeout
-    and end in an encrypted dead-letter queue with an alarm.
+    and end in an encrypted dead-letter queue with an alarm. EventBridge may send
+    to the queue only for this construct's rules (``aws:SourceArn``), and use its
+    key, and EventBridge Scheduler assume its role, only for this account
+    (``aws:SourceAccount``).
 
     Example::
 
         RetrainTrigger(self, "Retrain", data_store=store, datasets=["churn"],
                        pipeline_name=training.pipeline_name,
+                       model_package_group_name=training.model_package_group_name,
                        schedule=scheduler.ScheduleExpression.expression("cron(0 3 ? * MON *)"))
 
     Attributes:
+        pipeline_name: The pipeline it starts.
+        pipeline_arn: That pipeline's ARN.
+        model_package_group_name: The group whose newest approved package is the champion.
+        artifacts_prefix: Where in the data store the champion's ``evaluation.json`` is read.
         queue: The queue every trigger event goes through.
         dead_letter_queue: Where records land after ``max_receive_count`` failed attempts.
         table: Idempotency, lock and pending state (TTL attribute ``expires_at``).
@@ -155,6 +185,8 @@ class RetrainTrigger(Construct):
         data_store: VersionedDataStore,
         datasets: Sequence[str],
         pipeline_name: str,
+        model_package_group_name: str | None = None,
+        artifacts_prefix: str | None = None,
         policy: RetrainPolicy | None = None,
         schedule: scheduler.ScheduleExpression | None = None,
         retrain_unchanged_data_on_schedule: bool = False,
@@ -177,6 +209,16 @@ class RetrainTrigger(Construct):
             pipeline_name: The SageMaker pipeline to start. SageMaker builds
                 ARNs from the lower-cased name, so a token must resolve to a
                 lower-case name.
+            model_package_group_name: The model registry group the pipeline
+                registers into; at every start its newest ``Approved`` package is
+                the champion the run must beat, and its baseline the constraints
+                new data is validated against. Default: - ``<pipeline_name>-models``,
+                the group :class:`TrainingPipeline` creates by default; pass
+                ``training.model_package_group_name`` when it is another.
+            artifacts_prefix: Key prefix in ``data_store`` under which the
+                pipeline writes its artifacts; the handler may read objects there
+                (the champion's ``evaluation.json``). Default: -
+                ``artifacts/<pipeline_name>/``, where :class:`TrainingPipeline` writes.
             policy: Batching, filters, cool-down and daily cap.
                 Default: - quiet period of 15 minutes, 1 hour cool-down, 4 runs a day.
             schedule: Periodic retraining (EventBridge Scheduler). Default: - none.
@@ -217,11 +259,25 @@ class RetrainTrigger(Construct):
             )
         if not 1 <= max_receive_count <= 1000:
             problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
+        group = model_package_group_name or f"{pipeline_name}-models"
+        if not Token.is_unresolved(group) and not SAGEMAKER_NAME.match(group):
+            problems.append(
+                f"model_package_group_name {group!r} is not valid; use 1-63 lower-case letters, digits and "
+                "hyphens, starting and ending with a letter or digit"
+            )
+        prefix = artifacts_prefix or f"{data_store.artifacts_prefix}{pipeline_name}/"
+        if not Token.is_unresolved(prefix) and (prefix.startswith("/") or not prefix.endswith("/") or "*" in prefix):
+            problems.append(
+                f"artifacts_prefix {prefix!r} must be a key prefix ending in '/' without '*' or a leading '/', "
+                f"e.g. '{data_store.artifacts_prefix}{pipeline_name}/'"
+            )
         if problems:
             raise ConfigurationError(self, problems)
 
         self.datasets = names
         self.pipeline_name = pipeline_name
+        self.model_package_group_name = group
+        self.artifacts_prefix = prefix
         stack = Stack.of(self)
         self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
 
@@ -271,7 +327,7 @@ class RetrainTrigger(Construct):
             "Function",
             runtime=LAMBDA_RUNTIME,
             handler=_HANDLER,
-            code=lambda_code("datasets.py", "lambdas/retrain_trigger"),
+            code=lambda_code("datasets.py", "champion.py", "lambdas/retrain_trigger"),
             role=self.role,
             timeout=_FUNCTION_TIMEOUT,
             memory_size=512,
@@ -290,6 +346,8 @@ class RetrainTrigger(Construct):
             )
         )
         self._grant_handler(data_store)
+        # The function polls its queue as soon as it exists: it waits for its policy, not twice for its role.
+        depend_on_role_policy(self.function, self.role)
 
         self.rules: dict[str, events.Rule] = {}
         self._route(
@@ -336,6 +394,8 @@ class RetrainTrigger(Construct):
                 ),
             )
 
+        self._allow_rules_to_send()
+
         self.schedule: scheduler.Schedule | None = None
         if schedule is not None:
             self.schedule = self._schedule(schedule, always=retrain_unchanged_data_on_schedule)
@@ -372,6 +432,7 @@ class RetrainTrigger(Construct):
             "DATASETS": json.dumps(list(self.datasets)),
             "STATE_TABLE": self.table.table_name,
             "QUEUE_URL": self.queue.queue_url,
+            "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
             "MODE": policy.mode.value,
             "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
             "MARKER_NAME": policy.marker_name,
@@ -400,6 +461,7 @@ class RetrainTrigger(Construct):
             # ListObjectVersions builds the manifest; PutObject writes it under manifests/<name>/.
             data_store.grant_read(self.role, dataset=name)
             data_store.grant_write_manifests(self.role, name)
+        self._grant_champion_lookup(data_store)
         acknowledge(
             self.role,
             "kms:GenerateDataKey*/ReEncrypt* come from the key grants of this construct's own key "
@@ -413,10 +475,61 @@ class RetrainTrigger(Construct):
             *iam5_findings(resources=(f"{log_arn}:*",)),
         )
 
+    def _grant_champion_lookup(self, data_store: VersionedDataStore) -> None:
+        """Find the group's newest approved package and read its evaluation.json (and decrypt it).
+
+        Both the group and its versions are named: AWS's registry policies authorize
+        ``ListModelPackages`` on the group, ``DescribeModelPackage`` on a version.
+        """
+        stack = Stack.of(self)
+        group = stack.format_arn(
+            service="sagemaker", resource="model-package-group", resource_name=self.model_package_group_name
+        )
+        packages = stack.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{self.model_package_group_name}/*"
+        )
+        iam.Grant.add_to_principal(grantee=self.role, actions=[_LIST_PACKAGES], resource_arns=[group, packages])
+        iam.Grant.add_to_principal(grantee=self.role, actions=[_DESCRIBE_PACKAGE], resource_arns=[packages])
+        acknowledge(
+            self.role,
+            "model package versions are numbered by SageMaker; listing and describing are limited to this one group",
+            *iam5_findings(resources=(nag_resource(self, packages),)),
+        )
+        data_store.grant_read(self.role, prefix=self.artifacts_prefix)
+
     def _route(self, id: str, description: str, pattern: events.EventPattern) -> None:
         rule = events.Rule(self, id, description=f"{self.node.path}: {description}", event_pattern=pattern)
-        rule.add_target(targets.SqsQueue(self.queue))
+        rule.add_target(_QueueTarget(self.queue))
         self.rules[id] = rule
+
+    def _allow_rules_to_send(self) -> None:
+        """EventBridge may send to the queue for this construct's rules only, and use its key in this account only.
+
+        The key's policy cannot name the rules: a rule refers to the queue, which refers to the key.
+        """
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(_EVENTS)],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": [rule.rule_arn for rule in self.rules.values()]}},
+            )
+        )
+        added = self.encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(_EVENTS)],
+                actions=list(_EVENTS_KEY_ACTIONS),
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        if not added.statement_added:
+            Annotations.of(self).add_warning_v2(
+                IMPORTED_KEY_WARNING_ID,
+                f"the policy of the imported encryption_key cannot be changed here; allow {_EVENTS} "
+                f"{' and '.join(_EVENTS_KEY_ACTIONS)} on it with the condition aws:SourceAccount = this account, "
+                "or EventBridge cannot deliver to the trigger queue",
+            )
 
     def _schedule(self, expression: scheduler.ScheduleExpression, *, always: bool) -> scheduler.Schedule:
         detail: dict[str, Any] = {
@@ -433,8 +546,15 @@ class RetrainTrigger(Construct):
             "detail": detail,
         }
         # An own role (instead of the stack-wide singleton the target would create) keeps the
-        # grant, and its acknowledgment, inside this construct.
-        role = iam.Role(self, "ScheduleRole", assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"))
+        # grant, and its acknowledgment, inside this construct. Only schedules of this account may use it.
+        role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+        )
         schedule = scheduler.Schedule(
             self,
             "Schedule",
@@ -480,3 +600,19 @@ class RetrainTrigger(Construct):
     def metric_queue_age(self, **options: Any) -> cw.Metric:
         """Maximum age in seconds of the oldest record waiting in the trigger queue."""
         return self.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", **options)
+
+
+@jsii.implements(events.IRuleTarget)
+class _QueueTarget:
+    """The trigger queue as a rule target, without the grant ``aws_events_targets.SqsQueue`` adds.
+
+    ``aws_events_targets.SqsQueue`` lets EventBridge send without any condition when the queue has a
+    customer managed key (naming the rule in the key's policy would be a reference cycle);
+    :meth:`RetrainTrigger._allow_rules_to_send` writes both policies with conditions instead.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(arn=self._queue.queue_arn, target_resource=self._queue)

@@ -17,16 +17,20 @@ drives the loop with the real code against what was deployed, one function per s
 4. :func:`redeliver`: the step-2 batch again (same message ids, as SQS redelivers); and
    :func:`upload_while_running`: data version 2 lands while the first execution runs. The
    trigger records it as pending behind the lock instead of starting a second execution.
-5. :func:`finish_execution`: the execution succeeds and its ``Pipeline Execution Status Change``
-   event goes through the deployed rule; the handler releases the lock and starts version 2.
-6. :func:`register_model`: the first execution's steps run locally
-   (:mod:`cdk_mlops.local.pipeline_run`): preprocess, train, evaluate and the gate, then the
-   ``RegisterModel`` arguments of the deployed definition, resolved, go to
-   ``CreateModelPackage``; the package is approved, and its lineage is followed back to the
-   manifest, whose materialization must equal data version 1 byte for byte.
-7. :func:`decide_next`: the champion parameters the next execution gets
-   (:func:`cdk_mlops.pipeline_definition.champion_parameters`) and the promotion decision
-   (:func:`cdk_mlops.promotion.decide_promotion`). A decision only: nothing is deployed.
+5. :func:`register_model`: the first execution's steps run locally
+   (:mod:`cdk_mlops.local.pipeline_run`) while it is still executing, as in SageMaker:
+   preprocess, train, evaluate and the gate, then the ``RegisterModel`` arguments of the
+   deployed definition, resolved, go to ``CreateModelPackage``; the package is approved (Dev
+   registers it approved), and its lineage is followed back to the manifest, whose
+   materialization must equal data version 1 byte for byte.
+6. :func:`finish_execution`: the execution succeeds and its ``Pipeline Execution Status Change``
+   event goes through the deployed rule; the handler releases the lock and starts version 2,
+   looking up the champion it must beat: the package approved in step 5.
+7. :func:`decide_next`: the champion parameters the deployed handler sent with version 2, as
+   SageMaker lists them (``ListPipelineParametersForExecution``), the package its decision
+   line names, and the promotion decision (:func:`cdk_mlops.promotion.decide_promotion`, the
+   library call the delivery pipeline's ``select-model`` step makes). A decision only:
+   nothing is deployed.
 
 Each step returns a frozen dataclass of what it did and of the AWS state it read afterwards;
 :func:`run_loop` prints them (``render_*``) and the e2e test asserts on them.
@@ -53,6 +57,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cdk_mlops import datasets, pipeline_definition
+from cdk_mlops.champion import BASELINE_CONSTRAINTS_URI, CHAMPION_METRIC
 from cdk_mlops.lambdas.retrain_trigger import core
 from cdk_mlops.lambdas.retrain_trigger import handler as trigger
 from cdk_mlops.lambdas.retrain_trigger.events import PIPELINE_STATUS_CHANGE, SAGEMAKER_SOURCE
@@ -69,7 +74,7 @@ from cdk_mlops.local.runtime import (
     redelivered,
 )
 from cdk_mlops.local.server import LocalAws
-from cdk_mlops.promotion import PromotionDecision, decide_promotion, newest_approved
+from cdk_mlops.promotion import PromotionDecision, decide_promotion
 
 #: The handler the loop looks for among the deployed functions.
 RETRAIN_HANDLER: Final = f"{trigger.__name__}.{trigger.handler.__name__}"
@@ -219,12 +224,13 @@ def _platform(aws: LocalAws, function: FunctionConfiguration) -> Platform:
 
 @dataclass(frozen=True)
 class HandlerDecision:
-    """One decision the handler logged (its ``decision`` field, ``reason`` and execution)."""
+    """One decision the handler logged (its ``decision`` field, ``reason``, execution and champion)."""
 
     decision: str
     reason: str
     execution_arn: str | None = None
     dataset: str | None = None
+    champion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +365,7 @@ def parse_handler_log(log: str) -> tuple[tuple[HandlerDecision, ...], list[str]]
                     reason=str(entry.get("reason") or entry.get("message", "")),
                     execution_arn=entry.get("execution_arn"),
                     dataset=entry.get("dataset"),
+                    champion=entry.get("champion"),
                 )
             )
     return tuple(decisions), errors
@@ -620,7 +627,7 @@ def upload_while_running(loop: Loop, version: DataVersion) -> Pending:
     return Pending(upload, deliveries, tuple(loop.executions()), pipeline, dataset)
 
 
-# --- step 5 -------------------------------------------------------------------------------------------
+# --- step 6 (the end of the first run) ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -697,7 +704,7 @@ def _summaries(loop: Loop) -> tuple[ExecutionSummary, ...]:
 
 
 def finish_execution(loop: Loop, started: Started) -> Finished:
-    """Step 5: the execution succeeds; its status-change event goes through the deployed rule to the handler."""
+    """Step 6: the execution succeeds; its status-change event goes through the deployed rule to the handler."""
     loop.clock.advance_to(started.started_at + EXECUTION_RUN_TIME)
     loop.backends.set_execution_status(loop.platform.pipeline_name, started.execution_arn, "Succeeded")
     # moto's SageMaker publishes no events; SageMaker would put this one on the default bus.
@@ -713,7 +720,7 @@ def finish_execution(loop: Loop, started: Started) -> Finished:
     return Finished(started.execution_arn, loop.clock.now() - started.started_at, deliveries, new[0], summaries, diff)
 
 
-# --- step 6 -------------------------------------------------------------------------------------------
+# --- step 5 (registration) ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -778,7 +785,7 @@ def _metric(package: Mapping[str, Any], run: ExecutionRun) -> tuple[str, float]:
 
 
 def register_model(loop: Loop, execution_arn: str, version: DataVersion) -> Registration:
-    """Step 6: run the execution's steps locally, register its model, approve it, follow its lineage."""
+    """Step 5: run the execution's steps locally, register its model, approve it, follow its lineage."""
     run = run_execution(
         loop.aws,
         loop.platform.definition,
@@ -821,16 +828,19 @@ def register_model(loop: Loop, execution_arn: str, version: DataVersion) -> Regi
 
 @dataclass(frozen=True)
 class NextDecisions:
-    """What follows from the registry's state.
+    """What the deployed code decided once a model was approved.
 
     Attributes:
-        champion_arn: The newest approved package.
-        champion_parameters: The parameters the next execution gets to beat it.
+        execution_arn: The execution the handler started after the approval (version 2).
+        champion_arn: The package the handler's ``started`` decision names as the champion.
+        champion_parameters: ``ChampionMetric`` and ``BaselineConstraintsUri`` of that
+            execution, as SageMaker lists its parameters.
         constraints_present: Whether an object exists at ``BaselineConstraintsUri``.
         promotion: The promotion decision for :data:`PROMOTION_STAGE`.
     """
 
-    champion_arn: str
+    execution_arn: str
+    champion_arn: str | None
     champion_parameters: Mapping[str, str]
     constraints_present: bool
     promotion: PromotionDecision
@@ -841,24 +851,25 @@ def _exists(s3: Any, uri: str) -> bool:
     return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount", 0))
 
 
-def decide_next(loop: Loop, *, deployed_arn: str | None = None) -> NextDecisions:
-    """Step 7: the champion parameters of the next execution, and the promotion decision."""
-    sagemaker = loop.sagemaker
-    packages = sagemaker.list_model_packages(ModelPackageGroupName=loop.platform.model_package_group)[
+def decide_next(loop: Loop, finished: Finished, *, deployed_arn: str | None = None) -> NextDecisions:
+    """Step 7: what the handler sent the execution it started in step 6, and the promotion decision.
+
+    The champion values are read back from AWS (the execution's parameters) and from the
+    handler's decision line; nothing here computes them.
+    """
+    started = [d for delivery in finished.deliveries for d in delivery.decided("started")]
+    if len(started) != 1 or started[0].execution_arn != finished.started_arn:
+        raise LoopError(f"expected the handler's started decision for {finished.started_arn}, found {started}")
+    parameters = loop.parameters(finished.started_arn)
+    wanted: tuple[str, ...] = (CHAMPION_METRIC, BASELINE_CONSTRAINTS_URI)
+    sent = {name: parameters[name] for name in wanted if name in parameters}
+    constraints = sent.get(BASELINE_CONSTRAINTS_URI)
+    packages = loop.sagemaker.list_model_packages(ModelPackageGroupName=loop.platform.model_package_group)[
         "ModelPackageSummaryList"
     ]
-    champion = newest_approved(packages)
-    if champion is None:
-        raise LoopError(f"no approved model package in {loop.platform.model_package_group}")
-    package = sagemaker.describe_model_package(ModelPackageName=champion.arn)
-    evaluation_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    bucket, key = datasets.parse_s3_uri(evaluation_uri)
-    s3 = loop.client("s3")
-    evaluation = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    parameters = pipeline_definition.champion_parameters(package, evaluation)
-    constraints = parameters.get(pipeline_definition.BASELINE_CONSTRAINTS_URI)
     promotion = decide_promotion(packages, deployed_arn=deployed_arn, stage=PROMOTION_STAGE)
-    return NextDecisions(champion.arn, parameters, bool(constraints) and _exists(s3, str(constraints)), promotion)
+    present = bool(constraints) and _exists(loop.client("s3"), str(constraints))
+    return NextDecisions(finished.started_arn, started[0].champion, sent, present, promotion)
 
 
 # --- the whole loop -----------------------------------------------------------------------------------
@@ -905,11 +916,12 @@ def run_loop(aws: LocalAws, *, work_dir: Path, emit: Emit = progress) -> LoopRep
         emit_all(emit, render_redelivery(again))
         pending = upload_while_running(loop, v2)
         emit_all(emit, render_pending(pending, loop.platform))
-        finished = finish_execution(loop, started)
-        emit_all(emit, render_finished(finished))
+        # SageMaker registers the model before the execution ends, so the next start finds it.
         registration = register_model(loop, started.execution_arn, v1)
         emit_all(emit, render_registration(registration))
-        decisions = decide_next(loop)
+        finished = finish_execution(loop, started)
+        emit_all(emit, render_finished(finished))
+        decisions = decide_next(loop, finished)
         emit_all(emit, render_decisions(decisions))
     return LoopReport(
         loop.platform,
@@ -1033,7 +1045,7 @@ def render_execution(view: ExecutionView) -> list[Line]:
         ("3 execution", f"{view.executions} execution: {view.execution_arn} ({view.status})"),
     ]
     for name in core.PIPELINE_PARAMETER_NAMES:
-        lines.append(("", f"  {name:<17} {view.parameters.get(name, '(missing)')}"))
+        lines.append(("", f"  {name:<22} {view.parameters.get(name, '(not sent: the empty default)')}"))
     m = view.manifest
     lines.append(
         (
@@ -1079,7 +1091,7 @@ def render_pending(pending: Pending, platform: Platform) -> list[Line]:
 def render_finished(finished: Finished) -> list[Line]:
     lines: list[Line] = [
         (
-            "5 finish",
+            "6 finish",
             f"{short_arn(finished.finished_arn)} Succeeded after {duration(finished.ran_for)}; "
             "its status-change event → EventBridge rule → trigger queue",
         )
@@ -1101,7 +1113,9 @@ def render_finished(finished: Finished) -> list[Line]:
 
 def render_registration(registration: Registration) -> list[Line]:
     run = registration.run
-    lines: list[Line] = [("6 register", f"steps of {short_arn(run.execution_arn)} from the deployed definition:")]
+    lines: list[Line] = [
+        ("5 register", f"steps of {short_arn(run.execution_arn)} from the deployed definition, while it executes:")
+    ]
     for step in run.steps:
         detail = f" ({step.detail})" if step.detail else ""
         lines.append(("", f"  {step.name:<19} {step.outcome}{detail}"))
@@ -1130,16 +1144,20 @@ def render_registration(registration: Registration) -> list[Line]:
 
 
 def render_decisions(decisions: NextDecisions) -> list[Line]:
-    parameters = dict(decisions.champion_parameters)
-    constraints = parameters.get(pipeline_definition.BASELINE_CONSTRAINTS_URI)
-    champion = pipeline_definition.CHAMPION_METRIC
+    sent = dict(decisions.champion_parameters)
+    constraints = sent.get(BASELINE_CONSTRAINTS_URI)
+    execution = short_arn(decisions.execution_arn)
     lines: list[Line] = [
-        ("7 decide", f"champion: {decisions.champion_arn}"),
-        ("", f"  next execution's {champion} = {parameters.get(champion)}"),
+        (
+            "7 decide",
+            f"the retrain handler started {execution} against champion {decisions.champion_arn or '(none)'}; "
+            "SageMaker lists its parameters:",
+        ),
+        ("", f"  {execution} {CHAMPION_METRIC} = {sent.get(CHAMPION_METRIC, '(not sent)')}"),
     ]
     if constraints:
         note = "" if decisions.constraints_present else " (no file: the baseline step does not run locally)"
-        lines.append(("", f"  next execution's {pipeline_definition.BASELINE_CONSTRAINTS_URI} = {constraints}{note}"))
+        lines.append(("", f"  {execution} {BASELINE_CONSTRAINTS_URI} = {constraints}{note}"))
     lines.append(("", f"deployment decision: {decisions.promotion} [a decision only; nothing is deployed]"))
     return lines
 
@@ -1179,6 +1197,12 @@ def render_summary(report: LoopReport) -> list[tuple[str, str]]:
             "model packages",
             f"1 ({short_arn(report.registration.model_package_arn)} Approved, "
             f"{report.registration.metric} {report.registration.metric_value:.4f})",
+        ),
+        (
+            "champion",
+            f"{short_arn(report.decisions.execution_arn)} started against "
+            f"{short_arn(report.decisions.champion_arn or '(none)')} "
+            f"({CHAMPION_METRIC} {report.decisions.champion_parameters.get(CHAMPION_METRIC)}, sent by the handler)",
         ),
         ("deployment decision", str(report.decisions.promotion.action) + f" to {report.decisions.promotion.stage}"),
         ("simulated time", duration(report.simulated)),

@@ -54,6 +54,9 @@ class TrainingStack(cdk.Stack):
             data_store=data_store,
             datasets=[config.dataset],
             pipeline_name=self.training.pipeline_name,
+            # Every automated run competes with this group's approved model; the artifacts prefix
+            # (where the champion's evaluation.json is) is the trigger's default, TrainingPipeline's.
+            model_package_group_name=self.training.model_package_group_name,
             schedule=scheduler.ScheduleExpression.expression(schedule) if schedule else None,
             drift_alarms=drift_alarms,
             alarm_topic=self.training.topic,

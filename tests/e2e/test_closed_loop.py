@@ -3,8 +3,9 @@
 One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS, then
 :func:`cdk_mlops.local.loop.run_loop` runs steps 1 to 7. Each step's result holds the AWS
 state read right after the step (executions, parameters, the trigger's DynamoDB state); the
-tests assert on those and on what AWS holds at the end. The last test removes the model
-packages and destroys the stage, as ``make demo`` does.
+tests assert on those and on what AWS holds at the end. The champion values are read from
+SageMaker and S3 here, as the deployed handler left them. The last test destroys the stage,
+as ``make demo`` does.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def test_the_loop_reads_its_settings_from_the_deployed_function(run):
         g["ModelPackageGroupName"]
         for g in run.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
     ]
+    # the handler looks up its champion in the group the deployed definition registers into
+    assert platform.settings.model_package_group == platform.model_package_group
 
 
 # --- step 1 and 2 -------------------------------------------------------------------------------------
@@ -101,6 +104,18 @@ def test_step_2_starts_exactly_one_execution_after_the_quiet_period(run):
 
 
 # --- step 3 -------------------------------------------------------------------------------------------
+
+
+def parameters_in_sagemaker(run: Run, execution_arn: str) -> dict[str, str]:
+    """An execution's parameters as SageMaker lists them."""
+    listed = run.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=execution_arn)
+    return {p["Name"]: p["Value"] for p in listed["PipelineParameters"]}
+
+
+def test_step_3_the_first_model_is_compared_with_no_champion(run):
+    parameters = parameters_in_sagemaker(run, run.report.started.execution_arn)
+    assert parameters[pd.CHAMPION_METRIC] == "0.0"
+    assert pd.BASELINE_CONSTRAINTS_URI not in parameters
 
 
 def test_step_3_the_execution_names_a_manifest_of_exactly_version_1(run):
@@ -152,10 +167,10 @@ def test_step_4_version_2_during_the_run_is_recorded_as_pending(run):
     assert state.last_digest == run.report.execution.manifest.sha256
 
 
-# --- step 5 -------------------------------------------------------------------------------------------
+# --- step 6 -------------------------------------------------------------------------------------------
 
 
-def test_step_5_the_end_of_the_run_starts_the_pending_version(run):
+def test_step_6_the_end_of_the_run_starts_the_pending_version(run):
     finished = run.report.finished
     [delivery] = finished.deliveries
     assert PIPELINE_STATUS_CHANGE in delivery.events
@@ -176,10 +191,10 @@ def test_step_5_the_end_of_the_run_starts_the_pending_version(run):
     assert len(executions["PipelineExecutionSummaries"]) == 2
 
 
-# --- step 6 -------------------------------------------------------------------------------------------
+# --- step 5 -------------------------------------------------------------------------------------------
 
 
-def test_step_6_the_model_package_is_approved_with_the_lineage_of_the_first_run(run):
+def test_step_5_the_model_package_is_approved_with_the_lineage_of_the_first_run(run):
     registration = run.report.registration
     first = run.report.execution
     package = run.client("sagemaker").describe_model_package(ModelPackageName=registration.model_package_arn)
@@ -198,7 +213,7 @@ def test_step_6_the_model_package_is_approved_with_the_lineage_of_the_first_run(
     assert [s.outcome for s in registration.run.steps] == ["ran", "skipped", "ran", "ran", "passed", "ran"]
 
 
-def test_step_6_the_metrics_are_a_real_evaluation_stored_where_the_package_says(run):
+def test_step_5_the_metrics_are_a_real_evaluation_stored_where_the_package_says(run):
     registration = run.report.registration
     uri = registration.package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     execution_id = run.report.execution.execution_arn.rsplit("/", 1)[-1]
@@ -210,7 +225,7 @@ def test_step_6_the_metrics_are_a_real_evaluation_stored_where_the_package_says(
     assert 0.9 < registration.metric_value <= 1.0
 
 
-def test_step_6_the_manifest_materializes_to_exactly_version_1(run, tmp_path):
+def test_step_5_the_manifest_materializes_to_exactly_version_1(run, tmp_path):
     registration = run.report.registration
     assert registration.matches_version
     uri = registration.package["CustomerMetadataProperties"][pd.INPUT_MANIFEST_URI]
@@ -234,14 +249,42 @@ def test_step_6_the_manifest_materializes_to_exactly_version_1(run, tmp_path):
 # --- step 7 -------------------------------------------------------------------------------------------
 
 
-def test_step_7_the_champion_parameters_and_the_promotion_decision(run):
+def test_step_7_the_handler_started_version_2_against_the_approved_model(run):
+    # GIVEN the package approved in step 5 and its evaluation.json as S3 holds it
+    registration = run.report.registration
+    first = run.report.execution
+    platform = run.report.platform
+    evaluation_uri = registration.package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, key = datasets.parse_s3_uri(evaluation_uri)
+    evaluation = json.loads(run.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    # THEN the execution the handler started in step 6 competes with it, as SageMaker lists its parameters
+    second = run.report.finished.started_arn
+    parameters = parameters_in_sagemaker(run, second)
+    assert parameters[pd.CHAMPION_METRIC] == repr(auc)
+    first_id = first.execution_arn.rsplit("/", 1)[-1]
+    assert parameters[pd.BASELINE_CONSTRAINTS_URI] == (
+        f"s3://{platform.bucket}/artifacts/{platform.pipeline_name}/{first_id}/data-quality-baseline/"
+        f"{pd.CONSTRAINTS_FILE}"
+    )
+    # AND the handler's own decision line names the package it looked up
+    [started] = [d for delivery in run.report.finished.deliveries for d in delivery.decided("started")]
+    assert started.execution_arn == second
+    assert started.champion == registration.model_package_arn
+    # AND step 7 shows exactly that
+    decisions = run.report.decisions
+    assert decisions.execution_arn == second
+    assert decisions.champion_arn == registration.model_package_arn
+    assert dict(decisions.champion_parameters) == {
+        pd.CHAMPION_METRIC: parameters[pd.CHAMPION_METRIC],
+        pd.BASELINE_CONSTRAINTS_URI: parameters[pd.BASELINE_CONSTRAINTS_URI],
+    }
+    assert decisions.constraints_present is False  # the analyzer image does not run locally
+
+
+def test_step_7_the_promotion_decision(run):
     decisions = run.report.decisions
     registration = run.report.registration
-    assert decisions.champion_arn == registration.model_package_arn
-    assert decisions.champion_parameters[pd.CHAMPION_METRIC] == repr(registration.metric_value)
-    constraints = decisions.champion_parameters[pd.BASELINE_CONSTRAINTS_URI]
-    assert constraints.endswith(f"/data-quality-baseline/{pd.CONSTRAINTS_FILE}")
-    assert decisions.constraints_present is False  # the analyzer image does not run locally
     assert decisions.promotion.action is PromotionAction.PROMOTE
     assert decisions.promotion.model_package_arn == registration.model_package_arn
     assert decisions.promotion.stage == "staging"
@@ -255,11 +298,19 @@ def test_the_output_has_a_line_per_step(run):
         "3 execution",
         "4 redeliver",
         "4 upload",
-        "5 finish",
-        "6 register",
+        "5 register",
+        "6 finish",
         "7 decide",
     ):
         assert label in steps
+    # in that order: the model is registered and approved before the run ends and version 2 starts
+    assert steps.index("5 register") < steps.index("6 finish") < steps.index("7 decide")
+    seven = next(i for i, (step, _) in enumerate(run.lines) if step == "7 decide")
+    shown = " ".join(text for _, text in run.lines[seven : seven + 4])
+    assert (
+        f"{pd.CHAMPION_METRIC} = {parameters_in_sagemaker(run, run.report.finished.started_arn)[pd.CHAMPION_METRIC]}"
+        in shown
+    )
 
 
 # --- teardown, as make demo does it --------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The retrain trigger's Lambda code: decides when to start the training pipeline, and starts it once.
 
 * ``events``: the event vocabulary and a parser that never raises.
-* ``core``: settings, routing, aggregation and decisions; pure.
+* ``core``: settings, routing, aggregation, decisions and the start request; pure.
 * ``store``: the state in DynamoDB (lock, idempotency records, dataset state).
 * ``log``: structured JSON log lines and Embedded Metric Format metrics.
 * ``handler``: the Lambda entry point, ``handler.handler``; its docstring lists
@@ -12,6 +12,8 @@ import without boto3.
 """
 
 from cdk_mlops.lambdas.retrain_trigger.core import (
+    PARAM_BASELINE_CONSTRAINTS_URI,
+    PARAM_CHAMPION_METRIC,
     PARAM_DATA_VERSION,
     PARAM_INPUT_MANIFEST_URI,
     PARAM_MANIFEST_SHA256,
@@ -38,6 +40,8 @@ __all__ = [
     "MONITOR_SOURCE",
     "MONITOR_VIOLATION",
     "OBJECT_CREATED",
+    "PARAM_BASELINE_CONSTRAINTS_URI",
+    "PARAM_CHAMPION_METRIC",
     "PARAM_DATA_VERSION",
     "PARAM_INPUT_MANIFEST_URI",
     "PARAM_MANIFEST_SHA256",

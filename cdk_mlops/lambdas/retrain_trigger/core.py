@@ -44,8 +44,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
+from cdk_mlops.champion import BASELINE_CONSTRAINTS_URI, CHAMPION_METRIC
 from cdk_mlops.datasets import DATASETS_PREFIX, dataset_name_problems
 from cdk_mlops.lambdas.retrain_trigger.events import (
     TERMINAL_STATUSES,
@@ -71,18 +72,26 @@ PARAM_MANIFEST_SHA256: Final = "ManifestSha256"
 PARAM_DATA_VERSION: Final = "DataVersion"
 #: Pipeline parameter: why this execution was started, for lineage.
 PARAM_TRIGGER_REASON: Final = "TriggerReason"
-#: Every parameter the trigger passes, in order.
+#: Pipeline parameter: the approved model's metric, which the new one must beat (``0``: the first model).
+PARAM_CHAMPION_METRIC: Final = CHAMPION_METRIC
+#: Pipeline parameter: the approved model's data-quality constraints, which new data is validated against.
+PARAM_BASELINE_CONSTRAINTS_URI: Final = BASELINE_CONSTRAINTS_URI
+#: Every parameter the trigger passes, in order (``BaselineConstraintsUri`` only when the champion has one).
 PIPELINE_PARAMETER_NAMES: Final = (
     PARAM_INPUT_MANIFEST_URI,
     PARAM_MANIFEST_SHA256,
     PARAM_DATA_VERSION,
     PARAM_TRIGGER_REASON,
+    PARAM_CHAMPION_METRIC,
+    PARAM_BASELINE_CONSTRAINTS_URI,
 )
 
 #: SQS delays a message by at most 15 minutes; longer waits chain several checks.
 MAX_DELAY_SECONDS: Final = 900
 #: Pipeline parameter values are limited to 1024 characters.
 MAX_PARAMETER_LENGTH: Final = 1024
+#: ``PipelineExecutionDescription`` is limited to 3072 characters.
+MAX_DESCRIPTION_LENGTH: Final = 3072
 
 _DISPLAY_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
 
@@ -140,6 +149,7 @@ class Settings:
     datasets: tuple[str, ...]
     state_table: str
     queue_url: str
+    model_package_group: str
     mode: Mode = Mode.QUIET_PERIOD
     quiet_period: timedelta = timedelta(minutes=15)
     marker_name: str = "_SUCCESS"
@@ -176,7 +186,7 @@ class Settings:
             ValueError: A variable has a bad value; the message names it, quotes the
                 value and says what is expected.
         """
-        required = ("PIPELINE_NAME", "DATA_BUCKET", "DATASETS", "STATE_TABLE", "QUEUE_URL")
+        required = ("PIPELINE_NAME", "DATA_BUCKET", "DATASETS", "STATE_TABLE", "QUEUE_URL", "MODEL_PACKAGE_GROUP_NAME")
         missing = [name for name in required if not environ.get(name, "").strip()]
         if missing:
             raise KeyError(f"missing required environment variable(s): {', '.join(missing)}")
@@ -200,6 +210,7 @@ class Settings:
             datasets=datasets,
             state_table=environ["STATE_TABLE"].strip(),
             queue_url=environ["QUEUE_URL"].strip(),
+            model_package_group=environ["MODEL_PACKAGE_GROUP_NAME"].strip(),
             mode=mode,
             quiet_period=reader.seconds("QUIET_PERIOD_SECONDS", 900, minimum=0, maximum=7 * 86400),
             marker_name=marker,
@@ -871,15 +882,95 @@ def execution_display_name(dataset: str, digest: str) -> str:
     return f"retrain-{label}-{digest[:8]}"
 
 
-def pipeline_parameters(*, manifest_uri: str, digest: str, version: str, reason: str) -> list[dict[str, str]]:
-    """The ``PipelineParameters`` of ``StartPipelineExecution``."""
+@dataclass(frozen=True, slots=True)
+class Champion:
+    """The approved model package a new execution must beat, as the pipeline parameters that say so.
+
+    Attributes:
+        model_package_arn: The group's newest ``Approved`` package, or ``None`` for the first model.
+        parameters: ``ChampionMetric`` and, when the package has a data-quality baseline,
+            ``BaselineConstraintsUri`` (``cdk_mlops.champion``).
+    """
+
+    model_package_arn: str | None
+    parameters: Mapping[str, str]
+
+    def to_json(self) -> str:
+        return json.dumps({"model_package_arn": self.model_package_arn, "parameters": dict(self.parameters)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Champion | None:
+        """The champion stored by :meth:`to_json`, or ``None`` if it is unreadable."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        arn, parameters = data.get("model_package_arn"), data.get("parameters")
+        if arn is not None and not isinstance(arn, str):
+            return None
+        if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
+            return None
+        if CHAMPION_METRIC not in parameters:
+            return None
+        return cls(arn, parameters)
+
+
+def pipeline_parameters(
+    *, manifest_uri: str, digest: str, version: str, reason: str, champion: Champion
+) -> list[dict[str, str]]:
+    """The ``PipelineParameters`` of ``StartPipelineExecution``.
+
+    The reason is cut to the 1,024 characters a parameter value may have; the other values
+    (URIs, a digest, a number) are shorter.
+    """
     values = {
         PARAM_INPUT_MANIFEST_URI: manifest_uri,
         PARAM_MANIFEST_SHA256: digest,
         PARAM_DATA_VERSION: version,
-        PARAM_TRIGGER_REASON: reason,
+        PARAM_TRIGGER_REASON: reason[:MAX_PARAMETER_LENGTH],
+        **champion.parameters,
     }
-    return [{"Name": name, "Value": values[name][:MAX_PARAMETER_LENGTH]} for name in PIPELINE_PARAMETER_NAMES]
+    return [{"Name": name, "Value": values[name]} for name in PIPELINE_PARAMETER_NAMES if name in values]
+
+
+def start_request(
+    settings: Settings,
+    *,
+    dataset: str,
+    digest: str,
+    manifest_uri: str,
+    created_at: str,
+    reason: str,
+    champion: Champion,
+    key: str,
+) -> dict[str, Any]:
+    """The ``StartPipelineExecution`` request of a start: the same on every retry of the same start.
+
+    Args:
+        settings: The trigger's settings (the pipeline's name).
+        dataset: The dataset trained on.
+        digest: Its manifest's sha256.
+        manifest_uri: Where the manifest is.
+        created_at: The manifest's creation time (ISO 8601), which the data version names.
+        reason: Why the run starts.
+        champion: The approved model the run must beat.
+        key: The start's idempotency key; the ``ClientRequestToken`` derives from it.
+    """
+    return {
+        "PipelineName": settings.pipeline_name,
+        "PipelineExecutionDisplayName": execution_display_name(dataset, digest),
+        "PipelineExecutionDescription": reason[:MAX_DESCRIPTION_LENGTH],
+        "PipelineParameters": pipeline_parameters(
+            manifest_uri=manifest_uri,
+            digest=digest,
+            version=data_version(created_at, digest),
+            reason=reason,
+            champion=champion,
+        ),
+        "ClientRequestToken": client_request_token(key),
+    }
 
 
 # --- Time helpers -------------------------------------------------------------------------------

@@ -2,9 +2,32 @@
 
 Entry point: ``cdk_mlops.lambdas.retrain_trigger.handler.handler``. The function
 asset holds ``cdk_mlops/__init__.py``, ``cdk_mlops/lambdas/__init__.py``,
-``cdk_mlops/datasets.py`` and ``cdk_mlops/lambdas/retrain_trigger/``
-(``common.lambda_code("datasets.py", "lambdas/retrain_trigger")``). It imports the
-standard library and boto3 only: no layer.
+``cdk_mlops/datasets.py``, ``cdk_mlops/champion.py`` and ``cdk_mlops/lambdas/retrain_trigger/``
+(``common.lambda_code("datasets.py", "champion.py", "lambdas/retrain_trigger")``). It
+imports the standard library and boto3 only: no layer.
+
+What a start sends
+------------------
+``StartPipelineExecution`` (``core.start_request``) with the parameters ``InputManifestUri``,
+``ManifestSha256``, ``DataVersion``, ``TriggerReason`` and the champion every run must beat,
+looked up at each start, whatever started it (new data, a schedule, drift, a monitor
+violation, a person):
+
+1. ``ListModelPackages`` of ``MODEL_PACKAGE_GROUP_NAME``, ``Approved`` only, newest first, one;
+2. ``DescribeModelPackage`` of that package;
+3. ``GetObject`` of its ``ModelMetrics.ModelQuality.Statistics.S3Uri`` (its ``evaluation.json``);
+4. ``cdk_mlops.champion.champion_parameters``: ``ChampionMetric`` (the metric its
+   ``EvaluationMetric`` metadata names) and, when it has a data-quality baseline,
+   ``BaselineConstraintsUri``, so that ``Preprocess`` validates the new data against it.
+
+No approved package is the first model: ``ChampionMetric`` is ``0`` (the gate then registers
+the first model that meets the threshold) and ``BaselineConstraintsUri`` keeps its empty
+default (no data validation). An approved package whose evaluation cannot be read, or lacks
+the metric, never becomes "no champion": the start fails (an ``ERROR`` line names the
+package), nothing starts, and the records are retried until they reach the dead-letter
+queue. Fix the package's evaluation or reject the package, then redrive. The champion of
+an interrupted start is stored with its idempotency record, so the retry repeats the same
+request.
 
 What the construct must create
 ------------------------------
@@ -28,7 +51,8 @@ What the construct must create
 * **State table**: DynamoDB, partition key ``pk`` (string), no sort key,
   on-demand, TTL attribute ``expires_at``, point-in-time recovery, encrypted.
 * **EventBridge rules** targeting the queue (the queue policy lets
-  ``events.amazonaws.com`` send only for these rules):
+  ``events.amazonaws.com`` send only for these rules: ``ArnEquals aws:SourceArn``; the
+  queue key's policy lets it use the key only with ``aws:SourceAccount`` = the account):
 
   - ``aws.s3`` / ``Object Created``, with ``detail.bucket.name`` = the data bucket
     and ``detail.object.key`` prefix ``datasets/`` (the bucket needs
@@ -41,7 +65,8 @@ What the construct must create
   - ``cdk-mlops.monitor`` / ``Model Monitor Violation`` (optional);
   - ``cdk-mlops.retrain`` / ``Manual Retrain`` on the bus people publish to.
 * **EventBridge Scheduler** schedule (optional) whose target is the queue
-  (``SqsSendMessage``; its role needs ``sqs:SendMessage``) with this input, the
+  (``SqsSendMessage``; its role needs ``sqs:SendMessage`` and, in its trust policy,
+  ``aws:SourceAccount`` = the account) with this input, the
   placeholders being Scheduler context attributes::
 
       {"version": "0", "id": "<aws.scheduler.execution-id>", "source": "cdk-mlops.retrain",
@@ -69,6 +94,10 @@ IAM permissions of the function's role
   queue's key if it has one.
 * ``sagemaker:StartPipelineExecution`` and ``sagemaker:ListPipelineExecutions``
   on ``arn:aws:sagemaker:<region>:<account>:pipeline/<pipeline name>``.
+* ``sagemaker:ListModelPackages`` and ``sagemaker:DescribeModelPackage`` on
+  ``arn:aws:sagemaker:<region>:<account>:model-package/<group>/*`` (the champion).
+* ``s3:GetObject`` on the pipeline's artifacts prefix (``artifacts/<pipeline>/*``, where
+  the champion's ``evaluation.json`` is) and ``kms:Decrypt`` on the bucket's key.
 * ``s3:ListBucketVersions`` on the data bucket (the manifest is built from
   ``ListObjectVersions``; a ``s3:prefix`` condition may limit it to ``datasets/<name>/``),
   ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``, and ``kms:GenerateDataKey``
@@ -85,6 +114,7 @@ Required:
   one drift alarms retrain.
 * ``STATE_TABLE``: the DynamoDB state table's name.
 * ``QUEUE_URL``: the trigger queue's URL (delayed checks are sent to it).
+* ``MODEL_PACKAGE_GROUP_NAME``: the group whose newest approved package is the champion.
 
 Optional (default in brackets):
 
@@ -112,6 +142,8 @@ Optional (default in brackets):
 
 Failure handling
 ----------------
+* An approved model package whose metric cannot be read fails the start (see "What a
+  start sends"); like any other exception, its records are retried, then dead-lettered.
 * Any exception while handling a dataset (throttling included:
   ``ThrottlingException``, ``ResourceLimitExceeded``,
   ``ProvisionedThroughputExceededException``) reports that dataset's records
@@ -147,11 +179,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from cdk_mlops import datasets
+from cdk_mlops.champion import CHAMPION_METRIC, champion_parameters, evaluation_uri, first_model_parameters
 from cdk_mlops.lambdas.retrain_trigger import core, log
 from cdk_mlops.lambdas.retrain_trigger.core import (
     Candidate,
+    Champion,
     DatasetBatch,
     DatasetState,
     DecisionKind,
@@ -216,6 +251,10 @@ def _now() -> datetime:
 
 class RetryLater(Exception):
     """Not an error: another invocation is starting the same data version; retry the records later."""
+
+
+class ChampionUnreadable(RuntimeError):
+    """The group has an approved model whose metric cannot be read: starting would compare with no champion."""
 
 
 def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
@@ -579,23 +618,25 @@ class _Run:
                 )
                 self._decision(DecisionKind.PENDING, "pipeline busy: another start took the lock", **common)
                 return DecisionKind.PENDING
+            # A retry of an interrupted start repeats its request exactly, champion included.
             manifest_uri, created_at = claim.manifest_uri, claim.manifest_created_at or manifest.created_at
+            champion = claim.champion or self._champion(dataset)
             if manifest_uri is None:
                 manifest_uri = datasets.write_manifest(manifest, s3=_s3()).uri or ""
-                store.record_manifest(key, token=token, manifest_uri=manifest_uri, created_at=created_at)
-            response = _sagemaker().start_pipeline_execution(
-                PipelineName=settings.pipeline_name,
-                PipelineExecutionDisplayName=core.execution_display_name(dataset, manifest.sha256),
-                PipelineExecutionDescription=outcome.reason[:3072],
-                PipelineParameters=core.pipeline_parameters(  # type: ignore[arg-type]
-                    manifest_uri=manifest_uri,
-                    digest=manifest.sha256,
-                    version=core.data_version(created_at, manifest.sha256),
-                    reason=outcome.reason,
-                ),
-                ClientRequestToken=core.client_request_token(key),
+                store.record_start_parameters(
+                    key, token=token, manifest_uri=manifest_uri, created_at=created_at, champion=champion
+                )
+            request = core.start_request(
+                settings,
+                dataset=dataset,
+                digest=manifest.sha256,
+                manifest_uri=manifest_uri,
+                created_at=created_at,
+                reason=outcome.reason,
+                champion=champion,
+                key=key,
             )
-            execution_arn = response["PipelineExecutionArn"]
+            execution_arn = _sagemaker().start_pipeline_execution(**request)["PipelineExecutionArn"]
         except BaseException:
             if execution_arn is None:
                 self._undo_claim(key, token, dataset, manifest.sha256)
@@ -622,9 +663,54 @@ class _Run:
             manifest_uri=manifest_uri,
             objects=len(manifest.entries),
             bytes=manifest.total_bytes,
+            champion=champion.model_package_arn,
+            champion_metric=champion.parameters[CHAMPION_METRIC],
             **common,
         )
         return DecisionKind.STARTED
+
+    def _champion(self, dataset: str) -> Champion:
+        """The group's newest approved model package, as the parameters that make it the champion.
+
+        No approved package means the first model: ``ChampionMetric`` 0, no baseline.
+
+        Raises:
+            ChampionUnreadable: the newest approved package's evaluation cannot be read or lacks
+                the metric. The start is abandoned (and retried with the records) rather than
+                compared with no champion.
+        """
+        group = self.settings.model_package_group
+        listed = _sagemaker().list_model_packages(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+        summaries = listed.get("ModelPackageSummaryList", [])
+        if not summaries:
+            return Champion(None, first_model_parameters())
+        arn = summaries[0]["ModelPackageArn"]
+        try:
+            package = _sagemaker().describe_model_package(ModelPackageName=arn)
+            bucket, key = datasets.parse_s3_uri(evaluation_uri(package))
+            evaluation = json.loads(_s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+            parameters = champion_parameters(package, evaluation)
+        except (ClientError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "the approved model's metric cannot be read; no run starts until it can",
+                model_package_arn=arn,
+                model_package_group=group,
+                error=error,
+                dataset=dataset,
+            )
+            raise ChampionUnreadable(
+                f"approved model package {arn} cannot be the champion ({error}); give it a readable "
+                "evaluation.json with its EvaluationMetric, or reject it (UpdateModelPackage, "
+                "ModelApprovalStatus=Rejected) so that the previous approved package is the champion"
+            ) from exc
+        return Champion(arn, parameters)
 
     def _settled(self, dataset: str, state: DatasetState) -> None:
         """The data is a version already started: stop treating its activity as new."""

@@ -16,8 +16,9 @@ Items, all scoped by pipeline name so that several triggers can share a table:
     single ``pending`` trigger (JSON) with its ``pending_id``.
 ``idem#<sha256 of the idempotency key>``
     ``status`` (``IN_PROGRESS`` with ``token`` and ``lease_until``, then
-    ``COMPLETED`` with ``execution_arn``), ``manifest_uri``, ``key`` (readable),
-    ``expires_at`` (TTL, epoch seconds).
+    ``COMPLETED`` with ``execution_arn``), ``manifest_uri``, ``manifest_created_at`` and
+    ``champion`` (JSON) of the start's request, ``key`` (readable), ``expires_at`` (TTL,
+    epoch seconds).
 
 Times are epoch milliseconds, except ``expires_at`` (epoch seconds, as DynamoDB TTL requires).
 Every read is strongly consistent.
@@ -35,7 +36,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from cdk_mlops.lambdas.retrain_trigger.core import DatasetState, Lock, PipelineState, Touch, Trigger, utc_day
+from cdk_mlops.lambdas.retrain_trigger.core import (
+    Champion,
+    DatasetState,
+    Lock,
+    PipelineState,
+    Touch,
+    Trigger,
+    utc_day,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -54,13 +63,14 @@ class StoreThrottled(RuntimeError):
 class Claimed:
     """This invocation owns the idempotency record.
 
-    ``manifest_uri`` and ``manifest_created_at`` are set when an earlier,
-    interrupted attempt wrote the manifest: the retry starts with exactly the same
+    ``manifest_uri``, ``manifest_created_at`` and ``champion`` are set when an earlier,
+    interrupted attempt prepared the start: the retry starts with exactly the same
     parameters, so that SageMaker's ``ClientRequestToken`` check recognises it.
     """
 
     manifest_uri: str | None
     manifest_created_at: str | None = None
+    champion: Champion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,19 +314,27 @@ class StateStore:
                 return AlreadyDone(_str(item.get("execution_arn")))
             return Busy(_from_ms(item.get("lease_until")) or now)
         attributes = response.get("Attributes", {})
-        return Claimed(_str(attributes.get("manifest_uri")), _str(attributes.get("manifest_created_at")))
+        stored = _str(attributes.get("champion"))
+        return Claimed(
+            _str(attributes.get("manifest_uri")),
+            _str(attributes.get("manifest_created_at")),
+            Champion.from_json(stored) if stored else None,
+        )
 
-    def record_manifest(self, key: str, *, token: str, manifest_uri: str, created_at: str) -> None:
-        """Remember the manifest of this attempt so that a retry starts with the same parameters."""
+    def record_start_parameters(
+        self, key: str, *, token: str, manifest_uri: str, created_at: str, champion: Champion
+    ) -> None:
+        """Remember the manifest and the champion of this attempt so that a retry starts with the same parameters."""
         self._ddb.update_item(
             TableName=self._table,
             Key=self._idem_key(key),
-            UpdateExpression="SET manifest_uri = :uri, manifest_created_at = :created",
+            UpdateExpression="SET manifest_uri = :uri, manifest_created_at = :created, #champion = :champion",
             ConditionExpression="#token = :token",
-            ExpressionAttributeNames={"#token": "token"},
+            ExpressionAttributeNames={"#token": "token", "#champion": "champion"},
             ExpressionAttributeValues={
                 ":uri": {"S": manifest_uri},
                 ":created": {"S": created_at},
+                ":champion": {"S": champion.to_json()},
                 ":token": {"S": token},
             },
         )

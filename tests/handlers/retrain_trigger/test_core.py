@@ -59,12 +59,20 @@ from tests.handlers.retrain_trigger.conftest import (
 )
 
 T0 = datetime(2025, 3, 4, 10, 15, 30, tzinfo=UTC)
+
+
+def first_model() -> core.Champion:
+    """No approved package yet: the gate compares with 0."""
+    return core.Champion(None, {"ChampionMetric": "0.0"})
+
+
 ENV = {
     "PIPELINE_NAME": PIPELINE,
     "DATA_BUCKET": BUCKET,
     "DATASETS": f"{DATASET},fraud",
     "STATE_TABLE": "retrain-state",
     "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/retrain-trigger",
+    "MODEL_PACKAGE_GROUP_NAME": f"{PIPELINE}-models",
 }
 
 
@@ -235,6 +243,7 @@ def test_settings_read_every_variable() -> None:
         datasets=("churn", "fraud"),
         state_table="retrain-state",
         queue_url=ENV["QUEUE_URL"],
+        model_package_group=f"{PIPELINE}-models",
         mode=Mode.COMMIT_MARKER,
         quiet_period=timedelta(seconds=60),
         marker_name="_DONE",
@@ -255,6 +264,15 @@ def test_settings_read_every_variable() -> None:
 def test_settings_name_every_missing_variable() -> None:
     with pytest.raises(KeyError, match=r"missing required environment variable\(s\): PIPELINE_NAME, QUEUE_URL"):
         Settings.from_env({k: v for k, v in ENV.items() if k not in ("PIPELINE_NAME", "QUEUE_URL")})
+
+
+def test_settings_require_the_model_package_group_whose_champion_every_run_must_beat() -> None:
+    # Without it a start could not find the approved model and would gate against no champion.
+    with pytest.raises(KeyError, match=r"variable\(s\): MODEL_PACKAGE_GROUP_NAME"):
+        Settings.from_env({k: v for k, v in ENV.items() if k != "MODEL_PACKAGE_GROUP_NAME"})
+    assert Settings.from_env({**ENV, "MODEL_PACKAGE_GROUP_NAME": " churn-models "}).model_package_group == (
+        "churn-models"
+    )
 
 
 def test_settings_name_every_bad_value() -> None:
@@ -641,9 +659,62 @@ def test_start_in_progress() -> None:
 
 
 def test_pipeline_parameters_use_the_shared_names_and_fit_the_limits() -> None:
-    params = core.pipeline_parameters(manifest_uri="s3://b/m.json", digest="a" * 64, version="v", reason="r" * 5000)
-    assert [p["Name"] for p in params] == ["InputManifestUri", "ManifestSha256", "DataVersion", "TriggerReason"]
+    params = core.pipeline_parameters(
+        manifest_uri="s3://b/m.json", digest="a" * 64, version="v", reason="r" * 5000, champion=first_model()
+    )
+    assert [p["Name"] for p in params] == [
+        "InputManifestUri",
+        "ManifestSha256",
+        "DataVersion",
+        "TriggerReason",
+        "ChampionMetric",
+    ]
     assert params[3]["Value"] == "r" * 1024
+    assert params[4]["Value"] == "0.0"
+
+
+def test_pipeline_parameters_carry_the_champion_and_its_baseline() -> None:
+    champion = core.Champion(
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-training-models/3",
+        {"ChampionMetric": "0.9312", "BaselineConstraintsUri": "s3://b/artifacts/p/e/constraints.json"},
+    )
+    params = core.pipeline_parameters(
+        manifest_uri="s3://b/m.json", digest="a" * 64, version="v", reason="r", champion=champion
+    )
+    assert {p["Name"]: p["Value"] for p in params}["ChampionMetric"] == "0.9312"
+    assert params[-1] == {"Name": "BaselineConstraintsUri", "Value": "s3://b/artifacts/p/e/constraints.json"}
+
+
+def test_champion_round_trips_through_json_and_rejects_junk() -> None:
+    champion = core.Champion("arn:aws:sagemaker:eu-west-1:1:model-package/g/1", {"ChampionMetric": "0.5"})
+    assert core.Champion.from_json(champion.to_json()) == champion
+    assert core.Champion.from_json(first_model().to_json()) == first_model()
+    for junk in ("", "[]", '{"parameters": {"ChampionMetric": 1}}', '{"model_package_arn": 3, "parameters": {}}'):
+        assert core.Champion.from_json(junk) is None
+
+
+def test_start_request_names_the_pipeline_version_reason_champion_and_token() -> None:
+    request = core.start_request(
+        settings(),
+        dataset=DATASET,
+        digest="0123456789abcdef" * 4,
+        manifest_uri=f"s3://{BUCKET}/manifests/{DATASET}/20250304T101530Z-0123456789ab.json",
+        created_at="2025-03-04T10:15:30Z",
+        reason="new objects; quiet for 15 min",
+        champion=first_model(),
+        key=f"{PIPELINE}|{'0123456789abcdef' * 4}",
+    )
+    assert request["PipelineName"] == PIPELINE
+    assert request["PipelineExecutionDisplayName"] == "retrain-churn-01234567"
+    assert request["PipelineExecutionDescription"] == "new objects; quiet for 15 min"
+    assert request["ClientRequestToken"] == core.client_request_token(f"{PIPELINE}|{'0123456789abcdef' * 4}")
+    assert {p["Name"]: p["Value"] for p in request["PipelineParameters"]} == {
+        "InputManifestUri": f"s3://{BUCKET}/manifests/{DATASET}/20250304T101530Z-0123456789ab.json",
+        "ManifestSha256": "0123456789abcdef" * 4,
+        "DataVersion": "20250304T101530Z-0123456789ab",
+        "TriggerReason": "new objects; quiet for 15 min",
+        "ChampionMetric": "0.0",
+    }
 
 
 def test_execution_display_name_matches_the_sagemaker_pattern() -> None:

@@ -8,6 +8,7 @@ when their ``due`` time comes (instead of sleeping through ``DelaySeconds``).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,22 @@ from tests.handlers.retrain_trigger.test_core import odd_events
 T0 = datetime(2025, 3, 4, 10, 0, 0, tzinfo=UTC)
 TABLE = "retrain-state"
 QUEUE = "retrain-trigger"
+GROUP = f"{PIPELINE}-models"
+#: What the pipeline's Register step records as the package's EvaluationMetric metadata.
+AUC = "binary_classification_metrics.auc.value"
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered model package and the baseline constraints it records."""
+
+    arn: str
+    constraints: str | None
+
+
+def auc(value: float) -> dict[str, Any]:
+    """An evaluation.json as ``evaluate.py`` writes it for binary classification."""
+    return {"binary_classification_metrics": {"auc": {"value": value, "standard_deviation": "NaN"}}}
 
 
 @dataclass
@@ -101,6 +118,42 @@ class Aws:
         if marker:
             keys.append(f"datasets/{DATASET}/{name}/_SUCCESS")
         return self.put(*keys)
+
+    # --- the model registry -------------------------------------------------------------------
+
+    def register(
+        self,
+        evaluation: dict[str, Any] | None,
+        *,
+        status: str = "Approved",
+        baseline: bool = True,
+        metadata: dict[str, str] | None = None,
+    ) -> Registered:
+        """Register a model package as the pipeline's Register step does, with its evaluation.json in S3."""
+        prefix = f"artifacts/{PIPELINE}/{uuid.uuid4().hex[:12]}"
+        evaluation_uri = f"s3://{BUCKET}/{prefix}/evaluate/evaluation.json"
+        if evaluation is not None:
+            self.s3.put_object(Bucket=BUCKET, Key=f"{prefix}/evaluate/evaluation.json", Body=json.dumps(evaluation))
+        constraints = f"s3://{BUCKET}/{prefix}/data-quality-baseline/constraints.json"
+        request: dict[str, Any] = {
+            "ModelPackageGroupName": GROUP,
+            "ModelApprovalStatus": status,
+            "InferenceSpecification": {
+                "Containers": [{"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/xgboost:1.7-1"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}
+            },
+            "CustomerMetadataProperties": {"EvaluationMetric": AUC} if metadata is None else metadata,
+        }
+        if baseline:
+            request["DriftCheckBaselines"] = {
+                "ModelDataQuality": {"Constraints": {"ContentType": "application/json", "S3Uri": constraints}}
+            }
+        arn = self.sm.create_model_package(**request)["ModelPackageArn"]
+        return Registered(arn, constraints if baseline else None)
 
     # --- running the handler ----------------------------------------------------------------
 
@@ -186,6 +239,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             "Parameters": [{"Name": name, "Type": "String"} for name in core.PIPELINE_PARAMETER_NAMES],
             "Steps": [],
         }
+        world.sm.create_model_package_group(ModelPackageGroupName=GROUP)
         world.sm.create_pipeline(
             PipelineName=PIPELINE,
             RoleArn="arn:aws:iam::123456789012:role/sagemaker-pipeline",
@@ -198,6 +252,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             DATASETS=DATASET,
             STATE_TABLE=TABLE,
             QUEUE_URL=queue_url,
+            MODEL_PACKAGE_GROUP_NAME=GROUP,
             METRICS_NAMESPACE="Test/Retrain",
             COOLDOWN_SECONDS=0,
             MAX_RUNS_PER_DAY=0,
@@ -488,20 +543,16 @@ def test_throttled_state_write_fails_the_whole_dataset_and_changes_nothing(aws: 
     assert len(aws.executions()) == 1
 
 
-def test_persistent_failure_is_reported_every_time_and_ends_in_the_dead_letter_queue(aws: Aws) -> None:
-    aws.env(MODE="COMMIT_MARKER")
-    sagemaker = handler_module._sagemaker()
-    aws.replace_client_method(
-        sagemaker,
-        "start_pipeline_execution",
-        throttle(10**6, "ResourceLimitExceeded", sagemaker.start_pipeline_execution, "StartPipelineExecution"),
-    )
+def poll_until_empty(aws: Aws, events: list[dict[str, Any]]) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """Send events to the queue and poll as the event source mapping does, until nothing is visible.
+
+    The visibility timeout is 0 so that a failed record is retried at once. Returns the record ids
+    reported as failed by each invocation, and the events that ended in the dead-letter queue.
+    """
     queue = aws.sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     dlq = aws.sqs.get_queue_url(QueueName=f"{QUEUE}-dlq")["QueueUrl"]
-    for event in aws.drop("d1", n=2):
+    for event in events:
         aws.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
-
-    # WHEN the event source mapping polls until the queue is empty (visibility timeout 0 to retry at once)
     reported: list[list[str]] = []
     for _ in range(6):
         received = aws.sqs.receive_message(
@@ -515,11 +566,25 @@ def test_persistent_failure_is_reported_every_time_and_ends_in_the_dead_letter_q
         for message in received:
             if message["MessageId"] not in failed:
                 aws.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    dead = aws.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    return reported, [json.loads(m["Body"]) for m in dead]
+
+
+def test_persistent_failure_is_reported_every_time_and_ends_in_the_dead_letter_queue(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    sagemaker = handler_module._sagemaker()
+    aws.replace_client_method(
+        sagemaker,
+        "start_pipeline_execution",
+        throttle(10**6, "ResourceLimitExceeded", sagemaker.start_pipeline_execution, "StartPipelineExecution"),
+    )
+
+    # WHEN the event source mapping polls until the queue is empty
+    reported, dead = poll_until_empty(aws, aws.drop("d1", n=2))
 
     # THEN the marker was reported on every receive (maxReceiveCount 3), then moved to the DLQ; nothing started
     assert [len(r) for r in reported] == [1, 1, 1]
-    dead = aws.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
-    assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in dead] == ["datasets/churn/d1/_SUCCESS"]
+    assert [event["detail"]["object"]["key"] for event in dead] == ["datasets/churn/d1/_SUCCESS"]
     assert aws.executions() == []
     assert aws.items("lock#") == {}
 
@@ -584,6 +649,155 @@ def test_invalid_messages_are_reported_and_foreign_ones_deleted(aws: Aws) -> Non
 
     assert aws.invoke([broken, half, foreign, unknown]) == [broken["messageId"], half["messageId"]]
     assert aws.executions() == []
+
+
+# --- the champion ---------------------------------------------------------------------------------
+
+
+def started_parameters(aws: Aws) -> dict[str, str]:
+    [execution] = aws.executions()
+    return aws.parameters(execution)
+
+
+def test_the_first_model_is_compared_with_no_champion_and_validated_against_no_baseline(aws: Aws) -> None:
+    # GIVEN a group whose only package is still waiting for approval
+    aws.env(MODE="COMMIT_MARKER")
+    aws.register(auc(0.91), status="PendingManualApproval")
+
+    # WHEN a drop starts the pipeline
+    assert aws.deliver(*aws.drop("d1")) == []
+
+    # THEN the gate compares with ChampionMetric 0 (no champion) and Preprocess validates nothing
+    parameters = started_parameters(aws)
+    assert parameters["ChampionMetric"] == "0.0"
+    assert "BaselineConstraintsUri" not in parameters
+
+
+def _start_by_data(aws: Aws) -> list[str]:
+    return aws.deliver(*aws.drop("d1"))
+
+
+def _start_by_schedule(aws: Aws) -> list[str]:
+    aws.drop("d1", marker=False)  # objects whose events never reached the trigger
+    return aws.deliver(load_event("scheduled_retrain.json"))
+
+
+def _start_by_drift_alarm(aws: Aws) -> list[str]:
+    aws.drop("d1", marker=False)
+    return aws.deliver(alarm())
+
+
+def _start_by_monitor_violation(aws: Aws) -> list[str]:
+    aws.drop("d1", marker=False)
+    return aws.deliver(load_event("model_monitor_violation.json"))
+
+
+def _start_by_manual_event(aws: Aws) -> list[str]:
+    aws.drop("d1", marker=False)
+    return aws.deliver(load_event("manual_retrain.json"))
+
+
+@pytest.mark.parametrize(
+    "start",
+    [_start_by_data, _start_by_schedule, _start_by_drift_alarm, _start_by_monitor_violation, _start_by_manual_event],
+    ids=["data", "schedule", "drift alarm", "monitor violation", "manual event"],
+)
+def test_every_start_path_competes_with_the_newest_approved_model(
+    aws: Aws, start: Callable[[Aws], list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an older approved model, the newest approved one, and newer ones not approved
+    aws.env(MODE="COMMIT_MARKER")
+    aws.register(auc(0.88))
+    champion = aws.register(auc(0.93))
+    aws.register(auc(0.99), status="PendingManualApproval")
+    aws.register(auc(0.97), status="Rejected")
+    capsys.readouterr()
+
+    # WHEN this start path starts the pipeline
+    assert start(aws) == []
+
+    # THEN the execution gates against the newest approved model and validates against its baseline
+    parameters = started_parameters(aws)
+    assert parameters["ChampionMetric"] == "0.93"
+    assert parameters["BaselineConstraintsUri"] == champion.constraints
+    # AND the decision log names the champion
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [started] = [line for line in lines if line.get("decision") == "started"]
+    assert started["champion"] == champion.arn
+
+
+def test_a_champion_without_a_baseline_leaves_data_validation_off(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER")
+    aws.register(auc(0.8), baseline=False)
+    assert aws.deliver(*aws.drop("d1")) == []
+    parameters = started_parameters(aws)
+    assert parameters["ChampionMetric"] == "0.8"
+    assert "BaselineConstraintsUri" not in parameters
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "metadata", "problem"),
+    [
+        (None, None, "NoSuchKey"),
+        ({"binary_classification_metrics": {"f1": {"value": 0.7}}}, None, f"the champion's evaluation has no {AUC!r}"),
+        (auc(0.9), {}, "the model package has no EvaluationMetric metadata"),
+    ],
+    ids=["evaluation missing", "metric missing", "not registered by the pipeline"],
+)
+def test_a_champion_whose_evaluation_cannot_be_read_fails_the_start_into_the_dead_letter_queue(
+    aws: Aws,
+    evaluation: dict[str, Any] | None,
+    metadata: dict[str, str] | None,
+    problem: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN an approved model whose metric cannot be read
+    aws.env(MODE="COMMIT_MARKER")
+    champion = aws.register(evaluation, metadata=metadata)
+    capsys.readouterr()
+
+    # WHEN the event source mapping polls until the queue is empty
+    reported, dead = poll_until_empty(aws, aws.drop("d1", n=2))
+
+    # THEN nothing starts against a champion of 0: the marker fails on every receive, then sits in the DLQ
+    assert [len(r) for r in reported] == [1, 1, 1]
+    assert [event["detail"]["object"]["key"] for event in dead] == ["datasets/churn/d1/_SUCCESS"]
+    assert aws.executions() == []
+    assert aws.items("lock#") == {}
+    assert aws.items("idem#") == {}
+    # AND an error line says which package and what is wrong with it
+    errors = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ERROR"' in line]
+    champion_errors = [line for line in errors if line.get("model_package_arn") == champion.arn]
+    assert champion_errors
+    assert problem in champion_errors[0]["error"]
+
+
+def test_an_interrupted_start_is_retried_with_the_champion_of_its_first_attempt(aws: Aws) -> None:
+    # GIVEN a start whose bookkeeping failed after SageMaker accepted it (the first model)
+    aws.env(MODE="COMMIT_MARKER", LEASE_SECONDS=300)
+    ddb = handler_module._dynamodb()
+    real_update = ddb.update_item
+    calls = {"failed": False}
+
+    def update_item(**kwargs: Any) -> Any:
+        if not calls["failed"] and kwargs["UpdateExpression"] == "SET execution_arn = :arn":
+            calls["failed"] = True
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
+        return real_update(**kwargs)
+
+    aws.replace_client_method(ddb, "update_item", update_item)
+    records = [sqs_record(event) for event in aws.drop("d1")]
+    assert aws.invoke(records) == [records[-1]["messageId"]]
+
+    # WHEN a model is approved before the retry
+    aws.register(auc(0.95))
+    aws.later(minutes=6)
+    assert aws.invoke([records[-1]]) == []
+
+    # THEN the retry repeats the first request exactly, so SageMaker's token check recognises it
+    first, second = aws.starts
+    assert second == first
+    assert {p["Name"]: p["Value"] for p in second["PipelineParameters"]}["ChampionMetric"] == "0.0"
 
 
 # --- other triggers ---------------------------------------------------------------------------------

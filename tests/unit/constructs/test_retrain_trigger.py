@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk.assertions import Capture, Match, Template
+from aws_cdk.assertions import Annotations, Capture, Match, Template
+from cfnlint.api import ManualArgs, lint
 
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
 from cdk_mlops.errors import ConfigurationError
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import actions_of, cfn_lint_findings, nag_findings, statements
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class Built:
 
     def logical_id(self, construct: Any) -> str:
         return self.stack.get_logical_id(construct.node.default_child)
+
+    def own_logical_ids(self) -> set[str]:
+        """The logical ids of every CloudFormation resource the trigger defines."""
+        return {self.stack.get_logical_id(c) for c in self.trigger.node.find_all() if isinstance(c, cdk.CfnResource)}
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +225,176 @@ def test_handler_may_start_only_its_pipeline(built):
 
 
 def test_stack_passes_cfn_lint_and_cdk_nag(built):
-    assert cfn_lint_errors(built.template.to_json()) == []
+    assert cfn_lint_findings(built.template.to_json()) == []
     assert nag_findings(built.stack) == []
+
+
+def test_the_triggers_resources_have_no_cfn_lint_warnings(built):
+    # e.g. W3005: a DependsOn on the role the function already names with Fn::GetAtt
+    matches = lint(json.dumps(built.template.to_json()), config=ManualArgs(regions=["us-east-1"]))
+    own = built.own_logical_ids()
+    findings = [
+        f"{m.rule.id} {m.path_string}: {m.message}"
+        for m in matches
+        if m.rule.id[0] in "WE" and len(m.path) > 1 and m.path[0] == "Resources" and m.path[1] in own
+    ]
+    assert findings == []
+
+
+def test_the_function_still_waits_for_its_role_policy(built):
+    function = built.template.to_json()["Resources"][built.logical_id(built.trigger.function)]
+    policy = built.trigger.role.node.find_child("DefaultPolicy").node.default_child
+    assert function["DependsOn"] == [built.stack.get_logical_id(policy)]
+
+
+# --- the champion ---------------------------------------------------------------------------------------
+
+
+def test_function_is_told_the_model_package_group_of_its_pipeline(built):
+    env = Capture()
+    built.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "cdk_mlops.lambdas.retrain_trigger.handler.handler", "Environment": {"Variables": env}},
+    )
+    # the group TrainingPipeline creates for this pipeline name by default
+    assert env.as_object()["MODEL_PACKAGE_GROUP_NAME"] == "cdk-mlops-test-training-models"
+
+
+def _resources(statement: dict[str, Any]) -> str:
+    return json.dumps(statement["Resource"])
+
+
+def test_handler_may_read_the_champion_of_its_own_group_and_artifacts_only(built):
+    found = statements(built.template, built.trigger.role)
+    registry = [s for s in found if any(a.startswith("sagemaker:") and "ModelPackage" in a for a in actions_of(s))]
+    assert {a for s in registry for a in actions_of(s)} == {
+        "sagemaker:ListModelPackages",
+        "sagemaker:DescribeModelPackage",
+    }
+    for statement in registry:
+        assert "model-package/cdk-mlops-test-training-models/*" in _resources(statement)
+        # Listing is also authorized on the group; describing a version only on the group's versions.
+        if "model-package-group/" in _resources(statement):
+            assert actions_of(statement) == ["sagemaker:ListModelPackages"]
+            assert ':model-package-group/cdk-mlops-test-training-models"' in _resources(statement)
+    # evaluation.json is read from the pipeline's artifacts prefix, decrypted with the store's key
+    reads = [s for s in found if "s3:GetObject*" in actions_of(s)]
+    assert any("/artifacts/cdk-mlops-test-training/*" in _resources(s) for s in reads)
+    assert not any('/artifacts/*"' in _resources(s) for s in reads)
+    store_key = built.logical_id(built.store.encryption_key)
+    assert any("kms:Decrypt" in actions_of(s) and store_key in _resources(s) for s in found)
+
+
+def test_group_and_artifacts_prefix_can_be_named():
+    stack = cdk.Stack(cdk.App(), "Named")
+    store = VersionedDataStore(stack, "Data")
+    trigger = RetrainTrigger(
+        stack,
+        "Retrain",
+        data_store=store,
+        datasets=["churn"],
+        pipeline_name="train",
+        model_package_group_name="shared-models",
+        artifacts_prefix="artifacts/shared/",
+    )
+    template = Template.from_stack(stack)
+    found = statements(template, trigger.role)
+    assert any("model-package/shared-models/*" in _resources(s) for s in found)
+    assert any("/artifacts/shared/*" in _resources(s) for s in found if "s3:GetObject*" in actions_of(s))
+    assert trigger.model_package_group_name == "shared-models"
+
+
+def _asset_directory(trigger: RetrainTrigger) -> Path:
+    asset = trigger.function.node.find_child("Code")
+    assert isinstance(asset, s3_assets.Asset)
+    stage = cdk.Stage.of(trigger)
+    assert stage is not None
+    return Path(stage.outdir) / asset.asset_path
+
+
+def test_the_function_asset_runs_the_handler_with_nothing_but_its_own_files(built):
+    # GIVEN the synthesized asset (the stack was synthesized by the fixture's Template)
+    directory = _asset_directory(built.trigger)
+    assert (directory / "cdk_mlops" / "champion.py").is_file()
+    # WHEN Python imports the handler from the asset alone
+    code = (
+        "import sys, cdk_mlops.lambdas.retrain_trigger.handler as h; "
+        "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith('cdk_mlops') and m.__file__]; "
+        "print(all(f.startswith(sys.argv[1]) for f in mods), 'aws_cdk' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(directory)], cwd=directory, capture_output=True, text=True, check=True
+    )
+    # THEN every cdk_mlops module came from the asset, and no CDK code was loaded
+    assert out.stdout.split() == ["True", "False"]
+
+
+# --- resource policies: confused deputy -------------------------------------------------------------------
+
+
+def _service_statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in document["Statement"] if isinstance(s.get("Principal"), dict) and "Service" in s["Principal"]]
+
+
+def test_every_resource_policy_that_trusts_a_service_names_the_source(built):
+    resources = built.template.to_json()["Resources"]
+    own = built.own_logical_ids()
+    documents = [
+        resource["Properties"].get("PolicyDocument") or resource["Properties"].get("KeyPolicy")
+        for logical_id, resource in resources.items()
+        if logical_id in own and resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::KMS::Key")
+    ]
+    trusting = [s for document in documents if document for s in _service_statements(document)]
+    assert trusting, "EventBridge must be allowed to send to the queue"
+    for statement in trusting:
+        condition = statement.get("Condition", {})
+        keys = {key for operator in condition.values() for key in operator}
+        assert keys & {"aws:SourceArn", "aws:SourceAccount"}, statement
+
+
+def test_eventbridge_may_send_to_the_queue_only_for_the_triggers_rules(built):
+    policy = Capture()
+    built.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {"Queues": [{"Ref": built.logical_id(built.trigger.queue)}], "PolicyDocument": policy},
+    )
+    [statement] = _service_statements(policy.as_object())
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    rules = [{"Fn::GetAtt": [built.logical_id(rule), "Arn"]} for rule in built.trigger.rules.values()]
+    assert len(rules) == 4
+    sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(map(json.dumps, sources)) == sorted(map(json.dumps, rules))
+
+
+def test_eventbridge_may_use_the_key_only_for_this_account(built):
+    key = built.template.to_json()["Resources"][built.logical_id(built.trigger.encryption_key)]
+    [statement] = _service_statements(key["Properties"]["KeyPolicy"])
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_an_imported_key_gets_a_warning_naming_the_statement_it_needs():
+    stack = cdk.Stack(cdk.App(), "Imported")
+    store = VersionedDataStore(stack, "Data")
+    key = kms.Key.from_key_arn(
+        stack, "Key", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    RetrainTrigger(stack, "Retrain", data_store=store, datasets=["churn"], pipeline_name="train", encryption_key=key)
+    Annotations.from_stack(stack).has_warning(
+        "/Imported/Retrain",
+        Match.string_like_regexp(
+            "imported encryption_key.*allow events.amazonaws.com kms:Decrypt and kms:GenerateDataKey.*aws:SourceAccount"
+        ),
+    )
+
+
+def test_the_scheduler_may_assume_the_schedule_role_only_for_this_account(built):
+    role = built.template.to_json()["Resources"][built.logical_id(built.trigger.node.find_child("ScheduleRole"))]
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def make(**kwargs: Any) -> RetrainTrigger:
@@ -238,6 +417,8 @@ def make(**kwargs: Any) -> RetrainTrigger:
         ({"policy": RetrainPolicy(marker_name="a/_SUCCESS")}, "marker_name 'a/_SUCCESS' must be a file name"),
         ({"policy": RetrainPolicy(min_objects=-1)}, "min_objects (-1) must be a whole number >= 0"),
         ({"policy": RetrainPolicy(key_suffixes=("a,b",))}, "key_suffixes ['a,b'] must be non-empty"),
+        ({"model_package_group_name": "Models_1"}, "model_package_group_name 'Models_1' is not valid"),
+        ({"artifacts_prefix": "artifacts/train"}, "artifacts_prefix 'artifacts/train' must be a key prefix ending"),
     ],
 )
 def test_invalid_settings_name_the_construct_value_and_fix(kwargs, expected):
