@@ -21,7 +21,8 @@ repository's checkout (``python3 -m cdk_mlops.delivery_steps <command> ...``):
     recorded by the model pipeline) into ``cdk.json``, so a re-synth deploys the same models.
 ``select-model``
     The newest approved package of the registry (:func:`cdk_mlops.promotion.decide_promotion`)
-    and the settings that serve it (:func:`model_settings`).
+    and the settings that serve it (:func:`model_settings`), and whether this run delivers it
+    (:data:`DELIVER`): not when the first environment already runs it (a repeated approval event).
 ``deploy-model``
     Deploys one environment with another model package, from the source revision the platform
     pipeline last deployed there, then records the package.
@@ -60,8 +61,10 @@ if TYPE_CHECKING:
     import boto3
 
 __all__ = [
+    "DELIVER",
     "MODEL_RECORD_NONE",
     "MODEL_SETTINGS",
+    "REDELIVER",
     "Finding",
     "RetrainAction",
     "RetrainDecision",
@@ -83,6 +86,12 @@ __all__ = [
 
 #: The value a model record holds before the model pipeline has deployed any package there.
 MODEL_RECORD_NONE: Final = "none"
+#: The variable ``select-model`` exports: ``true`` when this run delivers the package, ``false``
+#: when the first environment already runs it; the model pipeline skips every environment then.
+DELIVER: Final = "DELIVER"
+#: The model pipeline's variable that makes ``select-model`` deliver a package the first
+#: environment already runs (``--redeliver true``), e.g. after a rejected approval.
+REDELIVER: Final = "REDELIVER"
 #: Who asks the retrain trigger for a run (``requestedBy`` of the ``Manual Retrain`` event).
 REQUESTED_BY: Final = "platform delivery pipeline"
 #: Stack statuses of a successfully deployed stack.
@@ -673,7 +682,17 @@ def _deployed_arn(session: boto3.Session, record: str) -> str | None:
 
 
 def _select_model(args: argparse.Namespace) -> int:
-    """Prints an ``export`` line per model setting (``MODEL_PACKAGE_ARN``, ...) for the build to source."""
+    """Prints an ``export`` line per model setting (``MODEL_PACKAGE_ARN``, ...) and :data:`DELIVER`.
+
+    SageMaker may send several state-change events for one approval, and each starts a run. The
+    runs queue, so when this one selects, an earlier run for the same package has finished; if
+    the first environment runs the package, that run delivered it (or stopped where a test failed
+    or a person rejected it), and this run delivers nothing: ``DELIVER=false`` skips every stage,
+    unless a person started it with ``--redeliver true``.
+    """
+    if args.redeliver not in ("true", "false"):
+        print(f"FAIL: {REDELIVER} is {args.redeliver!r}; start the pipeline with true or false", file=sys.stderr)
+        return 1
     registry = _session(args.region, args.role_arn, "select-model")
     deployed = _deployed_arn(_session(None, None, "records"), args.record)
     decision = decide_promotion(_list_packages(registry, args.group), deployed_arn=deployed, stage=args.environment)
@@ -681,10 +700,17 @@ def _select_model(args: argparse.Namespace) -> int:
     if decision.model_package_arn is None:
         print(f"FAIL: {args.group} has no approved model package; approve one in the registry", file=sys.stderr)
         return 1
+    deliver = decision.action is PromotionAction.PROMOTE or args.redeliver == "true"
+    if decision.action is PromotionAction.KEEP:
+        then = "delivering it again, as asked" if deliver else "this run delivers nothing"
+        print(
+            f"{decision.model_package_arn} is already delivered ({args.environment} runs it); {then}", file=sys.stderr
+        )
     package = registry.client("sagemaker").describe_model_package(ModelPackageName=decision.model_package_arn)
     settings = model_settings(cast(Mapping[str, Any], package))
     for key in MODEL_SETTINGS:
         print(f"export {key.upper()}={shlex.quote(settings.get(key, MODEL_RECORD_NONE))}")
+    print(f"export {DELIVER}={'true' if deliver else 'false'}")
     return 0
 
 
@@ -833,6 +859,7 @@ def _parser() -> argparse.ArgumentParser:
     select.add_argument("--role-arn", default=None, help="the registry environment's delivery access role")
     select.add_argument("--environment", required=True, help="the first environment models are promoted to")
     select.add_argument("--record", required=True, help="that environment's model record")
+    select.add_argument("--redeliver", default="false", help="true: deliver even if that environment runs it")
 
     deploy = commands.add_parser("deploy-model", help="deploy an environment with another model package")
     deploy.add_argument("--environment", required=True)

@@ -46,6 +46,7 @@ from cdk_mlops.constructs.common import (
     _flatten,
     access_log_bucket,
     acknowledge,
+    depend_on_role_policy,
     iam5_findings,
     nag_resource,
 )
@@ -54,8 +55,10 @@ from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.delivery_steps import (
+    DELIVER,
     MODEL_RECORD_NONE,
     MODEL_SETTINGS,
+    REDELIVER,
     model_record_name,
     revision_record_name,
     training_fingerprint,
@@ -76,6 +79,7 @@ __all__ = [
     "PipelineSource",
     "PlatformDeliveryPipeline",
     "access_role_name",
+    "use_connection_actions",
 ]
 
 #: Where the pipelines record what they deployed (SSM parameters in the tooling account).
@@ -88,6 +92,10 @@ DEFAULT_SAMPLE_KEY: Final = "artifacts/delivery/sample-payload.csv"
 MODEL_PACKAGE_STATE_CHANGE: Final = "SageMaker Model Package State Change"
 #: The approval status that starts the model pipeline.
 APPROVED: Final = "Approved"
+#: The package status of a registered package (``Pending`` and ``InProgress`` come before it).
+COMPLETED: Final = "Completed"
+#: The variables namespace of the model pipeline's Select action.
+_MODEL_NAMESPACE: Final = "Model"
 
 #: What the build steps install before they run :mod:`cdk_mlops.delivery_steps`: boto3, and the
 #: library itself (without its dependencies) when the checkout is not this repository.
@@ -101,9 +109,14 @@ STEP_INSTALL_COMMANDS: Final = (
 _CACHE_PATHS: Final = ("/root/.cache/pip/**/*", "/root/.npm/**/*")
 
 _CONNECTION_ARN = re.compile(
-    r"^arn:aws(?:-[a-z]+)*:(?:codeconnections|codestar-connections):([a-z0-9-]+):([0-9]{12}):"
+    r"^arn:aws(?:-[a-z]+)*:(?P<service>codeconnections|codestar-connections):(?P<region>[a-z0-9-]+):[0-9]{12}:"
     r"connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
+#: The services a connection ARN may name. AWS CodeStar Connections was renamed AWS CodeConnections,
+#: and IAM evaluates the action whose service prefix is the resource ARN's: a
+#: ``arn:aws:codeconnections:...`` connection is used through ``codeconnections:UseConnection`` only.
+_CONNECTION_SERVICES: Final = ("codeconnections", "codestar-connections")
+_USE_CONNECTION: Final = "UseConnection"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -124,6 +137,18 @@ def _role_arn(account: str, name: str) -> str:
 
 def _title(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
+
+
+def use_connection_actions(connection_arn: str) -> list[str]:
+    """The IAM action(s) that let a principal use a connection: the one of the ARN's service.
+
+    ``codeconnections:UseConnection`` for an ``arn:aws:codeconnections:...`` connection,
+    ``codestar-connections:UseConnection`` for one created before the rename. An ARN that synth
+    cannot read (a token, or not a connection ARN) gets both: one of them is the right one.
+    """
+    match = None if Token.is_unresolved(connection_arn) else _CONNECTION_ARN.match(connection_arn)
+    services = [match.group("service")] if match else list(_CONNECTION_SERVICES)
+    return [f"{service}:{_USE_CONNECTION}" for service in services]
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -193,9 +218,9 @@ class PipelineSource:
                     "arn:aws:codeconnections:<region>:<account>:connection/<uuid> (or the legacy "
                     "codestar-connections service name), as shown in the console under Developer Tools > Connections"
                 )
-            elif region and not Token.is_unresolved(region) and match.group(1) != region:
+            elif region and not Token.is_unresolved(region) and match.group("region") != region:
                 found.append(
-                    f"source.connection_arn is in {match.group(1)}, but the pipeline runs in {region}; "
+                    f"source.connection_arn is in {match.group('region')}, but the pipeline runs in {region}; "
                     f"create the connection in {region}"
                 )
         repository = self.repository or ""
@@ -471,12 +496,34 @@ class DeliveryAccess(Construct):
 
 
 def _approval_pattern(group: str, account: str | None = None) -> events.EventPattern:
+    """A registered package of ``group`` that is approved.
+
+    SageMaker sends a state change while a package is being registered (``ModelPackageStatus``
+    ``Pending``, ``InProgress``) and again on later updates; only a ``Completed`` package can be
+    deployed. Repeated events for one package still match: the model pipeline's Select step
+    delivers a package once (see :class:`ModelDeliveryPipeline`).
+    """
     return events.EventPattern(
         source=["aws.sagemaker"],
         detail_type=[MODEL_PACKAGE_STATE_CHANGE],
         account=[account] if account else None,
-        detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": [APPROVED]},
+        detail={"ModelPackageGroupName": [group], "ModelPackageStatus": [COMPLETED], "ModelApprovalStatus": [APPROVED]},
     )
+
+
+def _only_when_delivering() -> codepipeline.Conditions:
+    """Enter a target's stage only when Select chose to deliver (:data:`DELIVER`); skip it otherwise.
+
+    Every stage skipped makes a successful run that changed nothing: no deployment, no test, no
+    approval request. CodePipeline offers the SKIP result for VariableCheck entry conditions.
+    """
+    rule = codepipeline.Rule(
+        name="Deliver",
+        provider="VariableCheck",
+        version="1",
+        configuration={"Variable": f"#{{{_MODEL_NAMESPACE}.{DELIVER}}}", "Operator": "EQ", "Value": "true"},
+    )
+    return codepipeline.Conditions(conditions=[codepipeline.Condition(result=codepipeline.Result.SKIP, rules=[rule])])
 
 
 # ------------------------------------------------------------------------------ shared pipeline parts
@@ -628,6 +675,149 @@ def _actions(statement: Mapping[str, Any]) -> list[str]:
     return [str(a) for a in (value if isinstance(value, list) else [value])]
 
 
+#: Rewrites one statement of a final policy; returns the statements that replace it.
+_StatementRewrite = Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+
+
+def _rewrite_policies(policies: Iterable[iam.CfnPolicy], rewrite: _StatementRewrite) -> None:
+    """Apply ``rewrite`` to every statement of the policies, as CloudFormation will receive them.
+
+    For statements that aws-cdk-lib and CDK Pipelines add on their own (source actions, replication
+    buckets), until the app is prepared. Call it from a node validation, which runs after that:
+    each policy is resolved (statements merged when ``@aws-cdk/aws-iam:minimizePolicies`` is on),
+    rewritten, and set on its L1 if it changed, so the template and cdk-nag see the same document.
+    """
+    for policy in policies:
+        document = Stack.of(policy).resolve(policy.policy_document)
+        if not isinstance(document, dict):
+            continue
+        before = document.get("Statement", [])
+        after = [new for statement in before for new in rewrite(statement)]
+        if after != before:
+            policy.policy_document = {**document, "Statement": after}
+
+
+def _policies_under(scope: Construct) -> list[iam.CfnPolicy]:
+    """The policies of ``scope``'s own stacks (not of the stages a CDK Pipeline defines inside it)."""
+    stage = cdk.Stage.of(scope)
+    return [c for c in scope.node.find_all() if isinstance(c, iam.CfnPolicy) and cdk.Stage.of(c) is stage]
+
+
+def _with_actions(statement: Mapping[str, Any], actions: Sequence[str]) -> dict[str, Any]:
+    return {**statement, "Action": list(actions) if len(actions) > 1 else actions[0]}
+
+
+def _use_connection_of_its_service(statement: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A statement that grants ``UseConnection``, with the action of each connection's own service.
+
+    aws-cdk-lib grants ``codestar-connections:UseConnection`` to source actions and to CodeBuild
+    projects that clone through a connection, whatever the connection ARN's service.
+    """
+    actions = _actions(statement)
+    if statement.get("Effect") != "Allow" or not any(a.endswith(f":{_USE_CONNECTION}") for a in actions):
+        return [dict(statement)]
+    value = statement.get("Resource", [])
+    resources = value if isinstance(value, list) else [value]
+    needed = {a for r in resources for a in use_connection_actions(r if isinstance(r, str) else _flatten(r))}
+    kept = [a for a in actions if not a.endswith(f":{_USE_CONNECTION}")]
+    return [_with_actions(statement, [*kept, *sorted(needed)])]
+
+
+@jsii.implements(IValidation)
+class _UseConnectionActions:
+    """Makes every grant on a connection under ``owner`` name the action of the connection's service.
+
+    Runs after the app is prepared, when the source actions and CodeBuild projects have added
+    their statements (see :func:`_use_connection_of_its_service`).
+    """
+
+    def __init__(self, owner: Construct) -> None:
+        self._owner = owner
+
+    def validate(self) -> list[str]:
+        _rewrite_policies(_policies_under(self._owner), _use_connection_of_its_service)
+        return []
+
+
+@dataclass(frozen=True)
+class _ReplicationKey:
+    """The key of a CodePipeline replication bucket in another region, known by its alias."""
+
+    region: str
+    account: str
+    alias_name: str
+
+    @property
+    def key_arns(self) -> str:
+        """Every key of the support stack's account and region; the alias condition picks one."""
+        return f"arn:{Aws.PARTITION}:kms:{self.region}:{self.account}:key/*"
+
+
+def _replication_keys(pipeline: codepipeline.Pipeline) -> list[_ReplicationKey]:
+    """The replication keys of ``pipeline``'s cross-region support stacks whose alias synth knows."""
+    found: list[_ReplicationKey] = []
+    for support in pipeline.cross_region_support.values():
+        if support.stack is Stack.of(pipeline):
+            continue
+        for alias in (c for c in support.stack.node.find_all() if isinstance(c, kms.CfnAlias)):
+            name = support.stack.resolve(alias.alias_name)
+            if isinstance(name, str) and name.startswith("alias/"):
+                found.append(_ReplicationKey(support.stack.region, support.stack.account, name))
+    return found
+
+
+@jsii.implements(IValidation)
+class _ScopeReplicationKeyGrants:
+    """Narrows the pipeline role's KMS grant on ``*`` to the replication keys, by alias.
+
+    aws-cdk-lib grants the pipeline role the KMS calls on a replication bucket's key, which lives
+    in another region's support stack; a key ARN cannot be referenced across regions, so the grant
+    names ``*``. The key's alias is a name fixed at synth, so the grant becomes: keys of the
+    support stack's account and region (``key/*``) that carry that alias (``kms:ResourceAliases``),
+    as aws-cdk-lib's own grant on an imported alias does.
+    """
+
+    def __init__(self, pipeline: codepipeline.Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def validate(self) -> list[str]:
+        keys = _replication_keys(self._pipeline)
+        policy = self._pipeline.role.node.try_find_child("DefaultPolicy")
+        cfn = policy.node.default_child if policy is not None else None
+        if keys and isinstance(cfn, iam.CfnPolicy):
+            stack = Stack.of(self._pipeline)
+            _rewrite_policies([cfn], lambda statement: _scoped_to_keys(statement, keys, stack))
+        return []
+
+
+def _scoped_to_keys(
+    statement: Mapping[str, Any], keys: Sequence[_ReplicationKey], stack: Stack
+) -> list[dict[str, Any]]:
+    """A statement with KMS actions on ``*``, with ``*`` replaced by one scoped statement per key."""
+    actions = _actions(statement)
+    value = statement.get("Resource", [])
+    resources = value if isinstance(value, list) else [value]
+    kms_actions = [a for a in actions if a.startswith("kms:")]
+    if statement.get("Effect") != "Allow" or "Condition" in statement or "*" not in resources or not kms_actions:
+        return [dict(statement)]
+    rest = [r for r in resources if r != "*"]
+    others = [a for a in actions if not a.startswith("kms:")]
+    split: list[dict[str, Any]] = []
+    if rest:  # merged statements: what was granted on the other resources stays as it was
+        split.append({**statement, "Resource": rest if len(rest) > 1 else rest[0]})
+    if others:
+        split.append({**_with_actions(statement, others), "Resource": "*"})
+    for key in keys:
+        split.append(
+            {
+                **_with_actions(statement, kms_actions),
+                "Resource": stack.resolve(key.key_arns),
+                "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": key.alias_name}},
+            }
+        )
+    return split
+
+
 _CODEBUILD_OWN = re.compile(
     r"^arn:<AWS::Partition>:(logs|codebuild):[^:]+:[^:]+:"
     r"(log-group:/aws/codebuild/<[A-Za-z0-9]+>(:\*)?|report-group/<[A-Za-z0-9]+>-\*)$"
@@ -658,16 +848,23 @@ class _AcknowledgePipelineWildcards:
         buckets: Sequence[s3.IBucket],
         keys: Sequence[kms.IKey | None],
         *,
-        cross_region: bool = False,
+        replicating: codepipeline.Pipeline | None = None,
     ) -> None:
         self._owner = owner
         self._buckets = buckets
         self._keys = [k for k in keys if k is not None]
-        self._cross_region = cross_region
+        self._replicating = replicating
 
     def _rules(self) -> list[_WildcardRule]:
         buckets = {nag_resource(self._owner, b.bucket_arn) for b in self._buckets}
         keys = {nag_resource(self._owner, k.key_arn) for k in self._keys}
+        replicated: dict[str, str] = {}  # a replication key's ARNs in a finding id -> its alias
+        role_policy = None
+        if self._replicating is not None:
+            replicated = {
+                nag_resource(self._owner, k.key_arns): k.alias_name for k in _replication_keys(self._replicating)
+            }
+            role_policy = f"{self._replicating.role.node.path}/DefaultPolicy/Resource"
 
         def artifacts(statement: Mapping[str, Any], resources: list[str], path: str) -> bool:
             return all(r.split("/", 1)[0] in buckets for r in resources)
@@ -687,12 +884,12 @@ class _AcknowledgePipelineWildcards:
             return resources == ["*"] and set(_actions(statement)) <= {"cloudformation:DescribeStacks", "s3:ListBucket"}
 
         def replication_keys(statement: Mapping[str, Any], resources: list[str], path: str) -> bool:
-            # aws-cdk-lib names a replication bucket's key by its alias in the other region, which IAM cannot
-            # match against a key ARN; it grants the KMS calls on "*" to the pipeline's own role.
+            # The pipeline role's grant on a replication key, as _ScopeReplicationKeyGrants narrowed it.
+            condition = (statement.get("Condition") or {}).get("ForAnyValue:StringEquals") or {}
             return (
-                self._cross_region
-                and path.endswith("/Pipeline/Role/DefaultPolicy/Resource")
-                and resources == ["*"]
+                path == role_policy
+                and len(resources) == 1
+                and replicated.get(resources[0], "") == condition.get("kms:ResourceAliases")
                 and all(a.startswith("kms:") for a in _actions(statement))
             )
 
@@ -730,9 +927,10 @@ class _AcknowledgePipelineWildcards:
                 self_mutation_reads,
             ),
             _WildcardRule(
-                "cross-region deployments: CodePipeline encrypts the artifacts it copies to another region with a "
-                "key that aws-cdk-lib references by alias, so the pipeline's own role gets the KMS calls on '*'; "
-                "deploy every environment in the tooling region to avoid it",
+                "cross-region deployments: the pipeline encrypts the artifacts it copies to another region with the "
+                "replication bucket's key, whose ARN cannot be referenced across regions; the grant names the keys of "
+                "the support stack's account and region and, by condition (kms:ResourceAliases), only the one with "
+                "the replication key's alias",
                 replication_keys,
             ),
             _WildcardRule(
@@ -1025,6 +1223,8 @@ class PlatformDeliveryPipeline(Construct):
         self.pipeline.build_pipeline()
         self._harden_replication(removal_policy)
         self.node.add_validation(_RoleArnsAsSub(self.code_pipeline))
+        # The pipeline reads its role's ARN (GetAtt), so it waits for the role; it must wait for the policy too.
+        depend_on_role_policy(self.code_pipeline, self.code_pipeline.role)
         self.code_pipeline.notify_on(
             "Notifications",
             self.topic,
@@ -1034,6 +1234,9 @@ class PlatformDeliveryPipeline(Construct):
                 codepipeline.PipelineNotificationEvents.MANUAL_APPROVAL_NEEDED,
             ],
         )
+        # In this order: the rewrites make the final policies, whose wildcards are then acknowledged.
+        self.node.add_validation(_UseConnectionActions(self))
+        self.node.add_validation(_ScopeReplicationKeyGrants(self.code_pipeline))
         self.node.add_validation(
             _AcknowledgePipelineWildcards(
                 self,
@@ -1042,9 +1245,7 @@ class PlatformDeliveryPipeline(Construct):
                     *(s.replication_bucket for s in self.code_pipeline.cross_region_support.values()),
                 ],
                 [self.artifact_key, self.topic.master_key],
-                cross_region=any(
-                    support.stack is not Stack.of(self) for support in self.code_pipeline.cross_region_support.values()
-                ),
+                replicating=self.code_pipeline,
             )
         )
 
@@ -1307,14 +1508,25 @@ class ModelDeliveryPipeline(Construct):
     ::
 
         registry: Approved ─► EventBridge rule ─► Source (no push trigger)
-          ► Select (newest approved package, decide_promotion)
-          ► <each target, in order> [manual approval] ► Deploy (cdk deploy with the package) ► Test
+          ► Select (newest approved package, decide_promotion; deliver it or not)
+          ► <each target, in order, skipped unless Select delivers>
+              [manual approval] ► Deploy (cdk deploy with the package) ► Test
 
-    The registry's ``SageMaker Model Package State Change`` event with ``ModelApprovalStatus =
-    Approved`` for the group starts the pipeline. *Select* lists the group in the registry
-    environment and picks the newest approved package (:func:`cdk_mlops.promotion.decide_promotion`),
-    with its drift-check baseline prefix and the data bucket holding it and the model archive
-    (:func:`cdk_mlops.delivery_steps.model_settings`). Each *Deploy* step checks out the source
+    The registry's ``SageMaker Model Package State Change`` event for a ``Completed`` package of
+    the group with ``ModelApprovalStatus = Approved`` starts the pipeline. *Select* lists the group
+    in the registry environment and picks the newest approved package
+    (:func:`cdk_mlops.promotion.decide_promotion`), with its drift-check baseline prefix and the
+    data bucket holding it and the model archive (:func:`cdk_mlops.delivery_steps.model_settings`).
+
+    One approval, one delivery: SageMaker may send several events for one change (and one for a
+    later update of an approved package), and each starts a run. Runs are queued, so a repeated
+    event's run starts when the earlier run has finished; its Select then finds that the first
+    environment's record already names the package and exports ``DELIVER=false``, and an entry
+    condition skips every environment's stage: the run succeeds without a deployment, a test or
+    an approval request. The first environment's record is written when its deployment succeeds,
+    so a run that failed before that delivered nothing, and the next event delivers the package.
+    To deliver a package again (after a rejected approval, say), start the pipeline with the
+    pipeline variable ``REDELIVER`` set to ``true``. Each *Deploy* step checks out the source
     revision the platform pipeline last deployed to that environment (so nothing unreviewed rides
     along), sets the environment's ``model_package_arn``, ``model_baseline_prefix`` and
     ``model_source_bucket`` in ``cdk.json`` and runs ``npx cdk deploy`` for the environment's
@@ -1445,6 +1657,13 @@ class ModelDeliveryPipeline(Construct):
             artifact_bucket=self.artifact_bucket,
             # One promotion at a time, in the order the approvals came.
             execution_mode=codepipeline.ExecutionMode.QUEUED,
+            variables=[
+                codepipeline.Variable(
+                    variable_name=REDELIVER,
+                    default_value="false",
+                    description="true: deliver the newest approved package even if the first environment runs it",
+                )
+            ],
         )
         checkout = codepipeline.Artifact("Source")
         self.pipeline.add_stage(stage_name="Source", actions=[self._source_action(checkout)])
@@ -1476,6 +1695,7 @@ class ModelDeliveryPipeline(Construct):
                 "python3 -m cdk_mlops.delivery_steps select-model",
                 f"--group {model_package_group_name} --region {registry_region} --role-arn {registry_role}",
                 f"--environment {first.name} --record {self.records[first.name].parameter_name}",
+                f'--redeliver "${REDELIVER}"',
                 "> model.env && . ./model.env",
             ]
         )
@@ -1486,18 +1706,24 @@ class ModelDeliveryPipeline(Construct):
                 python_version=python_version,
                 install=self._install,
                 build=[select_command],
-                exported=[key.upper() for key in MODEL_SETTINGS],
+                exported=[*(key.upper() for key in MODEL_SETTINGS), DELIVER],
             ),
         )
         self.pipeline.add_stage(
             stage_name="Select",
             actions=[
                 actions.CodeBuildAction(
-                    action_name="Select", project=select, input=checkout, variables_namespace="Model"
+                    action_name="Select",
+                    project=select,
+                    input=checkout,
+                    variables_namespace=_MODEL_NAMESPACE,
+                    environment_variables={
+                        REDELIVER: codebuild.BuildEnvironmentVariable(value=f"#{{variables.{REDELIVER}}}")
+                    },
                 )
             ],
         )
-        model_arn = "#{Model.MODEL_PACKAGE_ARN}"
+        model_arn = f"#{{{_MODEL_NAMESPACE}.MODEL_PACKAGE_ARN}}"
 
         self.deploy_roles: dict[str, iam.Role] = {}
         for target in targets:
@@ -1545,6 +1771,8 @@ class ModelDeliveryPipeline(Construct):
             ],
         )
         self.node.add_validation(_RoleArnsAsSub(self.pipeline))
+        depend_on_role_policy(self.pipeline, self.pipeline.role)
+        self.node.add_validation(_UseConnectionActions(self))
         self.node.add_validation(
             _AcknowledgePipelineWildcards(self, [self.artifact_bucket], [self.artifact_key, self.topic.master_key])
         )
@@ -1647,8 +1875,7 @@ class ModelDeliveryPipeline(Construct):
         else:
             role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=["codestar-connections:UseConnection", "codeconnections:UseConnection"],
-                    resources=[str(source.connection_arn)],
+                    actions=use_connection_actions(str(source.connection_arn)), resources=[str(source.connection_arn)]
                 )
             )
         deploy = self._project(
@@ -1659,7 +1886,8 @@ class ModelDeliveryPipeline(Construct):
         )
         # Every model setting Select exported (MODEL_PACKAGE_ARN, ...), passed on to the deployment.
         variables = {
-            key.upper(): codebuild.BuildEnvironmentVariable(value=f"#{{Model.{key.upper()}}}") for key in MODEL_SETTINGS
+            key.upper(): codebuild.BuildEnvironmentVariable(value=f"#{{{_MODEL_NAMESPACE}.{key.upper()}}}")
+            for key in MODEL_SETTINGS
         }
         stage_actions: list[codepipeline.IAction] = []
         if target.manual_approval:
@@ -1700,7 +1928,7 @@ class ModelDeliveryPipeline(Construct):
             stage_actions.append(
                 actions.CodeBuildAction(action_name="TestEndpoint", project=project, input=checkout, run_order=3)
             )
-        self.pipeline.add_stage(stage_name=title, actions=stage_actions)
+        self.pipeline.add_stage(stage_name=title, actions=stage_actions, before_entry=_only_when_delivering())
         self.deploy_roles[target.name] = role
 
 

@@ -466,8 +466,18 @@ def test_select_model_prints_the_newest_approved_package(aws, capsys):
     assert lines[1:] == [  # moto's packages have no drift-check baseline and no model archive
         "export MODEL_BASELINE_PREFIX=none",
         "export MODEL_SOURCE_BUCKET=none",
+        "export DELIVER=true",
     ]
     assert "promote" in captured.err
+
+
+def select_model(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[dict[str, str], str]:
+    """What Select exports for staging (the first environment here), and what it says why."""
+    args = ["select-model", "--group", "churn-models", "--region", TEST_REGION]
+    assert steps.main([*args, "--environment", "staging", "--record", "/r/staging/model", *extra]) == 0
+    captured = capsys.readouterr()
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in captured.out.splitlines())
+    return exported, captured.err
 
 
 def git(repo: Path, *args: str) -> str:
@@ -537,6 +547,40 @@ def test_deploy_model_deploys_the_reviewed_revision_with_the_model_and_records_i
     assert deploy_model(repo) == 0
     assert not (repo / "deployed.json").exists()
     assert "keep staging as it is (it already runs the newest approved version 3)" in capsys.readouterr().out
+
+
+def test_a_repeated_approval_event_starts_no_second_delivery(aws, checkout, capsys):
+    repo, reviewed = checkout
+    ssm = boto3.client("ssm", region_name=TEST_REGION)
+    ssm.put_parameter(Name="/r/staging/source-revision", Value=f"git:{reviewed}", Type="String")
+    sagemaker = boto3.client("sagemaker", region_name=TEST_REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName="churn-models")
+    sagemaker.create_model_package(ModelPackageGroupName="churn-models", ModelApprovalStatus="Approved")
+    # GIVEN the run the approval started: Select chose the package and the first environment deployed it
+    first, _ = select_model(capsys)
+    assert first["DELIVER"] == "true"
+    assert deploy_model(repo, first["MODEL_PACKAGE_ARN"]) == 0
+    capsys.readouterr()
+    # WHEN SageMaker sends another state change for the same package (the rule starts a second run)
+    second, why = select_model(capsys)
+    # THEN that run delivers nothing: every environment's stage is skipped
+    assert second == {**first, "DELIVER": "false"}
+    assert f"{first['MODEL_PACKAGE_ARN']} is already delivered (staging runs it); this run delivers nothing" in why
+    # WHEN a person starts the pipeline to deliver it again (REDELIVER=true), it does
+    again, why = select_model(capsys, "--redeliver", "true")
+    assert again == first
+    assert "delivering it again, as asked" in why
+    # WHEN a newer package is approved, its run delivers it
+    sagemaker.create_model_package(ModelPackageGroupName="churn-models", ModelApprovalStatus="Approved")
+    third, _ = select_model(capsys)
+    assert third["DELIVER"] == "true"
+    assert third["MODEL_PACKAGE_ARN"].endswith("/churn-models/2")
+
+
+def test_select_refuses_a_redeliver_value_other_than_true_or_false(aws, capsys):
+    args = ["select-model", "--group", "g", "--region", TEST_REGION, "--environment", "dev", "--record", "/r"]
+    assert steps.main([*args, "--redeliver", "yes"]) == 1
+    assert capsys.readouterr().err == "FAIL: REDELIVER is 'yes'; start the pipeline with true or false\n"
 
 
 def test_deploy_model_refuses_an_environment_the_platform_never_deployed(aws, checkout, capsys):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match, Template
@@ -32,7 +34,7 @@ from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.pipeline_definition import TrainingSettings
 from cdk_mlops.stacks.delivery_stack import apply_tooling_guardrails
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import actions_of, cfn_lint_findings, nag_findings, statements
 
 TOOLING = cdk.Environment(account="000000000000", region="eu-west-1")
 CONNECTION = "arn:aws:codeconnections:eu-west-1:000000000000:connection/12345678-1234-1234-1234-123456789012"
@@ -204,15 +206,71 @@ def project_for(built: Built, name_part: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- compliance
 
 
+def resources_of(statement: Mapping[str, Any]) -> list[Any]:
+    """A statement's resources as a list (CloudFormation allows a single value)."""
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def connection_grants(template: Mapping[str, Any]) -> list[tuple[str, list[str], str]]:
+    """``(policy, actions, connection ARN)`` of every statement granting ``UseConnection`` on a connection."""
+    grants: list[tuple[str, list[str], str]] = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            actions = actions_of(statement)
+            if not any(action.endswith(":UseConnection") for action in actions):
+                continue
+            grants += [
+                (logical_id, actions, arn) for arn in resources_of(statement) if ":connection/" in json.dumps(arn)
+            ]
+    return grants
+
+
+def connection_grant_problems(template: Mapping[str, Any]) -> list[str]:
+    """Statements on a connection that lack the ``UseConnection`` action of the connection ARN's service.
+
+    Since CodeStar Connections became CodeConnections, IAM evaluates the action whose service prefix
+    is the resource ARN's: ``arn:aws:codeconnections:...`` needs ``codeconnections:UseConnection``.
+    """
+    problems: list[str] = []
+    for policy, actions, arn in connection_grants(template):
+        service = arn.split(":")[2] if isinstance(arn, str) else None
+        if service is None or f"{service}:UseConnection" not in actions:
+            problems.append(f"{policy}: {actions} on {arn}")
+    return problems
+
+
 def test_tooling_and_environment_stacks_are_nag_and_cfn_lint_clean(built):
     assert nag_findings(built.stack) == []
-    assert cfn_lint_errors(built.template, region="eu-west-1") == []
+    assert cfn_lint_findings(built.template, region="eu-west-1") == []  # errors and warnings
     for name, template in built.nested.items():
-        assert cfn_lint_errors(template, region="eu-west-1") == [], name
+        assert cfn_lint_findings(template, region="eu-west-1") == [], name
     for light in built.stages.values():
         for child in light.node.children:
             if isinstance(child, cdk.Stack):
                 assert nag_findings(child) == [], child.node.path
+
+
+def test_every_role_that_uses_the_connection_may_use_it_with_the_action_of_its_service(built):
+    # GIVEN a codeconnections connection; the source actions, Select and the deploy steps clone through it
+    grants = connection_grants(built.template)
+    roles = {logical_id(built.stack, role) for role in [built.models.select_role, *built.models.deploy_roles.values()]}
+    source_roles = {
+        logical_id(built.stack, c)
+        for c in built.stack.node.find_all()
+        if isinstance(c, iam.Role) and c.node.id == "CodePipelineActionRole" and "/Source/" in c.node.path
+    }
+    assert len(source_roles) == 2, "the source actions of both pipelines"
+    granted = {
+        policy["Properties"]["Roles"][0]["Ref"]
+        for name, policy in built.resources("AWS::IAM::Policy").items()
+        if name in {g[0] for g in grants}
+    }
+    assert roles | source_roles <= granted
+    # THEN every statement on the connection names the action IAM evaluates for it
+    assert connection_grant_problems(built.template) == []
 
 
 def test_no_role_has_a_wildcard_action_or_an_admin_policy(built):
@@ -439,6 +497,14 @@ def test_access_stack_in_prod_has_termination_protection(built):
     assert access.termination_protection is True
 
 
+#: What a completed, approved package of the group says, as the model registry's events do.
+APPROVED_DETAIL = {
+    "ModelPackageGroupName": ["churn-dev-models"],
+    "ModelPackageStatus": ["Completed"],
+    "ModelApprovalStatus": ["Approved"],
+}
+
+
 def test_registry_environment_forwards_its_approvals_to_the_tooling_bus(built):
     Template.from_json(built.nested["dev/DeliveryAccess"]).has_resource_properties(
         "AWS::Events::Rule",
@@ -446,7 +512,7 @@ def test_registry_environment_forwards_its_approvals_to_the_tooling_bus(built):
             "EventPattern": {
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {"ModelPackageGroupName": ["churn-dev-models"], "ModelApprovalStatus": ["Approved"]},
+                "detail": APPROVED_DETAIL,
             },
             "Targets": [Match.object_like({"Arn": "arn:aws:events:eu-west-1:000000000000:event-bus/default"})],
         },
@@ -465,7 +531,7 @@ def test_an_approved_package_of_the_group_starts_the_model_pipeline(built):
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Package State Change"],
                 "account": ["111111111111"],
-                "detail": {"ModelPackageGroupName": ["churn-dev-models"], "ModelApprovalStatus": ["Approved"]},
+                "detail": APPROVED_DETAIL,
             },
             "Targets": [
                 Match.object_like({"Arn": {"Fn::Join": Match.array_with([Match.array_with([{"Ref": pipeline_id}])])}})
@@ -476,6 +542,112 @@ def test_an_approved_package_of_the_group_starts_the_model_pipeline(built):
         "AWS::Events::EventBusPolicy",
         {"EventBusName": "default", "Statement": Match.object_like({"Action": "events:PutEvents"})},
     )
+
+
+def approval_event(**detail: Any) -> dict[str, Any]:
+    """A "SageMaker Model Package State Change" event, shaped as AWS documents it (fields the rules read)."""
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/churn-dev-models/2"
+    return {
+        "version": "0",
+        "id": "844e2571-85d4-695f-b930-0153b71dcb42",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": "111111111111",
+        "time": "2025-02-24T17:00:14Z",
+        "region": "eu-west-1",
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": "churn-dev-models",
+            "ModelPackageVersion": 2,
+            "ModelPackageArn": arn,
+            "CreationTime": "2025-02-24T17:00:14Z",
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+            "LastModifiedTime": "2025-02-24T17:00:14Z",
+            **detail,
+        },
+    }
+
+
+def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """EventBridge's matching for patterns of exact values: every field's value is one of the listed ones."""
+    for key, allowed in pattern.items():
+        if key not in event:
+            return False
+        value = event[key]
+        if isinstance(allowed, Mapping):
+            if not isinstance(value, Mapping) or not matches(allowed, value):
+                return False
+        elif value not in allowed:
+            return False
+    return True
+
+
+def test_only_a_completed_approval_in_the_group_starts_a_model_delivery(built):
+    # GIVEN the tooling rule and the registry's forwarding rule
+    patterns = [
+        r["Properties"]["EventPattern"]
+        for template in (built.template, built.nested["dev/DeliveryAccess"])
+        for r in built.resources("AWS::Events::Rule", template).values()
+        if "aws.sagemaker" in r["Properties"]["EventPattern"].get("source", [])
+    ]
+    assert len(patterns) == 2
+    for pattern in patterns:
+        # THEN the approval of a registered package matches
+        assert matches(pattern, approval_event())
+        # AND the other state changes SageMaker sends for the same package, or for others, do not
+        for near_miss in (
+            approval_event(ModelPackageStatus="InProgress"),
+            approval_event(ModelPackageStatus="Pending"),
+            approval_event(ModelApprovalStatus="PendingManualApproval"),
+            approval_event(ModelApprovalStatus="Rejected"),
+            approval_event(ModelPackageGroupName="other-models"),
+        ):
+            assert not matches(pattern, near_miss), near_miss["detail"]
+    tooling_rule = next(p for p in patterns if "account" in p)
+    assert not matches(tooling_rule, {**approval_event(), "account": "999999999999"})
+
+
+def test_a_package_already_delivered_skips_every_environment(built):
+    # Select exports DELIVER; a repeated event for a package the first environment runs sets it to false.
+    exported = json.loads(commands_of(project_for(built, "ModelsSelect")))["env"]["exported-variables"]
+    assert "DELIVER" in exported
+    for name in ("Dev", "Prod"):
+        assert built.stage("models", name)["BeforeEntry"] == {
+            "Conditions": [
+                {
+                    "Result": "SKIP",
+                    "Rules": [
+                        {
+                            "Name": "Deliver",
+                            "RuleTypeId": {
+                                "Category": "Rule",
+                                "Owner": "AWS",
+                                "Provider": "VariableCheck",
+                                "Version": "1",
+                            },
+                            "Configuration": {"Variable": "#{Model.DELIVER}", "Operator": "EQ", "Value": "true"},
+                        }
+                    ],
+                }
+            ]
+        }
+    assert "BeforeEntry" not in built.stage("models", "Select")
+
+
+def test_a_person_can_deliver_a_package_again_with_the_redeliver_variable(built):
+    assert built.pipeline("models")["Properties"]["Variables"] == [
+        {
+            "Name": "REDELIVER",
+            "DefaultValue": "false",
+            "Description": "true: deliver the newest approved package even if the first environment runs it",
+        }
+    ]
+    select = next(a for a in built.stage("models", "Select")["Actions"] if a["Name"] == "Select")
+    assert json.loads(select["Configuration"]["EnvironmentVariables"]) == [
+        {"name": "REDELIVER", "type": "PLAINTEXT", "value": "#{variables.REDELIVER}"}
+    ]
+    assert '--redeliver \\"$REDELIVER\\"' in commands_of(project_for(built, "ModelsSelect"))
 
 
 def test_model_pipeline_selects_then_deploys_tests_and_waits_for_prod_approval(built):
@@ -500,7 +672,7 @@ def test_deploy_step_deploys_the_environment_with_the_selected_package_and_recor
     select = commands_of(project_for(built, "ModelsSelect"))
     assert "select-model --group churn-dev-models" in select
     exported = json.loads(commands_of(project_for(built, "ModelsSelect")))["env"]["exported-variables"]
-    assert exported == ["MODEL_PACKAGE_ARN", "MODEL_BASELINE_PREFIX", "MODEL_SOURCE_BUCKET"]
+    assert exported == ["MODEL_PACKAGE_ARN", "MODEL_BASELINE_PREFIX", "MODEL_SOURCE_BUCKET", "DELIVER"]
     deploy = next(a for a in built.stage("models", "Prod")["Actions"] if a["Name"] == "Deploy")
     variables = json.loads(deploy["Configuration"]["EnvironmentVariables"])
     assert {v["name"]: v["value"] for v in variables} == {
@@ -662,6 +834,18 @@ def test_a_target_in_another_region_gets_a_hardened_replication_stack():
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Retain"})
     template.has_resource_properties("AWS::S3::Bucket", {"VersioningConfiguration": {"Status": "Enabled"}})
+    # The pipeline role may use the replication key, and no other key of the account, by its alias.
+    (alias,) = template.find_resources("AWS::KMS::Alias").values()
+    granted = statements(Template.from_stack(stack), pipeline.code_pipeline.role)
+    kms = [s for s in granted if "kms:Decrypt" in actions_of(s)]
+    assert not [s for s in kms if "*" in resources_of(s)]
+    (replication,) = [s for s in kms if "Condition" in s]
+    assert replication["Resource"] == {
+        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":kms:us-east-1:000000000000:key/*"]]
+    }
+    assert replication["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": alias["Properties"]["AliasName"]}
+    }
 
 
 # ----------------------------------------------------------------------------- validation

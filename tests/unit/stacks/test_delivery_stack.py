@@ -16,7 +16,8 @@ from cdk_mlops.guardrails import GuardrailSettings, StackView, evaluate
 from cdk_mlops.local.examples import with_example_models
 from cdk_mlops.stacks.delivery_stack import DeliveryStack, ToolingStage, endpoint_name_of
 from cdk_mlops.stacks.stage import MlopsPlatformStage
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import cfn_lint_findings, nag_findings
+from tests.unit.constructs.test_delivery import connection_grant_problems, connection_grants
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:000000000000:connection/12345678-1234-1234-1234-123456789012"
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
@@ -109,10 +110,15 @@ def test_each_stage_holds_the_reference_platform_and_an_access_stack(tooling):
 
 
 def test_tooling_and_platform_templates_are_cfn_lint_and_nag_clean(tooling):
-    assert cfn_lint_errors(tooling.template, region="eu-west-1") == []
+    assert cfn_lint_findings(tooling.template, region="eu-west-1") == []  # errors and warnings
     assert nag_findings(tooling.delivery) == []
     for name, template in tooling.nested.items():
-        assert cfn_lint_errors(template, region="eu-west-1") == [], name
+        assert cfn_lint_findings(template, region="eu-west-1") == [], name
+
+
+def test_the_connection_is_used_with_the_action_of_its_service(tooling):
+    assert connection_grants(tooling.template), "the pipelines clone through the connection"
+    assert connection_grant_problems(tooling.template) == []
 
 
 def test_tooling_guardrails_run_with_prod_rules_and_only_the_access_log_bucket_is_acknowledged(tooling):
