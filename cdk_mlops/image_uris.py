@@ -2,6 +2,7 @@
 
 The facts come from ``image_uris.json`` next to this module, generated from the SageMaker
 Python SDK's bundled config by ``scripts/generate_image_uris.py``. Standard library only.
+The same file records where SageMaker Experiments is available (:func:`has_experiments`).
 
 A concrete region gives a concrete URI::
 
@@ -119,3 +120,23 @@ def image_uri(framework: str, region: str, version: str | None = None) -> str:
             f"no {framework} image is published in region {region!r}; use one of: {', '.join(sorted(accounts))}"
         )
     return f"{accounts[region]}.dkr.ecr.{region}.{url_suffix(region)}/{path}"
+
+
+def experiments_regions() -> frozenset[str]:
+    """The regions where SageMaker Experiments is available.
+
+    A copy of the SageMaker Python SDK's ``EUREKA_GA_REGIONS``
+    (``sagemaker.mlops.workflow._utils``; the version is in ``image_uris.json``), which the SDK
+    reads to decide whether a pipeline definition gets a ``PipelineExperimentConfig``. The SDK
+    notes that Experiments is not expanding to new regions, so the list is static.
+    """
+    regions: list[str] = _data()["experiments"]["regions"]
+    return frozenset(regions)
+
+
+def has_experiments(region: str) -> bool:
+    """Whether SageMaker Experiments is available in ``region`` (a concrete region name).
+
+    Pipeline executions fail where it is not, if the definition has a ``PipelineExperimentConfig``.
+    """
+    return region in experiments_regions()

@@ -10,10 +10,9 @@ The default pipeline
 
 ::
 
-    Preprocess ──► DataQualityBaseline ─────────────────────────────┐
-        │                                                           ▼
-        └────────► Train ──► Evaluate ──► Gate ──(pass)──► Register (model package)
-                                 │           └──(fail)──► Fail
+    Preprocess ──► Train ──► Evaluate ──► Gate ──(pass)──► Register (model package)
+                                 │  │        └──(fail)──► Fail       ▲
+                                 │  └──► DataQualityBaseline ────────┘
                                  └──────► Track (with MLflow and a tracking script; nothing waits for it)
 
 ``Preprocess`` (Processing, scikit-learn image, ``ml/preprocess.py``)
@@ -22,13 +21,17 @@ The default pipeline
     against the ``ManifestSha256`` parameter, validates the data (see *Data validation* below)
     and writes a deterministic, seeded 70/15/15 train/validation/test split as header-less
     CSVs with the label first (the XGBoost CSV contract) plus a header'd copy of the training
-    split for the data-quality baseline, and a JSON report.
+    split (``baseline``, for ``Evaluate``), and a JSON report.
 ``DataQualityBaseline`` (Processing, Model Monitor analyzer image)
     The ``sagemaker-model-monitor-analyzer`` container contract: environment ``dataset_format``
     (CSV with header, output column first), ``dataset_source``, ``output_path`` and
     ``publish_cloudwatch_metrics=Disabled``; it writes ``statistics.json`` and
     ``constraints.json``, which the registered model package carries as its drift-check
-    baseline (the endpoint's data-quality monitor uses them).
+    baseline (the endpoint's data-quality monitor uses them). It analyses ``Evaluate``'s
+    baseline dataset, not the training split: Model Monitor reads each captured CSV record as
+    the endpoint's response (the model's output) followed by its request (the features), and
+    compares the columns by position, so the baseline's first column holds the model's
+    predictions (probabilities for binary classification), not the labels.
 ``Train`` (Training)
     The built-in XGBoost algorithm image by default (``train``/``validation`` CSV channels);
     instance type and count come from parameters; optional managed spot training with a
@@ -37,7 +40,9 @@ The default pipeline
 ``Evaluate`` (Processing, the training image, ``ml/evaluate.py``)
     Scores the test split and writes ``evaluation.json`` in the SageMaker model-quality
     metrics format, plus ``comparison.json`` (the metric against the ``ChampionMetric``
-    parameter). Both are declared as PropertyFiles.
+    parameter). Both are declared as PropertyFiles. It also writes the data-quality baseline
+    dataset (``baseline`` output): the training split's header and features with the model's
+    predictions in place of the labels.
 ``Gate`` (Condition)
     Passes when the metric meets the threshold **and** beats the champion by the margin (see
     *Champion/challenger* below); ``IfSteps`` holds ``Register``, ``ElseSteps`` holds ``Fail``.
@@ -109,11 +114,16 @@ built with ``Std:Join`` so every execution has its own prefix.
 What the construct provides
 ===========================
 
-The execution role needs: read on the script objects (CDK asset bucket) and on the data
+The execution role needs: what SageMaker does for each job input (:func:`job_s3_inputs`;
+every input is an ``S3Prefix``, so ``s3:ListBucket`` with the key as ``s3:prefix`` and
+``s3:GetObject`` under it, on the CDK asset bucket for the scripts too), read on the data
 bucket's object versions (``s3:GetObjectVersion``; ``preprocess.py`` fetches the manifest's
 versions with boto3, so a job in a VPC needs an S3 gateway endpoint), read/write under the
 artifacts prefix, the KMS key, ECR pull of the framework images, CloudWatch Logs, and
 ``sagemaker:CreateModelPackage`` on the group. Serialize with ``Stack.to_json_string``.
+
+Executions are SageMaker Experiments trials (``PipelineExperimentConfig``) unless
+``PipelineSpec.experiments`` is False, which regions without SageMaker Experiments need.
 
 Validation
 ==========
@@ -133,6 +143,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
+
+from cdk_mlops import champion as _champion
 
 
 def _words(text: str) -> frozenset[str]:
@@ -161,10 +173,10 @@ TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"
 TRAINING_INSTANCE_COUNT: Final = "TrainingInstanceCount"
 #: ``PendingManualApproval`` (default), ``Approved`` or ``Rejected``.
 MODEL_APPROVAL_STATUS: Final = "ModelApprovalStatus"
-#: Metric of the currently approved model; ``0`` means there is no champion.
-CHAMPION_METRIC: Final = "ChampionMetric"
+#: Metric of the currently approved model; ``0`` means there is no champion (:mod:`cdk_mlops.champion`).
+CHAMPION_METRIC: Final = _champion.CHAMPION_METRIC
 #: S3 URI of a Model Monitor ``constraints.json`` to validate new data against; empty skips.
-BASELINE_CONSTRAINTS_URI: Final = "BaselineConstraintsUri"
+BASELINE_CONSTRAINTS_URI: Final = _champion.BASELINE_CONSTRAINTS_URI
 
 PARAMETER_NAMES: Final = (
     INPUT_MANIFEST_URI,
@@ -179,6 +191,10 @@ PARAMETER_NAMES: Final = (
     BASELINE_CONSTRAINTS_URI,
 )
 
+#: Last part of the ``InputManifestUri`` default that :class:`~cdk_mlops.TrainingPipeline` sets: no
+#: object has this key, so an execution started without a manifest fails at Preprocess with
+#: SageMaker's "no objects found under <URI>", and the URI says what to pass.
+NO_MANIFEST_KEY: Final = "start-with-InputManifestUri"
 #: ``ManifestSha256`` default: the execution was started without one; nothing is compared.
 UNVERIFIED_SHA256: Final = "unverified"
 
@@ -192,7 +208,7 @@ METADATA_EXECUTION_ARN: Final = "PipelineExecutionArn"
 #: Metadata key: the source revision of the pipeline that trained the model.
 METADATA_SOURCE_REVISION: Final = "SourceRevision"
 #: Metadata key: where the gate's metric is in ``evaluation.json`` (``<metrics key>.<metric>.value``).
-METADATA_EVALUATION_METRIC: Final = "EvaluationMetric"
+METADATA_EVALUATION_METRIC: Final = _champion.METADATA_EVALUATION_METRIC
 #: Every metadata key the Register step records, in order.
 LINEAGE_METADATA_KEYS: Final = (
     INPUT_MANIFEST_URI,
@@ -232,6 +248,8 @@ PROCESSING_ROOT: Final = "/opt/ml/processing"
 CODE_DIR: Final = f"{PROCESSING_ROOT}/input/code"
 MANIFEST_DIR: Final = f"{PROCESSING_ROOT}/input/manifest"
 BASELINE_DATASET_DIR: Final = f"{PROCESSING_ROOT}/input/baseline_dataset_input"
+#: Where ``Evaluate`` finds the training split with its header (``Preprocess``'s ``baseline`` output).
+BASELINE_INPUT_DIR: Final = f"{PROCESSING_ROOT}/input/baseline"
 MODEL_DIR: Final = f"{PROCESSING_ROOT}/input/model"
 TEST_DIR: Final = f"{PROCESSING_ROOT}/input/test"
 #: Where ``Track`` finds ``Evaluate``'s output (``evaluation.json``, ``comparison.json``).
@@ -245,7 +263,10 @@ MLFLOW_TRACKING_ARN_ENV: Final = "MLFLOW_TRACKING_ARN"
 TRAIN_FILE: Final = "train.csv"
 VALIDATION_FILE: Final = "validation.csv"
 TEST_FILE: Final = "test.csv"
+#: ``Preprocess``: the training split with its header, label first.
 BASELINE_FILE: Final = "train_with_header.csv"
+#: ``Evaluate``: the data-quality baseline dataset, the model's predictions in place of the labels.
+BASELINE_DATASET_FILE: Final = "train_with_predictions.csv"
 REPORT_FILE: Final = "preprocess_report.json"
 EVALUATION_FILE: Final = "evaluation.json"
 COMPARISON_FILE: Final = "comparison.json"
@@ -562,6 +583,10 @@ class PipelineSpec:
         mlflow_client_requirements: Pinned packages (``name==version``) that ``Track`` installs
             with pip when its image lacks the MLflow client; installing needs outbound HTTPS to
             PyPI. Default: - none; the image must have the client.
+        experiments: Record each execution as a SageMaker Experiments trial
+            (``PipelineExperimentConfig``). Set it to False in regions without SageMaker
+            Experiments (``image_uris.has_experiments``), where executions with it fail.
+            Default: - True.
     """
 
     role_arn: str
@@ -587,6 +612,7 @@ class PipelineSpec:
     tracking_script: ScriptSource | None = None
     tracking_image_uri: str | None = None
     mlflow_client_requirements: tuple[str, ...] = ()
+    experiments: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -976,17 +1002,22 @@ class DefinitionBuilder:
             self._steps.append(step)
         return step
 
-    def build(self) -> dict[str, Any]:
-        """The definition as a dict, ready for ``json.dumps`` (or ``Stack.to_json_string``)."""
-        return {
-            "Version": SCHEMA_VERSION,
-            "Parameters": list(self._parameters),
-            "PipelineExperimentConfig": {
+    def build(self, *, experiments: bool = True) -> dict[str, Any]:
+        """The definition as a dict, ready for ``json.dumps`` (or ``Stack.to_json_string``).
+
+        Args:
+            experiments: Record executions as SageMaker Experiments trials (the experiment is
+                the pipeline, the trial the execution), as the SageMaker SDK does by default;
+                pass False where SageMaker Experiments is not available. Default: - True.
+        """
+        definition: dict[str, Any] = {"Version": SCHEMA_VERSION, "Parameters": list(self._parameters)}
+        if experiments:
+            definition["PipelineExperimentConfig"] = {
                 "ExperimentName": get_execution("PipelineName"),
                 "TrialName": get_execution("PipelineExecutionId"),
-            },
-            "Steps": list(self._steps),
-        }
+            }
+        definition["Steps"] = list(self._steps)
+        return definition
 
 
 def _artifact_uri(spec: PipelineSpec, *parts: str) -> Expr:
@@ -1122,10 +1153,11 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     job = _processing_job(
         spec,
         image_uri=spec.model_monitor_image_uri,
+        # Evaluate's dataset, not the training split: Model Monitor analyses each captured CSV
+        # record as the response's columns then the request's, so the baseline holds the model's
+        # predictions first, then the features.
         inputs=[
-            _s3_input(
-                "baseline_dataset_input", processing_output_uri(PREPROCESS, OUTPUT_BASELINE), BASELINE_DATASET_DIR
-            )
+            _s3_input("baseline_dataset_input", processing_output_uri(EVALUATE, OUTPUT_BASELINE), BASELINE_DATASET_DIR)
         ],
         outputs=[_s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "data-quality-baseline"), OUTPUT_ROOT)],
         environment={
@@ -1139,7 +1171,8 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         DATA_QUALITY_BASELINE,
         "Processing",
         job,
-        description="Data-quality statistics and constraints of the training split (Model Monitor analyzer).",
+        description="Data-quality statistics and constraints of the model's predictions on the training split "
+        "and its features (Model Monitor analyzer).",
         retry_policies=(_SERVICE_RETRY, _JOB_RETRY),
     )
 
@@ -1225,8 +1258,13 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             _s3_input("code", spec.evaluate_script.s3_uri, CODE_DIR),
             _s3_input("model", get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"), MODEL_DIR),
             _s3_input("test", processing_output_uri(PREPROCESS, OUTPUT_TEST), TEST_DIR),
+            _s3_input(OUTPUT_BASELINE, processing_output_uri(PREPROCESS, OUTPUT_BASELINE), BASELINE_INPUT_DIR),
         ],
-        outputs=[_s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}")],
+        outputs=[
+            _s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}"),
+            # Not under evaluate/: an S3Prefix input of that folder (Track) would download it too.
+            _s3_output(OUTPUT_BASELINE, _artifact_uri(spec, "baseline-dataset"), f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}"),
+        ],
         entrypoint=_script_entrypoint(spec.evaluate_script),
         arguments=[
             "--model-dir",
@@ -1240,6 +1278,10 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             "--metric",
             s.metric_name,
             join(["--champion-metric=", get_parameter(CHAMPION_METRIC)]),
+            "--baseline-dir",
+            BASELINE_INPUT_DIR,
+            "--baseline-output-dir",
+            f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}",
         ],
         environment=_mlflow_environment(spec),
     )
@@ -1247,7 +1289,8 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         EVALUATE,
         "Processing",
         job,
-        description="Score the test split; write evaluation.json and the champion comparison.",
+        description="Score the test split; write evaluation.json, the champion comparison and the "
+        "data-quality baseline dataset (predictions on the training split, then its features).",
         property_files=(
             {
                 "PropertyFileName": EVALUATION_PROPERTY_FILE,
@@ -1445,7 +1488,7 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     _gate_step(b, spec)
     if spec.mlflow_tracking_arn and spec.tracking_script is not None:
         _track_step(b, spec, spec.tracking_script)
-    definition = b.build()
+    definition = b.build(experiments=spec.experiments)
     if spec.mlflow_tracking_arn:
         # The same member the SageMaker Python SDK writes for Pipeline(mlflow_config=...).
         definition["MlflowConfig"] = {
@@ -1455,41 +1498,9 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     return definition
 
 
-def champion_parameters(model_package: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict[str, str]:
-    """Execution parameters that make the approved model package the champion.
-
-    For whoever starts executions (the retrain trigger, a delivery pipeline): read the
-    group's latest ``Approved`` package with DescribeModelPackage, load the JSON at its
-    ``ModelMetrics.ModelQuality.Statistics.S3Uri`` (the package's ``evaluation.json``), and
-    pass both here. Pure: no AWS calls.
-
-    Returns:
-        ``ChampionMetric`` (the metric named by the package's ``EvaluationMetric`` metadata)
-        and, when the package has one, ``BaselineConstraintsUri`` (its data-quality
-        constraints), as ``PipelineParameters`` values (strings).
-
-    Raises:
-        ValueError: if the package was not registered by this pipeline (no
-            ``EvaluationMetric``) or its evaluation lacks the metric.
-    """
-    metadata = model_package.get("CustomerMetadataProperties") or {}
-    path = metadata.get(METADATA_EVALUATION_METRIC)
-    if not isinstance(path, str) or not path:
-        raise ValueError("the model package has no EvaluationMetric metadata; it was not registered by this pipeline")
-    node: Any = evaluation
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"the champion's evaluation has no {path!r}")
-        node = node[part]
-    if not _is_number(node):
-        raise ValueError(f"the champion's {path!r} is {node!r}, not a number")
-    parameters = {CHAMPION_METRIC: repr(float(node))}
-    constraints = (
-        (model_package.get("DriftCheckBaselines") or {}).get("ModelDataQuality", {}).get("Constraints", {}).get("S3Uri")
-    )
-    if isinstance(constraints, str) and constraints:
-        parameters[BASELINE_CONSTRAINTS_URI] = constraints
-    return parameters
+#: Execution parameters that make an approved model package the champion; it lives in the
+#: standard-library-only :mod:`cdk_mlops.champion`, which the retrain trigger's Lambda asset ships.
+champion_parameters = _champion.champion_parameters
 
 
 # --------------------------------------------------------------------------------------------
@@ -2008,3 +2019,62 @@ def validate_definition(definition: Mapping[str, Any]) -> list[str]:
     if cycle:
         problems.append(f"Steps: dependency cycle {' -> '.join(cycle)} (each step depends on the next)")
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# What the jobs read from S3
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobS3Input:
+    """An S3 location that SageMaker reads, with the job's role, before a job of the pipeline starts.
+
+    Attributes:
+        step: The step's name.
+        name: The processing input's or training channel's name; ``checkpoints`` for a
+            training job's ``CheckpointConfig``.
+        s3_uri: The URI: a string, or an expression an execution resolves.
+        data_type: How SageMaker reads it: ``S3Prefix`` lists the prefix (``s3:ListBucket``
+            with the key as ``s3:prefix``) and gets every object under it; ``ManifestFile`` and
+            ``AugmentedManifestFile`` get the manifest, then every object it names.
+    """
+
+    step: str
+    name: str
+    s3_uri: Any
+    data_type: str
+
+
+def job_s3_inputs(definition: Mapping[str, Any]) -> list[JobS3Input]:
+    """Every S3 input of every job step (processing inputs, training channels, checkpoints), in order.
+
+    What the pipeline's role must be allowed to read: SageMaker reads these with it before the
+    job's code runs, so a missing grant fails the job before any log is written.
+    """
+    collected: list[_Step] = []
+    _collect_steps(definition.get("Steps"), "Steps", None, collected, [])
+    found: list[JobS3Input] = []
+    for step in collected:
+        args = step.arguments
+        if step.type == "Processing":
+            for item in args.get("ProcessingInputs") or []:
+                s3 = item.get("S3Input") if isinstance(item, dict) else None
+                if isinstance(s3, dict):
+                    found.append(
+                        JobS3Input(step.name, str(item.get("InputName")), s3.get("S3Uri"), str(s3.get("S3DataType")))
+                    )
+        elif step.type == "Training":
+            for channel in args.get("InputDataConfig") or []:
+                s3 = _lookup(channel, "DataSource.S3DataSource") if isinstance(channel, dict) else None
+                if isinstance(s3, dict):
+                    found.append(
+                        JobS3Input(
+                            step.name, str(channel.get("ChannelName")), s3.get("S3Uri"), str(s3.get("S3DataType"))
+                        )
+                    )
+            checkpoint = _lookup(args, "CheckpointConfig.S3Uri")
+            if checkpoint is not None:
+                # SageMaker copies earlier checkpoints down when a (spot) job starts or resumes.
+                found.append(JobS3Input(step.name, "checkpoints", checkpoint, "S3Prefix"))
+    return found

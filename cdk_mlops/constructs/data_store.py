@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import jsii
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -20,6 +20,7 @@ from cdk_mlops.constructs.common import (
     GUARDRAILS,
     access_log_bucket,
     acknowledge,
+    depend_on_role_policy,
     iam5_findings,
     nag_resource,
 )
@@ -287,9 +288,9 @@ class VersionedDataStore(Construct):
                 "ObjectLockConfiguration.Rule.DefaultRetention.Days", object_lock.default_retention_days
             )
 
-        self._acknowledge_notifications_handler()
+        self._adopt_notifications_handler()
         if destroy:
-            self._acknowledge_auto_delete_provider()
+            self._adopt_auto_delete_provider()
         self.node.add_validation(_AcknowledgeResolvedGrants(self))
 
         if destroy:
@@ -608,11 +609,16 @@ class VersionedDataStore(Construct):
         wildcard_resources = [flat for flat in (nag_resource(stack, r) for r in record.resources) if "*" in flat]
         acknowledge(record.principal, record.reason, *iam5_findings(record.actions, wildcard_resources))
 
-    def _acknowledge_auto_delete_provider(self) -> None:
+    def _adopt_auto_delete_provider(self) -> None:
         # auto_delete_objects adds aws-cdk-lib's stack-wide custom resource provider: a plain
         # CfnResource function with its own runtime, which Tags.of cannot tag.
         for child in Stack.of(self).node.children:
             if child.node.id.startswith(_AUTO_DELETE_PROVIDER_ID):
+                handler = child.node.try_find_child("Handler")
+                if isinstance(handler, CfnResource):
+                    # The function names its role (whose policies are inline) with Fn::GetAtt, so
+                    # aws-cdk-lib's DependsOn on the role is redundant (cfn-lint W3005).
+                    handler.add_deletion_override("DependsOn")
                 acknowledge(
                     child,
                     "aws-cdk-lib owns the auto-delete-objects provider and its runtime; CloudFormation invokes it "
@@ -622,12 +628,17 @@ class VersionedDataStore(Construct):
                     f"{GUARDRAILS}::MLOPS-009",
                 )
 
-    def _acknowledge_notifications_handler(self) -> None:
+    def _adopt_notifications_handler(self) -> None:
         stack = Stack.of(self)
         policy_arn = iam.ManagedPolicy.from_aws_managed_policy_name(_LAMBDA_BASIC_EXECUTION).managed_policy_arn
         finding = f"AwsSolutions-IAM4[Policy::{nag_resource(stack, policy_arn)}]"
         for child in stack.node.children:
             if child.node.id.startswith(_NOTIFICATIONS_HANDLER_ID):
+                function, role = child.node.try_find_child("Resource"), child.node.try_find_child("Role")
+                if function is not None and isinstance(role, iam.Role):
+                    # aws-cdk-lib makes the function depend on the role it already names with Fn::GetAtt
+                    # (cfn-lint W3005); each bucket's notifications resource waits for its own policy.
+                    depend_on_role_policy(function, role)
                 acknowledge(
                     child,
                     "aws-cdk-lib's stack-wide handler for S3 bucket notifications (needed for "

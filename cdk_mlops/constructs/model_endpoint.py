@@ -27,6 +27,7 @@ from cdk_mlops.constructs.common import (
     LOG_ACTIONS,
     SAGEMAKER_NAME,
     acknowledge,
+    depend_on_role_policy,
     ecr_repository_arn,
     iam5_findings,
     nag_resource,
@@ -682,8 +683,9 @@ class ModelEndpoint(Construct):
 
         self._grant_role(data_store, model_package_arn, image_uri, data_capture is not None, vpc is not None)
         # SageMaker downloads the artifact and pulls the image with the role when the model is
-        # created and the endpoint starts, so both wait for the role's policies.
-        self.model.node.add_dependency(self.role)
+        # created and the endpoint starts, so both wait for the role's policies. The model names
+        # the role with Fn::GetAtt already, so it depends on the policy alone.
+        depend_on_role_policy(self.model, self.role)
 
         self.endpoint_config = self._endpoint_config(
             kind, realtime_settings, serverless_settings, data_capture, data_store

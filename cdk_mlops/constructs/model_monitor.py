@@ -21,7 +21,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk_mlops.constructs.common import (
     ECR_PULL_ACTIONS,
@@ -31,6 +31,7 @@ from cdk_mlops.constructs.common import (
     SAGEMAKER_NAME,
     acknowledge,
     dead_letter_queue,
+    depend_on_role_policy,
     ecr_repository_arn,
     iam5_findings,
     nag_resource,
@@ -957,7 +958,9 @@ class ModelMonitor(Construct):
             scope_ = Construct(self, monitoring_type.value)
             self._scopes[monitoring_type] = scope_
             definition = self._job_definition(scope_, monitoring_type, settings, data_store, images, network)
-            definition.node.add_dependency(self.role)
+            # The definition names the role with Fn::GetAtt, so it already follows the role; its
+            # policy and the endpoint (named by a plain string) are not referenced.
+            definition.node.add_dependency(self._role_policy())
             definition.node.add_dependency(endpoint.endpoint)
             self.job_definitions[monitoring_type] = definition
             schedule = sagemaker.CfnMonitoringSchedule(
@@ -1235,6 +1238,10 @@ class ModelMonitor(Construct):
             )
         return definition
 
+    def _role_policy(self) -> IConstruct:
+        """The jobs' role's default policy (the grants below): scheduled jobs need its permissions."""
+        return self.role.node.find_child("DefaultPolicy")
+
     def _grant_role(
         self,
         endpoint: ModelEndpoint,
@@ -1394,6 +1401,8 @@ class ModelMonitor(Construct):
                 destination=self.violation_log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
+        # aws-cdk-lib makes the state machine depend on its role, which it already names with Fn::GetAtt.
+        depend_on_role_policy(self.violation_publisher, self.violation_publisher.role)
         iam.Grant.add_to_principal(
             grantee=self.violation_publisher,
             actions=["cloudwatch:PutMetricData"],

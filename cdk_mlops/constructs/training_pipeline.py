@@ -26,21 +26,22 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
-from cdk_mlops import sdk
 from cdk_mlops.constructs.common import (
     ACCOUNT_ID,
     ECR_PULL_ACTIONS,
     LOG_ACTIONS,
     SAGEMAKER_NAME,
     acknowledge,
+    depend_on_role_policy,
     ecr_repository_arn,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
-from cdk_mlops.datasets import dataset_name_problems
+from cdk_mlops.datasets import dataset_name_problems, manifest_prefix
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, TRACK_SCRIPT
 
@@ -48,8 +49,9 @@ from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, TRACK_SCRIPT
 PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 #: What a job needs on a SageMaker managed MLflow tracking server to log runs with the MLflow
-#: client and the ``sagemaker-mlflow`` plugin: find or create its experiment, create, read and
-#: end runs, log parameters, metrics, tags, datasets (inputs), models and logged-model outputs.
+#: client and the ``sagemaker-mlflow`` plugin: find or create its experiment, create, find
+#: (a retried ``Track`` step logs into its run again), read and end runs, log parameters,
+#: metrics, tags, datasets (inputs), models and logged-model outputs.
 #: No UI access, no deletes, no registered models (the pipeline's gate owns registration).
 MLFLOW_LOGGING_ACTIONS: Final = (
     "sagemaker-mlflow:GetExperiment",
@@ -57,6 +59,7 @@ MLFLOW_LOGGING_ACTIONS: Final = (
     "sagemaker-mlflow:CreateExperiment",
     "sagemaker-mlflow:CreateRun",
     "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:SearchRuns",
     "sagemaker-mlflow:UpdateRun",
     "sagemaker-mlflow:LogParam",
     "sagemaker-mlflow:LogMetric",
@@ -327,8 +330,9 @@ class _PipelineResources(Construct):
             weekly_maintenance_window_start=settings.weekly_maintenance_window_start,
             automatic_model_registration=False,
         )
-        # The server checks its artifact store when it starts: the role's policy must exist first.
-        self.mlflow_tracking_server.node.add_dependency(self.mlflow_role)
+        # The server checks its artifact store when it starts: the role's policy must exist first
+        # (the role itself is referenced with Fn::GetAtt).
+        depend_on_role_policy(self.mlflow_tracking_server, self.mlflow_role)
         self.mlflow_tracking_server.apply_removal_policy(removal_policy)
         self.mlflow_tracking_arn = self.mlflow_tracking_server.attr_tracking_server_arn
         self._mlflow_data_store = data_store
@@ -599,6 +603,12 @@ class TrainingPipeline(_PipelineResources):
     the threshold and beats the currently approved model (champion/challenger);
     otherwise the execution fails with the reason.
 
+    Each execution is also a SageMaker Experiments trial of the pipeline's experiment
+    (``PipelineExperimentConfig``), except in regions without SageMaker Experiments
+    (:func:`cdk_mlops.image_uris.has_experiments`), where executions with it would fail. An
+    environment-agnostic stack keeps it: deploy it only to regions with Experiments, or give the
+    stack a region.
+
     For a pipeline authored with the SageMaker Python SDK, use :meth:`from_sdk_pipeline`.
 
     Example::
@@ -682,7 +692,7 @@ class TrainingPipeline(_PipelineResources):
                 its ARN in ``MLFLOW_TRACKING_ARN``, and a ``Track`` step logs each execution
                 as an MLflow run (``ml/track.py``; see :class:`MlflowSettings` for its network
                 needs). Default: - no MLflow; executions are recorded as SageMaker experiment
-                runs only.
+                runs only (where SageMaker Experiments is available).
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -711,13 +721,7 @@ class TrainingPipeline(_PipelineResources):
         }
         if mlflow is not None:
             self.scripts["track"] = s3_assets.Asset(self, "TrackScript", path=str(TRACK_SCRIPT))
-        for asset in self.scripts.values():
-            # Exactly the script objects; the staging bucket holds every asset of the account.
-            iam.Grant.add_to_principal(
-                grantee=self.role,
-                actions=["s3:GetObject"],
-                resource_arns=[asset.bucket.arn_for_objects(asset.s3_object_key)],
-            )
+        self._grant_script_inputs(self.scripts.values())
         self._define_group(
             create_model_package_group,
             f"Models trained by the {pipeline_name} pipeline on {dataset}",
@@ -743,6 +747,10 @@ class TrainingPipeline(_PipelineResources):
             kms_key_arn=data_store.encryption_key.key_arn,
             source_revision=source_revision,
             default_approval_status="Approved" if auto_approve else "PendingManualApproval",
+            # A well-formed URI of no object: SageMaker accepts the default start, then says what is missing.
+            default_input_manifest_uri=(
+                f"s3://{data_store.bucket.bucket_name}/{manifest_prefix(dataset)}{pd.NO_MANIFEST_KEY}"
+            ),
             settings=settings,
             mlflow_tracking_arn=self.mlflow_tracking_arn,
             mlflow_experiment_name=(mlflow.experiment_name or pipeline_name) if mlflow else None,
@@ -752,6 +760,7 @@ class TrainingPipeline(_PipelineResources):
             mlflow_client_requirements=(
                 tuple(mlflow.client_requirements) if mlflow and mlflow.logging_image_uri is None else ()
             ),
+            experiments=_has_experiments(Stack.of(self).region),
         )
         spec_problems = pd.pipeline_spec_problems(spec)
         if spec_problems:
@@ -806,6 +815,30 @@ class TrainingPipeline(_PipelineResources):
             mlflow=mlflow,
             description=description,
         )
+
+    def _grant_script_inputs(self, assets: Iterable[s3_assets.Asset]) -> None:
+        """What SageMaker does with the role for a script given as an ``S3Prefix`` processing input.
+
+        It lists the bucket with the object's key as the prefix, then gets the objects listed.
+        The staging bucket holds every asset of the account, so listing is limited to the script
+        keys (``s3:prefix``) and reading to the script objects.
+        """
+        keys: dict[str, list[str]] = {}
+        for asset in assets:
+            iam.Grant.add_to_principal(
+                grantee=self.role,
+                actions=["s3:GetObject"],
+                resource_arns=[asset.bucket.arn_for_objects(asset.s3_object_key)],
+            )
+            keys.setdefault(asset.bucket.bucket_arn, []).append(asset.s3_object_key)
+        for bucket_arn, prefixes in keys.items():
+            iam.Grant.add_to_principal(
+                grantee=self.role,
+                actions=["s3:ListBucket"],
+                resource_arns=[bucket_arn],
+                # StringLike with the key and a trailing *: the object itself, listed page by page.
+                conditions={"StringLike": {"s3:prefix": [f"{key}*" for key in prefixes]}},
+            )
 
     def _script_source(self, name: str) -> pd.ScriptSource:
         asset = self.scripts[name]
@@ -972,6 +1005,15 @@ class SdkTrainingPipeline(_PipelineResources):
         self._define_notifications(notification_topic, removal_policy)
 
 
+def _has_experiments(region: str) -> bool:
+    """Whether executions in ``region`` may be recorded as SageMaker Experiments trials.
+
+    An environment-agnostic stack does not know its region at synth; it keeps the experiment
+    configuration, which suits every region listed by :func:`image_uris.experiments_regions`.
+    """
+    return Token.is_unresolved(region) or image_uris.has_experiments(region)
+
+
 def _steps(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every step of a definition, condition branches included."""
     found: list[dict[str, Any]] = []
@@ -1020,6 +1062,12 @@ def _sdk_definition_problems(
         problems.append(
             "the definition uses cdk_mlops.sdk.MLFLOW_TRACKING_ARN_PLACEHOLDER; pass mlflow=MlflowSettings() "
             "so that this construct creates the tracking server"
+        )
+    if "PipelineExperimentConfig" in definition and not _has_experiments(region):
+        problems.append(
+            f"PipelineExperimentConfig: SageMaker Experiments is not available in {region}, so executions "
+            "would fail; build the pipeline with pipeline_experiment_config=None (the SDK leaves it out "
+            "there by default)"
         )
     problems += _s3_problems(definition, readable)
     return problems

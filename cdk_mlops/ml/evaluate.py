@@ -16,6 +16,10 @@ Model
 Test data
     ``--test-dir``: label-first CSV without a header, as ``preprocess.py`` writes it.
 
+Baseline data (optional)
+    ``--baseline-dir``: the training split with its header, label first
+    (``train_with_header.csv`` of ``preprocess.py``).
+
 Output (``--output-dir``)
     ``evaluation.json``
         The SageMaker model-quality metrics format, registered with the model package:
@@ -27,12 +31,22 @@ Output (``--output-dir``)
         where ``improvement`` is how much better the model is (positive is better, whichever
         the metric's direction).
 
+Output (``--baseline-output-dir``, with ``--baseline-dir``)
+    ``train_with_predictions.csv``
+        The dataset of the data-quality baseline: the baseline data with the model's prediction
+        in place of the label (same header), i.e. what the endpoint returns (the probability of
+        class 1, or the predicted value) followed by what it receives (the features, in
+        training order). Model Monitor analyses a CSV capture as the response's columns then the
+        request's, and compares them with the baseline column by column, so a label there would
+        be compared with probabilities (``data_type_check``: Integral against Fractional).
+
 Metrics are computed with numpy alone, so the script runs in any image with Python and numpy.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import json
 import math
@@ -51,6 +65,7 @@ XGBOOST_MODEL = "xgboost-model"
 SKLEARN_MODEL = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
 COMPARISON_FILE = "comparison.json"
+BASELINE_DATASET_FILE = "train_with_predictions.csv"
 
 #: Metric name -> whether higher values are better, per problem type.
 METRICS = {
@@ -127,11 +142,58 @@ def _xgboost_predictor(path: Path) -> Predictor:
     return lambda features: np.asarray(booster.predict(xgboost.DMatrix(features)), dtype=np.float64)
 
 
+def _csv_files(directory: Path) -> list[Path]:
+    files = [directory] if directory.is_file() else sorted(p for p in directory.glob("*.csv") if p.is_file())
+    if not files:
+        raise EvaluationError(f"no *.csv files in {directory}")
+    return files
+
+
+def read_baseline(baseline_dir: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (as written) of the header'd, label-first CSV files in ``baseline_dir``."""
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for path in _csv_files(baseline_dir):
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            file_header = next(reader, None)
+            if file_header is None:
+                continue
+            if header is not None and file_header != header:
+                raise EvaluationError(f"{path}: header {file_header} differs from the first file's {header}")
+            header = file_header
+            rows.extend(row for row in reader if row)
+    if header is None or len(header) < 2 or not rows:
+        raise EvaluationError(f"{baseline_dir}: expected a header, a label column, features and rows")
+    return header, rows
+
+
+def write_baseline_dataset(baseline_dir: Path, output_dir: Path, predict: Predictor) -> Path:
+    """The data-quality baseline dataset: the baseline rows with the model's prediction as the first column.
+
+    The features are written as they were read, so their inferred types stay those of the data.
+    """
+    header, rows = read_baseline(baseline_dir)
+    try:
+        features = np.array([[float(cell) if cell.strip() else math.nan for cell in row[1:]] for row in rows])
+    except ValueError as error:
+        raise EvaluationError(f"{baseline_dir}: a feature is not a number ({error})") from None
+    predictions = predict(features)
+    if predictions.shape != (len(rows),):
+        raise EvaluationError(f"the model returned {predictions.shape} predictions for {len(rows)} baseline rows")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / BASELINE_DATASET_FILE
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        # repr keeps the decimal point, as the endpoint's response does: the column is Fractional.
+        writer.writerows([repr(float(predictions[index])), *row[1:]] for index, row in enumerate(rows))
+    return path
+
+
 def read_test(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Labels and features of the label-first, header-less CSV files in ``test_dir``."""
-    files = [test_dir] if test_dir.is_file() else sorted(p for p in test_dir.glob("*.csv") if p.is_file())
-    if not files:
-        raise EvaluationError(f"no *.csv test files in {test_dir}")
+    files = _csv_files(test_dir)
     data = np.vstack([np.atleast_2d(np.genfromtxt(f, delimiter=",", dtype=np.float64)) for f in files])
     if data.shape[0] == 0 or data.shape[1] < 2:
         raise EvaluationError(f"{test_dir}: expected a label column and at least one feature")
@@ -240,7 +302,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--metric", default="auc", help="the gate's metric")
     parser.add_argument("--champion-metric", type=float, default=0.0, help="metric of the approved model; 0: none")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold for class 1")
-    return parser.parse_args(argv)
+    parser.add_argument("--baseline-dir", type=Path, help="training split with header, label first")
+    parser.add_argument("--baseline-output-dir", type=Path, help="where the baseline dataset is written")
+    args = parser.parse_args(argv)
+    if (args.baseline_dir is None) != (args.baseline_output_dir is None):
+        parser.error("--baseline-dir and --baseline-output-dir go together")
+    return args
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -251,6 +318,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     with tempfile.TemporaryDirectory() as work:
         kind, predict = load_predictor(model_files(args.model_dir, Path(work)), args.problem_type)
         scores = predict(features)
+        if args.baseline_dir is not None:
+            write_baseline_dataset(args.baseline_dir, args.baseline_output_dir, predict)
     if scores.shape != labels.shape:
         raise EvaluationError(f"the {kind} model returned {scores.shape} predictions for {labels.shape} labels")
     if args.problem_type == "binary_classification":

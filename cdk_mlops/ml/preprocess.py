@@ -23,7 +23,9 @@ Output (under ``--output-dir``, one folder per ProcessingOutput)
     ``train/train.csv``, ``validation/validation.csv``, ``test/test.csv``
         Label first, no header: the CSV contract of the built-in XGBoost algorithm.
     ``baseline/train_with_header.csv``
-        The training split with its header, for the Model Monitor data-quality baseline.
+        The training split with its header, label first. ``evaluate.py`` turns it into the
+        data-quality baseline dataset by putting the trained model's predictions in the label's
+        place, since Model Monitor compares that column with what the endpoint returns.
     ``report/preprocess_report.json``
         Row and column counts, split sizes, the source (manifest) and the data validation.
 
@@ -33,7 +35,9 @@ by label for binary classification.
 Data validation: with ``--baseline-constraints-uri`` (an ``s3://`` URI or a local path to a
 Model Monitor ``constraints.json``), the data is checked against the baseline: missing or
 extra columns, data types (``Integral`` columns hold whole numbers), completeness and
-non-negativity. Violations fail the run (``--on-violation fail``) or are only reported
+non-negativity. The first column of the baseline is the model's output (Model Monitor puts
+output columns first) and the first of the data is the label, so neither is compared: labels
+are not predictions. Violations fail the run (``--on-violation fail``) or are only reported
 (``warn``). An empty URI skips the check.
 
 Arguments that the pipeline later records on the model package (manifest URI, sha256, data
@@ -348,7 +352,11 @@ def load_constraints(uri: str) -> dict[str, Any]:
 
 
 def validate(table: Table, constraints: dict[str, Any]) -> list[dict[str, str]]:
-    """Violations in the Model Monitor ``constraint_violations.json`` shape."""
+    """Violations of the features in the Model Monitor ``constraint_violations.json`` shape.
+
+    The baseline's first column (the model's output) and the table's first (the label) are
+    left out: a model's predictions are no constraint on labels.
+    """
     if (constraints.get("monitoring_config") or {}).get("evaluate_constraints") == "Disabled":
         return []
     violations: list[dict[str, str]] = []
@@ -356,16 +364,17 @@ def validate(table: Table, constraints: dict[str, Any]) -> list[dict[str, str]]:
     def violation(feature: str, check: str, description: str) -> None:
         violations.append({"feature_name": feature, "constraint_check_type": check, "description": description})
 
-    features = {f["name"]: f for f in constraints["features"] if isinstance(f, dict) and "name" in f}
+    described = [f for f in constraints["features"] if isinstance(f, dict) and "name" in f]
+    features = {f["name"]: f for f in described[1:]}
     for name in features:
-        if name not in table.columns:
+        if name not in table.columns[1:]:
             violation(name, "missing_column_check", f"column {name!r} of the baseline is missing")
-    for name in table.columns:
+    for name in table.columns[1:]:
         if name not in features:
             violation(name, "extra_column_check", f"column {name!r} is not in the baseline")
     rows = len(table.values)
     for index, name in enumerate(table.columns):
-        feature = features.get(name)
+        feature = features.get(name) if index else None
         if feature is None or rows == 0:
             continue
         column = table.values[:, index]

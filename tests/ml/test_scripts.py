@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -34,6 +35,17 @@ from cdk_mlops.ml import (
 )
 
 LABEL = "diagnosis"
+#: A definition of the default pipeline: it says which step's output feeds which step.
+SPEC = pd.PipelineSpec(
+    role_arn="arn:aws:iam::123456789012:role/pipeline",
+    bucket_name="artifacts",
+    model_package_group_name="models",
+    sklearn_image_uri="sklearn",
+    training_image_uri="xgboost",
+    model_monitor_image_uri="model-monitor",
+    preprocess_script=pd.ScriptSource.from_uri("s3://assets/preprocess.py"),
+    evaluate_script=pd.ScriptSource.from_uri("s3://assets/evaluate.py"),
+)
 
 
 def write_dataset(directory: Path, *, parts: int = 2, rows: slice = slice(None)) -> list[Path]:
@@ -65,6 +77,24 @@ def read_rows(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
+def baseline_dataset_source() -> tuple[str, str]:
+    """(step, output name) whose files the DataQualityBaseline step analyses, as the definition wires it."""
+    definition = pd.build_pipeline_definition(SPEC)
+    (source,) = [i for i in pd.job_s3_inputs(definition) if i.step == pd.DATA_QUALITY_BASELINE]
+    match = re.fullmatch(
+        r"Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", source.s3_uri["Get"]
+    )
+    assert match is not None, source
+    return match.group(1), match.group(2)
+
+
+def read_dataset(directory: Path) -> tuple[list[str], np.ndarray]:
+    """Header and values of the header'd CSV files in a directory (what the analyzer reads)."""
+    (path,) = sorted(directory.glob("*.csv"))
+    rows = read_rows(path)
+    return rows[0], np.array(rows[1:], dtype=np.float64)
+
+
 def pack_model(model_dir: Path, artifact_dir: Path) -> Path:
     """model.tar.gz as SageMaker packs a training job's /opt/ml/model."""
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +106,7 @@ def pack_model(model_dir: Path, artifact_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Preprocess, train and evaluate once; the tests below look at the files each step left."""
     root = tmp_path_factory.mktemp("run")
     write_dataset(root / "data")
@@ -101,6 +131,7 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     artifact = root / "artifact"
     pack_model(model, artifact)
     evaluation = root / "evaluation"
+    baseline = root / "baseline-dataset"
     assert (
         evaluate.main(
             [
@@ -114,11 +145,25 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "auc",
                 "--champion-metric",
                 "0.5",
+                "--baseline-dir",
+                str(out / pd.OUTPUT_BASELINE),
+                "--baseline-output-dir",
+                str(baseline),
             ]
         )
         == 0
     )
-    return {"root": root, "out": out, "model": model, "artifact": artifact, "evaluation": evaluation}
+    # Each ProcessingOutput of the definition, by (step, output name), as its local folder.
+    outputs = {(pd.PREPROCESS, p.name): p for p in out.iterdir() if p.is_dir()}
+    outputs |= {(pd.EVALUATE, pd.OUTPUT_EVALUATION): evaluation, (pd.EVALUATE, pd.OUTPUT_BASELINE): baseline}
+    return {
+        "root": root,
+        "out": out,
+        "model": model,
+        "artifact": artifact,
+        "evaluation": evaluation,
+        "outputs": outputs,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -401,10 +446,16 @@ def constraints_for(baseline_csv: Path) -> dict[str, Any]:
     return {"version": 0.0, "features": features, "monitoring_config": {"evaluate_constraints": "Enabled"}}
 
 
+def registered_constraints(pipeline_run: dict[str, Any]) -> dict[str, Any]:
+    """The constraints the DataQualityBaseline step would compute for this run's model package."""
+    (dataset,) = pipeline_run["outputs"][baseline_dataset_source()].glob("*.csv")
+    return constraints_for(dataset)
+
+
 def test_data_that_matches_the_baseline_passes(pipeline_run, tmp_path):
     # GIVEN constraints from the previous run's baseline
     constraints = tmp_path / "constraints.json"
-    constraints.write_text(json.dumps(constraints_for(pipeline_run["out"] / "baseline" / pd.BASELINE_FILE)))
+    constraints.write_text(json.dumps(registered_constraints(pipeline_run)))
     # WHEN the same data is preprocessed again against them
     code = run_preprocess(
         "--input-dir",
@@ -440,7 +491,7 @@ def _drifted_data(source: Path, target: Path) -> None:
 def test_data_that_violates_the_baseline_fails_the_run(pipeline_run, tmp_path):
     # GIVEN
     constraints = tmp_path / "constraints.json"
-    constraints.write_text(json.dumps(constraints_for(pipeline_run["out"] / "baseline" / pd.BASELINE_FILE)))
+    constraints.write_text(json.dumps(registered_constraints(pipeline_run)))
     _drifted_data(pipeline_run["root"] / "data", tmp_path / "data")
     # WHEN
     code = run_preprocess(
@@ -470,7 +521,7 @@ def test_data_that_violates_the_baseline_fails_the_run(pipeline_run, tmp_path):
 def test_violations_only_warn_when_asked(pipeline_run, tmp_path):
     # GIVEN
     constraints = tmp_path / "constraints.json"
-    constraints.write_text(json.dumps(constraints_for(pipeline_run["out"] / "baseline" / pd.BASELINE_FILE)))
+    constraints.write_text(json.dumps(registered_constraints(pipeline_run)))
     _drifted_data(pipeline_run["root"] / "data", tmp_path / "data")
     # WHEN
     code = run_preprocess(
@@ -491,6 +542,24 @@ def test_violations_only_warn_when_asked(pipeline_run, tmp_path):
     assert (tmp_path / "out" / "train" / pd.TRAIN_FILE).exists()
     report = json.loads((tmp_path / "out" / "report" / pd.REPORT_FILE).read_text())
     assert len(report["data_validation"]["violations"]) == 3
+
+
+def test_the_baselines_output_column_is_not_compared_with_the_labels():
+    # GIVEN constraints whose first feature describes the model's output (a non-negative Integral
+    # value here), and data whose labels are negative fractions
+    table = preprocess.Table(["y", "x"], np.array([[-1.5, 2.0], [0.5, -3.0]]))
+    output = {"name": "prediction", "inferred_type": "Integral", "num_constraints": {"is_non_negative": True}}
+    feature = {"name": "x", "inferred_type": "Integral", "num_constraints": {"is_non_negative": True}}
+    # WHEN
+    violations = preprocess.validate(table, {"features": [output, feature]})
+    # THEN only the feature is checked: labels are not predictions, and neither column is missing or extra
+    assert violations == [
+        {
+            "feature_name": "x",
+            "constraint_check_type": "non_negative_check",
+            "description": "column 'x' has negative values (min -3)",
+        }
+    ]
 
 
 def test_integral_columns_must_hold_whole_numbers():
@@ -553,6 +622,24 @@ def test_evaluate_writes_the_champion_comparison_the_gate_reads(pipeline_run):
         "higher_is_better": True,
         "improvement": pytest.approx(auc - 0.5),
     }
+
+
+def test_the_data_quality_baseline_holds_what_the_endpoint_returns_then_what_it_receives(pipeline_run):
+    # GIVEN the dataset the DataQualityBaseline step analyses, found through the definition
+    header, values = read_dataset(pipeline_run["outputs"][baseline_dataset_source()])
+    train_rows = np.array(read_rows(pipeline_run["out"] / pd.OUTPUT_TRAIN / pd.TRAIN_FILE), dtype=np.float64)
+    # AND what the endpoint returns for those features (train.py's serving functions)
+    returned = train.predict_fn(values[:, 1:], train.model_fn(str(pipeline_run["model"])))
+    # THEN the output column, first (Model Monitor merges a captured response before its request),
+    # holds the model's probability of class 1, a fraction in [0, 1], not the 0/1 label
+    output = values[:, 0]
+    assert output == pytest.approx(returned)
+    assert 0.0 <= output.min() <= output.max() <= 1.0
+    assert not np.all(np.mod(output, 1) == 0)
+    # AND the other columns are the request: the features of the training split, named, in order
+    assert len(header) == train_rows.shape[1]
+    assert LABEL not in header[1:]
+    assert np.array_equal(values[:, 1:], train_rows[:, 1:])
 
 
 def test_a_challenger_worse_than_the_champion_has_negative_improvement(pipeline_run, tmp_path):
@@ -642,10 +729,21 @@ def test_evaluate_regression(tmp_path):
             "rmse",
             "--champion-metric",
             "80",
+            "--baseline-dir",
+            str(out / pd.OUTPUT_BASELINE),
+            "--baseline-output-dir",
+            str(tmp_path / "baseline-dataset"),
         ]
     )
     # THEN
     assert code == 0
+    # AND the baseline's output column is the predicted value the endpoint returns, not the target
+    header, values = read_dataset(tmp_path / "baseline-dataset")
+    predicted = train.predict_fn(values[:, 1:], train.model_fn(str(tmp_path / "model")))
+    assert header[0] == "target"
+    assert values[:, 0] == pytest.approx(predicted)
+    targets = np.array(read_rows(out / pd.OUTPUT_TRAIN / pd.TRAIN_FILE), dtype=np.float64)[:, 0]
+    assert not np.allclose(values[:, 0], targets)
     report = json.loads((tmp_path / "eval" / pd.EVALUATION_FILE).read_text())
     rmse = report["regression_metrics"]["rmse"]["value"]
     assert 30 < rmse < 80  # the target's standard deviation is about 77

@@ -104,6 +104,17 @@ def test_every_region_has_a_dns_suffix():
             assert url_suffix(region)
 
 
+def test_sagemaker_experiments_regions_are_the_sdks():
+    # THEN the SDK's list decides, as it does for Pipeline(pipeline_experiment_config=...)
+    assert image_uris.has_experiments("eu-west-1")
+    assert image_uris.has_experiments("cn-north-1")
+    # AND regions added after Experiments stopped expanding are not in it, though images are published there
+    assert not image_uris.has_experiments("eu-central-2")
+    assert "eu-central-2" in registry_accounts("xgboost")
+    assert not image_uris.has_experiments("mars-north-1")
+    assert "eu-central-2" not in image_uris.experiments_regions()
+
+
 def test_regions_known_to_the_cdk_are_covered():
     # GIVEN the commercial regions in aws-cdk-lib's fact table
     region_info = pytest.importorskip("aws_cdk.region_info")
@@ -165,6 +176,13 @@ def _write_sdk_config(root: Path, eu_account: str = "111111111111") -> Path:
     (config_dir / "model-monitor.json").write_text(json.dumps(monitor))
     clarify = {"versions": {"1.0": {"registries": registries, "repository": "sagemaker-clarify-processing"}}}
     (config_dir / "clarify.json").write_text(json.dumps({"processing": clarify}))
+    utils = root / "sagemaker" / "mlops" / "workflow" / "_utils.py"
+    utils.parent.mkdir(parents=True)
+    utils.write_text(
+        'OTHER = frozenset(["xx-east-1"])\n'
+        "EUREKA_GA_REGIONS = frozenset(\n"
+        '    [\n        "us-east-1",  # iad\n        "eu-west-1",  # dub\n    ]\n)\n'
+    )
     return root
 
 
@@ -182,6 +200,17 @@ def test_generator_extracts_registries_tags_and_suffixes(generator, tmp_path):
     assert data["frameworks"]["clarify"]["tags"] == {"1.0": "1.0"}
     assert data["frameworks"]["xgboost"]["registries"] == {"cn-north-1": "222222222222", "eu-west-1": "111111111111"}
     assert data["dns_suffixes"] == {"cn-north-1": "amazonaws.com.cn", "eu-west-1": "amazonaws.com"}
+    assert data["experiments"]["regions"] == ["eu-west-1", "us-east-1"]
+    assert data["experiments"]["source"].endswith("sagemaker/mlops/workflow/_utils.py EUREKA_GA_REGIONS")
+
+
+def test_generator_needs_the_sdks_experiments_regions(generator, tmp_path):
+    # GIVEN an SDK layout without sagemaker-mlops
+    site_packages = _write_sdk_config(tmp_path / "site-packages")
+    (site_packages / "sagemaker" / "mlops" / "workflow" / "_utils.py").unlink()
+    # THEN
+    with pytest.raises(SystemExit, match="install sagemaker-mlops there too"):
+        generator.main(["--site-packages", str(site_packages), "--output", str(tmp_path / "out.json")])
 
 
 def test_generator_refuses_registries_that_differ_between_training_and_hosting(generator, tmp_path):
@@ -201,3 +230,4 @@ def test_checked_in_facts_name_their_source():
     data = json.loads((REPO_ROOT / "cdk_mlops" / "image_uris.json").read_text())
     assert data["source"].startswith(("sagemaker-core ", "sagemaker "))
     assert set(data["frameworks"]) == {"sklearn", "xgboost", "model-monitor", "clarify"}
+    assert data["experiments"]["source"].startswith("sagemaker-mlops ")

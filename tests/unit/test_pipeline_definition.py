@@ -107,6 +107,22 @@ def test_default_definition_is_valid_and_json_serializable(definition):
     assert definition["Version"] == "2020-12-01"
 
 
+def test_executions_are_recorded_as_experiment_runs_where_experiments_exist(definition):
+    # THEN by default: the experiment is the pipeline, the trial the execution
+    assert definition["PipelineExperimentConfig"] == {
+        "ExperimentName": {"Get": "Execution.PipelineName"},
+        "TrialName": {"Get": "Execution.PipelineExecutionId"},
+    }
+
+
+def test_no_experiment_config_where_sagemaker_experiments_is_not_available():
+    # WHEN built for a region without SageMaker Experiments, where executions with one fail
+    definition = build_pipeline_definition(make_spec(experiments=False))
+    # THEN
+    assert "PipelineExperimentConfig" not in definition
+    assert validate_definition(definition) == []
+
+
 def test_parameters_are_declared_with_their_types_and_defaults(definition):
     # THEN
     declared = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
@@ -185,6 +201,45 @@ def test_preprocess_reads_the_manifest_parameter_and_writes_each_split_under_the
     assert flags[flags.index("--validation-fraction") + 1] == "0.15"
 
 
+def test_no_job_reads_another_jobs_output_by_accident(definition):
+    # GIVEN every output prefix of the execution (S3 prefixes match as strings: 'evaluate' would
+    # also match 'evaluate-baseline/...', and an S3Prefix input would download both)
+    prefixes = [
+        json.dumps(o["S3Output"]["S3Uri"]["Std:Join"]["Values"][3:])
+        for step in steps_by_name(definition).values()
+        for o in step["Arguments"].get("ProcessingOutputConfig", {}).get("Outputs", [])
+    ]
+    prefixes.append(
+        json.dumps(args_of(definition, "Train")["OutputDataConfig"]["S3OutputPath"]["Std:Join"]["Values"][3:])
+    )
+    paths = ["/".join(str(v) for v in json.loads(p)) for p in prefixes]
+    # THEN none is a string prefix of another
+    assert len(set(paths)) == len(paths)
+    assert not [(a, b) for a in paths for b in paths if a != b and b.startswith(a)]
+
+
+def test_every_job_input_and_its_data_type_is_listed(definition):
+    # WHEN
+    inputs = [(i.step, i.name, i.data_type) for i in pd.job_s3_inputs(definition)]
+    # THEN every processing input and training channel, each read as an S3 prefix
+    assert inputs == [
+        ("Preprocess", "code", "S3Prefix"),
+        ("Preprocess", "manifest", "S3Prefix"),
+        ("DataQualityBaseline", "baseline_dataset_input", "S3Prefix"),
+        ("Train", "train", "S3Prefix"),
+        ("Train", "validation", "S3Prefix"),
+        ("Evaluate", "code", "S3Prefix"),
+        ("Evaluate", "model", "S3Prefix"),
+        ("Evaluate", "test", "S3Prefix"),
+        ("Evaluate", "baseline", "S3Prefix"),
+    ]
+    assert pd.job_s3_inputs(definition)[0].s3_uri == "s3://assets-bucket/1a2b3c.py"
+    # AND spot training's checkpoints, which SageMaker copies down when a job resumes
+    spot = TrainingSettings(use_spot_instances=True, max_wait_seconds=30000, checkpoint_s3_uri="s3://b/checkpoints")
+    checkpoints = pd.job_s3_inputs(build_pipeline_definition(make_spec(settings=spot)))[5]
+    assert (checkpoints.step, checkpoints.name, checkpoints.s3_uri) == ("Train", "checkpoints", "s3://b/checkpoints")
+
+
 def test_processing_jobs_encrypt_volumes_and_outputs_with_the_key(definition):
     # THEN
     for name in ("Preprocess", "DataQualityBaseline", "Evaluate"):
@@ -214,8 +269,10 @@ def test_data_quality_baseline_follows_the_model_monitor_analyzer_contract(defin
     environment = args["Environment"]
     assert json.loads(environment["dataset_format"]) == {"csv": {"header": True, "output_columns_position": "START"}}
     assert environment["publish_cloudwatch_metrics"] == "Disabled"
+    # AND it analyses Evaluate's dataset: the model's predictions first, where Model Monitor puts
+    # the endpoint's response, then the features (not the training split's labels)
     (dataset,) = args["ProcessingInputs"]
-    assert dataset["S3Input"]["S3Uri"] == output_uri("Preprocess", "baseline")
+    assert dataset["S3Input"]["S3Uri"] == output_uri("Evaluate", "baseline")
     assert dataset["S3Input"]["LocalPath"] == environment["dataset_source"]
     (output,) = args["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["LocalPath"] == environment["output_path"]
@@ -322,6 +379,15 @@ def test_evaluate_scores_the_trained_model_and_declares_its_property_files(defin
     assert {"Std:Join": {"On": "", "Values": ["--champion-metric=", {"Get": "Parameters.ChampionMetric"}]}} in args[
         "AppSpecification"
     ]["ContainerArguments"]
+    # AND it predicts on the training split for the data-quality baseline, in a folder of its own
+    assert inputs["baseline"]["S3Uri"] == output_uri("Preprocess", "baseline")
+    container_arguments = args["AppSpecification"]["ContainerArguments"]
+    assert container_arguments[container_arguments.index("--baseline-dir") + 1] == inputs["baseline"]["LocalPath"]
+    outputs = {o["OutputName"]: o["S3Output"] for o in args["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs["baseline"]["S3Uri"] == artifact_uri("baseline-dataset")
+    assert (
+        container_arguments[container_arguments.index("--baseline-output-dir") + 1] == outputs["baseline"]["LocalPath"]
+    )
     assert step["PropertyFiles"] == [
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"},
         {"PropertyFileName": "ChampionComparison", "OutputName": "evaluation", "FilePath": "comparison.json"},
@@ -1012,6 +1078,7 @@ def test_script_file_names_match_the_definition():
     assert preprocess.UNVERIFIED_SHA256 == pd.UNVERIFIED_SHA256
     assert evaluate.EVALUATION_FILE == pd.EVALUATION_FILE
     assert evaluate.COMPARISON_FILE == pd.COMPARISON_FILE
+    assert evaluate.BASELINE_DATASET_FILE == pd.BASELINE_DATASET_FILE
     assert {p: set(m) for p, m in evaluate.METRICS.items()} == {p.value: set(m) for p, m in pd.METRICS.items()}
     for problem_type, metrics in pd.METRICS.items():
         for name, info in metrics.items():

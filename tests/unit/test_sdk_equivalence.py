@@ -239,28 +239,6 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
             ],
         ),
     )
-    analyzer = processor(
-        MONITOR,
-        env={
-            "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
-            "dataset_source": f"{root}/input/baseline_dataset_input",
-            "output_path": f"{root}/output",
-            "publish_cloudwatch_metrics": "Disabled",
-        },
-    )
-    data_quality = ProcessingStep(
-        name="DataQualityBaseline",
-        description="Data-quality statistics and constraints of the training split (Model Monitor analyzer).",
-        retry_policies=[service_retry, job_retry],
-        step_args=analyzer.run(
-            inputs=[
-                s3_input(
-                    "baseline_dataset_input", output_uri(preprocess, "baseline"), f"{root}/input/baseline_dataset_input"
-                )
-            ],
-            outputs=[s3_output("monitoring_output", artifact("data-quality-baseline"), f"{root}/output")],
-        ),
-    )
     trainer = ModelTrainer(
         training_image=XGBOOST,
         role=ROLE,
@@ -309,7 +287,8 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
     comparison = PropertyFile(name="ChampionComparison", output_name="evaluation", path="comparison.json")
     evaluate = ProcessingStep(
         name="Evaluate",
-        description="Score the test split; write evaluation.json and the champion comparison.",
+        description="Score the test split; write evaluation.json, the champion comparison and the "
+        "data-quality baseline dataset (predictions on the training split, then its features).",
         property_files=[evaluation_report, comparison],
         retry_policies=[service_retry, job_retry],
         step_args=processor(XGBOOST, ["python3", f"{root}/input/code/4567ef01.py"], env=environment).run(
@@ -317,14 +296,43 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
                 s3_input("code", EVALUATE_URI, f"{root}/input/code"),
                 s3_input("model", model_data, f"{root}/input/model"),
                 s3_input("test", output_uri(preprocess, "test"), f"{root}/input/test"),
+                s3_input("baseline", output_uri(preprocess, "baseline"), f"{root}/input/baseline"),
             ],
-            outputs=[s3_output("evaluation", artifact("evaluate"), f"{root}/output/evaluation")],
+            outputs=[
+                s3_output("evaluation", artifact("evaluate"), f"{root}/output/evaluation"),
+                s3_output("baseline", artifact("baseline-dataset"), f"{root}/output/baseline"),
+            ],
             arguments=[
                 *("--model-dir", f"{root}/input/model", "--test-dir", f"{root}/input/test"),
                 *("--output-dir", f"{root}/output/evaluation", "--problem-type", "binary_classification"),
                 *("--metric", "auc"),
                 Join(on="", values=["--champion-metric=", champion]),
+                *("--baseline-dir", f"{root}/input/baseline", "--baseline-output-dir", f"{root}/output/baseline"),
             ],
+        ),
+    )
+    analyzer = processor(
+        MONITOR,
+        env={
+            "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+            "dataset_source": f"{root}/input/baseline_dataset_input",
+            "output_path": f"{root}/output",
+            "publish_cloudwatch_metrics": "Disabled",
+        },
+    )
+    # The model's predictions on the training split, then its features: what the endpoint returns and receives.
+    data_quality = ProcessingStep(
+        name="DataQualityBaseline",
+        description="Data-quality statistics and constraints of the model's predictions on the training split "
+        "and its features (Model Monitor analyzer).",
+        retry_policies=[service_retry, job_retry],
+        step_args=analyzer.run(
+            inputs=[
+                s3_input(
+                    "baseline_dataset_input", output_uri(evaluate, "baseline"), f"{root}/input/baseline_dataset_input"
+                )
+            ],
+            outputs=[s3_output("monitoring_output", artifact("data-quality-baseline"), f"{root}/output")],
         ),
     )
 

@@ -17,7 +17,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk_mlops.constructs.data_store import DESTROY_WARNING_ID, ObjectLockSettings, VersionedDataStore
 from cdk_mlops.errors import ConfigurationError
-from tests.quality import cfn_lint_errors, logical_id, nag_findings
+from tests.quality import cfn_lint_findings, logical_id, nag_findings
 
 
 def lambda_role(scope: cdk.Stack, id: str) -> iam.Role:
@@ -93,6 +93,7 @@ def options() -> Options:
         object_lock=ObjectLockSettings(default_retention_days=days),
         datasets=[cdk.CfnParameter(stack, "Name").value_as_string],
     )
+    tokens.grant_read(lambda_role(stack, "TokenReader"), dataset=tokens.datasets[0])
     compliance = VersionedDataStore(
         stack,
         "Prod",
@@ -437,12 +438,15 @@ def test_acknowledgments_carry_a_reason_naming_the_grant(defaults: Defaults) -> 
 
 @pytest.mark.parametrize("which", ["template", "consumer_template"])
 def test_templates_are_cfn_lint_clean(defaults: Defaults, which: str) -> None:
-    assert cfn_lint_errors(dict(getattr(defaults, which).to_json())) == []
+    # Warnings too: aws-cdk-lib's stack-wide notifications handler depends on a role it already
+    # names with Fn::GetAtt (W3005) unless the store drops that DependsOn.
+    assert cfn_lint_findings(dict(getattr(defaults, which).to_json())) == []
 
 
 def test_options_stack_is_nag_and_cfn_lint_clean(options: Options) -> None:
     assert nag_findings(options.stack) == []
-    assert cfn_lint_errors(dict(options.template.to_json())) == []
+    # With DESTROY, the auto-delete provider's handler has the same redundant DependsOn.
+    assert cfn_lint_findings(dict(options.template.to_json())) == []
 
 
 # --------------------------------------------------------------------------- events, URIs, metrics

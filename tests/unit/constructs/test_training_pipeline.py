@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import socket
 import sys
 import warnings
@@ -38,7 +39,8 @@ from cdk_mlops.constructs.training_pipeline import (
     mlflow_settings_problems,
 )
 from cdk_mlops.errors import ConfigurationError
-from tests.quality import cfn_lint_errors, nag_findings, resolve_like_cloudformation
+from cdk_mlops.local.pipeline_run import Resolver
+from tests.quality import cfn_lint_findings, nag_findings, resolve_like_cloudformation, statements
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,20 @@ def test_fixed_region_stack_uses_concrete_images_and_brings_its_own_training_ima
     assert "Mappings" not in regional.template.to_json()
 
 
+def test_executions_are_experiment_trials_only_where_sagemaker_experiments_is_available(agnostic, regional):
+    # GIVEN a pipeline in Zurich, which has every image but no SageMaker Experiments
+    zurich = build(cdk.Environment(account="123456789012", region="eu-central-2"))
+    # THEN its definition has no PipelineExperimentConfig (executions with one fail there)
+    assert "PipelineExperimentConfig" not in json.loads(definition_text(zurich))
+    # AND one in eu-west-1 records every execution as a trial of the pipeline's experiment
+    assert json.loads(definition_text(regional))["PipelineExperimentConfig"] == {
+        "ExperimentName": {"Get": "Execution.PipelineName"},
+        "TrialName": {"Get": "Execution.PipelineExecutionId"},
+    }
+    # AND an environment-agnostic stack, whose region is unknown at synth, keeps it
+    assert "PipelineExperimentConfig" in json.loads(definition_text(agnostic))
+
+
 def test_model_package_group_is_retained_and_readable_cross_account(agnostic):
     agnostic.template.has_resource(
         "AWS::SageMaker::ModelPackageGroup",
@@ -218,8 +234,114 @@ def test_grant_start_execution_is_scoped_to_the_pipeline(agnostic):
 @pytest.mark.parametrize("fixture", ["agnostic", "regional"])
 def test_stack_passes_cfn_lint_and_cdk_nag(fixture, request):
     built = request.getfixturevalue(fixture)
-    assert cfn_lint_errors(built.template.to_json(), region="eu-west-1") == []
+    assert cfn_lint_findings(built.template.to_json(), region="eu-west-1") == []
     assert nag_findings(built.stack) == []
+
+
+# --------------------------------------------------------------------------------------------
+# What SageMaker reads with the pipeline's role before each job starts
+# --------------------------------------------------------------------------------------------
+
+EXECUTION_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-training/execution/exec1"
+
+
+def _resolved(built: Built, value: Any) -> Any:
+    """A value of the template, or a token of the stack, as CloudFormation would resolve it."""
+    template = built.template.to_json()
+    return resolve_like_cloudformation(built.stack.resolve(value), template, region="eu-west-1", service_arns=True)
+
+
+def _execution(built: Built) -> tuple[dict[str, Any], Resolver]:
+    """The deployed definition, and its expressions as one execution started by the retrain trigger sees them."""
+    body = built.resource("AWS::SageMaker::Pipeline")["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
+    definition: dict[str, Any] = json.loads(_resolved(built, body))
+    manifest = f"{_resolved(built, built.store.manifest_uri_prefix('churn'))}20260101T000000Z-0123abcd.json"
+    resolver = Resolver(definition, parameters={pd.INPUT_MANIFEST_URI: manifest}, execution_arn=EXECUTION_ARN)
+    train = next(s for s in definition["Steps"] if s["Name"] == pd.TRAIN)
+    output_path = resolver.resolve(train["Arguments"]["OutputDataConfig"]["S3OutputPath"])
+    resolver.properties[f"Steps.{pd.TRAIN}.ModelArtifacts.S3ModelArtifacts"] = (
+        f"{output_path}/pipelines-exec1-Train-0a1b2c3d/output/model.tar.gz"
+    )
+    return definition, resolver
+
+
+def _reads(item: pd.JobS3Input, uri: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(action, resource, request context) of each request SageMaker makes for one input."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if item.data_type == "S3Prefix":
+        # It lists the prefix, then gets each object under it: an object key, or a folder's files.
+        some_object = key if "." in key.rsplit("/", 1)[-1] else f"{key.rstrip('/')}/part-0.csv"
+        return [
+            ("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": key}),
+            ("s3:GetObject", f"arn:aws:s3:::{bucket}/{some_object}", {}),
+        ]
+    if item.data_type in ("ManifestFile", "AugmentedManifestFile"):
+        return [("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {})]
+    raise AssertionError(f"{item}: a data type this test does not know; say what SageMaker reads for it")
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """An IAM pattern (``*`` any characters, ``?`` one) as a regular expression."""
+    return re.compile("^" + ".*".join(re.escape(part).replace(r"\?", ".") for part in pattern.split("*")) + "$")
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, entries in conditions.items():
+        for key, expected in entries.items():
+            actual = context.get(key)
+            if actual is None or operator not in ("StringEquals", "StringLike"):
+                return False  # a key the request does not carry, or an operator this test does not model
+            if operator == "StringEquals" and actual not in _listed(expected):
+                return False
+            if operator == "StringLike" and not any(_wildcard(v).match(actual) for v in _listed(expected)):
+                return False
+    return True
+
+
+def _allows(policy: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]) -> bool:
+    return any(
+        statement["Effect"] == "Allow"
+        and any(_wildcard(a.lower()).match(action.lower()) for a in _listed(statement["Action"]))
+        and any(_wildcard(r).match(resource) for r in _listed(statement["Resource"]))
+        and _conditions_hold(statement.get("Condition", {}), context)
+        for statement in policy
+    )
+
+
+@pytest.mark.parametrize("fixture", ["regional", "with_mlflow"])
+def test_the_role_may_read_every_job_input_as_sagemaker_reads_it(fixture, request):
+    # GIVEN the synthesized definition, resolved for one execution, and the role's policy
+    built = request.getfixturevalue(fixture)
+    definition, execution = _execution(built)
+    policy = _resolved(built, statements(built.template, built.training.role))
+    inputs = pd.job_s3_inputs(definition)
+    assert {(i.step, i.name) for i in inputs} >= {(pd.PREPROCESS, "code"), (pd.EVALUATE, "code"), (pd.TRAIN, "train")}
+    # THEN every request SageMaker makes for every input is allowed
+    denied = [
+        f"{item.step}/{item.name} ({item.data_type}) {uri}: {action} on {resource} with {context}"
+        for item in inputs
+        for uri in [execution.resolve(item.s3_uri)]
+        for action, resource, context in _reads(item, uri)
+        if not _allows(policy, action, resource, context)
+    ]
+    assert not denied, "\n".join(denied)
+
+
+def test_the_asset_bucket_is_listed_only_for_the_scripts(with_mlflow):
+    # GIVEN
+    policy = _resolved(with_mlflow, statements(with_mlflow.template, with_mlflow.training.role))
+    assert isinstance(with_mlflow.training, TrainingPipeline)
+    asset = with_mlflow.training.scripts["track"]
+    bucket = _resolved(with_mlflow, asset.bucket.bucket_arn)
+    # THEN the staging bucket, which holds every asset of the account, is listed for the script keys only
+    assert _allows(policy, "s3:ListBucket", bucket, {"s3:prefix": asset.s3_object_key})
+    assert not _allows(policy, "s3:ListBucket", bucket, {"s3:prefix": ""})
+    assert not _allows(policy, "s3:ListBucket", bucket, {"s3:prefix": "0" * 64 + ".zip"})
+    assert not _allows(policy, "s3:GetObject", f"{bucket}/{'0' * 64}.zip", {})
 
 
 @mock_aws
@@ -361,6 +483,8 @@ def test_pipeline_role_logs_to_mlflow_without_wildcards(with_mlflow):
     assert mlflow[0]["Resource"] == {"Fn::GetAtt": [server, "TrackingServerArn"]}
     assert not [a for a in MLFLOW_LOGGING_ACTIONS if "*" in a]
     assert "sagemaker-mlflow:AccessUI" not in MLFLOW_LOGGING_ACTIONS
+    # AND a retried Track step finds its run again (track.py: MlflowClient().search_runs)
+    assert "sagemaker-mlflow:SearchRuns" in MLFLOW_LOGGING_ACTIONS
 
 
 def test_mlflow_arn_reaches_the_definition_training_and_evaluation(with_mlflow):
@@ -395,7 +519,7 @@ def test_mlflow_grants_need_a_tracking_server(agnostic):
 @pytest.mark.parametrize("fixture", ["with_mlflow", "with_logging_image"])
 def test_mlflow_stack_passes_cfn_lint_and_cdk_nag(fixture, request):
     built = request.getfixturevalue(fixture)
-    assert cfn_lint_errors(built.template.to_json(), region="eu-west-1") == []
+    assert cfn_lint_findings(built.template.to_json(), region="eu-west-1") == []
     assert nag_findings(built.stack) == []
 
 
@@ -667,7 +791,7 @@ def test_from_sdk_pipeline_role_gets_what_the_steps_need(from_sdk):
 
 
 def test_from_sdk_pipeline_passes_cfn_lint_and_cdk_nag(from_sdk):
-    assert cfn_lint_errors(from_sdk.template.to_json(), region="eu-west-1") == []
+    assert cfn_lint_findings(from_sdk.template.to_json(), region="eu-west-1") == []
     assert nag_findings(from_sdk.stack) == []
 
 
@@ -766,6 +890,29 @@ def test_from_sdk_pipeline_rejects_what_it_cannot_deploy(definition, kwargs, exp
         build_sdk(json.dumps(definition), **kwargs)
     assert str(caught.value).startswith("[Test/Sdk]")
     assert any(expected in p for p in caught.value.problems), caught.value.problems
+
+
+def test_from_sdk_pipeline_refuses_an_experiment_config_where_experiments_is_not_available():
+    # GIVEN a definition with a PipelineExperimentConfig, for Zurich (no SageMaker Experiments)
+    definition = sdk_processing_definition(
+        AppSpecification={"ImageUri": image_uris.image_uri("sklearn", "eu-central-2")}
+    )
+    definition["PipelineExperimentConfig"] = {
+        "ExperimentName": {"Get": "Execution.PipelineName"},
+        "TrialName": {"Get": "Execution.PipelineExecutionId"},
+    }
+    zurich = cdk.Environment(account="123456789012", region="eu-central-2")
+    # THEN
+    with pytest.raises(ConfigurationError) as caught:
+        build_sdk(json.dumps(definition), env=zurich)
+    assert any(
+        "PipelineExperimentConfig: SageMaker Experiments is not available in eu-central-2" in p
+        and "pipeline_experiment_config=None" in p
+        for p in caught.value.problems
+    ), caught.value.problems
+    # AND without it the definition deploys there
+    del definition["PipelineExperimentConfig"]
+    build_sdk(json.dumps(definition), env=zurich)
 
 
 def test_from_sdk_pipeline_needs_a_fixed_region():
