@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +82,21 @@ class Platform:
         raise KeyError(f"no stack {path}; have {[s.path for s in self.stacks]}")
 
 
-@pytest.fixture(scope="session")
-def platform() -> Platform:
-    """Synthesize every environment once, offline: no AWS variables, no credentials file."""
+def synthesize_platform(context: dict[str, Any]) -> Platform:
+    """The reference app built and synthesized from ``context`` as ``app.py`` does, offline.
+
+    No AWS variables and no credentials file are visible while it runs. Synthesis fails
+    (``RuntimeError`` naming each finding) on any unacknowledged cdk-nag or guardrail finding.
+    """
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("AWS_"):
                 mp.delenv(name)
         mp.setenv("AWS_CONFIG_FILE", os.devnull)
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        context = cdk_json_context()
         app = cdk.App(context=context)
         configs = load_environments(context[CONTEXT_KEY])
-        tooling = load_tooling(context[TOOLING_KEY])
+        tooling = load_tooling(context.get(TOOLING_KEY))
         stages = {stage.stage_name: stage for stage in build_platform(app, configs, tooling=tooling)}
         assembly = app.synth()
     stacks: list[SynthesizedStack] = []
@@ -106,6 +109,18 @@ def platform() -> Platform:
                 artifact = stage_assembly.get_stack_artifact(child.artifact_id)
                 stacks.append(SynthesizedStack(stage.node.id, child, artifact.template))
     return Platform(app, configs, stages, assembly, stacks)
+
+
+@cache
+def reference_platform() -> Platform:
+    """The reference platform of :func:`cdk_json_context`, synthesized once per process (xdist worker)."""
+    return synthesize_platform(cdk_json_context())
+
+
+@pytest.fixture(scope="session")
+def platform() -> Platform:
+    """Synthesize every environment once, offline: no AWS variables, no credentials file."""
+    return reference_platform()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -11,12 +17,44 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import ManualArgs, lint
+from cfnlint.version import __version__ as cfn_lint_version
+
+#: Where cfn-lint results are kept between tests, runs and pytest-xdist workers (``make clean``
+#: removes it). Entries are keyed by the template, the region and the cfn-lint version, so an
+#: entry is never stale: any change to one of them is another key.
+CFN_LINT_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "cfn-lint"
 
 
-def cfn_lint_errors(template: dict[str, Any], *, region: str = "us-east-1") -> list[str]:
-    """cfn-lint errors (not warnings or informational findings) in a template."""
-    matches = lint(json.dumps(template), config=ManualArgs(regions=[region]))
-    return [f"{m.rule.id} {m.path_string}: {m.message}" for m in matches if m.rule.id.startswith("E")]
+def _cfn_lint_key(text: str, region: str) -> str:
+    return hashlib.sha256(f"{cfn_lint_version}\n{region}\n{text}".encode()).hexdigest()
+
+
+def cfn_lint_findings(template: Mapping[str, Any], *, region: str = "us-east-1") -> list[str]:
+    """cfn-lint errors and warnings (not informational findings) in a template, as 'rule path: message'.
+
+    The same templates are linted by several tests and workers (about a second each), so
+    results are cached on disk under :data:`CFN_LINT_CACHE`.
+
+    Args:
+        template: The synthesized template.
+        region: The region the stack deploys to; cfn-lint checks resource types, properties
+            and values against that region's specification. Default: - us-east-1.
+    """
+    text = json.dumps(template, sort_keys=True)
+    cached = CFN_LINT_CACHE / f"{_cfn_lint_key(text, region)}.json"
+    try:
+        findings: list[str] = json.loads(cached.read_text())
+        return findings
+    except (OSError, ValueError):
+        pass  # not linted yet (or a partial file from an interrupted run): lint it
+    matches = lint(text, config=ManualArgs(regions=[region]))
+    findings = [f"{m.rule.id} {m.path_string}: {m.message}" for m in matches if m.rule.id[:1] in ("E", "W")]
+    CFN_LINT_CACHE.mkdir(parents=True, exist_ok=True)
+    # Write then rename: another worker linting the same template never reads half a file.
+    with tempfile.NamedTemporaryFile("w", dir=CFN_LINT_CACHE, suffix=".tmp", delete=False) as out:
+        json.dump(findings, out)
+    os.replace(out.name, cached)
+    return findings
 
 
 def nag_findings(scope: cdk.Stack) -> list[str]:
@@ -31,46 +69,146 @@ def nag_findings(scope: cdk.Stack) -> list[str]:
 
 _PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "Test"}
 
+#: ``Fn::GetAtt [X, Arn]`` of these resource types, with ``service_arns``: the service's ARN
+#: format, with the lower-cased logical id as the name (``key_id`` is a UUID derived from it).
+_SERVICE_ARNS = {
+    "AWS::IAM::Role": "arn:{partition}:iam::{account}:role/{name}",
+    "AWS::KMS::Key": "arn:{partition}:kms:{region}:{account}:key/{key_id}",
+    "AWS::S3::Bucket": "arn:{partition}:s3:::{name}",
+    "AWS::SQS::Queue": "arn:{partition}:sqs:{region}:{account}:{name}",
+    "AWS::SNS::Topic": "arn:{partition}:sns:{region}:{account}:{name}",
+    "AWS::Lambda::Function": "arn:{partition}:lambda:{region}:{account}:function:{name}",
+}
+# ``Fn::Sub`` placeholders: ``${Name}`` or ``${Name.Attribute}``; ``${!Literal}`` is not one.
+_SUB_PLACEHOLDER = re.compile(r"\$\{([^!}][^}]*)\}")
+# ``{"Ref": "AWS::NoValue"}`` removes the property (or list item) that holds it.
+_NO_VALUE = object()
+
 
 def resolve_like_cloudformation(
-    value: Any, template: Mapping[str, Any], *, region: str = "us-east-1", account: str = "123456789012"
+    value: Any,
+    template: Mapping[str, Any],
+    *,
+    region: str = "us-east-1",
+    account: str = "123456789012",
+    exports: Mapping[str, Any] | None = None,
+    service_arns: bool = False,
 ) -> Any:
     """Resolve the intrinsic functions CDK emits, roughly as CloudFormation would, for tests.
 
     ``Ref`` to a resource gives its lower-cased logical id (a stand-in for its name),
-    ``Fn::GetAtt`` an ARN-shaped string, ``Fn::FindInMap`` the template's mapping value.
+    ``Fn::GetAtt`` an ARN-shaped string, ``Fn::FindInMap`` the template's mapping value,
+    ``Fn::If`` the branch its condition (``Fn::Equals``, ``Fn::And``, ``Fn::Or``, ``Fn::Not``)
+    selects, ``Fn::ImportValue`` the value of ``exports``.
+
+    Args:
+        value: What to resolve (a template fragment).
+        template: The template it comes from (mappings, conditions, resource types).
+        region: ``AWS::Region``. Default: - us-east-1.
+        account: ``AWS::AccountId``. Default: - 123456789012.
+        exports: Export name to value, for ``Fn::ImportValue``, e.g. from
+            :func:`cloudformation_exports`. Default: - none; an import raises KeyError.
+        service_arns: ``Fn::GetAtt [X, Arn]`` of a role, key, bucket, queue, topic or function
+            gives an ARN of that service's format (which API validation accepts) instead of
+            ``arn:aws:test:<region>:<account>:<logical id>/arn``. Default: - False.
     """
-    pseudo = {**_PSEUDO, "AWS::Region": region, "AWS::AccountId": account}
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    pseudo = {**_PSEUDO, "AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
+    resources: Mapping[str, Any] = template.get("Resources", {})
+
+    def get_att(target: str, attribute: str) -> str:
+        arn = _SERVICE_ARNS.get(resources.get(target, {}).get("Type", ""))
+        if service_arns and attribute == "Arn" and arn is not None:
+            name = target.lower()
+            key_id = uuid.uuid5(uuid.NAMESPACE_URL, name)
+            return arn.format(partition=partition, region=region, account=account, name=name, key_id=key_id)
+        return f"arn:aws:test:{region}:{account}:{target.lower()}/{attribute.lower()}"
+
+    def ref(name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        return pseudo.get(name, name.lower())
+
+    def condition(name: str) -> bool:
+        return bool(walk(template["Conditions"][name]))
+
+    def sub(arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], walk(arg[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if name in pseudo or "." not in name:
+                return str(ref(name))
+            return get_att(*name.split(".", 1))
+
+        return _SUB_PLACEHOLDER.sub(replace, text).replace("${!", "${")
 
     def walk(node: Any) -> Any:
         if isinstance(node, list):
-            return [walk(n) for n in node]
+            return [item for item in (walk(n) for n in node) if item is not _NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
             ((key, arg),) = node.items()
             if key == "Ref":
-                return pseudo.get(arg, str(arg).lower())
+                return ref(arg)
             if key == "Fn::GetAtt":
-                target, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return f"arn:aws:test:{region}:{account}:{target.lower()}/{attribute.lower()}"
+                return get_att(*(arg if isinstance(arg, list) else arg.split(".", 1)))
             if key == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(walk(p)) for p in parts)
             if key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                for name, replacement in pseudo.items():
-                    text = text.replace("${" + name + "}", replacement)
-                return text
+                return sub(arg)
             if key == "Fn::FindInMap":
                 mapping, first, second = (walk(a) for a in arg)
                 return template["Mappings"][mapping][first][second]
             if key == "Fn::Select":
                 index, items = arg
                 return walk(items)[int(index)]
-        return {k: walk(v) for k, v in node.items()}
+            if key == "Fn::ImportValue":
+                name = walk(arg)
+                if exports is None or name not in exports:
+                    raise KeyError(f"no export {name!r}; pass exports= with the exporting stack's outputs")
+                return exports[name]
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return walk(when_true if condition(name) else when_false)
+            if key == "Condition":
+                return condition(arg)
+            if key == "Fn::Equals":
+                left, right = (walk(a) for a in arg)
+                return left == right
+            if key == "Fn::Not":
+                return not walk(arg[0])
+            if key == "Fn::And":
+                return all(walk(a) for a in arg)
+            if key == "Fn::Or":
+                return any(walk(a) for a in arg)
+        resolved = {k: walk(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
     return walk(value)
+
+
+def cloudformation_exports(
+    stacks: Iterable[tuple[Mapping[str, Any], str, str]], *, service_arns: bool = False
+) -> dict[str, Any]:
+    """Every ``Export`` of the given stacks, resolved, for ``resolve_like_cloudformation(exports=...)``.
+
+    Args:
+        stacks: ``(template, region, account)`` of each stack that may export values.
+        service_arns: As in :func:`resolve_like_cloudformation`. Default: - False.
+    """
+    found: dict[str, Any] = {}
+    for template, region, account in stacks:
+        for output in template.get("Outputs", {}).values():
+            if "Export" in output:
+                options: dict[str, Any] = {"region": region, "account": account, "service_arns": service_arns}
+                name = resolve_like_cloudformation(output["Export"]["Name"], template, **options)
+                found[name] = resolve_like_cloudformation(output["Value"], template, **options)
+    return found
 
 
 def logical_id(construct: Any) -> str:

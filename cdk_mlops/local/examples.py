@@ -14,10 +14,20 @@ from typing import Any
 from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, EndpointKind, load_environments
 
 
-def example_model_package_arn(project: str, environment: str) -> str:
-    """A syntactically valid, never-deployed package ARN in the environment's registry."""
+def example_model_package_arn(
+    project: str, environment: str, *, account: str | None = None, region: str | None = None
+) -> str:
+    """A syntactically valid, never-deployed package ARN in the environment's registry.
+
+    Args:
+        project: The environment's project.
+        environment: The environment's name.
+        account: The registry's account. Default: - 123456789012 (an environment-agnostic stage).
+        region: The registry's region; an endpoint serves packages of its own region only.
+            Default: - us-east-1 (an environment-agnostic stage).
+    """
     group = f"{project}-{environment}-training-models"
-    return f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/1"
+    return f"arn:aws:sagemaker:{region or 'us-east-1'}:{account or '123456789012'}:model-package/{group}/1"
 
 
 def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +42,9 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
         settings = environments[config.name]
         if "model_package_arn" in settings:
             continue
-        settings["model_package_arn"] = example_model_package_arn(config.project, config.name)
+        settings["model_package_arn"] = example_model_package_arn(
+            config.project, config.name, account=config.account, region=config.region
+        )
         if config.endpoint_kind is EndpointKind.REALTIME:
             pipeline = f"{config.project}-{config.name}-training"
             settings.setdefault("model_baseline_prefix", f"artifacts/{pipeline}/example/data-quality-baseline/")
@@ -40,14 +52,19 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def example_tooling(*, account: str, region: str) -> dict[str, Any]:
+    """Delivery settings in ``account`` and ``region`` with a placeholder connection (never deployed)."""
+    return {
+        "account": account,
+        "region": region,
+        "connection_arn": f"arn:aws:codeconnections:{region}:{account}:connection/00000000-0000-0000-0000-000000000000",
+        "repository": "example-org/cdk-mlops-platform",
+        "branch": "main",
+    }
+
+
 #: Delivery settings for synthesizing the pipelines without a real connection (never deployed).
-EXAMPLE_TOOLING: dict[str, Any] = {
-    "account": "999999999999",
-    "region": "us-east-1",
-    "connection_arn": "arn:aws:codeconnections:us-east-1:999999999999:connection/00000000-0000-0000-0000-000000000000",
-    "repository": "example-org/cdk-mlops-platform",
-    "branch": "main",
-}
+EXAMPLE_TOOLING: dict[str, Any] = example_tooling(account="999999999999", region="us-east-1")
 
 
 def with_example_tooling(context: dict[str, Any]) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from aws_cdk.assertions import Template
 
 from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app, validation_failures
 from cdk_mlops.config import Profile, profile_defaults
-from tests.quality import cfn_lint_errors, nag_findings
+from tests.quality import cfn_lint_findings, nag_findings
 
 
 def test_every_template_passes_cfn_lint(platform, platform_stack_path):
     stack = platform.stack(platform_stack_path)
     region = stack.stack.region if not cdk.Token.is_unresolved(stack.stack.region) else "us-east-1"
-    assert cfn_lint_errors(stack.template, region=region) == []
+    assert cfn_lint_findings(stack.template, region=region) == []
 
 
 def test_every_stack_has_no_unacknowledged_nag_finding(platform, platform_stack_path):
