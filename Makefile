@@ -55,8 +55,12 @@ typecheck: install  ## mypy (the examples are separate apps, each checked on its
 	$(BIN)/mypy
 	for example in examples/*/app.py; do $(BIN)/mypy "$$example"; done
 
-unit: install  ## pytest only
-	$(BIN)/pytest
+# Parallel workers (pytest-xdist): one per CPU by default. --dist loadscope keeps a module on one
+# worker, so module-scoped syntheses run once; the session-wide platform synth runs once per worker.
+PYTEST_WORKERS ?= auto
+
+unit: install  ## pytest only, on PYTEST_WORKERS parallel workers (default: one per CPU)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test: lint typecheck unit  ## install, then ruff, mypy and pytest
 
