@@ -589,20 +589,24 @@ def test_persistent_failure_is_reported_every_time_and_ends_in_the_dead_letter_q
     assert aws.items("lock#") == {}
 
 
-def test_interrupted_start_is_retried_with_the_same_token_and_manifest(aws: Aws) -> None:
-    aws.env(MODE="COMMIT_MARKER", LEASE_SECONDS=300)
+def fail_the_first_lock_update(aws: Aws) -> None:
+    """The lock update right after a start fails once: the start happened, its bookkeeping did not."""
     ddb = handler_module._dynamodb()
     real_update = ddb.update_item
     calls = {"failed": False}
 
     def update_item(**kwargs: Any) -> Any:
-        # The lock update right after the start fails once: the start happened, its bookkeeping did not.
         if not calls["failed"] and kwargs["UpdateExpression"] == "SET execution_arn = :arn":
             calls["failed"] = True
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
         return real_update(**kwargs)
 
     aws.replace_client_method(ddb, "update_item", update_item)
+
+
+def test_interrupted_start_is_retried_with_the_same_token_and_manifest(aws: Aws) -> None:
+    aws.env(MODE="COMMIT_MARKER", LEASE_SECONDS=300)
+    fail_the_first_lock_update(aws)
     records = [sqs_record(event) for event in aws.drop("d1")]
     assert aws.invoke(records) == [records[-1]["messageId"]]
 
@@ -775,17 +779,7 @@ def test_a_champion_whose_evaluation_cannot_be_read_fails_the_start_into_the_dea
 def test_an_interrupted_start_is_retried_with_the_champion_of_its_first_attempt(aws: Aws) -> None:
     # GIVEN a start whose bookkeeping failed after SageMaker accepted it (the first model)
     aws.env(MODE="COMMIT_MARKER", LEASE_SECONDS=300)
-    ddb = handler_module._dynamodb()
-    real_update = ddb.update_item
-    calls = {"failed": False}
-
-    def update_item(**kwargs: Any) -> Any:
-        if not calls["failed"] and kwargs["UpdateExpression"] == "SET execution_arn = :arn":
-            calls["failed"] = True
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
-        return real_update(**kwargs)
-
-    aws.replace_client_method(ddb, "update_item", update_item)
+    fail_the_first_lock_update(aws)
     records = [sqs_record(event) for event in aws.drop("d1")]
     assert aws.invoke(records) == [records[-1]["messageId"]]
 
