@@ -47,9 +47,10 @@ $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-lint: install  ## ruff lint and format check
+lint: install  ## ruff lint and format check, and the import contracts (docs/architecture.md)
 	$(BIN)/ruff check --output-format concise .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install  ## mypy (the examples are separate apps, each checked on its own)
 	$(BIN)/mypy
@@ -88,7 +89,7 @@ bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md
 	$(PY) -m bench
 
 clean:  ## remove build output and caches (keeps the venv; `make distclean` removes it too)
-	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -not -path './node_modules/*' -exec rm -rf {} +
 
 .PHONY: distclean

@@ -10,10 +10,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    # Lazy like the rest: Lambda assets ship this __init__ without _version.py.
+    "__version__": "cdk_mlops._version",
     "ConfigurationError": "cdk_mlops.errors",
     "EnvironmentConfig": "cdk_mlops.config",
     "EndpointKind": "cdk_mlops.config",
@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from cdk_mlops._version import __version__
     from cdk_mlops.compliance import apply_compliance, apply_tags, synth_app
     from cdk_mlops.config import (
         EndpointKind,
@@ -188,6 +189,7 @@ __all__ = [
     "TrainingPipeline",
     "TrainingSettings",
     "VersionedDataStore",
+    "__version__",
     "apply_compliance",
     "apply_guardrails",
     "apply_tags",

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cdk_mlops import __version__, datasets
+from cdk_mlops import datasets
+from cdk_mlops._version import __version__
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -31,6 +31,7 @@ from typing import Any
 import aws_cdk as cdk
 
 from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.guardrail_ids import RULE_IDS
 
 #: Where the reference app reads its configuration from.
 CONTEXT_KEY = "environments"
@@ -341,12 +342,9 @@ def _check_drift_thresholds(value: object) -> str | None:
 
 
 def _check_guardrail_ids(value: object) -> str | None:
-    from cdk_mlops.guardrails import RULES
-
-    known = [r.id for r in RULES]
-    if isinstance(value, list) and all(isinstance(v, str) and v in known for v in value):
+    if isinstance(value, list) and all(isinstance(v, str) and v in RULE_IDS for v in value):
         return None
-    return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(known)}"
+    return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(RULE_IDS)}"
 
 
 # Every key the context may set, with its check. Keys not listed here are errors.

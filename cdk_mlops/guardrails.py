@@ -34,6 +34,7 @@ import aws_cdk as cdk
 import jsii
 from constructs import IConstruct
 
+from cdk_mlops._version import __version__
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.constructs.common import GUARDRAILS, LAMBDA_RUNTIME
 
@@ -575,8 +576,6 @@ class GuardrailsPlugin:
 
     @property
     def version(self) -> str:
-        from cdk_mlops import __version__
-
         return __version__
 
     @property

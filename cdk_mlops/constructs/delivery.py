@@ -40,7 +40,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IValidation
 
-from cdk_mlops import __version__
+from cdk_mlops._version import __version__
 from cdk_mlops.constructs.common import (
     ACCOUNT_ID,
     _flatten,

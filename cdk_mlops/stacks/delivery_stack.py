@@ -30,7 +30,7 @@ from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.delivery_steps import model_record_name
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, GuardrailsPlugin
-from cdk_mlops.stacks.stage import MlopsPlatformStage
+from cdk_mlops.stacks.platform_stage import MlopsPlatformStage
 
 __all__ = [
     "DeliveryStack",
