@@ -213,3 +213,12 @@ def test_tooling_is_optional_and_validated():
         "model_registry_environment, region, repository, source_bucket_name, source_object_key",
         "tooling.region: missing; the delivery pipelines live in one account and region",
     )
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901a", " 123456789012"])
+def test_an_account_id_of_other_than_twelve_digits_is_refused(account):
+    # WHEN an environment names an account id that is one digit short, one too long or not digits
+    with pytest.raises(ConfigurationError) as caught:
+        load_environments({"dev": {"account": account, "region": "eu-west-1"}})
+    # THEN the message quotes the value and the fix
+    assert f"environments.dev.account: {account!r} is not an AWS account id; use the 12 digits" in str(caught.value)

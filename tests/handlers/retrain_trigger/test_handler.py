@@ -930,3 +930,17 @@ def test_odd_events_never_crash_the_handler_and_never_start(aws: Aws) -> None:
         assert aws.executions() == []
 
     run()
+
+
+def test_a_held_lock_is_not_taken_by_another_start_until_its_owner_releases_it(aws: Aws) -> None:
+    # GIVEN one start holds the pipeline's lock
+    store = StateStore(aws.ddb, TABLE, PIPELINE)
+    lease = timedelta(minutes=5)
+    assert store.acquire_lock(owner="start-a", dataset=DATASET, digest="a" * 64, now=T0, lease=lease)
+    # WHEN another start asks for it THEN it is refused, and the holder's record is unchanged
+    assert not store.acquire_lock(owner="start-b", dataset=DATASET, digest="b" * 64, now=T0, lease=lease)
+    lock = store.load([DATASET])[0].lock
+    assert lock is not None
+    assert (lock.owner, lock.digest) == ("start-a", "a" * 64)
+    # AND the holder may re-enter its own lock (a retried start)
+    assert store.acquire_lock(owner="start-a", dataset=DATASET, digest="a" * 64, now=T0, lease=lease)
