@@ -9,12 +9,14 @@ Usage: python bench/suite.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO_ROOT, median_run, run_process, write_result
+from bench.common import REPO_ROOT, ProcessRun, median_run, run_process, write_result
+from tests.quality import CFN_LINT_CACHE
 
 #: The two ways of running the suite: serial is the reference the parallel run is compared with.
 MODES = {
@@ -28,9 +30,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     pytest = str(REPO_ROOT / ".venv" / "bin" / "pytest")
+
+    def cold_run(flags: list[str]) -> ProcessRun:
+        # Every run starts without cfn-lint results, as on a clean clone (CI), so that no run
+        # profits from the one before it.
+        shutil.rmtree(CFN_LINT_CACHE, ignore_errors=True)
+        return run_process([pytest, "-q", "-x", *flags])
+
     rows: dict[str, dict[str, float]] = {}
     for mode, flags in MODES.items():
-        runs = [run_process([pytest, "-q", "-x", *flags]) for _ in range(args.runs)]
+        runs = [cold_run(flags) for _ in range(args.runs)]
         if any(r.returncode for r in runs):
             raise SystemExit(f"the test suite failed ({mode}); fix it before benchmarking")
         rows[mode] = median_run(runs)
