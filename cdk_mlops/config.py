@@ -56,6 +56,62 @@ class EndpointKind(StrEnum):
     """Instances behind target-tracking autoscaling; needed for data capture."""
 
 
+class NetworkMode(StrEnum):
+    """Where the environment's jobs and functions run."""
+
+    NONE = "none"
+    """No VPC: SageMaker jobs, the endpoint and the retrain Lambda use AWS's public endpoints."""
+    ISOLATED = "isolated"
+    """A VPC the platform creates: private subnets in two Availability Zones with no route to the
+    internet (no NAT or internet gateway); AWS APIs are reached through VPC endpoints."""
+    EXISTING = "existing"
+    """A VPC the organisation already has, named by its ids; it is not looked up at synth."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The VPC an environment's SageMaker jobs, endpoint, monitors and retrain Lambda run in.
+
+    The ``network`` context key is ``"none"``, ``"isolated"`` or, for an existing VPC, an
+    object of ids::
+
+        "network": {
+          "vpc_id": "vpc-0123456789abcdef0",
+          "availability_zones": ["eu-west-1a", "eu-west-1b"],
+          "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+          "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"]
+        }
+
+    Attributes:
+        mode: Default: - ``NONE`` (no VPC); the prod profile uses ``ISOLATED``.
+        vpc_id: The existing VPC (``EXISTING`` only). Default: - none.
+        availability_zones: The Availability Zones of ``subnet_ids``, one per subnet and in the
+            same order (``EXISTING`` only). Default: - none.
+        subnet_ids: Private subnets of the existing VPC, in at least two Availability Zones
+            (``EXISTING`` only). Default: - none.
+        route_table_ids: The subnets' route tables, which the S3 and DynamoDB gateway endpoints
+            are added to (``EXISTING`` with ``create_endpoints``). Default: - none.
+        security_group_ids: Security groups for the jobs and functions, instead of the one the
+            platform creates (``EXISTING`` only). Default: - a new group with no inbound rule
+            and outbound HTTPS to the VPC endpoints only.
+        create_endpoints: Create the VPC endpoints the platform needs. Turn it off for an
+            existing VPC that already has them (a shared-services VPC). Default: - True.
+    """
+
+    mode: NetworkMode = NetworkMode.NONE
+    vpc_id: str | None = None
+    availability_zones: tuple[str, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
+    route_table_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    create_endpoints: bool = True
+
+    @property
+    def private(self) -> bool:
+        """True when the environment runs in a VPC."""
+        return self.mode is not NetworkMode.NONE
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """Everything that differs between dev, staging and prod.
@@ -91,8 +147,12 @@ class EnvironmentConfig:
             Default: - off in dev, weekly elsewhere.
         source_revision: The source revision recorded on registered models.
             Default: - ``unknown``; a delivery pipeline sets the commit id.
-        require_network_isolation: SageMaker models and jobs must run in a VPC
-            with network isolation (guardrail MLOPS-007). Default: - False.
+        require_network_isolation: SageMaker models, pipeline jobs, monitors and Lambda
+            functions must run in the environment's VPC (guardrail MLOPS-007); needs a
+            ``network``. Default: - True in prod, False elsewhere.
+        network: The VPC of the environment's jobs, endpoint, monitors and retrain Lambda.
+            Default: - an isolated VPC the platform creates in prod (:attr:`NetworkMode.ISOLATED`);
+            no VPC in dev and staging, so they cost nothing while idle.
         dataset: The dataset (under ``datasets/<name>/``) the platform trains on.
             Default: - ``churn``.
         model_package_arn: The approved model package this environment serves;
@@ -143,6 +203,7 @@ class EnvironmentConfig:
     retrain_schedule: str | None = None
     source_revision: str = "unknown"
     require_network_isolation: bool = False
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     dataset: str = "churn"
     model_package_arn: str | None = None
     model_baseline_prefix: str | None = None
@@ -196,6 +257,8 @@ def profile_defaults(name: str, profile: Profile) -> EnvironmentConfig:
         manual_approval=True,
         noncurrent_version_expiration_days=None,
         retrain_schedule="cron(0 3 ? * MON *)",
+        require_network_isolation=True,
+        network=NetworkConfig(mode=NetworkMode.ISOLATED),
     )
 
 
@@ -347,6 +410,85 @@ def _check_guardrail_ids(value: object) -> str | None:
     return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(RULE_IDS)}"
 
 
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")
+#: The keys of an existing VPC's ``network`` object, with the pattern of each id.
+_NETWORK_IDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "subnet_ids": (_SUBNET_ID, "subnet-0123456789abcdef0"),
+    "route_table_ids": (_ROUTE_TABLE_ID, "rtb-0123456789abcdef0"),
+    "security_group_ids": (_SECURITY_GROUP_ID, "sg-0123456789abcdef0"),
+    "availability_zones": (_AVAILABILITY_ZONE, "eu-west-1a"),
+}
+_NETWORK_KEYS = ("vpc_id", *_NETWORK_IDS, "create_endpoints")
+
+
+def network_problems(value: object) -> list[str]:
+    """Problems of a ``network`` value: ``"none"``, ``"isolated"`` or an existing VPC's ids.
+
+    Each problem about one key of an existing VPC's object starts with that key (``subnet_ids: ...``).
+    """
+    if isinstance(value, str) and value in (NetworkMode.NONE, NetworkMode.ISOLATED):
+        return []
+    if not isinstance(value, Mapping):
+        return [f'{value!r} is not a network; use "none", "isolated", or an existing VPC\'s ids {_EXISTING_HINT}']
+    problems = [
+        f"{key}: unknown key; accepted keys: {', '.join(_NETWORK_KEYS)}" for key in value if key not in _NETWORK_KEYS
+    ]
+    vpc_id = value.get("vpc_id")
+    if not (isinstance(vpc_id, str) and _VPC_ID.match(vpc_id)):
+        problems.append(f'vpc_id: {vpc_id!r} is not a VPC id; use e.g. "vpc-0123456789abcdef0"')
+    for key, (pattern, example) in _NETWORK_IDS.items():
+        ids = value.get(key, [])
+        if not isinstance(ids, list) or not all(isinstance(i, str) and pattern.match(i) for i in ids):
+            problems.append(f'{key}: {ids!r} is not a list of ids; use e.g. ["{example}"]')
+    if "create_endpoints" in value and not isinstance(value["create_endpoints"], bool):
+        problems.append(f"create_endpoints: {value['create_endpoints']!r} is not a boolean; use true or false")
+    if problems:
+        return problems
+    subnets, zones = value.get("subnet_ids", []), value.get("availability_zones", [])
+    if len(set(zones)) < 2 or len(subnets) != len(zones):
+        problems.append(
+            f"subnet_ids: {len(subnets)} subnets in {len(set(zones))} distinct availability_zones; give one "
+            "private subnet per zone, in at least two zones, with availability_zones in the same order"
+        )
+    if value.get("create_endpoints") is False and not value.get("security_group_ids"):
+        problems.append(
+            'security_group_ids: missing; with "create_endpoints": false the VPC\'s own endpoints are used, and '
+            "only its security groups are allowed to reach them: list them, or remove create_endpoints"
+        )
+    tables = value.get("route_table_ids", [])
+    if value.get("create_endpoints", True) and len(tables) != len(subnets):
+        problems.append(
+            f"route_table_ids: {len(tables)} route tables for {len(subnets)} subnets; the S3 and DynamoDB "
+            "gateway endpoints are added to each subnet's route table: list them in subnet order, "
+            'or set "create_endpoints": false'
+        )
+    return problems
+
+
+_EXISTING_HINT = '({"vpc_id": "vpc-...", "availability_zones": [...], "subnet_ids": [...], "route_table_ids": [...]})'
+
+
+def _check_network(value: object) -> str | None:
+    return "; ".join(network_problems(value)) or None
+
+
+def _to_network(value: object) -> NetworkConfig:
+    """The :class:`NetworkConfig` of a checked ``network`` value."""
+    if isinstance(value, str):
+        return NetworkConfig(mode=NetworkMode(value))
+    assert isinstance(value, Mapping)
+    return NetworkConfig(
+        mode=NetworkMode.EXISTING,
+        vpc_id=value["vpc_id"],
+        create_endpoints=value.get("create_endpoints", True),
+        **{key: tuple(value.get(key, ())) for key in _NETWORK_IDS},
+    )
+
+
 # Every key the context may set, with its check. Keys not listed here are errors.
 _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "account": _check_account,
@@ -363,6 +505,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "retrain_schedule": _check_schedule,
     "source_revision": _check_text,
     "require_network_isolation": _check_bool,
+    "network": _check_network,
     "dataset": _check_dataset,
     "model_package_arn": _check_model_package_arn,
     "model_baseline_prefix": _check_baseline_prefix,
@@ -387,6 +530,8 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
     for key in ("disabled_guardrails", "warning_guardrails"):
         if key in values:
             values[key] = tuple(values[key])
+    if "network" in values:
+        values["network"] = _to_network(values["network"])
     return replace(profile_defaults(name, profile), **values)
 
 
@@ -407,6 +552,17 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             problems.append(
                 f"{path}.termination_protection: false is not allowed in a prod environment; remove the key"
             )
+    if config.require_network_isolation and not config.network.private:
+        problems.append(
+            f'{path}.require_network_isolation: true needs a VPC, but network is "none"; set network to '
+            '"isolated" (or an existing VPC\'s ids), or set require_network_isolation to false'
+        )
+    foreign = [z for z in config.network.availability_zones if config.region and not z.startswith(config.region)]
+    if foreign:
+        problems.append(
+            f"{path}.network.availability_zones: {', '.join(foreign)} not in the environment's region "
+            f"{config.region}; name the zones of the VPC's subnets"
+        )
     if (
         config.model_package_arn is not None
         and config.endpoint_kind is EndpointKind.REALTIME
@@ -562,6 +718,12 @@ class ToolingConfig:
         model_registry_environment: The environment whose model registry the model pipeline
             watches. Default: - the first environment.
         model_delivery: Create the model delivery pipeline. Default: - True.
+        network: An existing VPC of the tooling account (``network`` object, as for an
+            environment) in which every build step of the delivery pipelines runs. Required
+            when a delivered environment runs in a VPC: its build steps then never run with a
+            route of their own to the internet. The builds fetch the source and Python
+            packages, so the VPC needs a route to them (a NAT gateway, a proxy, or a package
+            mirror). Default: - builds run outside any VPC.
     """
 
     account: str
@@ -573,6 +735,7 @@ class ToolingConfig:
     source_object_key: str | None = None
     model_registry_environment: str | None = None
     model_delivery: bool = True
+    network: NetworkConfig | None = None
 
     def delivery_arguments(self) -> dict[str, Any]:
         """The keyword arguments of ``ToolingStage`` / ``DeliveryStack`` other than account and region."""
@@ -585,6 +748,16 @@ def _check_text_or_null(value: object) -> str | None:
     )
 
 
+def _check_tooling_network(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return (
+            f"{value!r} is not an existing VPC's ids; the tooling account's builds use a VPC you give {_EXISTING_HINT}"
+        )
+    return _check_network(value)
+
+
 _TOOLING_KEYS: dict[str, Callable[[object], str | None]] = {
     "account": _check_account,
     "region": _check_region,
@@ -595,6 +768,7 @@ _TOOLING_KEYS: dict[str, Callable[[object], str | None]] = {
     "source_object_key": _check_text_or_null,
     "model_registry_environment": _check_text_or_null,
     "model_delivery": _check_bool,
+    "network": _check_tooling_network,
 }
 
 
@@ -633,4 +807,7 @@ def load_tooling(context: object) -> ToolingConfig | None:
             problems.append(f"{TOOLING_KEY}.{required}: missing; the delivery pipelines live in one account and region")
     if problems:
         raise ConfigurationError(_SOURCE, problems)
-    return ToolingConfig(**{k: v for k, v in context.items() if v is not None})
+    settings = {k: v for k, v in context.items() if v is not None}
+    if "network" in settings:
+        settings["network"] = _to_network(settings["network"])
+    return ToolingConfig(**settings)

@@ -7,7 +7,15 @@ import dataclasses
 import aws_cdk as cdk
 import pytest
 
-from cdk_mlops.config import EndpointKind, Profile, load_environments, load_tooling, profile_defaults
+from cdk_mlops.config import (
+    EndpointKind,
+    NetworkConfig,
+    NetworkMode,
+    Profile,
+    load_environments,
+    load_tooling,
+    profile_defaults,
+)
 from cdk_mlops.errors import ConfigurationError
 
 
@@ -210,7 +218,7 @@ def test_tooling_is_optional_and_validated():
         "tooling.account: '1' is not an AWS account id; use the 12 digits, as a string (e.g. \"123456789012\")",
         "tooling.branch: '' is not a non-empty string",
         "tooling.colour: unknown key; accepted keys: account, branch, connection_arn, model_delivery, "
-        "model_registry_environment, region, repository, source_bucket_name, source_object_key",
+        "model_registry_environment, network, region, repository, source_bucket_name, source_object_key",
         "tooling.region: missing; the delivery pipelines live in one account and region",
     )
 
@@ -222,3 +230,96 @@ def test_an_account_id_of_other_than_twelve_digits_is_refused(account):
         load_environments({"dev": {"account": account, "region": "eu-west-1"}})
     # THEN the message quotes the value and the fix
     assert f"environments.dev.account: {account!r} is not an AWS account id; use the 12 digits" in str(caught.value)
+
+
+#: An existing VPC's ids as the ``network`` context key takes them.
+EXISTING_VPC = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "availability_zones": ["eu-west-1a", "eu-west-1b"],
+    "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+    "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"],
+}
+
+
+def test_prod_runs_in_an_isolated_vpc_and_dev_and_staging_in_none():
+    # WHEN the default environments are loaded
+    dev, staging, prod = load_environments(None)
+    # THEN prod gets a VPC the platform creates, and requires its jobs to be in it; the others cost nothing idle
+    assert prod.network == NetworkConfig(mode=NetworkMode.ISOLATED)
+    assert prod.require_network_isolation is True
+    for config in (dev, staging):
+        assert config.network.private is False
+        assert config.require_network_isolation is False
+
+
+def test_an_existing_vpc_is_named_by_its_ids():
+    (prod,) = load_environments({"prod": {"region": "eu-west-1", "account": "123456789012", "network": EXISTING_VPC}})
+    assert prod.network == NetworkConfig(
+        mode=NetworkMode.EXISTING,
+        vpc_id="vpc-0123456789abcdef0",
+        availability_zones=("eu-west-1a", "eu-west-1b"),
+        subnet_ids=("subnet-0123456789abcdef0", "subnet-0fedcba9876543210"),
+        route_table_ids=("rtb-0123456789abcdef0", "rtb-0fedcba9876543210"),
+    )
+    (dev,) = load_environments({"dev": {"network": "isolated"}})
+    assert dev.network.mode is NetworkMode.ISOLATED
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        ("private", 'environments.dev.network: \'private\' is not a network; use "none", "isolated", or an'),
+        (True, "environments.dev.network: True is not a network"),
+        ({**EXISTING_VPC, "vpc_id": "vpc-1"}, "network: vpc_id: 'vpc-1' is not a VPC id"),
+        ({**EXISTING_VPC, "nat": True}, "network: nat: unknown key; accepted keys: vpc_id, subnet_ids"),
+        ({**EXISTING_VPC, "subnet_ids": "subnet-0123456789abcdef0"}, "subnet_ids: 'subnet-0123456789abcdef0' is not"),
+        ({**EXISTING_VPC, "security_group_ids": ["sg-x"]}, "security_group_ids: ['sg-x'] is not a list of ids"),
+        ({**EXISTING_VPC, "availability_zones": ["eu-west-1a", "eu-west-1a"]}, "in 1 distinct availability_zones"),
+        ({**EXISTING_VPC, "route_table_ids": []}, "route_table_ids: 0 route tables for 2 subnets"),
+        ({**EXISTING_VPC, "create_endpoints": "no"}, "create_endpoints: 'no' is not a boolean"),
+    ],
+)
+def test_each_invalid_network_is_named_with_its_fix(network, expected):
+    problems = problems_of({"dev": {"network": network}})
+    assert any(expected in p for p in problems), problems
+
+
+def test_an_existing_vpc_with_its_own_endpoints_needs_no_route_tables():
+    network = {k: v for k, v in EXISTING_VPC.items() if k != "route_table_ids"}
+    groups = {"security_group_ids": ["sg-0123456789abcdef0"]}
+    (dev,) = load_environments({"dev": {"network": {**network, **groups, "create_endpoints": False}}})
+    assert dev.network.create_endpoints is False
+    # Without its own groups the jobs would get a new one that the VPC's endpoints do not admit.
+    problems = problems_of({"dev": {"network": {**network, "create_endpoints": False}}})
+    assert any('security_group_ids: missing; with "create_endpoints": false' in p for p in problems), problems
+
+
+def test_isolation_without_a_network_is_refused_and_prod_may_opt_out_with_both_keys():
+    # WHEN prod drops its VPC but keeps the isolation requirement
+    problems = problems_of({"prod": {"network": "none"}})
+    # THEN the message names both ways out
+    assert problems == [
+        'environments.prod.require_network_isolation: true needs a VPC, but network is "none"; set network to '
+        '"isolated" (or an existing VPC\'s ids), or set require_network_isolation to false'
+    ]
+    (prod,) = load_environments({"prod": {"network": "none", "require_network_isolation": False}})
+    assert prod.network.private is False
+
+
+def test_zones_of_another_region_are_refused():
+    problems = problems_of({"prod": {"account": "123456789012", "region": "us-east-1", "network": EXISTING_VPC}})
+    assert problems == [
+        "environments.prod.network.availability_zones: eu-west-1a, eu-west-1b not in the environment's region "
+        "us-east-1; name the zones of the VPC's subnets"
+    ]
+
+
+def test_tooling_network_is_an_existing_vpc_only():
+    tooling = load_tooling({"account": "123456789012", "region": "eu-west-1", "network": EXISTING_VPC})
+    assert tooling is not None
+    assert tooling.network is not None
+    assert tooling.network.vpc_id == "vpc-0123456789abcdef0"
+    assert tooling.delivery_arguments()["network"] == tooling.network
+    with pytest.raises(ConfigurationError) as caught:
+        load_tooling({"account": "123456789012", "region": "eu-west-1", "network": "isolated"})
+    assert caught.value.problems[0].startswith("tooling.network: 'isolated' is not an existing VPC's ids")
