@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "ConfigurationError": "cdk_mlops.errors",
     "EnvironmentConfig": "cdk_mlops.config",
     "EndpointKind": "cdk_mlops.config",
+    "NetworkConfig": "cdk_mlops.config",
+    "NetworkMode": "cdk_mlops.config",
     "Profile": "cdk_mlops.config",
     "load_environments": "cdk_mlops.config",
     "profile_defaults": "cdk_mlops.config",
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "TrainingSettings": "cdk_mlops.pipeline_definition",
     "ProblemType": "cdk_mlops.pipeline_definition",
     "OnViolation": "cdk_mlops.pipeline_definition",
+    "PrivateNetwork": "cdk_mlops.constructs.private_network",
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
@@ -83,6 +86,8 @@ if TYPE_CHECKING:
     from cdk_mlops.config import (
         EndpointKind,
         EnvironmentConfig,
+        NetworkConfig,
+        NetworkMode,
         Profile,
         ToolingConfig,
         load_environments,
@@ -123,6 +128,7 @@ if TYPE_CHECKING:
         feature_drift_alarm_name,
         model_quality_alarm_name,
     )
+    from cdk_mlops.constructs.private_network import PrivateNetwork
     from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
     from cdk_mlops.constructs.training_pipeline import (
         MlflowServerSize,
@@ -168,10 +174,13 @@ __all__ = [
     "MonitorProblemType",
     "MonitorSchedule",
     "MonitoringType",
+    "NetworkConfig",
+    "NetworkMode",
     "ObjectLockSettings",
     "OnViolation",
     "PipelineSource",
     "PlatformDeliveryPipeline",
+    "PrivateNetwork",
     "ProblemType",
     "Profile",
     "RealtimeSettings",

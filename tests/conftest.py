@@ -123,6 +123,29 @@ def platform() -> Platform:
     return reference_platform()
 
 
+#: The account and region of :func:`private_prod`.
+PRIVATE_PROD_ENV = {"account": "123456789012", "region": TEST_REGION}
+
+
+@cache
+def private_prod_platform() -> Platform:
+    """A prod environment with the profile's defaults (a private network) and an approved model, synthesized once.
+
+    Unlike the reference app's, its stacks have a concrete account and region, as a deployed
+    prod has, so nothing about the network may be left to a synth-time lookup.
+    """
+    context = cdk_json_context()  # the feature flags of cdk.json, without its environments and tooling
+    context[CONTEXT_KEY] = with_example_models({CONTEXT_KEY: {"prod": dict(PRIVATE_PROD_ENV)}})[CONTEXT_KEY]
+    context[TOOLING_KEY] = None
+    return synthesize_platform(context)
+
+
+@pytest.fixture(scope="session")
+def private_prod() -> Platform:
+    """Prod with defaults (isolated VPC, realtime endpoint, monitor), in a concrete account and region."""
+    return private_prod_platform()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Tests that take `platform_stack_path` run once per stack of the platform.
     if "platform_stack_path" in metafunc.fixturenames:
@@ -130,6 +153,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         paths = [
             f"{config.stage_name}/{stack}"
             for config in load_environments(context[CONTEXT_KEY])
-            for stack in MlopsPlatformStage.STACK_IDS
+            for stack in MlopsPlatformStage.stack_ids(config)
         ]
         metafunc.parametrize("platform_stack_path", [*paths, TOOLING_STACK_PATH])

@@ -1,4 +1,4 @@
-"""The per-environment Stage of the reference platform: data, training and serving stacks."""
+"""The per-environment Stage of the reference platform: network, data, training and serving stacks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cdk_mlops.compliance import apply_tags
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
+from cdk_mlops.stacks.network_stack import NetworkStack
 from cdk_mlops.stacks.serving_stack import ServingStack
 from cdk_mlops.stacks.training_stack import TrainingStack
 
@@ -24,20 +25,33 @@ class MlopsPlatformStage(cdk.Stage):
 
     Attributes:
         config: The configuration this stage was built from.
+        network: The stack holding the environment's VPC, or None for an environment without
+            one (``network`` is ``"none"``, the default in dev and staging).
         data: The stack holding the versioned data store.
         training: The stack holding the training pipeline, model registry and retrain trigger.
         serving: The stack holding the model endpoint, or None until a model is approved.
     """
 
-    #: Construct ids of the stacks in every stage, in deployment order; ``Serving``
-    #: exists only once the environment has an approved model (``model_package_arn``).
-    STACK_IDS: ClassVar[tuple[str, ...]] = ("Data", "Training", "Serving")
+    #: Construct ids of the stacks a stage can hold, in deployment order; ``Network`` exists
+    #: only in an environment with a private network (``network``, prod by default), and
+    #: ``Serving`` only once it has an approved model (``model_package_arn``).
+    STACK_IDS: ClassVar[tuple[str, ...]] = ("Network", "Data", "Training", "Serving")
+
+    @classmethod
+    def stack_ids(cls, config: EnvironmentConfig) -> tuple[str, ...]:
+        """The ids of :attr:`STACK_IDS` that a stage of ``config`` holds, in deployment order."""
+        present = {"Network": config.network.private, "Serving": config.model_package_arn is not None}
+        return tuple(stack for stack in cls.STACK_IDS if present.get(stack, True))
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, env=config.env, **kwargs)
         self.config = config
+        self.network: NetworkStack | None = None
+        if config.network.private:
+            self.network = NetworkStack(self, "Network", config=config)
+        network = self.network.network if self.network else None
         self.data = DataStack(self, "Data", config=config)
-        self.training = TrainingStack(self, "Training", config=config, data_store=self.data.store)
+        self.training = TrainingStack(self, "Training", config=config, data_store=self.data.store, network=network)
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:
             self.serving = ServingStack(
@@ -47,6 +61,7 @@ class MlopsPlatformStage(cdk.Stage):
                 data_store=self.data.store,
                 model_package_arn=config.model_package_arn,
                 alarm_topic=self.training.training.topic,
+                network=network,
             )
         apply_tags(self, config)
         apply_guardrails(self, GuardrailSettings.for_environment(config))

@@ -23,6 +23,7 @@ from cdk_mlops.constructs.model_endpoint import (
     ServerlessSettings,
 )
 from cdk_mlops.constructs.model_monitor import Baselines, DataQualitySettings, ModelMonitor, MonitorSchedule
+from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.errors import ConfigurationError
 
 
@@ -45,6 +46,11 @@ class ServingStack(cdk.Stack):
     environment's data bucket (whose policies let this account read ``artifacts/``, see
     ``EnvironmentConfig.model_reader_accounts``), decrypting through S3 with that bucket's key.
 
+    In an environment with a private network, a realtime endpoint runs in its subnets with its
+    workloads' security groups, and the monitor's jobs follow the endpoint's network. Serverless
+    endpoints cannot run in a VPC: they stay outside it (guardrail MLOPS-007 refuses that where
+    the environment requires network isolation).
+
     Attributes:
         endpoint: The model endpoint.
         monitor: The data-quality monitor, or None for a serverless endpoint
@@ -60,10 +66,17 @@ class ServingStack(cdk.Stack):
         data_store: VersionedDataStore,
         model_package_arn: str,
         alarm_topic: sns.ITopic | None = None,
+        network: PrivateNetwork | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
         serverless = config.endpoint_kind is EndpointKind.SERVERLESS
+        if serverless and network is not None:
+            cdk.Annotations.of(self).add_warning_v2(
+                "cdk-mlops:serverless-endpoint-outside-vpc",
+                f"environments.{config.name} has a private network, but serverless endpoints cannot run in a VPC; "
+                'the endpoint runs outside it. Set "endpoint_kind": "realtime" to serve from the VPC',
+            )
         prod = config.profile is Profile.PROD
         self.endpoint = ModelEndpoint(
             self,
@@ -92,6 +105,7 @@ class ServingStack(cdk.Stack):
             add_5xx_alarm={"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
             alarm_topic=alarm_topic,
             removal_policy=config.removal_policy,
+            **placement(None if serverless else network),
         )
         self.monitor: ModelMonitor | None = None
         if not serverless:

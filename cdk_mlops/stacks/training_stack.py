@@ -12,6 +12,7 @@ from constructs import Construct
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
+from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
 from cdk_mlops.stacks.serving_stack import endpoint_name
@@ -20,15 +21,29 @@ from cdk_mlops.stacks.serving_stack import endpoint_name
 class TrainingStack(cdk.Stack):
     """Trains on new data versions and registers the models that pass the gate.
 
+    Args:
+        config: The environment.
+        data_store: The environment's data store.
+        network: The environment's private network: every pipeline job and the retrain Lambda
+            run in its subnets with its workloads' security groups. Default: - no VPC.
+
     Attributes:
         training: The SageMaker pipeline and model package group.
         retrain: The trigger that starts the pipeline on new data, on schedule and on drift.
     """
 
     def __init__(
-        self, scope: Construct, id: str, *, config: EnvironmentConfig, data_store: VersionedDataStore, **kwargs: Any
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        data_store: VersionedDataStore,
+        network: PrivateNetwork | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
+        in_network = placement(network)
         self.training = TrainingPipeline(
             self,
             "Pipeline",
@@ -40,6 +55,7 @@ class TrainingStack(cdk.Stack):
             # The later environments' accounts serve the models registered here.
             cross_account_read_accounts=config.model_reader_accounts,
             removal_policy=config.data_removal_policy,
+            **in_network,
         )
         schedule = config.retrain_schedule
         # The drift alarms live in the serving stack, deployed after this one: refer to them by name,
@@ -61,6 +77,7 @@ class TrainingStack(cdk.Stack):
             drift_alarms=drift_alarms,
             alarm_topic=self.training.topic,
             removal_policy=config.removal_policy,
+            **in_network,
         )
         cdk.CfnOutput(self, "PipelineName", value=self.training.pipeline_name, description="The training pipeline")
         cdk.CfnOutput(
