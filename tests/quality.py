@@ -79,6 +79,10 @@ _SERVICE_ARNS = {
     "AWS::SNS::Topic": "arn:{partition}:sns:{region}:{account}:{name}",
     "AWS::Lambda::Function": "arn:{partition}:lambda:{region}:{account}:function:{name}",
 }
+#: With ``service_arns``, the physical ids of these EC2 resource types (``Ref``, and ``Fn::GetAtt
+#: [X, GroupId]`` of a security group) in the shape the EC2 and SageMaker APIs validate: the
+#: prefix and 17 hex digits derived from the logical id.
+_EC2_ID_PREFIXES = {"AWS::EC2::VPC": "vpc", "AWS::EC2::Subnet": "subnet", "AWS::EC2::SecurityGroup": "sg"}
 # ``Fn::Sub`` placeholders: ``${Name}`` or ``${Name.Attribute}``; ``${!Literal}`` is not one.
 _SUB_PLACEHOLDER = re.compile(r"\$\{([^!}][^}]*)\}")
 # ``{"Ref": "AWS::NoValue"}`` removes the property (or list item) that holds it.
@@ -110,13 +114,22 @@ def resolve_like_cloudformation(
             :func:`cloudformation_exports`. Default: - none; an import raises KeyError.
         service_arns: ``Fn::GetAtt [X, Arn]`` of a role, key, bucket, queue, topic or function
             gives an ARN of that service's format (which API validation accepts) instead of
-            ``arn:aws:test:<region>:<account>:<logical id>/arn``. Default: - False.
+            ``arn:aws:test:<region>:<account>:<logical id>/arn``, and a VPC, subnet or security
+            group an id of its type (``subnet-`` and 17 hex digits). Default: - False.
     """
     partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
     pseudo = {**_PSEUDO, "AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
     resources: Mapping[str, Any] = template.get("Resources", {})
 
+    def ec2_id(logical_id: str) -> str | None:
+        prefix = _EC2_ID_PREFIXES.get(resources.get(logical_id, {}).get("Type", ""))
+        if not service_arns or prefix is None:
+            return None
+        return f"{prefix}-{hashlib.sha256(logical_id.encode()).hexdigest()[:17]}"
+
     def get_att(target: str, attribute: str) -> str:
+        if attribute == "GroupId" and (group_id := ec2_id(target)):
+            return group_id
         arn = _SERVICE_ARNS.get(resources.get(target, {}).get("Type", ""))
         if service_arns and attribute == "Arn" and arn is not None:
             name = target.lower()
@@ -127,7 +140,7 @@ def resolve_like_cloudformation(
     def ref(name: str) -> Any:
         if name == "AWS::NoValue":
             return _NO_VALUE
-        return pseudo.get(name, name.lower())
+        return pseudo.get(name) or ec2_id(name) or name.lower()
 
     def condition(name: str) -> bool:
         return bool(walk(template["Conditions"][name]))

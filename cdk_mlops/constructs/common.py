@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jsii
 from aws_cdk import (
@@ -27,6 +27,7 @@ from aws_cdk import (
     Token,
     Validations,
 )
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -280,3 +281,99 @@ def depend_on_role_policy(resource: IConstruct, role: iam.IRole) -> None:
     if not isinstance(cfn, CfnResource):
         raise TypeError(f"{resource.node.path} has no CloudFormation resource to order")
     cfn.add_override("DependsOn", Lazy.list(_DefaultPolicyOf(role), omit_empty=True))
+
+
+def select_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection | None) -> ec2.SelectedSubnets:
+    """``vpc.select_subnets(selection)``; the Python binding takes the selection's fields as keywords."""
+    if selection is None:
+        return vpc.select_subnets()
+    return vpc.select_subnets(
+        availability_zones=selection.availability_zones,
+        one_per_az=selection.one_per_az,
+        subnet_filters=selection.subnet_filters,
+        subnet_group_name=selection.subnet_group_name,
+        subnets=selection.subnets,
+        subnet_type=selection.subnet_type,
+    )
+
+
+#: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
+#: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
+SAGEMAKER_VPC_DESCRIBE_ACTIONS: Final = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+
+
+def grant_sagemaker_vpc_access(
+    role: iam.IRole, *, subnet_ids: Sequence[str], security_group_ids: Sequence[str]
+) -> iam.Grant:
+    """Let SageMaker attach the jobs or models that run as ``role`` to these subnets, and nothing else.
+
+    SageMaker creates one network interface per instance with the role, shares it with its own
+    account by an interface permission, and deletes both when the job or model is gone.
+    The scoping follows the condition keys the Service Authorization Reference lists for each
+    action (the keys of ``CreateNetworkInterface``'s network-interface resource do not include
+    ``ec2:Subnet``, so there the subnet and security-group resources themselves are named):
+
+    - ``CreateNetworkInterface``: a new interface, only in ``subnet_ids`` and only with
+      ``security_group_ids``;
+    - ``CreateNetworkInterfacePermission`` and ``DeleteNetworkInterface``: only interfaces in
+      ``subnet_ids`` (``ec2:Subnet``);
+    - ``DeleteNetworkInterfacePermission``: its network-interface resource is optional, so the
+      subnet condition applies where the request has one (``ArnEqualsIfExists``);
+    - the Describe actions (:data:`SAGEMAKER_VPC_DESCRIBE_ACTIONS`): ``*``, as EC2 requires.
+
+    ``ec2:AuthorizedService`` is not used: no AWS documentation says that SageMaker sets it, or
+    to which value (CodeBuild documents ``codebuild.amazonaws.com``), and a wrong guess would stop
+    every job in the VPC. The ARNs name the stack's account: subnets shared from another account
+    (AWS RAM) need a grant of their own. The cdk-nag findings of the network-interface and ``*``
+    wildcards are acknowledged on ``role``, with the reasons above; a caller that passes a
+    wildcard id acknowledges that one.
+
+    Args:
+        role: The execution role of the jobs or of the model.
+        subnet_ids: The subnets the containers run in (tokens allowed).
+        security_group_ids: Their security groups (tokens allowed).
+    """
+    stack = Stack.of(role)
+
+    def arns(resource: str, ids: Sequence[str]) -> list[str]:
+        return [stack.format_arn(service="ec2", resource=resource, resource_name=i) for i in ids]
+
+    interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+    subnets = arns("subnet", subnet_ids)
+    grant = iam.Grant.add_to_principal(
+        grantee=role,
+        actions=["ec2:CreateNetworkInterface"],
+        resource_arns=[interfaces, *subnets, *arns("security-group", security_group_ids)],
+    )
+    for actions, resources, test in (
+        (["ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface"], [interfaces], "ArnEquals"),
+        (["ec2:DeleteNetworkInterfacePermission"], ["*"], "ArnEqualsIfExists"),
+    ):
+        grant = grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=role, actions=actions, resource_arns=resources, conditions={test: {"ec2:Subnet": subnets}}
+            )
+        )
+    grant = grant.combine(
+        iam.Grant.add_to_principal(grantee=role, actions=list(SAGEMAKER_VPC_DESCRIBE_ACTIONS), resource_arns=["*"])
+    )
+    acknowledge(
+        role,
+        "SageMaker creates one network interface per instance at run time, with a generated id; creating one is "
+        "limited to the given subnets and security groups, sharing and deleting one to interfaces in those subnets",
+        *iam5_findings(resources=(nag_resource(role, interfaces),)),
+    )
+    acknowledge(
+        role,
+        "the EC2 Describe actions SageMaker calls before attaching to the VPC support no resource-level "
+        "permissions; ec2:DeleteNetworkInterfacePermission may name no interface, so its subnet condition "
+        "applies where it does (ArnEqualsIfExists)",
+        *iam5_findings(resources=("*",)),
+    )
+    return grant

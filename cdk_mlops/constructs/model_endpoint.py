@@ -29,8 +29,10 @@ from cdk_mlops.constructs.common import (
     acknowledge,
     depend_on_role_policy,
     ecr_repository_arn,
+    grant_sagemaker_vpc_access,
     iam5_findings,
     nag_resource,
+    select_subnets,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.errors import ConfigurationError
@@ -73,20 +75,7 @@ _MAX_WAIT_SECONDS = 3600
 _MIN_EXECUTION_TIMEOUT, _MAX_EXECUTION_TIMEOUT = 600, 28800
 _MAX_ROLLBACK_ALARMS = 10
 
-# What SageMaker needs from the execution role to attach an endpoint to VPC subnets.
-_VPC_ACTIONS = (
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-)
 _SCALING_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-
 
 # --------------------------------------------------------------------------------- validation helpers
 
@@ -656,7 +645,7 @@ class ModelEndpoint(Construct):
         if vpc is not None:
             self.security_groups = list(security_groups or [self._security_group(vpc)])
             self.connections = ec2.Connections(security_groups=self.security_groups)
-            subnets = _select_subnets(vpc, vpc_subnets)
+            subnets = select_subnets(vpc, vpc_subnets)
             vpc_config = sagemaker.CfnModel.VpcConfigProperty(
                 subnets=subnets.subnet_ids,
                 security_group_ids=[g.security_group_id for g in self.security_groups],
@@ -681,7 +670,7 @@ class ModelEndpoint(Construct):
         if data_capture is not None:
             self.capture_uri = data_store.s3_uri(f"{data_store.capture_prefix}{endpoint_name}/")
 
-        self._grant_role(data_store, model_package_arn, image_uri, data_capture is not None, vpc is not None)
+        self._grant_role(data_store, model_package_arn, image_uri, data_capture is not None, vpc_config)
         # SageMaker downloads the artifact and pulls the image with the role when the model is
         # created and the endpoint starts, so both wait for the role's policies. The model names
         # the role with Fn::GetAtt already, so it depends on the policy alone.
@@ -1140,7 +1129,7 @@ class ModelEndpoint(Construct):
         package_arn: str | None,
         image_uri: str | None,
         capture: bool,
-        in_vpc: bool,
+        vpc_config: sagemaker.CfnModel.VpcConfigProperty | None,
     ) -> None:
         stack = Stack.of(self)
         # Model artifacts (also those a model package points to) live under artifacts/.
@@ -1183,12 +1172,10 @@ class ModelEndpoint(Construct):
         iam.Grant.add_to_principal(
             grantee=self.role, actions=list(LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"]
         )
-        if in_vpc:
-            iam.Grant.add_to_principal(grantee=self.role, actions=list(_VPC_ACTIONS), resource_arns=["*"])
-            star_reasons.append(
-                "the ec2 network-interface actions are what SageMaker needs to attach the endpoint to the VPC "
-                "subnets; the interfaces are created at deploy time with generated ids, and Describe* supports "
-                "no resource-level permissions"
+        if vpc_config is not None:
+            # The model's containers attach to these subnets when the endpoint starts.
+            grant_sagemaker_vpc_access(
+                self.role, subnet_ids=vpc_config.subnets, security_group_ids=vpc_config.security_group_ids
             )
 
         acknowledge(self.role, "; ".join(star_reasons), *iam5_findings(resources=("*",)))
@@ -1268,17 +1255,3 @@ class ModelEndpoint(Construct):
 def _microseconds(duration: Duration) -> float:
     """A duration as a ``ModelLatency`` threshold (the metric is in microseconds)."""
     return duration.to_milliseconds(integral=False) * 1000
-
-
-def _select_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection | None) -> ec2.SelectedSubnets:
-    """``vpc.select_subnets(selection)``; the Python binding takes the selection's fields as keywords."""
-    if selection is None:
-        return vpc.select_subnets()
-    return vpc.select_subnets(
-        availability_zones=selection.availability_zones,
-        one_per_az=selection.one_per_az,
-        subnet_filters=selection.subnet_filters,
-        subnet_group_name=selection.subnet_group_name,
-        subnets=selection.subnets,
-        subnet_type=selection.subnet_type,
-    )

@@ -33,6 +33,7 @@ from cdk_mlops.constructs.common import (
     dead_letter_queue,
     depend_on_role_policy,
     ecr_repository_arn,
+    grant_sagemaker_vpc_access,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
@@ -91,18 +92,6 @@ _VOLUME_KEY_ACTIONS = (
     "kms:Decrypt",
     "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext",
-)
-# What SageMaker needs from the job role to attach monitoring jobs to VPC subnets.
-_VPC_ACTIONS = (
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
 )
 # SageMaker Clarify computes SHAP values against a temporary shadow endpoint of the served model,
 # named with the prefix below unless the analysis configuration chooses another.
@@ -949,7 +938,7 @@ class ModelMonitor(Construct):
         )
         network = self._network(endpoint, enable_network_isolation, security_groups)
         images = self._images(requested)
-        self._grant_role(endpoint, data_store, monitoring_prefix, requested, images, in_vpc=network[0] is not None)
+        self._grant_role(endpoint, data_store, monitoring_prefix, requested, images, vpc_config=network[0])
 
         self._scopes: dict[MonitoringType, Construct] = {}
         self.job_definitions: dict[MonitoringType, CfnResource] = {}
@@ -1073,6 +1062,27 @@ class ModelMonitor(Construct):
             vpc_config = source  # an IResolvable: passed through as it is
         isolated = (model.enable_network_isolation is True) if isolation is None else isolation
         return vpc_config, isolated
+
+    def _grant_vpc_access(self, vpc_config: Any) -> None:
+        """Let SageMaker attach the jobs to the subnets of ``vpc_config`` (the ``_network`` value)."""
+        if isinstance(vpc_config, dict):
+            subnets, groups = vpc_config["subnets"], vpc_config["securityGroupIds"]
+        else:
+            # A VpcConfig that is one deploy-time value names no subnet at synth: any of the account's.
+            subnets, groups = ["*"], ["*"]
+            stack = Stack.of(self)
+            acknowledge(
+                self.role,
+                "the endpoint model's VpcConfig is a deploy-time value, so its subnets and security groups are "
+                "unknown at synth; network interfaces are limited to the subnets and groups of this account",
+                *iam5_findings(
+                    resources=(
+                        nag_resource(self, stack.format_arn(service="ec2", resource=kind, resource_name="*"))
+                        for kind in ("subnet", "security-group")
+                    )
+                ),
+            )
+        grant_sagemaker_vpc_access(self.role, subnet_ids=subnets, security_group_ids=groups)
 
     def _images(self, requested: Mapping[MonitoringType, _Settings]) -> dict[MonitoringType, str]:
         images: dict[MonitoringType, str] = {}
@@ -1250,7 +1260,7 @@ class ModelMonitor(Construct):
         requested: Mapping[MonitoringType, _Settings],
         images: Mapping[MonitoringType, str],
         *,
-        in_vpc: bool,
+        vpc_config: Any,
     ) -> None:
         stack = Stack.of(self)
         role = self.role
@@ -1305,13 +1315,8 @@ class ModelMonitor(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         iam.Grant.add_to_principal(grantee=role, actions=list(LOG_ACTIONS), resource_arns=[log_group, f"{log_group}:*"])
-        if in_vpc:
-            iam.Grant.add_to_principal(grantee=role, actions=list(_VPC_ACTIONS), resource_arns=["*"])
-            star_reasons.append(
-                "the ec2 network-interface actions are what SageMaker needs to attach the jobs to the endpoint's "
-                "VPC subnets; interfaces get generated ids at run time, and Describe* supports no resource-level "
-                "permissions"
-            )
+        if vpc_config is not None:
+            self._grant_vpc_access(vpc_config)
         if MonitoringType.MODEL_EXPLAINABILITY in requested:
             shadow = [
                 stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{_CLARIFY_SHADOW_PREFIX}*")

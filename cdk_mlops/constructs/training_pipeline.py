@@ -9,14 +9,16 @@ SDK. Both can create a SageMaker managed MLflow tracking server (:class:`MlflowS
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 from aws_cdk import Annotations, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -36,9 +38,11 @@ from cdk_mlops.constructs.common import (
     acknowledge,
     depend_on_role_policy,
     ecr_repository_arn,
+    grant_sagemaker_vpc_access,
     iam5_findings,
     nag_resource,
     sagemaker_image_uri,
+    select_subnets,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems, manifest_prefix
@@ -82,6 +86,23 @@ MLFLOW_UI_ACTIONS: Final = ("sagemaker:CreatePresignedMlflowTrackingServerUrl", 
 #: URLs and load mlflow 3 modules); 0.1.1 adds the GovCloud partitions to 0.1.0. It depends on
 #: the full ``mlflow`` package, so that is what is pinned (not ``mlflow-skinny``).
 MLFLOW_CLIENT_REQUIREMENTS: Final = ("mlflow==2.16.2", "sagemaker-mlflow==0.1.1")
+#: The VPC endpoints the MLflow ``Track`` step needs in subnets without a route to the internet,
+#: by endpoint service name (after ``com.amazonaws.<region>.``, or ``aws.sagemaker.<region>.`` for
+#: MLflow): the SageMaker API (``DescribeTrainingJob``), SageMaker MLflow (the tracking server's
+#: REST API; ``InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS``) and S3 (the artifact store,
+#: a gateway endpoint). The endpoints every job needs (ECR, CloudWatch Logs, S3) are not repeated
+#: here; a private package mirror (``MlflowSettings.package_index_url``) must be reachable too.
+MLFLOW_VPC_ENDPOINTS: Final[Mapping[str, ec2.IInterfaceVpcEndpointService | ec2.IGatewayVpcEndpointService]] = (
+    MappingProxyType(
+        {
+            "sagemaker.api": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+            "experiments": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS,
+            "s3": ec2.GatewayVpcEndpointAwsService.S3,
+        }
+    )
+)
+#: At most this many subnets and security groups in a job's ``VpcConfig`` (SageMaker API).
+_MAX_SUBNETS, _MAX_SECURITY_GROUPS = 16, 5
 
 _TRACKING_SERVER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _MAINTENANCE_WINDOW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$")
@@ -135,11 +156,16 @@ class MlflowSettings:
     With :class:`TrainingPipeline`, a ``Track`` step records every execution as one MLflow run
     (hyperparameters, training and test metrics, lineage tags, ``evaluation.json``). It runs in
     the scikit-learn image and installs ``client_requirements`` with pip, so it needs outbound
-    HTTPS to PyPI as well as to the SageMaker API, the tracking server and S3: jobs in a VPC
-    need a NAT gateway (PyPI has no VPC endpoint). With ``logging_image_uri`` nothing is
-    installed and PyPI is not needed (in a VPC, endpoints for ``sagemaker.api``,
-    ``sagemaker.experiments`` and S3 suffice). A :class:`SdkTrainingPipeline` gets no
-    ``Track`` step: its own steps log, with the ARN it substitutes.
+    HTTPS to PyPI (or ``package_index_url``) as well as to the SageMaker API, the tracking
+    server and S3. With ``logging_image_uri`` nothing is installed and no package index is needed.
+
+    In a VPC (``TrainingPipeline(vpc=...)``) the step reaches the SageMaker API, the tracking
+    server and S3 through VPC endpoints: ``com.amazonaws.<region>.sagemaker.api``,
+    ``aws.sagemaker.<region>.experiments`` (SageMaker MLflow) and the S3 gateway endpoint, the
+    services of :data:`MLFLOW_VPC_ENDPOINTS`. PyPI has no VPC endpoint, so the pipeline needs
+    ``logging_image_uri`` or ``package_index_url`` there (synth fails without either). A
+    :class:`SdkTrainingPipeline` gets no ``Track`` step: its own steps log, with the ARN it
+    substitutes, and need the same endpoints.
 
     Attributes:
         size: Default: - ``Small``.
@@ -157,6 +183,11 @@ class MlflowSettings:
             installed, for the ``Track`` step; nothing is installed at run time, so the step
             needs no access to PyPI. The execution role may pull it.
             Default: - the scikit-learn image, with ``client_requirements`` installed per run.
+        package_index_url: The ``https://`` index of a private package mirror (pip's
+            ``--index-url``, e.g. ``https://pypi.example.internal/simple``) that the ``Track``
+            step installs ``client_requirements`` from, for subnets without a route to PyPI. It
+            is written into the pipeline definition, so it holds no credentials; ignored with
+            ``logging_image_uri``. Default: - PyPI.
     """
 
     size: MlflowServerSize = MlflowServerSize.SMALL
@@ -166,6 +197,7 @@ class MlflowSettings:
     experiment_name: str | None = None
     client_requirements: tuple[str, ...] = MLFLOW_CLIENT_REQUIREMENTS
     logging_image_uri: str | None = None
+    package_index_url: str | None = None
 
 
 def mlflow_settings_problems(settings: MlflowSettings, pipeline_name: str) -> list[str]:
@@ -212,6 +244,9 @@ def mlflow_settings_problems(settings: MlflowSettings, pipeline_name: str) -> li
             f"mlflow.logging_image_uri {image!r} is not an ECR image URI "
             "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>); push the image to ECR"
         )
+    index_problem = pd.package_index_problem("mlflow.package_index_url", settings.package_index_url)
+    if index_problem:
+        problems.append(index_problem)
     return problems
 
 
@@ -609,12 +644,21 @@ class TrainingPipeline(_PipelineResources):
     environment-agnostic stack keeps it: deploy it only to regions with Experiments, or give the
     stack a region.
 
+    With a ``vpc``, every job the pipeline starts runs in its subnets with its security groups
+    (see :mod:`cdk_mlops.pipeline_definition`, "Private networks"), and the execution role may
+    create and delete the jobs' network interfaces in those subnets only
+    (:func:`~cdk_mlops.constructs.common.grant_sagemaker_vpc_access`). The subnets need VPC
+    endpoints for what the jobs call: S3, ECR (api, dkr), CloudWatch Logs, KMS and STS, and for
+    MLflow :data:`MLFLOW_VPC_ENDPOINTS`.
+
     For a pipeline authored with the SageMaker Python SDK, use :meth:`from_sdk_pipeline`.
 
     Example::
 
         training = TrainingPipeline(self, "Training", data_store=store, dataset="churn",
-                                    pipeline_name="churn-training")
+                                    pipeline_name="churn-training",
+                                    vpc=network.vpc, vpc_subnets=network.vpc_subnets,
+                                    security_groups=network.security_groups)
         training.grant_start_execution(trigger_role)
 
     Attributes:
@@ -633,6 +677,10 @@ class TrainingPipeline(_PipelineResources):
         mlflow_role: The tracking server's role, with ``mlflow``.
         mlflow_tracking_arn: The tracking server's ARN, with ``mlflow``.
         mlflow_artifacts_prefix: Its artifact store's key prefix in the data store, with ``mlflow``.
+        security_groups: The jobs' security groups, with ``vpc`` (empty without).
+        connections: The jobs' network connections, with ``vpc``; for example
+            ``database.connections.allow_default_port_from(training.connections)``. None without
+            ``vpc``.
     """
 
     def __init__(
@@ -653,6 +701,9 @@ class TrainingPipeline(_PipelineResources):
         notification_topic: sns.ITopic | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         mlflow: MlflowSettings | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     ) -> None:
         """Define the pipeline.
 
@@ -693,6 +744,16 @@ class TrainingPipeline(_PipelineResources):
                 as an MLflow run (``ml/track.py``; see :class:`MlflowSettings` for its network
                 needs). Default: - no MLflow; executions are recorded as SageMaker experiment
                 runs only (where SageMaker Experiments is available).
+            vpc: Run every job of the pipeline in this VPC. With ``mlflow``, the ``Track`` step
+                needs ``mlflow.logging_image_uri`` or ``mlflow.package_index_url`` there.
+                Default: - no VPC; the jobs use SageMaker's network.
+            vpc_subnets: The subnets of ``vpc`` the jobs run in (at most 16). Default: - the
+                VPC's default selection (its private subnets when it has them).
+            security_groups: The jobs' security groups in ``vpc`` (1 to 5). Default: - a new
+                group with no inbound rule except from its own members (the instances of a
+                distributed training job talk to each other) and outbound HTTPS (TCP 443) to
+                anywhere the subnets route to (in an isolated VPC: its endpoints only), plus
+                any traffic to its own members.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -710,11 +771,25 @@ class TrainingPipeline(_PipelineResources):
                 f"training_image_uri {training_image_uri!r} is not an ECR image URI "
                 "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)"
             )
+        subnets, network_problems = _job_subnets(vpc, vpc_subnets, security_groups)
+        problems += network_problems
+        installs_from_pypi = (
+            mlflow is not None and mlflow.logging_image_uri is None and mlflow.package_index_url is None
+        )
+        if vpc is not None and installs_from_pypi:
+            problems.append(
+                "mlflow: in a VPC the Track step cannot install the MLflow client from PyPI (it has no VPC "
+                "endpoint); set mlflow.logging_image_uri to an ECR image with mlflow and sagemaker-mlflow "
+                "installed, or mlflow.package_index_url to your package mirror's https:// index (with a NAT "
+                "gateway, 'https://pypi.org/simple' keeps PyPI)"
+            )
         if problems:
             raise ConfigurationError(self, problems)
 
         group_arn, package_arns = self._define_names(pipeline_name, group_name)
         self._define_role(None)
+        self._define_network(vpc, security_groups)
+        group_ids = [g.security_group_id for g in self.security_groups]
         self.scripts = {
             "preprocess": s3_assets.Asset(self, "PreprocessScript", path=str(PREPROCESS_SCRIPT)),
             "evaluate": s3_assets.Asset(self, "EvaluateScript", path=str(EVALUATE_SCRIPT)),
@@ -760,6 +835,9 @@ class TrainingPipeline(_PipelineResources):
             mlflow_client_requirements=(
                 tuple(mlflow.client_requirements) if mlflow and mlflow.logging_image_uri is None else ()
             ),
+            package_index_url=mlflow.package_index_url if mlflow and mlflow.logging_image_uri is None else None,
+            subnet_ids=tuple(subnets),
+            security_group_ids=tuple(group_ids),
             experiments=_has_experiments(Stack.of(self).region),
         )
         spec_problems = pd.pipeline_spec_problems(spec)
@@ -777,7 +855,31 @@ class TrainingPipeline(_PipelineResources):
         if mlflow is not None and mlflow.logging_image_uri is not None:
             images.append(mlflow.logging_image_uri)
         self._grant_jobs(("processing-job", "training-job"), [group_arn, package_arns], images)
+        if subnets:
+            grant_sagemaker_vpc_access(self.role, subnet_ids=subnets, security_group_ids=group_ids)
         self._define_notifications(notification_topic, removal_policy)
+
+    def _define_network(self, vpc: ec2.IVpc | None, security_groups: Sequence[ec2.ISecurityGroup] | None) -> None:
+        self.security_groups: list[ec2.ISecurityGroup] = []
+        self.connections: ec2.Connections | None = None
+        if vpc is None:
+            return
+        self.security_groups = list(security_groups or [self._security_group(vpc)])
+        self.connections = ec2.Connections(security_groups=self.security_groups)
+
+    def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{self.node.path}: the jobs of pipeline {self.pipeline_name}",
+            allow_all_outbound=False,
+        )
+        # The AWS APIs (VPC endpoints, the S3 gateway) and a package mirror are all HTTPS.
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the AWS APIs and the package index")
+        # SageMaker requires it for distributed training: the instances of one job connect to each other.
+        group.connections.allow_internally(ec2.Port.all_traffic(), "Instances of one training job")
+        return group
 
     @classmethod
     def from_sdk_pipeline(
@@ -870,7 +972,17 @@ class SdkTrainingPipeline(_PipelineResources):
     ``artifacts/<pipeline_name>/`` in the data store. Anything else (another bucket, a Lambda
     step) is yours to grant to :attr:`role`; steps of such types get a synth warning.
 
-    Attributes: as :class:`TrainingPipeline`, without ``scripts``.
+    The construct takes no ``vpc``: the definition is yours, so its jobs run where it says.
+    Give each job step a network configuration in the SDK (``network_config=NetworkConfig(
+    subnets=[...], security_group_ids=[...], encrypt_inter_container_traffic=True)`` for
+    processors, ``subnets=``/``security_group_ids=`` for estimators), with the subnet and
+    group ids of your VPC; the role may then create the jobs' network interfaces in exactly
+    the subnets and with the groups the definition names
+    (:func:`~cdk_mlops.constructs.common.grant_sagemaker_vpc_access`). Guardrail MLOPS-007
+    checks every job step's network configuration where the environment requires isolation.
+
+    Attributes: as :class:`TrainingPipeline`, without ``scripts``, ``security_groups`` and
+    ``connections``.
     """
 
     def __init__(
@@ -995,6 +1107,9 @@ class SdkTrainingPipeline(_PipelineResources):
             (s for s in sdk.strings(raw) if _ECR_IMAGE.match(s)),
             create_models="Model" in step_types,
         )
+        subnets, groups = _vpc_ids(raw)
+        if subnets:
+            grant_sagemaker_vpc_access(self.role, subnet_ids=subnets, security_group_ids=groups)
         ungranted = sorted({t for t in step_types if t not in _STEP_JOBS and t not in _STEPS_WITHOUT_GRANTS})
         if ungranted:
             Annotations.of(self).add_warning_v2(
@@ -1003,6 +1118,52 @@ class SdkTrainingPipeline(_PipelineResources):
                 "grant it to the pipeline's role (.role)",
             )
         self._define_notifications(notification_topic, removal_policy)
+
+
+def _vpc_configs(node: object) -> Iterator[Mapping[str, Any]]:
+    """Every ``VpcConfig`` under ``node`` (of processing, training, tuning and check steps alike)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _vpc_configs(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "VpcConfig" and isinstance(value, dict):
+                yield value
+            else:
+                yield from _vpc_configs(value)
+
+
+def _vpc_ids(definition: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The subnet and security group ids the job steps of a definition name, each once."""
+    configs = list(_vpc_configs([step.get("Arguments") for step in _steps(definition)]))
+    subnets = [s for c in configs for s in c.get("Subnets", []) if isinstance(s, str)]
+    groups = [g for c in configs for g in c.get("SecurityGroupIds", []) if isinstance(g, str)]
+    return list(dict.fromkeys(subnets)), list(dict.fromkeys(groups))
+
+
+def _job_subnets(
+    vpc: ec2.IVpc | None, selection: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
+) -> tuple[list[str], list[str]]:
+    """The ids of the subnets the jobs run in, and every problem of the network arguments."""
+    if vpc is None:
+        given = [name for name, value in (("vpc_subnets", selection), ("security_groups", groups)) if value is not None]
+        return [], [f"{' and '.join(given)} need vpc; pass vpc=..., or remove them"] if given else []
+    problems: list[str] = []
+    if groups is not None and not 1 <= len(groups) <= _MAX_SECURITY_GROUPS:
+        problems.append(
+            f"security_groups has {len(groups)} groups; a SageMaker job takes 1 to {_MAX_SECURITY_GROUPS}: "
+            "pass that many, or leave it out for a new group"
+        )
+    try:
+        subnets = list(select_subnets(vpc, selection).subnet_ids)
+    except RuntimeError as error:  # jsii: the selection names subnets the VPC does not have
+        return [], [*problems, f"vpc_subnets: {error}"]
+    if not 1 <= len(subnets) <= _MAX_SUBNETS:
+        problems.append(
+            f"vpc_subnets selects {len(subnets)} subnets of the VPC; a SageMaker job takes 1 to {_MAX_SUBNETS}: "
+            "change the selection"
+        )
+    return subnets, problems
 
 
 def _has_experiments(region: str) -> bool:
@@ -1068,6 +1229,12 @@ def _sdk_definition_problems(
             f"PipelineExperimentConfig: SageMaker Experiments is not available in {region}, so executions "
             "would fail; build the pipeline with pipeline_experiment_config=None (the SDK leaves it out "
             "there by default)"
+        )
+    configs = _vpc_configs([step.get("Arguments") for step in _steps(definition)])
+    if any(not isinstance(i, str) for c in configs for i in (*c.get("Subnets", []), *c.get("SecurityGroupIds", []))):
+        problems.append(
+            "a VpcConfig names subnets or security groups with a pipeline expression; write their ids, so that "
+            "the role may create network interfaces in those subnets only"
         )
     problems += _s3_problems(definition, readable)
     return problems

@@ -17,7 +17,9 @@ Tracking server
 The MLflow client
     Imported when needed. When ``mlflow`` (or, for an ARN, ``sagemaker_mlflow``) cannot be
     imported, the ``--requirement`` pins are installed with ``python -m pip install`` first,
-    which needs outbound HTTPS to PyPI; an image that has both packages installs nothing.
+    which needs outbound HTTPS to PyPI, or to the index in ``PIP_INDEX_URL`` (pip reads it; the
+    pipeline sets it from ``MlflowSettings.package_index_url``); an image that has both
+    packages installs nothing.
 
 The run (``--experiment-name``, ``--run-name``: the pipeline execution id)
     One run per execution: a retried step finds the run of the same name and logs into it.
@@ -231,7 +233,8 @@ def pip_install(requirements: Sequence[str]) -> None:
     if result.returncode != 0:
         raise TrackingError(
             f"pip install {' '.join(requirements)} failed (exit status {result.returncode}); the job needs "
-            "outbound HTTPS to PyPI (in a VPC: a NAT gateway), or use an image with mlflow and sagemaker-mlflow "
+            "outbound HTTPS to PyPI (in a VPC: a NAT gateway) or to the mirror of PIP_INDEX_URL "
+            "(MlflowSettings.package_index_url), or use an image with mlflow and sagemaker-mlflow "
             "installed (MlflowSettings.logging_image_uri)"
         )
 

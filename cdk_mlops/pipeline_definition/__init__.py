@@ -68,8 +68,19 @@ The default pipeline
     for it. It runs beside the gate: ``Gate`` and ``Register`` do not depend on it, so
     registration does not wait for the tracking server; a failed ``Track`` still fails the
     execution, which notifies.
-    The image installs the pinned MLflow client (``mlflow_client_requirements``) at run time
-    unless ``tracking_image_uri`` already has it.
+    The image installs the pinned MLflow client (``mlflow_client_requirements``) at run time,
+    from PyPI or ``package_index_url``, unless ``tracking_image_uri`` already has it.
+
+Private networks
+================
+
+With ``subnet_ids`` and ``security_group_ids`` every job runs in those subnets: the processing
+jobs (``Preprocess``, ``DataQualityBaseline``, ``Evaluate``, ``Track``) with a
+``NetworkConfig`` that encrypts inter-container traffic, ``Train`` with a ``VpcConfig``
+(inter-container traffic encryption and, for the built-in algorithm, network isolation are set
+with or without a VPC). Jobs that need no network run isolated: ``DataQualityBaseline``, and
+``Evaluate`` unless scripts get the MLflow tracking server's ARN. ``Preprocess`` (boto3 to S3)
+and ``Track`` (SageMaker API, MLflow, a package index) need the VPC's endpoints.
 
 Champion/challenger
 ===================
@@ -208,6 +219,7 @@ from cdk_mlops.pipeline_definition.names import (
     OUTPUT_TRAIN,
     OUTPUT_VALIDATION,
     PARAMETER_NAMES,
+    PIP_INDEX_URL_ENV,
     PREPROCESS,
     PROCESSING_INSTANCE_TYPE,
     PROCESSING_ROOT,
@@ -240,6 +252,7 @@ from cdk_mlops.pipeline_definition.settings import (
     TrainingSettings,
     has_instance_storage,
     is_unresolved,
+    package_index_problem,
     pipeline_spec_problems,
     requirement_problem,
     training_settings_problems,
@@ -310,6 +323,7 @@ __all__ = [
     "OUTPUT_TRAIN",
     "OUTPUT_VALIDATION",
     "PARAMETER_NAMES",
+    "PIP_INDEX_URL_ENV",
     "PREPROCESS",
     "PROCESSING_INSTANCE_FAMILIES",
     "PROCESSING_INSTANCE_TYPE",
@@ -351,6 +365,7 @@ __all__ = [
     "job_s3_inputs",
     "join",
     "json_get",
+    "package_index_problem",
     "pipeline_spec_problems",
     "processing_output_uri",
     "requirement_problem",

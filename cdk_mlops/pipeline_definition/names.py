@@ -124,6 +124,9 @@ CHECKPOINT_DIR: Final = "/opt/ml/checkpoints"
 #: Environment variable of ``Train``, ``Evaluate`` and ``Track`` holding the MLflow tracking server
 #: ARN (``mlflow.set_tracking_uri(os.environ[...])`` with the ``sagemaker-mlflow`` plugin).
 MLFLOW_TRACKING_ARN_ENV: Final = "MLFLOW_TRACKING_ARN"
+#: pip's ``--index-url`` as an environment variable: where ``Track`` installs the MLflow client
+#: from, when ``PipelineSpec.package_index_url`` is set.
+PIP_INDEX_URL_ENV: Final = "PIP_INDEX_URL"
 
 TRAIN_FILE: Final = "train.csv"
 VALIDATION_FILE: Final = "validation.csv"

@@ -128,6 +128,10 @@ _MLFLOW_ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlfl
 _MLFLOW_EXPERIMENT = re.compile(r"^[a-zA-Z0-9\-_./]{1,256}$")
 # A pip requirement with a version: name[extras] then one or more comma-separated specifiers.
 # No bare names (unpinned installs are not reproducible), no options, URLs or markers.
+# A package index pip reaches from a job: HTTPS, a host, an optional path; at most 256 characters,
+# the longest value of a processing job's environment variable.
+_PACKAGE_INDEX = re.compile(r"^https://[^\s/?#]+(/[^\s]*)?$")
+_MAX_ENVIRONMENT_VALUE = 256
 _REQUIREMENT = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?"
     r" *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+"
@@ -287,8 +291,10 @@ class PipelineSpec:
             in a ``sourcedir.tar.gz``) for a framework training image such as scikit-learn.
             Default: - the built-in algorithm of ``training_image_uri`` (XGBoost).
         kms_key_arn: Key for job volumes and outputs. Default: - the bucket's default encryption.
-        subnet_ids: Run jobs in these VPC subnets (with ``security_group_ids``).
-            Default: - no VPC.
+        subnet_ids: Run every job in these VPC subnets (with ``security_group_ids``): the
+            processing jobs get a ``NetworkConfig`` (inter-container traffic encrypted; network
+            isolation for ``DataQualityBaseline``, and for ``Evaluate`` without MLflow, which
+            need no network), ``Train`` a ``VpcConfig``. Default: - no VPC.
         security_group_ids: Default: - none.
         source_revision: Source revision recorded on model packages. Default: - ``unknown``.
         default_input_manifest_uri: Default of ``InputManifestUri``. Default: - empty; an
@@ -311,7 +317,11 @@ class PipelineSpec:
             Default: - ``sklearn_image_uri``.
         mlflow_client_requirements: Pinned packages (``name==version``) that ``Track`` installs
             with pip when its image lacks the MLflow client; installing needs outbound HTTPS to
-            PyPI. Default: - none; the image must have the client.
+            PyPI, or to ``package_index_url``. Default: - none; the image must have the client.
+        package_index_url: The package index ``Track`` installs ``mlflow_client_requirements``
+            from (pip's ``--index-url``, set as ``PIP_INDEX_URL``): an ``https://`` URL of a
+            private mirror, for jobs in subnets without a route to PyPI. It is visible in the
+            definition, so it holds no credentials. Default: - PyPI.
         experiments: Record each execution as a SageMaker Experiments trial
             (``PipelineExperimentConfig``). Set it to False in regions without SageMaker
             Experiments (``image_uris.has_experiments``), where executions with it fail.
@@ -341,6 +351,7 @@ class PipelineSpec:
     tracking_script: ScriptSource | None = None
     tracking_image_uri: str | None = None
     mlflow_client_requirements: tuple[str, ...] = ()
+    package_index_url: str | None = None
     experiments: bool = True
 
 
@@ -390,6 +401,28 @@ def requirement_problem(name: str, requirement: object) -> str | None:
         return (
             f"{name} {requirement!r} is not a pinned requirement; use name==version or name>=low,<high "
             "(e.g. 'mlflow==2.16.2'), without pip options, URLs or markers"
+        )
+    return None
+
+
+def package_index_problem(name: str, url: object) -> str | None:
+    """Why ``url`` is not a package index pip may use from a job (``https://host/path``), or None.
+
+    ``name`` labels the value in the message (e.g. ``mlflow.package_index_url``).
+    """
+    if url is None or is_unresolved(url):
+        return None
+    if not isinstance(url, str) or not _PACKAGE_INDEX.match(url):
+        return (
+            f"{name} {url!r} is not an https:// URL; give the index of your package mirror, "
+            "e.g. 'https://pypi.example.internal/simple'"
+        )
+    if len(url) > _MAX_ENVIRONMENT_VALUE:
+        return f"{name} has {len(url)} characters; a job's environment value holds at most {_MAX_ENVIRONMENT_VALUE}"
+    if "@" in url.split("/", 3)[2]:
+        return (
+            f"{name} holds credentials (user:password@); the pipeline definition is readable by anyone who "
+            "may describe the pipeline: let the mirror trust the VPC instead, or use logging_image_uri"
         )
     return None
 
@@ -595,12 +628,21 @@ def _tracking_problems(spec: PipelineSpec) -> list[str]:
         for name, value in (
             ("tracking_image_uri", spec.tracking_image_uri),
             ("mlflow_client_requirements", spec.mlflow_client_requirements or None),
+            ("package_index_url", spec.package_index_url),
         ):
             if value is not None:
                 problems.append(
                     f"{name} is set but tracking_script is not; it configures the Track step, which runs "
                     f"ml/track.py: pass tracking_script (cdk_mlops.ml.TRACK_SCRIPT in S3), or remove {name}"
                 )
+    if spec.tracking_script is not None and spec.package_index_url is not None and not spec.mlflow_client_requirements:
+        problems.append(
+            "package_index_url is set but mlflow_client_requirements is empty, so Track installs nothing; "
+            "pass the requirements to install from it, or remove package_index_url"
+        )
+    index_problem = package_index_problem("package_index_url", spec.package_index_url)
+    if index_problem:
+        problems.append(index_problem)
     if spec.tracking_image_uri is not None and not spec.tracking_image_uri:
         problems.append("tracking_image_uri is empty; pass an image URI, or None for the scikit-learn image")
     requirements: object = spec.mlflow_client_requirements

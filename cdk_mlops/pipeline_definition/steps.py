@@ -56,6 +56,7 @@ from cdk_mlops.pipeline_definition.names import (
     OUTPUT_TEST,
     OUTPUT_TRAIN,
     OUTPUT_VALIDATION,
+    PIP_INDEX_URL_ENV,
     PREPROCESS,
     PROCESSING_INSTANCE_TYPE,
     REGISTER,
@@ -124,8 +125,13 @@ def _processing_job(
     entrypoint: Sequence[Any] = (),
     arguments: Sequence[Any] = (),
     environment: Mapping[str, Any] | None = None,
+    needs_network: bool = True,
 ) -> dict[str, Any]:
-    """A CreateProcessingJob request body (without ProcessingJobName; the pipeline names jobs)."""
+    """A CreateProcessingJob request body (without ProcessingJobName; the pipeline names jobs).
+
+    In a VPC, a job that ``needs_network`` (AWS APIs from its code, a package index) runs
+    without network isolation; SageMaker still moves its inputs and outputs either way.
+    """
     s = spec.settings
     cluster: dict[str, Any] = {
         "InstanceCount": 1,
@@ -156,7 +162,7 @@ def _processing_job(
     if spec.subnet_ids:
         job["NetworkConfig"] = {
             "EnableInterContainerTrafficEncryption": True,
-            "EnableNetworkIsolation": False,
+            "EnableNetworkIsolation": not needs_network,
             "VpcConfig": {"Subnets": list(spec.subnet_ids), "SecurityGroupIds": list(spec.security_group_ids)},
         }
     return job
@@ -232,6 +238,7 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             "output_path": OUTPUT_ROOT,
             "publish_cloudwatch_metrics": "Disabled",
         },
+        needs_network=False,
     )
     b.step(
         DATA_QUALITY_BASELINE,
@@ -350,6 +357,8 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}",
         ],
         environment=_mlflow_environment(spec),
+        # Scripts given the tracking server's ARN may log to it; otherwise Evaluate reads and writes files only.
+        needs_network=bool(spec.mlflow_tracking_arn),
     )
     b.step(
         EVALUATE,
@@ -394,6 +403,9 @@ def _track_step(b: DefinitionBuilder, spec: PipelineSpec, script: ScriptSource) 
     ]
     for requirement in spec.mlflow_client_requirements:
         arguments.append(f"--requirement={requirement}")
+    environment = _mlflow_environment(spec) or {}
+    if spec.package_index_url and spec.mlflow_client_requirements:
+        environment[PIP_INDEX_URL_ENV] = spec.package_index_url
     job = _processing_job(
         spec,
         image_uri=spec.tracking_image_uri or spec.sklearn_image_uri,
@@ -404,7 +416,7 @@ def _track_step(b: DefinitionBuilder, spec: PipelineSpec, script: ScriptSource) 
         outputs=[],
         entrypoint=_script_entrypoint(script),
         arguments=arguments,
-        environment=_mlflow_environment(spec),
+        environment=environment,
     )
     # No DependsOn: the Gets of Evaluate's output and Train's job name order it, and nothing
     # depends on it, so registration does not wait for the tracking server.

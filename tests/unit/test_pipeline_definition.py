@@ -501,6 +501,34 @@ def test_vpc_settings_reach_every_job():
     assert args_of(definition, "Train")["VpcConfig"] == vpc
 
 
+def test_in_a_vpc_jobs_that_need_no_network_are_isolated():
+    # WHEN the definition runs in a VPC, without and with MLflow
+    vpc = {"subnet_ids": ("subnet-1",), "security_group_ids": ("sg-1",)}
+    plain = build_pipeline_definition(make_spec(**vpc))
+    tracked = build_pipeline_definition(mlflow_spec(**vpc))
+
+    def isolated(definition: dict[str, Any]) -> set[str]:
+        found = {
+            name
+            for name in ("Preprocess", "DataQualityBaseline", "Evaluate", pd.TRACK)
+            if name in steps_by_name(definition)
+            and args_of(definition, name)["NetworkConfig"]["EnableNetworkIsolation"]
+        }
+        return found | ({"Train"} if args_of(definition, "Train")["EnableNetworkIsolation"] else set())
+
+    # THEN the Model Monitor analyzer and, unless scripts may log to MLflow, Evaluate run isolated
+    assert isolated(plain) == {"DataQualityBaseline", "Evaluate", "Train"}
+    assert isolated(tracked) == {"DataQualityBaseline", "Train"}
+    # AND Track runs in the VPC too, every processing job encrypting traffic between its instances
+    assert args_of(tracked, pd.TRACK)["NetworkConfig"]["VpcConfig"] == {
+        "Subnets": ["subnet-1"],
+        "SecurityGroupIds": ["sg-1"],
+    }
+    for name in ("Preprocess", "DataQualityBaseline", "Evaluate", pd.TRACK):
+        assert args_of(tracked, name)["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
+    assert validate_definition(tracked) == []
+
+
 def test_each_build_returns_a_fresh_definition():
     # GIVEN
     spec = make_spec()
@@ -1254,6 +1282,21 @@ def test_track_uses_the_pipeline_name_as_experiment_and_an_image_of_ones_own():
     assert validate_definition(definition) == []
 
 
+def test_track_installs_from_the_package_index_given():
+    index = "https://pypi.example.internal/simple"
+    # WHEN
+    definition = build_pipeline_definition(mlflow_spec(package_index_url=index))
+    # THEN pip reads its --index-url from the environment; the other steps do not get it
+    assert args_of(definition, pd.TRACK)["Environment"] == {
+        pd.MLFLOW_TRACKING_ARN_ENV: MLFLOW_ARN,
+        "PIP_INDEX_URL": index,
+    }
+    assert pd.PIP_INDEX_URL_ENV == "PIP_INDEX_URL"
+    assert "PIP_INDEX_URL" not in json.dumps(args_of(definition, "Evaluate"))
+    assert pipeline_spec_problems(mlflow_spec(package_index_url=index)) == []
+    assert "PIP_INDEX_URL" not in json.dumps(args_of(build_pipeline_definition(mlflow_spec()), pd.TRACK))
+
+
 def test_nothing_on_the_way_to_registration_depends_on_track(with_track):
     # GIVEN every step but Track
     others = {name: step for name, step in steps_by_name(with_track).items() if name != pd.TRACK}
@@ -1329,6 +1372,18 @@ def test_track_arguments_are_a_valid_create_processing_job_request(with_track):
         (
             {"tracking_script": ScriptSource(s3_uri="s3://b/k.py", file_name="code/k.py")},
             "tracking_script.file_name 'code/k.py' must be a file name without '/'",
+        ),
+        (
+            {"package_index_url": "http://pypi.example.internal/simple"},
+            "package_index_url 'http://pypi.example.internal/simple' is not an https:// URL",
+        ),
+        (
+            {"package_index_url": "https://pypi.example.internal/simple", "mlflow_client_requirements": ()},
+            "package_index_url is set but mlflow_client_requirements is empty, so Track installs nothing",
+        ),
+        (
+            {"tracking_script": None, "mlflow_client_requirements": (), "package_index_url": "https://p.example/s"},
+            "package_index_url is set but tracking_script is not",
         ),
     ],
 )

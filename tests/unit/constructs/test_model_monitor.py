@@ -176,6 +176,8 @@ def prod() -> Prod:
         datasets=["churn"],
         pipeline_name="churn-training",
         drift_alarms=monitor.drift_alarms,
+        # The environment requires isolation (MLOPS-007), so the trigger's function runs in the VPC too.
+        vpc=vpc,
     )
     for key, value in TAGS.items():
         cdk.Tags.of(app).add(key, value)
