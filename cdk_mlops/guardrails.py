@@ -24,6 +24,7 @@ Apply them per environment (the rules that apply to prod differ)::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -58,8 +59,11 @@ class GuardrailSettings:
     Attributes:
         prod: Apply the prod-only rules (retention, termination protection,
             rollback alarms, versioned data). Default: - False.
-        require_network_isolation: SageMaker models, jobs and monitoring run in
-            a VPC with network isolation. Default: - False.
+        require_network_isolation: SageMaker models and monitoring jobs run in
+            a VPC with network isolation; every job a pipeline definition starts
+            (processing, training, tuning, transform, quality and Clarify checks)
+            and every Lambda function run in VPC subnets with security groups.
+            Default: - False.
         lambda_runtime: The runtime every Lambda function must use.
             Default: - the library's ``LAMBDA_RUNTIME``.
         required_tags: Tag keys every taggable resource carries.
@@ -328,15 +332,37 @@ _SAGEMAKER_COMPUTE = frozenset(
         "AWS::SageMaker::ModelExplainabilityJobDefinition",
     }
 )
+_MONITORING_SCHEDULE = "AWS::SageMaker::MonitoringSchedule"
+_PIPELINE = "AWS::SageMaker::Pipeline"
+_FUNCTION = "AWS::Lambda::Function"
+_NETWORK_TYPES = _SAGEMAKER_COMPUTE | {_MONITORING_SCHEDULE, _PIPELINE, _FUNCTION}
+_ISOLATION = "the environment requires network isolation"
+#: Pipeline steps whose job request (the step's ``Arguments``) keeps its VPC in ``NetworkConfig.VpcConfig``,
+#: as CreateProcessingJob does: Clarify and quality checks are processing jobs.
+_PROCESSING_STEPS = frozenset({"Processing", "QualityCheck", "ClarifyCheck"})
+_VPC_FIX = "with Subnets and SecurityGroupIds"
+#: What stands for a CloudFormation function (a reference, a Sub variable) in a definition's JSON text.
+_PLACEHOLDER = "__cfn_value_{}__"
+_PLACEHOLDER_PATTERN = re.compile(_PLACEHOLDER.format(r"(\d+)"))
+_SUB_VARIABLE = re.compile(r"(\$\{[^!}][^}]*\})")
 
 
 def check_network_isolation(
     logical_id: str, resource: Mapping[str, Any], stack: StackView, settings: GuardrailSettings
 ) -> str | None:
-    """MLOPS-007: where required, SageMaker models and jobs run in a VPC with network isolation."""
+    """MLOPS-007: where required, models, monitoring jobs, pipeline jobs and functions run in the VPC."""
     if not settings.require_network_isolation:
         return None
     props = _props(resource)
+    if resource["Type"] == _PIPELINE:
+        return _pipeline_network_problem(props, stack)
+    if resource["Type"] == _FUNCTION:
+        return _function_network_problem(props)
+    if resource["Type"] == _MONITORING_SCHEDULE:
+        inline = _mapping(props.get("MonitoringScheduleConfig")).get("MonitoringJobDefinition")
+        if not isinstance(inline, Mapping):
+            return None  # it names a job definition, which is checked itself
+        props = inline
     if resource["Type"] == "AWS::SageMaker::Model":
         vpc, isolated = props.get("VpcConfig"), props.get("EnableNetworkIsolation") is True
     else:
@@ -344,7 +370,170 @@ def check_network_isolation(
         vpc, isolated = network.get("VpcConfig"), network.get("EnableNetworkIsolation") is True
     if _is_set(vpc) and isolated:
         return None
-    return "the environment requires network isolation; give the construct VPC subnets and security groups"
+    return f"{_ISOLATION}; give the construct VPC subnets and security groups"
+
+
+def _function_network_problem(props: Mapping[str, Any]) -> str | None:
+    vpc = props.get("VpcConfig")
+    if isinstance(vpc, Mapping) and _is_set(vpc.get("SubnetIds")) and _is_set(vpc.get("SecurityGroupIds")):
+        return None
+    return (
+        f"{_ISOLATION}, and the function runs outside any VPC: set VpcConfig SubnetIds and SecurityGroupIds "
+        "(vpc, vpc_subnets and security_groups on the construct that creates it)"
+    )
+
+
+def _pipeline_network_problem(props: Mapping[str, Any], stack: StackView) -> str | None:
+    """Every step of the definition that starts a job outside the VPC, by name; None when there is none."""
+    definition = _mapping(props.get("PipelineDefinition"))
+    if "PipelineDefinitionBody" not in definition:
+        where = (
+            "read from S3 (PipelineDefinitionS3Location)" if "PipelineDefinitionS3Location" in definition else "unknown"
+        )
+        return (
+            f"{_ISOLATION}, and the pipeline's definition is {where}, so the network of the jobs it starts cannot be "
+            "checked offline; give the definition as PipelineDefinitionBody, or acknowledge MLOPS-007 on the "
+            "pipeline with the reason its jobs run in the VPC"
+        )
+    values: list[Any] = []
+    try:
+        parsed = json.loads(_definition_text(definition["PipelineDefinitionBody"], values))
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, Mapping):
+        return f"{_ISOLATION}, and the pipeline's PipelineDefinitionBody is not JSON, so its jobs cannot be checked"
+    steps = list(_steps(parsed.get("Steps", [])))
+    by_name = {str(s["Name"]): s for s in steps}
+    problems = [p for p in (_step_problem(s, by_name, stack, values) for s in steps) if p]
+    if not problems:
+        return None
+    return (
+        f"{_ISOLATION}; these pipeline steps start jobs outside the VPC: {'; '.join(problems)}. Give the pipeline's "
+        "jobs VPC subnets and security groups (TrainingPipeline: vpc, vpc_subnets and security_groups)"
+    )
+
+
+def _steps(node: Any) -> Iterator[Mapping[str, Any]]:
+    """Every step under ``node``, including those a Condition step holds in IfSteps and ElseSteps."""
+    if isinstance(node, Mapping):
+        if isinstance(node.get("Name"), str) and isinstance(node.get("Type"), str) and "Arguments" in node:
+            yield node
+        for value in node.values():
+            yield from _steps(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _steps(item)
+
+
+def _vpc_set(vpc: Any) -> bool:
+    """A job's VpcConfig with subnets and security groups (a placeholder stands for a reference)."""
+    return isinstance(vpc, Mapping) and _is_set(vpc.get("Subnets")) and _is_set(vpc.get("SecurityGroupIds"))
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _step_problem(
+    step: Mapping[str, Any], by_name: Mapping[str, Mapping[str, Any]], stack: StackView, values: list[Any]
+) -> str | None:
+    """What keeps one step's job out of the VPC, or None (also for steps that start no job)."""
+    name, kind, arguments = step["Name"], step["Type"], _mapping(step["Arguments"])
+    problem: str | None = None
+    if kind == "Transform":
+        problem = _transform_problem(arguments.get("ModelName"), by_name, stack, values)
+    elif kind in _PROCESSING_STEPS and not _vpc_set(_mapping(arguments.get("NetworkConfig")).get("VpcConfig")):
+        problem = f"no NetworkConfig.VpcConfig {_VPC_FIX}"
+    elif kind == "Training" and not _vpc_set(arguments.get("VpcConfig")):
+        problem = f"no VpcConfig {_VPC_FIX}"
+    elif kind == "Tuning" and not _tuning_in_vpc(arguments):
+        problem = f"no VpcConfig {_VPC_FIX} in every training job definition"
+    return f"{name!r} ({kind}: {problem})" if problem else None
+
+
+def _tuning_in_vpc(arguments: Mapping[str, Any]) -> bool:
+    definitions = [arguments.get("TrainingJobDefinition"), *(arguments.get("TrainingJobDefinitions") or [])]
+    jobs = [_mapping(d) for d in definitions if d is not None]
+    return bool(jobs) and all(_vpc_set(job.get("VpcConfig")) for job in jobs)
+
+
+def _transform_problem(
+    model: Any, by_name: Mapping[str, Mapping[str, Any]], stack: StackView, values: list[Any]
+) -> str | None:
+    """A transform job runs in its model's VPC (CreateTransformJob has no VpcConfig of its own)."""
+    reference = _mapping(model).get("Get")
+    if isinstance(reference, str) and reference.startswith("Steps.") and reference.endswith(".ModelName"):
+        source = by_name.get(reference.removeprefix("Steps.").removesuffix(".ModelName"))
+        if source is not None and source["Type"] == "Model":
+            if _vpc_set(_mapping(source["Arguments"]).get("VpcConfig")):
+                return None
+            return f"its model, from step {source['Name']!r}, has no VpcConfig {_VPC_FIX}"
+    value = _placeholder_value(model, values)
+    target = _getatt_target(value) or _mapping(value).get("Ref")
+    if _mapping(stack.resources.get(str(target))).get("Type") == "AWS::SageMaker::Model":
+        return None  # a model of this stack, which this rule checks itself
+    shown = model if value is None else value
+    return f"model {shown!r} is not created in this pipeline or stack, so its network cannot be checked here"
+
+
+def _placeholder_value(text: Any, values: list[Any]) -> Any:
+    """The CloudFormation function a whole-string placeholder stands for, else None."""
+    match = _PLACEHOLDER_PATTERN.fullmatch(text) if isinstance(text, str) else None
+    return values[int(match.group(1))] if match else None
+
+
+def _definition_text(body: Any, values: list[Any]) -> str:
+    """A definition body's JSON text, each CloudFormation function in it replaced by a placeholder.
+
+    CDK renders a definition with references as ``Fn::Join`` (or a template as ``Fn::Sub``) of JSON
+    text and functions. A placeholder inside a JSON string is bare text, elsewhere a JSON string, so
+    the text parses either way; ``values`` receives the function each placeholder stands for.
+    """
+    text: list[str] = []
+    in_string = escaped = False
+    for part in _text_parts(body):
+        if isinstance(part, str):
+            text.append(part)
+            for char in part:
+                if escaped:
+                    escaped = False
+                elif char == "\\" and in_string:
+                    escaped = True
+                elif char == '"':
+                    in_string = not in_string
+            continue
+        values.append(part.value)
+        placeholder = _PLACEHOLDER.format(len(values) - 1)
+        text.append(placeholder if in_string else f'"{placeholder}"')
+    return "".join(text)
+
+
+@dataclass(frozen=True)
+class _Function:
+    """A CloudFormation function inside a definition's text."""
+
+    value: Any
+
+
+def _text_parts(value: Any) -> Iterator[str | _Function]:
+    """``value`` as literal text and the functions between it (through Fn::Join and Fn::Sub)."""
+    if isinstance(value, str):
+        yield value
+        return
+    join = value.get("Fn::Join") if isinstance(value, dict) else None
+    if isinstance(join, list) and len(join) == 2 and isinstance(join[0], str) and isinstance(join[1], list):
+        for index, item in enumerate(join[1]):
+            if index:
+                yield join[0]
+            yield from _text_parts(item)
+        return
+    sub = value.get("Fn::Sub") if isinstance(value, dict) else None
+    template = sub[0] if isinstance(sub, list) and sub else sub
+    if isinstance(template, str):
+        for piece in _SUB_VARIABLE.split(template):
+            yield _Function(piece) if _SUB_VARIABLE.fullmatch(piece) else piece.replace("${!", "${")
+        return
+    yield _Function(value)
 
 
 # --- MLOPS-008 Lambda functions --------------------------------------------------------------------
@@ -399,16 +588,44 @@ def _has_failure_destination(stack: StackView, logical_id: str, props: Mapping[s
     return False
 
 
+_CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
+#: Resources through which something other than CloudFormation invokes a function.
+_INVOKERS = frozenset({"AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission", "AWS::Lambda::EventInvokeConfig"})
+
+
+def _names_function(value: Any, logical_id: str) -> bool:
+    return value == {"Ref": logical_id} or _getatt_target(value) == logical_id
+
+
+def _is_custom_resource_provider(stack: StackView, logical_id: str) -> bool:
+    """Only CloudFormation invokes the function: custom resources name it as their ServiceToken, nothing else."""
+    serves = False
+    for resource in stack.resources.values():
+        kind, props = str(resource.get("Type", "")), _props(resource)
+        if kind in _INVOKERS and _names_function(props.get("FunctionName"), logical_id):
+            return False
+        if (kind == _CUSTOM_RESOURCE or kind.startswith("Custom::")) and _names_function(
+            props.get("ServiceToken"), logical_id
+        ):
+            serves = True
+    return serves
+
+
 def check_lambda_function(
     logical_id: str, resource: Mapping[str, Any], stack: StackView, settings: GuardrailSettings
 ) -> str | None:
-    """MLOPS-008: functions use the runtime constant, have a failure destination, and cap job starts."""
+    """MLOPS-008: functions use the runtime constant, have a failure destination, and cap job starts.
+
+    A deploy-time custom-resource provider needs no failure destination: CloudFormation sends it
+    each request and waits for the answer, and a failed or missing answer fails (and rolls back)
+    the stack operation, so no request is lost.
+    """
     props = _props(resource)
     problems: list[str] = []
     runtime = props.get("Runtime")
     if runtime != settings.lambda_runtime:
         problems.append(f"runtime {runtime!r} is not {settings.lambda_runtime!r}; use LAMBDA_RUNTIME")
-    if not _has_failure_destination(stack, logical_id, props):
+    if not _is_custom_resource_provider(stack, logical_id) and not _has_failure_destination(stack, logical_id, props):
         problems.append("no dead-letter queue or on-failure destination; failed events would be lost")
     role_id = _role_logical_id(resource)
     starts_jobs = role_id is not None and any(a in _role_actions(stack, role_id) for a in _JOB_STARTING_ACTIONS)
@@ -521,10 +738,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="MLOPS-007",
         title="Network isolation where the environment requires it",
-        rationale="Regulated environments keep training and inference traffic inside the VPC.",
+        rationale="Regulated environments keep the traffic of everything that touches data inside the VPC: "
+        "models, monitoring jobs, every job a pipeline starts, and Lambda functions.",
         severity=Severity.ERROR,
         resource_check=check_network_isolation,
-        resource_types=_SAGEMAKER_COMPUTE,
+        resource_types=_NETWORK_TYPES,
     ),
     Rule(
         id="MLOPS-008",

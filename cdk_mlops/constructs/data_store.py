@@ -20,7 +20,6 @@ from cdk_mlops.constructs.common import (
     GUARDRAILS,
     access_log_bucket,
     acknowledge,
-    depend_on_role_policy,
     iam5_findings,
     nag_resource,
 )
@@ -72,11 +71,9 @@ _WRITE_ACTIONS = (
 _MANIFEST_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 # KMS action families the S3 grants add for writers, when the bucket has a key.
 _KMS_WRITE_WILDCARDS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-# The AWS managed policy CDK attaches to its stack-wide S3 notifications handler.
-_LAMBDA_BASIC_EXECUTION = "service-role/AWSLambdaBasicExecutionRole"
-# Construct id prefix of that handler (aws-cdk-lib NotificationsResourceHandler.singleton).
-_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler"
 _AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+# Id of the child aws-cdk-lib adds to a bucket for its first add_event_notification().
+_NOTIFICATIONS_ID = "Notifications"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +139,28 @@ class _AcknowledgeResolvedGrants:
         for record in self._store._grant_records:
             self._store._acknowledge_record(record)
         return []
+
+
+@jsii.implements(IValidation)
+class _NoBucketNotifications:
+    """Fails synth when ``bucket.add_event_notification`` was used on the store's bucket.
+
+    The bucket sets its ``NotificationConfiguration`` itself (EventBridge); aws-cdk-lib's bucket
+    notifications would set the same configuration from a custom resource, so the two would
+    overwrite each other's settings.
+    """
+
+    def __init__(self, bucket: s3.Bucket) -> None:
+        self._bucket = bucket
+
+    def validate(self) -> list[str]:
+        if self._bucket.node.try_find_child(_NOTIFICATIONS_ID) is None:
+            return []
+        return [
+            "bucket.add_event_notification() is not supported on a data store: the bucket already sends "
+            "every object event to EventBridge; route them with an events.Rule instead "
+            "(event_pattern=store.dataset_changed_pattern(name))"
+        ]
 
 
 class VersionedDataStore(Construct):
@@ -270,7 +289,6 @@ class VersionedDataStore(Construct):
             minimum_tls_version=1.2,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_log_bucket,
-            event_bridge_enabled=True,
             lifecycle_rules=[
                 _lifecycle_rule(noncurrent_version_transition, noncurrent_version_expiration, retain_versions)
             ],
@@ -279,19 +297,24 @@ class VersionedDataStore(Construct):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
+        cfn_bucket = self.bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        # S3 → EventBridge as the bucket's own CloudFormation property: aws-cdk-lib's event_bridge_enabled
+        # would add a custom resource whose handler, a Lambda function outside any VPC, sets it instead.
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
         if object_lock and Token.is_unresolved(object_lock.default_retention_days):
             # aws-cdk-lib checks the retention range eagerly and so rejects a token; the
             # placeholder day from _lock_retention is replaced with the token here.
-            cfn_bucket = self.bucket.node.default_child
-            assert isinstance(cfn_bucket, s3.CfnBucket)
             cfn_bucket.add_property_override(
                 "ObjectLockConfiguration.Rule.DefaultRetention.Days", object_lock.default_retention_days
             )
 
-        self._adopt_notifications_handler()
         if destroy:
             self._adopt_auto_delete_provider()
         self.node.add_validation(_AcknowledgeResolvedGrants(self))
+        self.node.add_validation(_NoBucketNotifications(self.bucket))
 
         if destroy:
             deleted = "the data bucket with every object version, its access logs"
@@ -621,36 +644,11 @@ class VersionedDataStore(Construct):
                     handler.add_deletion_override("DependsOn")
                 acknowledge(
                     child,
-                    "aws-cdk-lib owns the auto-delete-objects provider and its runtime; CloudFormation invokes it "
-                    "synchronously during deletion and fails the deletion when it fails, so no event is lost; "
-                    "it is a raw CfnResource that tags cannot reach and that only exists while DESTROY is chosen",
+                    "aws-cdk-lib owns the auto-delete-objects provider and its Node.js runtime, which moves forward "
+                    "with aws-cdk-lib; it is a raw CfnResource that tags cannot reach and that only exists while "
+                    "DESTROY is chosen",
                     f"{GUARDRAILS}::MLOPS-008",
                     f"{GUARDRAILS}::MLOPS-009",
-                )
-
-    def _adopt_notifications_handler(self) -> None:
-        stack = Stack.of(self)
-        policy_arn = iam.ManagedPolicy.from_aws_managed_policy_name(_LAMBDA_BASIC_EXECUTION).managed_policy_arn
-        finding = f"AwsSolutions-IAM4[Policy::{nag_resource(stack, policy_arn)}]"
-        for child in stack.node.children:
-            if child.node.id.startswith(_NOTIFICATIONS_HANDLER_ID):
-                function, role = child.node.try_find_child("Resource"), child.node.try_find_child("Role")
-                if function is not None and isinstance(role, iam.Role):
-                    # aws-cdk-lib makes the function depend on the role it already names with Fn::GetAtt
-                    # (cfn-lint W3005); each bucket's notifications resource waits for its own policy.
-                    depend_on_role_policy(function, role)
-                acknowledge(
-                    child,
-                    "aws-cdk-lib's stack-wide handler for S3 bucket notifications (needed for "
-                    "event_bridge_enabled) uses the AWS managed AWSLambdaBasicExecutionRole only to write "
-                    "its own CloudWatch Logs; its S3 access is an inline policy scoped to each bucket",
-                    finding,
-                )
-                acknowledge(
-                    child,
-                    "aws-cdk-lib owns this handler and its runtime; CloudFormation invokes it synchronously "
-                    "and fails the deployment when it fails, so there is no event to lose",
-                    f"{GUARDRAILS}::MLOPS-008",
                 )
 
 

@@ -12,6 +12,7 @@ from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -34,6 +35,7 @@ from cdk_mlops.constructs.common import (
     iam5_findings,
     lambda_code,
     nag_resource,
+    select_subnets,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.datasets import dataset_name_problems
@@ -71,6 +73,13 @@ _SAGEMAKER_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:ListPipelin
 _LIST_PACKAGES = "sagemaker:ListModelPackages"
 _DESCRIBE_PACKAGE = "sagemaker:DescribeModelPackage"
 _TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# What Lambda needs from the execution role to attach the function to VPC subnets (the actions of
+# AWSLambdaVPCAccessExecutionRole). Creating is granted in the chosen subnets with the chosen groups;
+# the interfaces themselves get ids from EC2, and Describe* supports no resource-level permissions.
+_CREATE_INTERFACE = "ec2:CreateNetworkInterface"
+_INTERFACE_ACTIONS = ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses")
+_DESCRIBE_NETWORK = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+_HTTPS = 443
 _EVENTS = "events.amazonaws.com"
 # What EventBridge needs to put a message on a queue encrypted with a customer managed key.
 _EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
@@ -150,7 +159,9 @@ class RetrainTrigger(Construct):
     and end in an encrypted dead-letter queue with an alarm. EventBridge may send
     to the queue only for this construct's rules (``aws:SourceArn``), and use its
     key, and EventBridge Scheduler assume its role, only for this account
-    (``aws:SourceAccount``).
+    (``aws:SourceAccount``). With a ``vpc`` the function runs in its private
+    subnets and reaches AWS's APIs through the VPC's endpoints; its role may
+    create network interfaces in those subnets, with its security groups, only.
 
     Example::
 
@@ -169,6 +180,7 @@ class RetrainTrigger(Construct):
         table: Idempotency, lock and pending state (TTL attribute ``expires_at``).
         function: The handler.
         role: The handler's execution role.
+        security_groups: The handler's security groups; empty outside a VPC.
         log_group: The handler's log group (one JSON line per decision).
         encryption_key: Encrypts the queues and the table.
         rules: The EventBridge rules feeding the queue, by source name.
@@ -196,6 +208,9 @@ class RetrainTrigger(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         max_receive_count: int = 10,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     ) -> None:
         """Define the trigger.
 
@@ -237,6 +252,14 @@ class RetrainTrigger(Construct):
             max_receive_count: Attempts before a record moves to the
                 dead-letter queue. Default: - 10.
             log_retention: How long the handler's logs are kept. Default: - 3 months.
+            vpc: The VPC the handler runs in. It calls S3, DynamoDB, SQS and SageMaker, so
+                the subnets need a route to them (VPC endpoints in an isolated VPC).
+                Default: - no VPC; the function reaches AWS's public endpoints.
+            vpc_subnets: Where in ``vpc`` the handler runs (only with ``vpc``).
+                Default: - the VPC's private subnets, as ``lambda.Function`` selects them.
+            security_groups: The handler's security groups (only with ``vpc``).
+                Default: - a new group in ``vpc`` with no inbound rule and outbound
+                HTTPS (TCP 443) only, which is all the AWS APIs it calls need.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -259,6 +282,7 @@ class RetrainTrigger(Construct):
             )
         if not 1 <= max_receive_count <= 1000:
             problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
+        problems += _network_problems(vpc, vpc_subnets, security_groups)
         group = model_package_group_name or f"{pipeline_name}-models"
         if not Token.is_unresolved(group) and not SAGEMAKER_NAME.match(group):
             problems.append(
@@ -322,6 +346,9 @@ class RetrainTrigger(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of the {self.node.path} handler",
         )
+        self.security_groups: tuple[ec2.ISecurityGroup, ...] = ()
+        if vpc is not None:
+            self.security_groups = tuple(security_groups or (self._security_group(vpc),))
         self.function = lambda_.Function(
             self,
             "Function",
@@ -335,6 +362,9 @@ class RetrainTrigger(Construct):
             log_group=self.log_group,
             description="Starts one training run per data version",
             environment=self._environment(data_store, policy),
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=list(self.security_groups) or None,
         )
         self.function.add_event_source(
             sources.SqsEventSource(
@@ -346,7 +376,10 @@ class RetrainTrigger(Construct):
             )
         )
         self._grant_handler(data_store)
-        # The function polls its queue as soon as it exists: it waits for its policy, not twice for its role.
+        if vpc is not None:
+            self._grant_network_interfaces(select_subnets(vpc, vpc_subnets))
+        # The function polls its queue as soon as it exists, and Lambda checks the network-interface
+        # permissions when it creates a function in a VPC: it waits for its policy, not twice for its role.
         depend_on_role_policy(self.function, self.role)
 
         self.rules: dict[str, events.Rule] = {}
@@ -497,6 +530,50 @@ class RetrainTrigger(Construct):
         )
         data_store.grant_read(self.role, prefix=self.artifacts_prefix)
 
+    def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{self.node.path} handler: no inbound, HTTPS out to AWS APIs",
+            allow_all_outbound=False,
+        )
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(_HTTPS), "HTTPS to AWS APIs")
+        return group
+
+    def _grant_network_interfaces(self, subnets: ec2.SelectedSubnets) -> None:
+        """What Lambda does with the role to attach the function to its subnets, and nothing more."""
+        stack = Stack.of(self)
+        interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+        placement = [stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in subnets.subnet_ids]
+        placement += [
+            stack.format_arn(service="ec2", resource="security-group", resource_name=g.security_group_id)
+            for g in self.security_groups
+        ]
+        iam.Grant.add_to_principal(
+            grantee=self.role, actions=[_CREATE_INTERFACE], resource_arns=[interfaces, *placement]
+        )
+        iam.Grant.add_to_principal(grantee=self.role, actions=list(_INTERFACE_ACTIONS), resource_arns=[interfaces])
+        iam.Grant.add_to_principal(grantee=self.role, actions=list(_DESCRIBE_NETWORK), resource_arns=["*"])
+        acknowledge(
+            self.role,
+            "Lambda manages the function's network interfaces with this role, and EC2 generates their ids: "
+            "creating one is limited to the function's subnets and security groups; deleting one and changing "
+            "its addresses to this account and region, so that Lambda can still remove the interfaces of "
+            "subnets the function no longer uses",
+            *iam5_findings(resources=(nag_resource(self, interfaces),)),
+        )
+        acknowledge(
+            self.role,
+            "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions "
+            "(Lambda requires them on '*'); they read network metadata only",
+            *iam5_findings(resources=("*",)),
+        )
+        # depend_on_role_policy leaves only the policy in the function's DependsOn. Ordering the role
+        # (which the function names) after the subnets' routes keeps the function after them, as
+        # lambda.Function does, so it never runs, or is deleted, without its routes to the endpoints.
+        self.role.node.add_dependency(subnets.internet_connectivity_established)
+
     def _route(self, id: str, description: str, pattern: events.EventPattern) -> None:
         rule = events.Rule(self, id, description=f"{self.node.path}: {description}", event_pattern=pattern)
         rule.add_target(_QueueTarget(self.queue))
@@ -600,6 +677,19 @@ class RetrainTrigger(Construct):
     def metric_queue_age(self, **options: Any) -> cw.Metric:
         """Maximum age in seconds of the oldest record waiting in the trigger queue."""
         return self.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", **options)
+
+
+def _network_problems(
+    vpc: ec2.IVpc | None, subnets: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
+) -> list[str]:
+    problems: list[str] = []
+    if vpc is None and subnets is not None:
+        problems.append("vpc_subnets is given without vpc; pass the VPC the subnets belong to as vpc")
+    if vpc is None and groups is not None:
+        problems.append("security_groups is given without vpc; pass the VPC the groups belong to as vpc")
+    if vpc is not None and groups is not None and not groups:
+        problems.append("security_groups is empty; pass at least one group, or omit it for a new one")
+    return problems
 
 
 @jsii.implements(events.IRuleTarget)

@@ -55,8 +55,8 @@ What the construct must create
   queue key's policy lets it use the key only with ``aws:SourceAccount`` = the account):
 
   - ``aws.s3`` / ``Object Created``, with ``detail.bucket.name`` = the data bucket
-    and ``detail.object.key`` prefix ``datasets/`` (the bucket needs
-    ``event_bridge_enabled=True``);
+    and ``detail.object.key`` prefix ``datasets/`` (the bucket sends its events to
+    EventBridge; ``VersionedDataStore`` turns that on);
   - ``aws.sagemaker`` / ``SageMaker Model Building Pipeline Execution Status Change``,
     with ``detail.pipelineArn`` = the pipeline and ``detail.currentPipelineExecutionStatus``
     in ``Succeeded``, ``Failed``, ``Stopped``, ``CompletedWithFailures`` (this releases the lock);

@@ -12,6 +12,8 @@ from aws_cdk import Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
@@ -250,14 +252,30 @@ def test_access_logs_go_to_an_sse_s3_bucket_through_a_bucket_policy(defaults: De
     )
 
 
-def test_object_events_are_sent_to_eventbridge(defaults: Defaults) -> None:
-    defaults.template.has_resource_properties(
-        "Custom::S3BucketNotifications",
-        {
-            "BucketName": {"Ref": logical_id(defaults.store.bucket)},
-            "NotificationConfiguration": {"EventBridgeConfiguration": {}},
-        },
-    )
+def test_object_events_are_sent_to_eventbridge_by_the_bucket_itself(defaults: Defaults) -> None:
+    bucket = defaults.template.to_json()["Resources"][logical_id(defaults.store.bucket)]
+    assert bucket["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+
+
+def test_the_store_needs_no_custom_resource_and_no_function(defaults: Defaults, options: Options) -> None:
+    # S3 → EventBridge is a bucket property in CloudFormation: no notifications handler (a Lambda
+    # outside any VPC) in the stack. Only DESTROY adds aws-cdk-lib's auto-delete provider.
+    for template in (defaults.template, options.template):
+        types = {r["Type"] for r in template.to_json()["Resources"].values()}
+        assert "Custom::S3BucketNotifications" not in types
+    types = {r["Type"] for r in defaults.template.to_json()["Resources"].values()}
+    assert not {t for t in types if t.startswith("Custom::") or t == "AWS::Lambda::Function"}
+
+
+def test_bucket_notifications_would_fight_the_buckets_own_and_fail_synth() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Notified")
+    store = VersionedDataStore(stack, "Data")
+    store.bucket.add_event_notification(s3.EventType.OBJECT_CREATED, s3n.SqsDestination(sqs.Queue(stack, "Q")))
+    with pytest.raises(RuntimeError, match=r"\[Notified/Data\] bucket.add_event_notification\(\) is not supported"):
+        app.synth()
 
 
 def test_defaults_emit_no_warning(defaults: Defaults) -> None:
