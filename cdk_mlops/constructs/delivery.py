@@ -16,6 +16,10 @@ What the build steps run is :mod:`cdk_mlops.delivery_steps` (pure decisions plus
 The steps reach into an environment through a :class:`DeliveryAccess` role that the platform
 pipeline adds to every stage it deploys: it may describe the stage's stacks, ask the retrain
 trigger for a run, read the registry and invoke the endpoint, and nothing else.
+
+Given a ``vpc``, every CodeBuild project of a pipeline runs in it (in the tooling account).
+The builds never join an environment's VPC: they act on an environment only through the AWS
+APIs its access role allows, so a private environment needs nothing from them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as event_targets
 from aws_cdk import aws_iam as iam
@@ -628,6 +633,53 @@ def _parameter_arn(scope: Construct, name: str) -> str:
     return Stack.of(scope).format_arn(service="ssm", resource="parameter", resource_name=name.lstrip("/"))
 
 
+#: What aws-cdk-lib grants a CodeBuild project's role on ``*`` when the project runs in a VPC:
+#: CodeBuild creates, describes and deletes the build's network interface with that role.
+_VPC_BUILD_ACTIONS: Final = frozenset(
+    {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeVpcs",
+    }
+)
+#: Granted with it, on ``network-interface/*``, by condition for the project's subnets and CodeBuild only.
+_INTERFACE_PERMISSION: Final = "ec2:CreateNetworkInterfacePermission"
+
+
+def _build_security_groups(
+    scope: Construct, vpc: ec2.IVpc | None, security_groups: Sequence[ec2.ISecurityGroup] | None
+) -> list[ec2.ISecurityGroup]:
+    """The builds' security groups: the given ones, else one new group; none without a VPC."""
+    if vpc is None:
+        return []
+    if security_groups:
+        return list(security_groups)
+    # No inbound rule: nothing connects to a build. Outbound: the source provider, the package index
+    # and the AWS APIs, through whatever route the VPC has (NAT gateway, proxy, endpoints).
+    return [
+        ec2.SecurityGroup(
+            scope,
+            "BuildSecurityGroup",
+            vpc=vpc,
+            description=f"The CodeBuild projects of {scope.node.path}: no inbound traffic",
+            allow_all_outbound=True,
+        )
+    ]
+
+
+def _network_problems(
+    vpc: ec2.IVpc | None, vpc_subnets: ec2.SubnetSelection | None, security_groups: Sequence[ec2.ISecurityGroup] | None
+) -> list[str]:
+    given = [name for name, value in (("vpc_subnets", vpc_subnets), ("security_groups", security_groups)) if value]
+    if vpc is None and given:
+        return [f"{' and '.join(given)} given without a vpc; give the vpc the builds run in, or leave them out"]
+    return []
+
+
 def _build_spec(
     *,
     python_version: str,
@@ -893,6 +945,18 @@ class _AcknowledgePipelineWildcards:
                 and all(a.startswith("kms:") for a in _actions(statement))
             )
 
+        def vpc_builds(statement: Mapping[str, Any], resources: list[str], path: str) -> bool:
+            actions = set(_actions(statement))
+            if resources == ["*"]:
+                return actions <= _VPC_BUILD_ACTIONS
+            condition = (statement.get("Condition") or {}).get("StringEquals") or {}
+            return (
+                actions == {_INTERFACE_PERMISSION}
+                and condition.get("ec2:AuthorizedService") == "codebuild.amazonaws.com"
+                and "ec2:Subnet" in condition
+                and all(r.endswith(":network-interface/*") for r in resources)
+            )
+
         def asset_role(statement: Mapping[str, Any], resources: list[str], path: str) -> bool:
             if _ASSET_ROLE not in path:
                 return False
@@ -938,6 +1002,13 @@ class _AcknowledgePipelineWildcards:
                 "their CodePipeline action role too: it may write CodeBuild logs and reports in this account and "
                 "region, and start and stop builds; it can assume only the targets' file-publishing roles",
                 asset_role,
+            ),
+            _WildcardRule(
+                "builds in a VPC: CodeBuild creates, describes and deletes each build's network interface with the "
+                "project's role; the interface does not exist before the build and the EC2 Describe calls support no "
+                "resource-level permissions; ec2:CreateNetworkInterfacePermission is limited by condition to the "
+                "given subnets and the CodeBuild service",
+                vpc_builds,
             ),
         ]
 
@@ -1068,6 +1139,8 @@ class PlatformDeliveryPipeline(Construct):
         verify_steps: The post-deploy checks, by environment name.
         retrain_steps: The retrain-on-ML-change steps, by environment name (stages with a training pipeline).
         fingerprints: ``{environment: {pipeline name: fingerprint}}`` computed at synth.
+        vpc: The VPC the builds run in, if any.
+        security_groups: The builds' security groups (empty without a VPC).
     """
 
     def __init__(
@@ -1094,6 +1167,9 @@ class PlatformDeliveryPipeline(Construct):
         build_image: codebuild.IBuildImage = codebuild.LinuxBuildImage.STANDARD_7_0,
         step_install_commands: Sequence[str] = STEP_INSTALL_COMMANDS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     ) -> None:
         """Define the pipeline and every stage.
 
@@ -1126,10 +1202,20 @@ class PlatformDeliveryPipeline(Construct):
                 :mod:`cdk_mlops.delivery_steps`. Default: - boto3, and the library without its
                 dependencies unless the checkout contains it.
             removal_policy: For the buckets and keys. Default: - RETAIN.
+            vpc: A VPC of the tooling account that every build runs in: synth, self-mutation, asset
+                publishing, the security report, and each stage's verify and retrain steps. The
+                builds fetch the source and packages (PyPI, npm), so its subnets need a route to
+                them (a NAT gateway, a proxy, or a package mirror) and to the AWS APIs. Default: -
+                the builds run outside any VPC.
+            vpc_subnets: The subnets of ``vpc`` the builds run in (needs ``vpc``). Default: - the
+                VPC's private subnets.
+            security_groups: The builds' security groups (needs ``vpc``). Default: - one new group
+                with no inbound rule and all outbound traffic allowed (``security_groups``).
 
         Raises:
             ConfigurationError: listing every problem (source, targets, a production target without
-                approval, duplicates, the stack's environment), before anything is defined.
+                approval, duplicates, the stack's environment, network settings without a vpc),
+                before anything is defined.
         """
         super().__init__(scope, id)
         tooling = Stack.of(self)
@@ -1138,6 +1224,7 @@ class PlatformDeliveryPipeline(Construct):
         problems += _target_problems("targets", targets)
         problems += _common_problems(access_role_prefix, parameter_prefix)
         problems += _storage_problems(artifact_bucket)
+        problems += _network_problems(vpc, vpc_subnets, security_groups)
         records = dict(model_records or {})
         unknown = sorted(set(records) - {t.name for t in targets})
         if unknown:
@@ -1163,6 +1250,8 @@ class PlatformDeliveryPipeline(Construct):
         self.artifact_key = storage.artifact_key
         self.access_log_bucket = storage.access_log_bucket
         self.topic = storage.topic
+        self.vpc = vpc
+        self.security_groups = _build_security_groups(self, vpc, security_groups)
         environment = codebuild.BuildEnvironment(build_image=build_image, compute_type=codebuild.ComputeType.SMALL)
 
         self._pipeline_source = source._pipelines_source()
@@ -1187,7 +1276,13 @@ class PlatformDeliveryPipeline(Construct):
             docker_enabled_for_self_mutation=False,
             publish_assets_in_parallel=False,
             cli_version=cli_version,
-            code_build_defaults=pipelines.CodeBuildOptions(build_environment=environment),
+            # Every CodeBuild project CDK Pipelines creates (steps, self-mutation, assets) gets the network.
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=environment,
+                vpc=vpc,
+                subnet_selection=vpc_subnets,
+                security_groups=self.security_groups or None,
+            ),
         )
         self.security_step = pipelines.CodeBuildStep(
             "SecurityReport",
@@ -1547,6 +1642,8 @@ class ModelDeliveryPipeline(Construct):
         records: The SSM parameter recording the model each environment runs, by environment name.
         select_role: The role of the Select step.
         deploy_roles: The role of each environment's Deploy and Test steps, by environment name.
+        vpc: The VPC the builds run in, if any.
+        security_groups: The builds' security groups (empty without a VPC).
     """
 
     def __init__(
@@ -1575,6 +1672,9 @@ class ModelDeliveryPipeline(Construct):
         build_image: codebuild.IBuildImage = codebuild.LinuxBuildImage.STANDARD_7_0,
         step_install_commands: Sequence[str] = STEP_INSTALL_COMMANDS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     ) -> None:
         """Define the pipeline, its trigger and the records.
 
@@ -1609,6 +1709,13 @@ class ModelDeliveryPipeline(Construct):
             build_image: Default: - ``aws/codebuild/standard:7.0``.
             step_install_commands: As for :class:`PlatformDeliveryPipeline`.
             removal_policy: For the buckets, keys and records. Default: - RETAIN.
+            vpc: A VPC of the tooling account that every build (Select, Deploy, Test) runs in; as
+                for :class:`PlatformDeliveryPipeline`. Default: - the builds run outside any VPC.
+            vpc_subnets: The subnets of ``vpc`` the builds run in (needs ``vpc``). Default: - the VPC's
+                private subnets.
+            security_groups: The builds' security groups (needs ``vpc``); pass the platform
+                pipeline's ``security_groups`` to share its group. Default: - one new group with no
+                inbound rule and all outbound traffic allowed.
 
         Raises:
             ConfigurationError: listing every problem, before anything is defined.
@@ -1620,6 +1727,7 @@ class ModelDeliveryPipeline(Construct):
         problems += _target_problems("targets", targets)
         problems += _common_problems(access_role_prefix, parameter_prefix)
         problems += _storage_problems(artifact_bucket)
+        problems += _network_problems(vpc, vpc_subnets, security_groups)
         if not Token.is_unresolved(model_package_group_name) and not _GROUP_NAME.match(model_package_group_name):
             problems.append(f"model_package_group_name {model_package_group_name!r} is not a model package group name")
         if not ACCOUNT_ID.match(registry_account):
@@ -1647,6 +1755,9 @@ class ModelDeliveryPipeline(Construct):
         self._python = python_version
         self._install = tuple(step_install_commands)
         self._build_image = build_image
+        self.vpc = vpc
+        self._subnets = vpc_subnets
+        self.security_groups = _build_security_groups(self, vpc, security_groups)
         initial = dict(initial_models or {})
 
         self.pipeline = codepipeline.Pipeline(
@@ -1817,6 +1928,9 @@ class ModelDeliveryPipeline(Construct):
             build_spec=codebuild.BuildSpec.from_object(spec),
             cache=codebuild.Cache.bucket(self.artifact_bucket, prefix=f"cache/{id.lower()}") if cache else None,
             timeout=Duration.minutes(90 if cache else 15),
+            vpc=self.vpc,
+            subnet_selection=self._subnets,
+            security_groups=self.security_groups or None,
         )
 
     def _add_target(

@@ -53,13 +53,22 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def example_tooling(*, account: str, region: str) -> dict[str, Any]:
-    """Delivery settings in ``account`` and ``region`` with a placeholder connection (never deployed)."""
+    """Delivery settings in ``account`` and ``region`` with a placeholder connection and VPC (never deployed).
+
+    Prod runs in a VPC, so the delivery builds need one of the tooling account's (``tooling.network``).
+    """
     return {
         "account": account,
         "region": region,
         "connection_arn": f"arn:aws:codeconnections:{region}:{account}:connection/00000000-0000-0000-0000-000000000000",
         "repository": "example-org/cdk-mlops-platform",
         "branch": "main",
+        "network": {
+            "vpc_id": "vpc-0123456789abcdef0",
+            "availability_zones": [f"{region}a", f"{region}b"],
+            "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+            "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"],
+        },
     }
 
 

@@ -9,10 +9,11 @@ from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_mlops.config import EnvironmentConfig, known_regions
+from cdk_mlops.config import EnvironmentConfig, NetworkConfig, NetworkMode, known_regions
 from cdk_mlops.constructs.common import LAMBDA_RUNTIME
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.delivery import (
@@ -87,6 +88,7 @@ class DeliveryStack(cdk.Stack):
         sample_key: str = DEFAULT_SAMPLE_KEY,
         parameter_prefix: str = DEFAULT_PARAMETER_PREFIX,
         cli_version: str | None = None,
+        network: NetworkConfig | None = None,
         **kwargs: Any,
     ) -> None:
         """Define both pipelines.
@@ -111,6 +113,12 @@ class DeliveryStack(cdk.Stack):
                 ``artifacts/delivery/sample-payload.csv``.
             parameter_prefix: SSM path of the records. Default: - ``/cdk-mlops/delivery``.
             cli_version: The CDK CLI of the self-mutation step. Default: - the latest.
+            network: An existing VPC of the tooling account, by its ids (``NetworkMode.EXISTING``;
+                imported without a lookup), in which every build of both pipelines runs, with its
+                ``security_group_ids`` or one new group with no inbound rule. Its subnets need a
+                route to the source provider and to PyPI (a NAT gateway, a proxy, or a package
+                mirror). Required when an environment runs in a VPC (``config.network.private``).
+                Default: - the builds run outside any VPC.
             kwargs: Passed to ``cdk.Stack`` (``env`` is required: the tooling account and region).
 
         An environment without account and region deploys into the tooling account and region
@@ -120,7 +128,8 @@ class DeliveryStack(cdk.Stack):
             ConfigurationError: every problem at once: no or duplicate environments, an environment in
                 no stage (or in ``order`` but unknown), a prod environment without approval, a source
                 given twice or not at all, an empty branch, a malformed connection ARN, an unknown
-                registry environment.
+                registry environment, a private environment without ``network``, a ``network`` that
+                is not an existing VPC's ids.
         """
         super().__init__(scope, id, **kwargs)
         source, problems = self._source(connection_arn, repository, branch, source_bucket_name, source_object_key)
@@ -138,9 +147,11 @@ class DeliveryStack(cdk.Stack):
                 f"model_registry_environment {registry_name!r} is not an environment; use one of: "
                 f"{', '.join(c.name for c in ordered)}"
             )
+        problems += _network_problems(ordered, network)
         if problems:
             raise ConfigurationError(self, problems)
         assert source is not None
+        vpc, subnets, groups = self._build_network(network) if network else (None, None, None)
 
         self.environments = [self._placed(config) for config in ordered]
         by_name = {config.name: config for config in self.environments}
@@ -184,6 +195,9 @@ class DeliveryStack(cdk.Stack):
             access_role_prefix=project,
             parameter_prefix=parameter_prefix,
             cli_version=cli_version,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=groups,
         )
 
         self.models: ModelDeliveryPipeline | None = None
@@ -212,6 +226,10 @@ class DeliveryStack(cdk.Stack):
                 parameter_prefix=parameter_prefix,
                 artifact_bucket=self.platform.artifact_bucket,
                 notification_topic=self.platform.topic,
+                vpc=vpc,
+                vpc_subnets=subnets,
+                # One security group for the builds of both pipelines.
+                security_groups=self.platform.security_groups or None,
             )
 
     def _source(
@@ -234,6 +252,28 @@ class DeliveryStack(cdk.Stack):
             source = PipelineSource.s3(bucket, object_key or "")
         region = None if cdk.Token.is_unresolved(self.region) else self.region
         return source, source.problems(region)
+
+    def _build_network(
+        self, network: NetworkConfig
+    ) -> tuple[ec2.IVpc, ec2.SubnetSelection, list[ec2.ISecurityGroup] | None]:
+        """The tooling VPC, its subnets and security groups, imported from their ids (no lookup at synth)."""
+        vpc = ec2.Vpc.from_vpc_attributes(
+            self,
+            "BuildVpc",
+            vpc_id=str(network.vpc_id),
+            availability_zones=list(network.availability_zones),
+            private_subnet_ids=list(network.subnet_ids),
+            private_subnet_route_table_ids=list(network.route_table_ids) or None,
+        )
+        if not network.route_table_ids:
+            cdk.Annotations.of(vpc).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId", "the builds never read their subnets' route tables"
+            )
+        groups = [
+            ec2.SecurityGroup.from_security_group_id(self, f"BuildSecurityGroup{i}", group_id, mutable=False)
+            for i, group_id in enumerate(network.security_group_ids, start=1)
+        ]
+        return vpc, ec2.SubnetSelection(subnets=vpc.private_subnets), groups or None
 
     def _placed(self, config: EnvironmentConfig) -> EnvironmentConfig:
         if config.account is not None and config.region is not None:
@@ -278,6 +318,37 @@ def _ordered(
             problems.append(f"environment {name!r} is in no stage; add it to order, or remove it from the environments")
     by_name = {c.name: c for c in environments}
     return [by_name[n] for n in dict.fromkeys(order) if n in by_name], problems
+
+
+def _network_problems(environments: Sequence[EnvironmentConfig], network: NetworkConfig | None) -> list[str]:
+    if network is None:
+        private = [c.name for c in environments if c.network.private]
+        if not private:
+            return []
+        return [
+            f"environments {', '.join(private)} run in a VPC, but the delivery builds have no network; set "
+            "tooling.network (DeliveryStack network=) to an existing VPC of the tooling account by its ids "
+            '({"vpc_id": ..., "availability_zones": [...], "subnet_ids": [...], "route_table_ids": [...]}). '
+            "The builds run there and reach the environments only through AWS APIs; its subnets need a route "
+            "to the source provider and to PyPI (a NAT gateway, a proxy, or a package mirror)"
+        ]
+    if network.mode is not NetworkMode.EXISTING or not network.vpc_id or not network.subnet_ids:
+        return [
+            f"network ({network.mode}) must be an existing VPC of the tooling account, by its ids: set mode "
+            "EXISTING with vpc_id, availability_zones and subnet_ids; the tooling stack creates no VPC"
+        ]
+    problems: list[str] = []
+    if len(network.availability_zones) != len(network.subnet_ids):
+        problems.append(
+            f"network.availability_zones: {len(network.availability_zones)} zones for "
+            f"{len(network.subnet_ids)} subnets; give each subnet's zone, in subnet order"
+        )
+    if network.route_table_ids and len(network.route_table_ids) != len(network.subnet_ids):
+        problems.append(
+            f"network.route_table_ids: {len(network.route_table_ids)} route tables for "
+            f"{len(network.subnet_ids)} subnets; give each subnet's route table, in subnet order, or none"
+        )
+    return problems
 
 
 def _one(stage: cdk.Stage, kind: type[Any]) -> Any:
@@ -377,7 +448,9 @@ class ToolingStage(cdk.Stage):
             environments: As for :class:`DeliveryStack`.
             owner: The ``owner`` tag. Default: - the first environment's owner.
             tags: Extra tags. Default: - none.
-            delivery: Keyword arguments of :class:`DeliveryStack`.
+            delivery: Keyword arguments of :class:`DeliveryStack`: the source, ``order``,
+                ``model_delivery``, and ``network`` (the tooling VPC every build runs in; required
+                when an environment runs in a VPC).
 
         Raises:
             ConfigurationError: for an invalid account or region, and every problem of :class:`DeliveryStack`.

@@ -74,7 +74,9 @@ def _in_regions(regions: dict[str, str], *, tooling_region: str | None) -> dict[
     """The README's accounts in ``regions``, with tooling in ``tooling_region`` (``None``: no delivery pipelines)."""
     accounts = {"dev": DEV, "staging": STAGING, "prod": PROD}
     environments = {name: {"account": accounts[name], "region": region} for name, region in regions.items()}
-    tooling = None if tooling_region is None else example_tooling(account=TOOLING, region=tooling_region)
+    tooling = None
+    if tooling_region is not None:
+        tooling = example_tooling(account=TOOLING, region=tooling_region)
     return _layout(environments, tooling)
 
 

@@ -18,6 +18,7 @@ from cdk_mlops.stacks.delivery_stack import DeliveryStack, ToolingStage, endpoin
 from cdk_mlops.stacks.stage import MlopsPlatformStage
 from tests.quality import cfn_lint_findings, nag_findings
 from tests.unit.constructs.test_delivery import connection_grant_problems, connection_grants
+from tests.unit.constructs.test_delivery_network import NETWORK
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:000000000000:connection/12345678-1234-1234-1234-123456789012"
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
@@ -69,6 +70,7 @@ def tooling() -> Tooling:
         repository="acme/mlops",
         branch="main",
         cli_version="2.1148.1",
+        network=NETWORK,  # prod runs in a VPC: the builds need one in the tooling account
     )
     apply_compliance(app, verbose=False)
     assembly = app.synth()  # raises on any unacknowledged cdk-nag or guardrail finding
@@ -175,12 +177,20 @@ def test_the_self_mutation_uses_the_pinned_cli(tooling):
     assert "aws-cdk@2.1148.1" in tooling.build_spec("SelfMutation")
 
 
+def test_every_build_of_the_reference_tooling_runs_in_the_tooling_vpc(tooling):
+    projects = {k: v for k, v in tooling.template["Resources"].items() if v["Type"] == "AWS::CodeBuild::Project"}
+    assert len(projects) > 10  # both pipelines, three environments
+    for name, project in projects.items():
+        config = project["Properties"].get("VpcConfig", {})
+        assert (config.get("VpcId"), config.get("Subnets")) == (NETWORK.vpc_id, list(NETWORK.subnet_ids)), name
+
+
 # ----------------------------------------------------------------------------- configuration errors
 
 
 def delivery(environments: list[EnvironmentConfig], **kwargs: Any) -> DeliveryStack:
     app = cdk.App()
-    options: dict[str, Any] = {"connection_arn": CONNECTION, "repository": "acme/mlops", **kwargs}
+    options: dict[str, Any] = {"connection_arn": CONNECTION, "repository": "acme/mlops", "network": NETWORK, **kwargs}
     return DeliveryStack(
         app,
         "Delivery",
