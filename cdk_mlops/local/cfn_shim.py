@@ -8,7 +8,12 @@ serves the requests, before the first stack is created: it also routes ``Custom:
 emulations here (moto would invoke their Lambda in Docker), evaluates bucket policies as a TLS
 request would be (below), links cross-stack exports for change-set deployments (moto does so
 only for CreateStack, so every ``Fn::ImportValue`` of a CLI deployment failed) and clears
-moto's type-map caches. It is idempotent.
+moto's type-map caches. It also makes moto's CloudFormation safe for the CLI's parallel stack
+deployments: one CloudFormation request at a time (:data:`cloudformation_lock`), and a change
+set looked up by its stack and name (moto took the name alone, which every CLI change set
+shares, and executed one stack's change set for another); gives a deleted stack no outputs
+(moto resolved them again, and so created the resources they name anew); and reports a Lambda
+function's ``VpcConfig`` with the VPC of its subnets (moto said ``vpc-123abc``). It is idempotent.
 
 Covered, on the moto service backends, so the service APIs answer as AWS would after a deploy:
 
@@ -36,6 +41,34 @@ Covered, on the moto service backends, so the service APIs answer as AWS would a
     single-metric alarms.
 ``AWS::Scheduler::Schedule``
     in its group (``default`` when unset); generated names are cut to 64 characters.
+``AWS::EC2::VPC``, ``AWS::EC2::Subnet``, ``AWS::EC2::RouteTable``, ``AWS::EC2::FlowLog``
+    (replace moto's models, which ignored DNS settings, resolved no subnet attribute and
+    deleted no route table or flow log, so a VPC stack could not be deleted) ``Ref`` and every
+    ``Fn::GetAtt`` attribute CloudFormation documents, ``Tags``, ``EnableDnsSupport`` and
+    ``EnableDnsHostnames`` (CloudFormation's defaults: on, off), ``MapPublicIpOnLaunch``;
+    updates in place unless a create-only property changes. EC2's dependency checks apply on
+    delete: a VPC with security groups or endpoints, a subnet with network interfaces.
+``AWS::EC2::SubnetRouteTableAssociation``
+    associates for real (moto's model only recorded the pair); ``Ref`` is the association id; a
+    subnet takes one association, as in EC2.
+``AWS::EC2::SecurityGroup``, ``AWS::EC2::SecurityGroupIngress``, ``AWS::EC2::SecurityGroupEgress``
+    inline and separate rules with CIDR, security group or prefix-list peers and descriptions
+    (moto had no egress type and ignored inline egress and prefix lists). A group with inline
+    egress rules has those only; without, the allow-all egress EC2 gives a new group, which an
+    egress rule resource removes, as CloudFormation does. A prefix list must exist, as in EC2,
+    and a rule needs exactly one peer (one that resolved to nothing fails instead of vanishing).
+    Rule resources' ``Ref`` and ``Id`` are the rule id; a group referenced by another group's
+    rule or an endpoint is not deleted before them.
+``AWS::EC2::VPCEndpoint``
+    gateway (a route to the service's prefix list in each route table) or interface (a network
+    interface per subnet, the VPC's default group when none is given); ``PolicyDocument`` stored
+    as JSON (moto kept the object); EC2's checks: the service offers that endpoint type in the
+    region, and private DNS needs DNS support and host names in the VPC. ``Fn::GetAtt``:
+    ``Id``, ``CreationTimestamp``, ``DnsEntries`` (``zone:name``), ``NetworkInterfaceIds``.
+``Custom::AWS`` (the CDK's ``AwsCustomResource``, and any custom type its provider serves)
+    the declared SDK call of create, update and delete runs with boto3 on the local AWS, as the
+    provider runs it (:mod:`cdk_mlops.local.aws_sdk_call`); ``Fn::GetAtt`` reads the flattened
+    response (``PrefixLists.0.PrefixListId``).
 ``Custom::S3AutoDeleteObjects``
     on delete, empties the bucket (every version and delete marker) if it still carries the
     ``aws-cdk:auto-delete-objects=true`` tag, as the CDK's handler does.
@@ -46,8 +79,9 @@ Not covered:
 
 * Any other ``Custom::*`` or ``AWS::CloudFormation::CustomResource``: it succeeds without effect
   and without attributes (``Fn::GetAtt`` on it resolves to nothing); each such type is logged
-  once and listed by :func:`unemulated_custom_resources`. Its Lambda would need Docker, and a
-  Lambda calling back to the server would need a bind beyond loopback.
+  once and listed by :func:`unemulated_custom_resources`, and
+  :func:`cdk_mlops.local.deploy.check_stack` fails the deployment on it. Its Lambda would need
+  Docker, and a Lambda calling back to the server would need a bind beyond loopback.
 * Types neither moto nor this module knows (``AWS::DynamoDB::GlobalTable``,
   ``AWS::SageMaker::MonitoringSchedule``, ``AWS::ApplicationAutoScaling::*``, ``AWS::Lambda::Url``,
   ``AWS::Pipes::Pipe``, ...): moto skips them; :func:`cdk_mlops.local.deploy.check_stack` reports them.
@@ -55,22 +89,32 @@ Not covered:
 * Deleting a stack, or removing an export, that another stack still imports is not refused.
 * Bucket replication, inventory, analytics, intelligent tiering and website settings; KMS
   multi-region keys and rotation periods; alarms on metric math (``Metrics``).
+* IPv6 and IPAM pools; internet, NAT and transit gateways and routes other than a gateway
+  endpoint's (moto's models); a VPC endpoint whose subnets or route tables change is replaced
+  (AWS modifies it in place; only its id differs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import moto.cloudformation.parsing as _parsing  # imports every moto model first, so the models below win
+from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.models import CloudFormationBackend, Stack
+from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.core import TaggedEC2Resource
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.kms.models import kms_backends
 from moto.s3.exceptions import BucketNeedsToBeNew
@@ -80,6 +124,8 @@ from moto.scheduler.models import scheduler_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 from moto.utilities.utils import get_partition
+
+from cdk_mlops.local.aws_sdk_call import REQUESTS, SdkCall, SdkCallError, SdkCallResult, execute, is_provider
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +140,14 @@ _original_resource_class_from_type = _parsing.resource_class_from_type
 _original_create_change_set = CloudFormationBackend.create_change_set
 _original_execute_change_set = CloudFormationBackend.execute_change_set
 _original_update_stack = CloudFormationBackend.update_stack
+_original_call_action = CloudFormationResponse.call_action
+#: Held while a CloudFormation request runs: moto's CloudFormation state is not thread-safe, and the
+#: CDK CLI deploys independent stacks at once (a change set created while another stack's was
+#: executed failed with "OrderedDict mutated during iteration"). Reentrant: a custom resource's
+#: SDK call runs on the request's thread.
+cloudformation_lock = threading.RLock()
+_original_lambda_vpc_config: property = LambdaFunction.vpc_config  # type: ignore[assignment]
+_original_stack_outputs: property = Stack.outputs  # type: ignore[assignment]
 
 
 class BucketNotEmptyError(Exception):
@@ -785,6 +839,515 @@ class SchedulerSchedule(_ShimResource, CloudFormationModel):
         scheduler_backends[account_id][region_name].delete_schedule(self.group, self.physical_resource_id)
 
 
+# --- EC2: the network -----------------------------------------------------------------------------
+
+
+def _ec2(account_id: str, region_name: str) -> Any:
+    return ec2_backends[account_id][region_name]
+
+
+@contextlib.contextmanager
+def _deleted_if_gone() -> Iterator[None]:
+    """Let an EC2 ``*.NotFound`` error pass: CloudFormation counts a resource already gone as deleted."""
+    try:
+        yield
+    except EC2ClientError as error:
+        if not str(getattr(error, "code", "")).endswith(".NotFound"):
+            raise
+
+
+def _live_endpoints(backend: Any) -> list[Any]:
+    """The VPC endpoints not deleted (EC2 lists deleted ones for a while, in state ``deleted``)."""
+    return [e for e in backend.vpc_end_points.values() if e.state != "deleted"]
+
+
+class _Ec2Resource(_ShimResource, TaggedEC2Resource):
+    """Base of the EC2 models that carry ``Tags`` (and the stack's ``aws:cloudformation:*`` tags).
+
+    A model lists in ``CREATE_ONLY`` the properties whose change replaces the resource (from its
+    resource schema) and applies the others in :meth:`update`, on create and on update.
+    """
+
+    CREATE_ONLY: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self, physical_id: str, account: str, region: str, p: Props, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(physical_id, attributes)
+        self.id = physical_id
+        self.ec2_backend = _ec2(account, region)
+        self.properties: Props = dict(p)
+        if _tags(p):
+            self.ec2_backend.create_tags([self.id], {t["Key"]: t["Value"] for t in _tags(p)})
+
+    def update(self, p: Props) -> None:
+        """Apply the properties that change in place. Default: none (``Tags`` are the base's)."""
+
+    def modify(self, name: str, p: Props, account: str, region: str) -> _ShimResource:
+        if any(p.get(key) != self.properties.get(key) for key in self.CREATE_ONLY):
+            return super().modify(name, p, account, region)
+        self.update(p)
+        new_tags = {t["Key"]: t["Value"] for t in _tags(p)}
+        removed = [t["Key"] for t in _tags(self.properties) if t["Key"] not in new_tags]
+        self.ec2_backend.delete_tag_keys([self.id], removed)
+        if new_tags:
+            self.ec2_backend.create_tags([self.id], new_tags)
+        self.properties = dict(p)
+        return self
+
+
+class Ec2Vpc(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::VPC``: ``Ref`` is the VPC id; DNS support and host names as the template says."""
+
+    TYPE = "AWS::EC2::VPC"
+    ATTRIBUTES = frozenset(
+        {"CidrBlock", "CidrBlockAssociations", "DefaultNetworkAcl", "DefaultSecurityGroup", "Ipv6CidrBlocks", "VpcId"}
+    )
+    CREATE_ONLY = frozenset({"CidrBlock", "Ipv4IpamPoolId", "Ipv4NetmaskLength"})
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2Vpc:
+        if "CidrBlock" not in p:
+            raise ValueError("AWS::EC2::VPC needs CidrBlock locally: IPAM pools are not emulated")
+        backend = _ec2(account, region)
+        vpc = backend.create_vpc(cidr_block=p["CidrBlock"], instance_tenancy=p.get("InstanceTenancy", "default"))
+        acl = backend.describe_network_acls(filters={"vpc-id": [vpc.id], "default": ["true"]})
+        attributes = {
+            "CidrBlock": vpc.cidr_block,
+            "CidrBlockAssociations": [a["association_id"] for a in vpc.cidr_block_association_set],
+            "DefaultNetworkAcl": acl[0].id if acl else "",
+            "DefaultSecurityGroup": backend.get_default_security_group(vpc.id).id,
+            "Ipv6CidrBlocks": [],
+            "VpcId": vpc.id,
+        }
+        resource = cls(vpc.id, account, region, p, attributes)
+        resource.update(p)
+        return resource
+
+    def update(self, p: Props) -> None:
+        # CloudFormation's defaults: DNS support on, DNS host names off.
+        self.ec2_backend.modify_vpc_attribute(self.id, "enable_dns_support", _true(p.get("EnableDnsSupport", True)))
+        self.ec2_backend.modify_vpc_attribute(
+            self.id, "enable_dns_hostnames", _true(p.get("EnableDnsHostnames", False))
+        )
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _ec2(account_id, region_name)
+        groups = [g.id for g in backend.describe_security_groups(filters={"vpc-id": [self.id]}) if not g.is_default]
+        endpoints = [e.id for e in _live_endpoints(backend) if e.vpc_id == self.id]
+        if groups or endpoints:  # moto would delete the VPC under them
+            raise DependencyViolationError(f"The vpc '{self.id}' has dependencies and cannot be deleted.")
+        with _deleted_if_gone():
+            backend.delete_vpc(self.id)
+
+
+class Ec2Subnet(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::Subnet``: ``Ref`` is the subnet id."""
+
+    TYPE = "AWS::EC2::Subnet"
+    ATTRIBUTES = frozenset(
+        {
+            "AvailabilityZone",
+            "AvailabilityZoneId",
+            "CidrBlock",
+            "Ipv6CidrBlocks",
+            "NetworkAclAssociationId",
+            "SubnetId",
+            "VpcId",
+        }
+    )
+    CREATE_ONLY = frozenset({"VpcId", "AvailabilityZone", "AvailabilityZoneId", "CidrBlock", "Ipv6Native"})
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2Subnet:
+        backend = _ec2(account, region)
+        subnet = backend.create_subnet(
+            vpc_id=p["VpcId"],
+            cidr_block=p["CidrBlock"],
+            availability_zone=p.get("AvailabilityZone"),
+            availability_zone_id=p.get("AvailabilityZoneId"),
+        )
+        acl_associations = [
+            association.id
+            for acl in backend.network_acls.values()
+            for association in acl.associations
+            if association.subnet_id == subnet.id
+        ]
+        attributes = {
+            "AvailabilityZone": subnet.availability_zone,
+            "AvailabilityZoneId": subnet.availability_zone_id,
+            "CidrBlock": subnet.cidr_block,
+            "Ipv6CidrBlocks": [],
+            "NetworkAclAssociationId": acl_associations[0] if acl_associations else "",
+            "SubnetId": subnet.id,
+            "VpcId": subnet.vpc_id,
+        }
+        resource = cls(subnet.id, account, region, p, attributes)
+        resource.update(p)
+        return resource
+
+    def update(self, p: Props) -> None:
+        self.ec2_backend.modify_subnet_attribute(
+            self.id, "map_public_ip_on_launch", _true(p.get("MapPublicIpOnLaunch", False))
+        )
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _ec2(account_id, region_name)
+        interfaces = [eni.id for eni in backend.get_all_network_interfaces() if eni.subnet.id == self.id]
+        if interfaces:  # interface endpoints' network interfaces, as in EC2
+            raise DependencyViolationError(f"The subnet '{self.id}' has dependencies and cannot be deleted.")
+        with _deleted_if_gone():
+            backend.delete_subnet(self.id)
+
+
+class Ec2RouteTable(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::RouteTable``: ``Ref`` is the route table id (moto's model never deleted it)."""
+
+    TYPE = "AWS::EC2::RouteTable"
+    ATTRIBUTES = frozenset({"RouteTableId"})
+    CREATE_ONLY = frozenset({"VpcId"})
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2RouteTable:
+        table = _ec2(account, region).create_route_table(vpc_id=p["VpcId"])
+        return cls(table.id, account, region, p, {"RouteTableId": table.id})
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _ec2(account_id, region_name)
+        if any(self.id in (e.route_table_ids or []) for e in _live_endpoints(backend)):
+            # The endpoint references the table, so CloudFormation deletes it first; moto's delete
+            # tries resources in any order and retries those that refuse.
+            raise DependencyViolationError(f"The routeTable '{self.id}' has dependencies and cannot be deleted.")
+        with _deleted_if_gone():
+            backend.delete_route_table(self.id)
+
+
+class Ec2SubnetRouteTableAssociation(_ShimResource, CloudFormationModel):
+    """``AWS::EC2::SubnetRouteTableAssociation``: ``Ref`` is the association id.
+
+    moto's model only recorded the pair: the route table listed no association.
+    """
+
+    TYPE = "AWS::EC2::SubnetRouteTableAssociation"
+    ATTRIBUTES = frozenset({"Id"})
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2SubnetRouteTableAssociation:
+        backend = _ec2(account, region)
+        associated = backend.describe_route_tables(filters={"association.subnet-id": [p["SubnetId"]]})
+        if associated:
+            raise EC2ClientError(
+                "Resource.AlreadyAssociated",
+                f"the specified association for route table {associated[0].id} conflicts with an existing association",
+            )
+        association_id = backend.associate_route_table(p["RouteTableId"], subnet_id=p["SubnetId"])
+        return cls(association_id, {"Id": association_id})
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with _deleted_if_gone():
+            _ec2(account_id, region_name).disassociate_route_table(self.physical_resource_id)
+
+
+def _rule_arguments(rule: Mapping[str, Any], *, egress: bool) -> dict[str, Any]:
+    """moto's ``authorize_security_group_*`` arguments for one rule (inline, or a rule resource's properties).
+
+    Raises:
+        ValueError: unless the rule names exactly one peer: EC2 takes one per rule, and a peer that
+            resolved to nothing locally (an unemulated ``Fn::GetAtt``) would otherwise pass unseen.
+    """
+    extra = {"Description": rule["Description"]} if rule.get("Description") else {}
+    group_key, prefix_key = (
+        ("DestinationSecurityGroupId", "DestinationPrefixListId")
+        if egress
+        else ("SourceSecurityGroupId", "SourcePrefixListId")
+    )
+    ip_ranges = [{key: rule[key], **extra} for key in ("CidrIp", "CidrIpv6") if rule.get(key)]
+    groups = [{"GroupId": rule[group_key], **extra}] if rule.get(group_key) else []
+    if not egress and rule.get("SourceSecurityGroupName"):
+        groups.append({"GroupName": rule["SourceSecurityGroupName"], **extra})
+    prefix_lists = [{"PrefixListId": rule[prefix_key], **extra}] if rule.get(prefix_key) else []
+    peers = len(ip_ranges) + len(groups) + len(prefix_lists)
+    if peers != 1:
+        kinds = f"CidrIp, CidrIpv6, {group_key}, {prefix_key}" + ("" if egress else " or SourceSecurityGroupName")
+        raise ValueError(f"a security group rule needs exactly one of {kinds}; got {peers}: {dict(rule)}")
+    return {
+        "ip_protocol": str(rule["IpProtocol"]),
+        "from_port": rule.get("FromPort"),
+        "to_port": rule.get("ToPort"),
+        "ip_ranges": ip_ranges,
+        "source_groups": groups,
+        "prefix_list_ids": prefix_lists,
+    }
+
+
+def _authorize(backend: Any, group_id: str, rule: Mapping[str, Any], *, egress: bool) -> list[str]:
+    """Add one rule to a group, as EC2 does (a prefix list must exist); return the new rule ids."""
+    arguments = _rule_arguments(rule, egress=egress)
+    for prefix_list in arguments["prefix_list_ids"]:
+        if prefix_list["PrefixListId"] not in backend.managed_prefix_lists:  # moto does not check
+            raise EC2ClientError(
+                "InvalidPrefixListID.NotFound", f"The prefix list ID '{prefix_list['PrefixListId']}' does not exist"
+            )
+    authorize = backend.authorize_security_group_egress if egress else backend.authorize_security_group_ingress
+    rules, _ = authorize(group_name_or_id=group_id, **arguments)
+    return [r.id for r in rules]
+
+
+def _revoke(backend: Any, group_id: str, rule_ids: Iterable[str], *, egress: bool) -> None:
+    ids = list(rule_ids)
+    if ids:
+        revoke = backend.revoke_security_group_egress if egress else backend.revoke_security_group_ingress
+        revoke(group_id, None, None, None, [], security_rule_ids=ids)
+
+
+def _revoke_allow_all_egress(backend: Any, group_id: str) -> None:
+    """Remove the allow-all egress rules a new VPC group starts with."""
+    group = backend.get_security_group_from_id(group_id)
+    allow_all = [
+        r.id
+        for r in group.egress_rules
+        if r.ip_protocol == "-1" and (r.ip_range.get("CidrIp") == "0.0.0.0/0" or r.ip_range.get("CidrIpv6") == "::/0")
+    ]
+    _revoke(backend, group_id, allow_all, egress=True)
+
+
+class Ec2SecurityGroup(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::SecurityGroup``: ``Ref`` is the group id (its name without ``VpcId``).
+
+    Inline ``SecurityGroupIngress`` and ``SecurityGroupEgress`` rules with every peer kind, as
+    CloudFormation applies them: with egress rules in the template the group has those only;
+    without, it keeps the allow-all egress EC2 gives a new group (moto's model ignored inline
+    egress, prefix lists and descriptions). Updates replace the inline rules in place.
+    """
+
+    TYPE = "AWS::EC2::SecurityGroup"
+    NAME_PROPERTY = "GroupName"
+    ATTRIBUTES = frozenset({"GroupId", "Id", "VpcId"})
+    CREATE_ONLY = frozenset({"GroupDescription", "GroupName", "VpcId"})
+
+    def __init__(self, group: Any, account: str, region: str, p: Props, physical_id: str) -> None:
+        attributes = {"GroupId": group.id, "Id": group.id, "VpcId": group.vpc_id}
+        super().__init__(group.id, account, region, p, attributes)
+        self.physical_resource_id = physical_id
+        self.inline: list[tuple[str, bool]] = []  # (rule id, egress) of the template's own rules
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2SecurityGroup:
+        group = _ec2(account, region).create_security_group(
+            name=name, description=p["GroupDescription"], vpc_id=p.get("VpcId")
+        )
+        resource = cls(group, account, region, p, group.id if p.get("VpcId") else name)
+        resource.update(p)
+        return resource
+
+    def update(self, p: Props) -> None:
+        backend = self.ec2_backend
+        for egress in (False, True):
+            _revoke(backend, self.id, [rule for rule, e in self.inline if e is egress], egress=egress)
+        egress_rules = p.get("SecurityGroupEgress") or []
+        if egress_rules:
+            _revoke_allow_all_egress(backend, self.id)
+        self.inline = [
+            (rule_id, egress)
+            for egress, rules in ((False, p.get("SecurityGroupIngress") or []), (True, egress_rules))
+            for rule in rules
+            for rule_id in _authorize(backend, self.id, rule, egress=egress)
+        ]
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _ec2(account_id, region_name)
+        referenced = [
+            g.id
+            for g in backend.describe_security_groups()
+            if g.id != self.id
+            and any(r.source_group.get("GroupId") == self.id for r in [*g.ingress_rules, *g.egress_rules])
+        ]
+        endpoints = [e.id for e in _live_endpoints(backend) if self.id in e.security_group_ids]
+        if referenced or endpoints:  # as in EC2; moto would delete it
+            raise DependencyViolationError(
+                f"resource {self.id} has a dependent object ({', '.join([*referenced, *endpoints])})"
+            )
+        with _deleted_if_gone():
+            backend.delete_security_group(group_id=self.id)
+
+
+class _SecurityGroupRule(_ShimResource):
+    """A rule resource: ``Ref`` and ``Id`` are the rule id (``sgr-...``); any change replaces it."""
+
+    EGRESS: ClassVar[bool]
+    ATTRIBUTES = frozenset({"Id"})
+
+    def __init__(self, rule_id: str, group_id: str) -> None:
+        super().__init__(rule_id, {"Id": rule_id})
+        self.group_id = group_id
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> _SecurityGroupRule:
+        backend = _ec2(account, region)
+        group = backend.get_security_group_by_name_or_id(p.get("GroupId") or p["GroupName"])
+        if group is None:
+            raise EC2ClientError("InvalidGroup.NotFound", f"The security group '{p.get('GroupId')}' does not exist")
+        if cls.EGRESS:
+            # CloudFormation removes the allow-all egress of the group before adding a rule resource.
+            _revoke_allow_all_egress(backend, group.id)
+        [rule_id] = _authorize(backend, group.id, p, egress=cls.EGRESS)
+        return cls(rule_id, group.id)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with _deleted_if_gone():
+            _revoke(_ec2(account_id, region_name), self.group_id, [self.physical_resource_id], egress=self.EGRESS)
+
+
+class Ec2SecurityGroupIngress(_SecurityGroupRule, CloudFormationModel):
+    """``AWS::EC2::SecurityGroupIngress``, from a CIDR, a security group or a prefix list."""
+
+    TYPE = "AWS::EC2::SecurityGroupIngress"
+    EGRESS = False
+
+
+class Ec2SecurityGroupEgress(_SecurityGroupRule, CloudFormationModel):
+    """``AWS::EC2::SecurityGroupEgress``, to a CIDR, a security group or a prefix list (moto has no model)."""
+
+    TYPE = "AWS::EC2::SecurityGroupEgress"
+    EGRESS = True
+
+
+def _check_endpoint_service(backend: Any, service_name: str, endpoint_type: str, region: str) -> None:
+    """EC2's checks: the service offers endpoints of that type in the region (moto checks neither)."""
+    details = backend.describe_vpc_endpoint_services(
+        service_names=[service_name], filters=[], max_results=1000, next_token=None, region=region
+    )["servicesDetails"]
+    offered = {t["ServiceType"] for d in details for t in d["ServiceType"]}
+    if endpoint_type not in offered:
+        raise EC2ClientError(
+            "InvalidParameter",
+            f"The Vpc Endpoint Service '{service_name}' does not support endpoint type {endpoint_type} "
+            f"(it offers {', '.join(sorted(offered))})",
+        )
+
+
+def _private_dns(backend: Any, vpc_id: str, endpoint_type: str, p: Props) -> bool:
+    """``PrivateDnsEnabled`` (CloudFormation's default: false), which EC2 allows only with DNS on in the VPC."""
+    if endpoint_type != "Interface" or not _true(p.get("PrivateDnsEnabled", False)):
+        return False
+    vpc = backend.get_vpc(vpc_id)
+    if not (_true(vpc.enable_dns_support) and _true(vpc.enable_dns_hostnames)):
+        raise EC2ClientError(
+            "InvalidParameter",
+            f"Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to "
+            f"true for {vpc_id}",
+        )
+    return True
+
+
+class Ec2VpcEndpoint(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::VPCEndpoint``, gateway or interface: ``Ref`` is the endpoint id.
+
+    EC2's checks apply: the service offers the endpoint type in the region, private DNS needs
+    DNS support and host names on the VPC; an interface endpoint without groups gets the VPC's
+    default group. The policy is stored as JSON; a gateway endpoint adds its prefix list route
+    to its route tables, an interface endpoint a network interface per subnet. Changed subnets
+    or route tables replace the endpoint (AWS modifies it in place; only the id differs).
+    """
+
+    TYPE = "AWS::EC2::VPCEndpoint"
+    ATTRIBUTES = frozenset({"CreationTimestamp", "DnsEntries", "Id", "NetworkInterfaceIds"})
+    CREATE_ONLY = frozenset({"ServiceName", "VpcEndpointType", "VpcId", "SubnetIds", "RouteTableIds"})
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2VpcEndpoint:
+        backend = _ec2(account, region)
+        endpoint_type = p.get("VpcEndpointType", "Gateway")
+        _check_endpoint_service(backend, p["ServiceName"], endpoint_type, region)
+        private_dns = _private_dns(backend, p["VpcId"], endpoint_type, p)
+        groups = list(p.get("SecurityGroupIds") or [])
+        if endpoint_type == "Interface" and not groups:
+            groups = [backend.get_default_security_group(p["VpcId"]).id]
+        endpoint = backend.create_vpc_endpoint(
+            vpc_id=p["VpcId"],
+            service_name=p["ServiceName"],
+            endpoint_type=endpoint_type,
+            policy_document=_as_json(p["PolicyDocument"]) if "PolicyDocument" in p else None,
+            route_table_ids=list(p.get("RouteTableIds") or []),
+            subnet_ids=list(p.get("SubnetIds") or []),
+            security_group_ids=groups,
+            private_dns_enabled=private_dns,
+        )
+        attributes = {
+            "CreationTimestamp": endpoint.creation_timestamp.isoformat(),
+            "DnsEntries": [f"{e['hosted_zone_id']}:{e['dns_name']}" for e in endpoint.dns_entries or []],
+            "Id": endpoint.id,
+            "NetworkInterfaceIds": list(endpoint.network_interface_ids),
+        }
+        resource = cls(endpoint.id, account, region, p, attributes)
+        resource.update(p)
+        return resource
+
+    def update(self, p: Props) -> None:
+        endpoint = self.ec2_backend.vpc_end_points[self.id]
+        if "PolicyDocument" in p:
+            endpoint.policy_document = _as_json(p["PolicyDocument"])
+        endpoint.private_dns_enabled = _private_dns(self.ec2_backend, endpoint.vpc_id, endpoint.vpc_endpoint_type, p)
+        if p.get("SecurityGroupIds"):
+            endpoint.security_group_ids = list(p["SecurityGroupIds"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _ec2(account_id, region_name).delete_vpc_endpoints([self.id])
+
+
+class Ec2FlowLog(_Ec2Resource, CloudFormationModel):
+    """``AWS::EC2::FlowLog``: ``Ref`` is the flow log id; deleted with the stack (moto's model never was)."""
+
+    TYPE = "AWS::EC2::FlowLog"
+    ATTRIBUTES = frozenset({"Id"})
+    CREATE_ONLY = frozenset(
+        {
+            "DeliverCrossAccountRole",
+            "DeliverLogsPermissionArn",
+            "DestinationOptions",
+            "LogDestination",
+            "LogDestinationType",
+            "LogFormat",
+            "LogGroupName",
+            "MaxAggregationInterval",
+            "ResourceId",
+            "ResourceType",
+            "TrafficType",
+        }
+    )
+
+    @classmethod
+    def provision(cls, name: str, p: Props, account: str, region: str) -> Ec2FlowLog:
+        flow_logs, errors = _ec2(account, region).create_flow_logs(
+            resource_type=p["ResourceType"],
+            resource_ids=[p["ResourceId"]],
+            traffic_type=p.get("TrafficType"),
+            deliver_logs_permission_arn=p.get("DeliverLogsPermissionArn"),
+            log_destination_type=p.get("LogDestinationType", "cloud-watch-logs"),
+            log_destination=p.get("LogDestination"),
+            log_group_name=p.get("LogGroupName"),
+            log_format=p.get("LogFormat"),
+            max_aggregation_interval=p.get("MaxAggregationInterval"),
+        )
+        if errors:
+            raise EC2ClientError("InvalidParameter", f"flow log for {p['ResourceId']} not created: {errors}")
+        return cls(flow_logs[0].id, account, region, p, {"Id": flow_logs[0].id})
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with _deleted_if_gone():
+            _ec2(account_id, region_name).delete_flow_logs([self.id])
+
+
+def _lambda_vpc_config(function: Any) -> dict[str, Any] | None:
+    """``VpcConfig`` of a Lambda function with the VPC of its subnets (moto answers ``vpc-123abc``)."""
+    config: dict[str, Any] | None = _original_lambda_vpc_config.__get__(function, type(function))
+    subnets = (config or {}).get("SubnetIds") or []
+    if config and subnets:
+        with contextlib.suppress(EC2ClientError):
+            config["VpcId"] = _ec2(function.account_id, function.region).get_subnet(subnets[0]).vpc_id
+    return config
+
+
 # --- Custom resources --------------------------------------------------------------------------------
 
 
@@ -836,6 +1399,73 @@ class S3BucketNotifications(_ShimResource, CloudFormationModel):
             backend.put_bucket_notification_configuration(self.bucket_name, {})
 
 
+class AwsSdkCustomResource(_ShimResource, CloudFormationModel):
+    """``Custom::AWS`` (the CDK's ``AwsCustomResource``): its SDK calls, made on the local AWS.
+
+    On create, update and delete, the call of that request runs as the provider runs it
+    (:func:`cdk_mlops.local.aws_sdk_call.execute`); ``Fn::GetAtt`` reads the flattened response
+    (``PrefixLists.0.PrefixListId``). A new physical id on update deletes the old resource, as
+    CloudFormation does. A custom resource of another type whose ``ServiceToken`` is the
+    ``AwsCustomResource`` provider is emulated the same way.
+    """
+
+    TYPE = "Custom::AWS"
+
+    def __init__(self, result: SdkCallResult, logical_id: str, calls: Mapping[str, SdkCall | None]) -> None:
+        super().__init__(result.physical_id, result.data)
+        self.logical_id = logical_id
+        self.calls = dict(calls)
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name not in self.attributes:
+            raise SdkCallError(
+                f"Fn::GetAtt {self.logical_id}.{attribute_name}: the response data of the AwsCustomResource has no "
+                f"key {attribute_name!r} (it has {sorted(self.attributes)}); name it in outputPaths"
+            )
+        return self.attributes[attribute_name]
+
+    @staticmethod
+    def _calls(p: Props) -> dict[str, SdkCall | None]:
+        return {request: SdkCall.parse(p.get(request)) for request in REQUESTS}
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Props, account_id: str, region_name: str, **kwargs: Any
+    ) -> AwsSdkCustomResource:
+        logical_id = str(kwargs.get("LogicalId") or resource_name)
+        calls = cls._calls(cloudformation_json.get("Properties", {}))
+        result = execute("Create", calls, logical_id=logical_id, account_id=account_id, region=region_name)
+        return cls(result, logical_id, calls)
+
+    def modify(self, name: str, p: Props, account: str, region: str) -> _ShimResource:
+        calls = self._calls(p)
+        result = execute(
+            "Update",
+            calls,
+            logical_id=self.logical_id,
+            account_id=account,
+            region=region,
+            current=self.physical_resource_id,
+        )
+        if result.physical_id != self.physical_resource_id:
+            self.delete(account, region)
+        return AwsSdkCustomResource(result, self.logical_id, calls)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        execute(
+            "Delete",
+            self.calls,
+            logical_id=self.logical_id,
+            account_id=account_id,
+            region=region_name,
+            current=self.physical_resource_id,
+        )
+
+
 class UnemulatedCustomResource(_ShimResource, CloudFormationModel):
     """Any other custom resource: succeeds without effect and without attributes (see the module docstring)."""
 
@@ -851,7 +1481,11 @@ class UnemulatedCustomResource(_ShimResource, CloudFormationModel):
     @classmethod
     def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Props, account_id: str, region_name: str, **kwargs: Any
-    ) -> UnemulatedCustomResource:
+    ) -> _ShimResource:
+        if is_provider(cloudformation_json.get("Properties", {}).get("ServiceToken")):
+            return AwsSdkCustomResource.create_from_cloudformation_json(
+                resource_name, cloudformation_json, account_id, region_name, **kwargs
+            )
         resource_type = str(kwargs.get("ResourceType") or cls.TYPE)
         with _lock:
             first = resource_type not in _unemulated
@@ -869,7 +1503,7 @@ class UnemulatedCustomResource(_ShimResource, CloudFormationModel):
 
 #: Custom resource types this module emulates.
 CUSTOM_RESOURCES: dict[str, type[CloudFormationModel]] = {
-    model.TYPE: model for model in (S3AutoDeleteObjects, S3BucketNotifications)
+    model.TYPE: model for model in (S3AutoDeleteObjects, S3BucketNotifications, AwsSdkCustomResource)
 }
 #: Every type this module provisions, custom resources included.
 MODELS: dict[str, type[CloudFormationModel]] = {
@@ -884,8 +1518,18 @@ MODELS: dict[str, type[CloudFormationModel]] = {
         SageMakerModelPackageGroup,
         CloudWatchAlarm,
         SchedulerSchedule,
+        Ec2Vpc,
+        Ec2Subnet,
+        Ec2RouteTable,
+        Ec2SubnetRouteTableAssociation,
+        Ec2SecurityGroup,
+        Ec2SecurityGroupIngress,
+        Ec2SecurityGroupEgress,
+        Ec2VpcEndpoint,
+        Ec2FlowLog,
         S3AutoDeleteObjects,
         S3BucketNotifications,
+        AwsSdkCustomResource,
     )
 }
 
@@ -931,6 +1575,55 @@ def _execute_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) 
     _link_exports(self)
 
 
+def _change_set_id(response: CloudFormationResponse) -> str:
+    """The id of the change set a request names: ``ChangeSetName`` (a name or an id) of ``StackName``.
+
+    moto looks a change set up by its name alone, and the CDK CLI gives every stack's change set
+    the same name: deploying two stacks at once executed one stack's change set for the other.
+    """
+    name = str(response._get_param("ChangeSetName"))
+    stack = response._get_param("StackName")
+    change_sets = response.cloudformation_backend.change_sets
+    if name in change_sets or not stack:
+        return name
+    matches = [i for i, c in change_sets.items() if c.change_set_name == name and stack in (c.stack_name, c.stack_id)]
+    return matches[-1] if matches else name
+
+
+def _call_action_alone(self: CloudFormationResponse) -> Any:
+    with cloudformation_lock:
+        return _original_call_action(self)
+
+
+def _describe_change_set(self: CloudFormationResponse) -> ActionResult:
+    return ActionResult(self.cloudformation_backend.describe_change_set(change_set_name=_change_set_id(self)))
+
+
+def _delete_change_set(self: CloudFormationResponse) -> EmptyResult:
+    self.cloudformation_backend.delete_change_set(change_set_name=_change_set_id(self))
+    return EmptyResult()
+
+
+def _execute_change_set_request(self: CloudFormationResponse) -> EmptyResult:
+    self.cloudformation_backend.execute_change_set(
+        change_set_name=_change_set_id(self), stack_name=self._get_param("StackName")
+    )
+    return EmptyResult()
+
+
+def _stack_outputs(stack: Stack) -> list[dict[str, Any]] | None:
+    """A stack's outputs; none once it is deleted.
+
+    moto resolved a deleted stack's outputs against its emptied resources, and so created every
+    resource an output refers to again (a VPC and all it needs) when the CLI described the
+    stack after deleting it.
+    """
+    if stack.status == "DELETE_COMPLETE":
+        return None
+    outputs: list[dict[str, Any]] | None = _original_stack_outputs.__get__(stack, Stack)
+    return outputs
+
+
 def _update_stack(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
     stack = _original_update_stack(self, *args, **kwargs)
     _link_exports(self)
@@ -938,7 +1631,7 @@ def _update_stack(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any
 
 
 def install() -> None:
-    """Make moto's CloudFormation (and S3 policy checks) in this process use this module. Idempotent.
+    """Make moto in this process use this module (CloudFormation, S3 policy checks, Lambda VPC config). Idempotent.
 
     Raises:
         RuntimeError: if moto's type map does not pick these models (a moto change to follow here).
@@ -946,9 +1639,15 @@ def install() -> None:
     with _lock:
         _parsing.resource_class_from_type = _resource_class_from_type
         FakeBucket.get_permission = _bucket_permission  # type: ignore[method-assign,assignment]
+        LambdaFunction.vpc_config = property(_lambda_vpc_config)  # type: ignore[method-assign,assignment]
+        Stack.outputs = property(_stack_outputs)  # type: ignore[method-assign,assignment]
         CloudFormationBackend.create_change_set = _create_change_set  # type: ignore[method-assign]
         CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
         CloudFormationBackend.update_stack = _update_stack  # type: ignore[method-assign]
+        CloudFormationResponse.call_action = _call_action_alone  # type: ignore[method-assign,assignment]
+        CloudFormationResponse.describe_change_set = _describe_change_set  # type: ignore[method-assign]
+        CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[method-assign]
+        CloudFormationResponse.execute_change_set = _execute_change_set_request  # type: ignore[method-assign]
         for cached in (_parsing.get_model_list, _parsing.get_model_map, _parsing.get_name_type_map):
             cached.cache_clear()
         model_map = _parsing.get_model_map()

@@ -7,8 +7,9 @@ the server reports and its region (``-c environments=...``, without the delivery
 ``-c tooling=null``), so the templates carry the same account and region the CLI deploys to.
 
 moto applies a template without failing the stack when a type is unknown to it, so each
-deployed stack is checked afterwards (:func:`check_stack`): status ``*_COMPLETE`` and every
-resource of the template provisioned.
+deployed stack is checked afterwards (:func:`check_stack`): status ``*_COMPLETE``, every
+resource of the template provisioned, and no custom resource that deploys without effect.
+``overrides`` change the deployed environment's settings (``{"network": "isolated"}``).
 """
 
 from __future__ import annotations
@@ -91,15 +92,24 @@ def cdk_command(directory: Path) -> list[str]:
     return ["npx", "--no-install", "cdk"]
 
 
-def local_context(directory: Path, account: str, region: str, stage_env: str = STAGE.lower()) -> list[str]:
+def local_context(
+    directory: Path,
+    account: str,
+    region: str,
+    stage_env: str = STAGE.lower(),
+    overrides: Mapping[str, Any] | None = None,
+) -> list[str]:
     """The CLI's ``--context`` arguments for a local deploy of one environment.
 
     ``environments`` holds only ``stage_env``, pinned to the local account; other keys of that
-    environment in ``cdk.json`` (profile, retention, ...) are kept. ``tooling=null`` leaves the
-    delivery pipelines out: they live in a tooling account the local AWS does not have.
+    environment in ``cdk.json`` (profile, retention, ...) are kept, and ``overrides`` replace
+    keys (``{"network": "isolated"}`` deploys the environment in a private network).
+    ``tooling=null`` leaves the delivery pipelines out: they live in a tooling account the
+    local AWS does not have.
     """
     context = json.loads((directory / "cdk.json").read_text()).get("context", {})
     settings = dict(context.get("environments", {}).get(stage_env) or {})
+    settings.update(overrides or {})
     settings.update(account=account, region=region)
     environments = json.dumps({stage_env: settings}, separators=(",", ":"))
     return ["--context", f"environments={environments}", "--context", "tooling=null"]
@@ -195,8 +205,12 @@ def deploy(
     output: Path,
     stage: str = STAGE,
     concurrency: int = DEFAULT_CONCURRENCY,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[float, list[StackTemplate]]:
-    """``cdk deploy 'STAGE/*'`` to the local AWS; return the wall time and the deployed stacks' templates."""
+    """``cdk deploy 'STAGE/*'`` to the local AWS; return the wall time and the deployed stacks' templates.
+
+    ``overrides`` replace settings of the environment (see :func:`local_context`).
+    """
     args = [
         "deploy",
         f"{stage}/*",
@@ -206,7 +220,7 @@ def deploy(
         str(concurrency),
         "--output",
         str(output),
-        *local_context(directory, account, aws.region, stage.lower()),
+        *local_context(directory, account, aws.region, stage.lower(), overrides),
     ]
     seconds = run_cli(args, aws=aws, directory=directory, label=f"{stage}/*")
     templates = stage_templates(output, stage)
@@ -214,17 +228,26 @@ def deploy(
     return seconds, templates
 
 
-def destroy(aws: LocalAws, *, account: str, directory: Path, output: Path, stage: str = STAGE) -> float:
+def destroy(
+    aws: LocalAws,
+    *,
+    account: str,
+    directory: Path,
+    output: Path,
+    stage: str = STAGE,
+    overrides: Mapping[str, Any] | None = None,
+) -> float:
     """``cdk destroy 'STAGE/*' --force`` on the local AWS; return the wall time.
 
-    A cloud assembly already in ``output`` (the deploy's) is reused instead of synthesizing again.
+    A cloud assembly already in ``output`` (the deploy's) is reused instead of synthesizing again;
+    otherwise the stage is synthesized with ``overrides`` (see :func:`local_context`).
     """
     args = ["destroy", f"{stage}/*", "--force"]
     if (output / "manifest.json").is_file():
         args += ["--app", str(output)]
     else:
         args += ["--output", str(output)]
-        args += local_context(directory, account, aws.region, stage.lower())
+        args += local_context(directory, account, aws.region, stage.lower(), overrides)
     seconds = run_cli(args, aws=aws, directory=directory, label=f"{stage}/*")
     progress("destroy", f"{stage}/* in {seconds:.1f} s")
     return seconds
@@ -239,8 +262,32 @@ def _expected_resources(template: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _unemulated_custom_resources(template: Mapping[str, Any]) -> Counter[str]:
+    """Custom resource types of a template that deploy locally without effect, by count."""
+    from cdk_mlops.local.aws_sdk_call import PROVIDER_ID
+    from cdk_mlops.local.cfn_shim import CUSTOM_RESOURCES
+
+    def emulated(resource: Mapping[str, Any]) -> bool:
+        token = resource.get("Properties", {}).get("ServiceToken")
+        provider = token.get("Fn::GetAtt", [""])[0] if isinstance(token, Mapping) else str(token)
+        return resource["Type"] in CUSTOM_RESOURCES or str(provider).startswith(PROVIDER_ID)
+
+    return Counter(
+        resource["Type"]
+        for resource in template.get("Resources", {}).values()
+        if (resource["Type"].startswith("Custom::") or resource["Type"] == "AWS::CloudFormation::CustomResource")
+        and not emulated(resource)
+    )
+
+
 def check_stack(aws: LocalAws, stack: StackTemplate) -> list[str]:
-    """Problems of one deployed stack: not ``*_COMPLETE``, or template resources moto did not provision."""
+    """Problems of one deployed stack, each with its reason.
+
+    The stack is not ``*_COMPLETE``; a resource of the template was not provisioned (a type
+    neither moto nor :mod:`cdk_mlops.local.cfn_shim` models); or a custom resource deployed
+    without effect (its Lambda function does not run locally, so what it would do and the
+    attributes it would return are missing).
+    """
     cloudformation = aws.client("cloudformation")
     status = cloudformation.describe_stacks(StackName=stack.name)["Stacks"][0]["StackStatus"]
     problems = [] if status.endswith("_COMPLETE") and "ROLLBACK" not in status else [f"{stack.name}: status {status}"]
@@ -255,8 +302,14 @@ def check_stack(aws: LocalAws, stack: StackTemplate) -> list[str]:
         t for logical_id, t in _expected_resources(stack.template).items() if logical_id not in provisioned
     )
     problems += [
-        f"{stack.name}: {count} x {resource_type} not provisioned (unsupported by moto and cdk_mlops.local.cfn_shim)"
+        f"{stack.name}: {count} x {resource_type} not provisioned: neither moto's CloudFormation nor "
+        "cdk_mlops.local.cfn_shim models this type (add a model to cfn_shim)"
         for resource_type, count in sorted(missing.items())
+    ]
+    problems += [
+        f"{stack.name}: {count} x {resource_type} deployed without effect: its provider function does not run "
+        "locally, so nothing it does happens and Fn::GetAtt on it is empty (emulate it in cdk_mlops.local.cfn_shim)"
+        for resource_type, count in sorted(_unemulated_custom_resources(stack.template).items())
     ]
     return problems
 
@@ -292,8 +345,12 @@ def deploy_stage(
     output: Path | None = None,
     stage: str = STAGE,
     concurrency: int = DEFAULT_CONCURRENCY,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[list[StackTemplate], Timings]:
-    """Bootstrap (once), deploy ``stage`` and check every stack; raise :class:`LocalDeployError` on any problem."""
+    """Bootstrap (once), deploy ``stage`` and check every stack; raise :class:`LocalDeployError` on any problem.
+
+    ``overrides`` replace settings of the stage's environment (see :func:`local_context`).
+    """
     directory = directory or app_dir()
     timings = Timings()
     account = aws.account_id()
@@ -302,7 +359,13 @@ def deploy_stage(
     out = Path(tempfile.mkdtemp(prefix="cdk-local-")) if output is None else output
     try:
         timings.steps["deploy"], templates = deploy(
-            aws, account=account, directory=directory, output=out, stage=stage, concurrency=concurrency
+            aws,
+            account=account,
+            directory=directory,
+            output=out,
+            stage=stage,
+            concurrency=concurrency,
+            overrides=overrides,
         )
     finally:
         if temporary:
@@ -317,14 +380,19 @@ def deploy_stage(
 
 
 def destroy_stage(
-    aws: LocalAws, *, directory: Path | None = None, output: Path | None = None, stage: str = STAGE
+    aws: LocalAws,
+    *,
+    directory: Path | None = None,
+    output: Path | None = None,
+    stage: str = STAGE,
+    overrides: Mapping[str, Any] | None = None,
 ) -> float:
-    """Destroy ``stage`` and check that none of its stacks is left."""
+    """Destroy ``stage`` (deployed with ``overrides``) and check that none of its stacks is left."""
     directory = directory or app_dir()
     account = aws.account_id()
     out = Path(tempfile.mkdtemp(prefix="cdk-local-")) if output is None else output
     try:
-        seconds = destroy(aws, account=account, directory=directory, output=out, stage=stage)
+        seconds = destroy(aws, account=account, directory=directory, output=out, stage=stage, overrides=overrides)
     finally:
         if output is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,241 @@
+"""End to end: the Dev stage in a private network, deployed with the pinned CDK CLI to the local AWS.
+
+One module-scoped deployment, as ``make demo`` deploys (:func:`cdk_mlops.local.deploy.deploy_stage`),
+with the environment's ``network`` set to ``isolated``: the stage gets its Network stack (a VPC with
+isolated subnets, the VPC endpoints, the security groups, and the deploy-time prefix-list lookup,
+an ``AwsCustomResource``), and the retrain Lambda runs in the VPC. The tests read what AWS holds
+through boto3 and compare it with the synthesized templates and the library's endpoint list; then
+a dataset upload goes through the deployed rule and queue to the retrain handler, which must start
+exactly one run, as in the VPC-free stage. The destroy test comes last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cdk_mlops.constructs.private_network import GATEWAY_ENDPOINTS, endpoint_services
+from cdk_mlops.local.deploy import check_stack, deploy_stage, destroy_stage
+from cdk_mlops.local.loop import Loop, Started, Upload, deliver_until_started, upload_version
+from cdk_mlops.local.runtime import FunctionConfiguration
+from cdk_mlops.local.server import local_aws
+from tests.e2e.test_local_deploy import REPO_ROOT, Deployment
+
+pytestmark = pytest.mark.e2e
+
+#: The settings that put the Dev environment in a private network.
+PRIVATE = {"network": "isolated", "require_network_isolation": True}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
+        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
+    with local_aws() as aws:
+        output = tmp_path_factory.mktemp("cdk.out")
+        templates, _ = deploy_stage(aws, directory=REPO_ROOT, output=output, overrides=PRIVATE)
+        cloudformation = aws.client("cloudformation")
+        physical_ids = {
+            (stack.name, r["LogicalResourceId"]): r["PhysicalResourceId"]
+            for stack in templates
+            for r in cloudformation.describe_stack_resources(StackName=stack.name)["StackResources"]
+            if r.get("LogicalResourceId")
+        }
+        yield Deployment(aws, templates, output, physical_ids)
+
+
+@pytest.fixture
+def deployed(deployment: Deployment) -> Deployment:
+    assert not deployment.destroyed, "these tests read the deployed state; they must run before the destroy test"
+    return deployment
+
+
+@dataclass(frozen=True)
+class Network:
+    """The deployed network, found from the template of the Network stack."""
+
+    vpc_id: str
+    subnet_ids: list[str]
+    workloads_group: str
+    endpoints_group: str
+
+
+@pytest.fixture(scope="module")
+def network(deployment: Deployment) -> Network:
+    [(stack, vpc_logical_id, _)] = deployment.resources("AWS::EC2::VPC")
+    subnets = [deployment.physical_id(s, logical_id) for s, logical_id, _ in deployment.resources("AWS::EC2::Subnet")]
+    retrain = retrain_function(deployment)
+    [workloads] = retrain["VpcConfig"]["SecurityGroupIds"]
+    interface = [e for e in endpoints(deployment) if e["VpcEndpointType"] == "Interface"]
+    [endpoints_group] = {g["GroupId"] for e in interface for g in e["Groups"]}
+    return Network(deployment.physical_id(stack, vpc_logical_id), subnets, workloads, endpoints_group)
+
+
+@pytest.fixture(scope="module")
+def first_run(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> tuple[Upload, Started]:
+    """Data version 1 lands; the retrain handler (in-process, as the deployed function) starts a run."""
+    loop = Loop.open(deployment.aws, tmp_path_factory.mktemp("loop"))
+    try:
+        with loop.backends.moto_pollers_suspended(loop.platform.settings.queue_url):
+            upload = upload_version(loop, loop.versions[0])
+            return upload, deliver_until_started(loop)
+    finally:
+        loop.close()
+
+
+def retrain_function(deployment: Deployment) -> dict[str, Any]:
+    """The configuration of the retrain trigger's function, as Lambda reports it."""
+    client = deployment.aws.client("lambda")
+    for stack, logical_id, _ in deployment.resources("AWS::Lambda::Function"):
+        configuration = client.get_function_configuration(FunctionName=deployment.physical_id(stack, logical_id))
+        if configuration["Handler"].startswith("cdk_mlops.lambdas.retrain_trigger."):
+            return dict(configuration)
+    raise AssertionError("the stage has no retrain function")
+
+
+def endpoints(deployment: Deployment) -> list[dict[str, Any]]:
+    """The stage's VPC endpoints, as EC2 describes them."""
+    ids = [deployment.physical_id(s, logical_id) for s, logical_id, _ in deployment.resources("AWS::EC2::VPCEndpoint")]
+    return list(deployment.aws.client("ec2").describe_vpc_endpoints(VpcEndpointIds=ids)["VpcEndpoints"])
+
+
+def prefix_list(deployment: Deployment, service: str) -> str:
+    """The id of the AWS-managed prefix list of a gateway service in the local region."""
+    name = f"com.amazonaws.{deployment.aws.region}.{service}"
+    lists = deployment.aws.client("ec2").describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [name]}]
+    )["PrefixLists"]
+    return str(lists[0]["PrefixListId"])
+
+
+# --- after deploy -------------------------------------------------------------------------------------
+
+
+def test_the_stage_has_a_network_stack_and_every_resource_is_provisioned(deployed):
+    names = [stack.name for stack in deployed.templates]
+    assert "Dev-Network" in names
+    for stack in deployed.templates:
+        assert check_stack(deployed.aws, stack) == [], stack.name
+
+
+def test_the_vpc_has_isolated_subnets_in_two_zones_and_no_route_out(deployed, network):
+    ec2 = deployed.aws.client("ec2")
+    vpc_id = network.vpc_id
+    assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    assert sorted(s["SubnetId"] for s in subnets) == sorted(network.subnet_ids)
+    assert len({s["AvailabilityZone"] for s in subnets}) >= 2
+    assert not any(s["MapPublicIpOnLaunch"] for s in subnets)
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": network.subnet_ids}])
+    associated = [a["SubnetId"] for t in tables["RouteTables"] for a in t["Associations"] if a.get("SubnetId")]
+    assert sorted(associated) == sorted(network.subnet_ids)
+    for table in tables["RouteTables"]:
+        for route in table["Routes"]:
+            # only the VPC itself and the gateway endpoints: no internet or NAT gateway
+            assert route.get("GatewayId") == "local" or route["GatewayId"].startswith("vpce-"), route
+    attached = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
+    assert attached["InternetGateways"] == []
+
+
+def test_every_endpoint_of_the_library_exists_as_its_template_says(deployed, network):
+    region = deployed.aws.region
+    described = endpoints(deployed)
+    assert sorted(e["ServiceName"] for e in described) == sorted(
+        f"com.amazonaws.{region}.{service.name}" for service in endpoint_services()
+    )
+    gateways = {f"com.amazonaws.{region}.{service.name}" for service in GATEWAY_ENDPOINTS}
+    tables = deployed.aws.client("ec2").describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": network.subnet_ids}]
+    )["RouteTables"]
+    templates = {
+        deployed.physical_id(stack, logical_id): resource["Properties"]
+        for stack, logical_id, resource in deployed.resources("AWS::EC2::VPCEndpoint")
+    }
+    for endpoint in described:
+        assert endpoint["VpcId"] == network.vpc_id
+        assert endpoint["State"] == "available"
+        if endpoint["ServiceName"] in gateways:
+            assert endpoint["VpcEndpointType"] == "Gateway"
+            assert sorted(endpoint["RouteTableIds"]) == sorted(t["RouteTableId"] for t in tables)
+        else:
+            assert endpoint["VpcEndpointType"] == "Interface"
+            assert endpoint["PrivateDnsEnabled"] is True
+            assert sorted(endpoint["SubnetIds"]) == sorted(network.subnet_ids)
+            assert [g["GroupId"] for g in endpoint["Groups"]] == [network.endpoints_group]
+        template_policy = templates[endpoint["VpcEndpointId"]]["PolicyDocument"]
+        policy = json.loads(endpoint["PolicyDocument"])
+        assert [s.get("Sid") for s in policy["Statement"]] == [s.get("Sid") for s in template_policy["Statement"]]
+
+
+def test_the_workloads_group_reaches_only_itself_the_endpoints_and_the_gateway_prefix_lists(deployed, network):
+    ec2 = deployed.aws.client("ec2")
+    [group] = ec2.describe_security_groups(GroupIds=[network.workloads_group])["SecurityGroups"]
+    # ingress: only from the group itself (the instances of one job)
+    assert [pair["GroupId"] for rule in group["IpPermissions"] for pair in rule["UserIdGroupPairs"]] == [
+        network.workloads_group
+    ]
+    assert all(not r["IpRanges"] and not r["Ipv6Ranges"] and not r["PrefixListIds"] for r in group["IpPermissions"])
+    # egress: no address range at all; HTTPS to the endpoints' group and the S3 and DynamoDB prefix lists
+    egress = group["IpPermissionsEgress"]
+    assert all(not r["IpRanges"] and not r["Ipv6Ranges"] for r in egress)
+    https = [r for r in egress if (r["IpProtocol"], r.get("FromPort"), r.get("ToPort")) == ("tcp", 443, 443)]
+    assert [pair["GroupId"] for r in https for pair in r["UserIdGroupPairs"]] == [network.endpoints_group]
+    expected = sorted(prefix_list(deployed, service.name) for service in GATEWAY_ENDPOINTS)
+    assert sorted(p["PrefixListId"] for r in https for p in r["PrefixListIds"]) == expected
+    others = [r for r in egress if r not in https]
+    assert [pair["GroupId"] for r in others for pair in r["UserIdGroupPairs"]] == [network.workloads_group]
+
+
+def test_the_endpoints_accept_https_from_the_vpcs_groups_only(deployed, network):
+    [group] = deployed.aws.client("ec2").describe_security_groups(GroupIds=[network.endpoints_group])["SecurityGroups"]
+    assert {(r["IpProtocol"], r.get("FromPort"), r.get("ToPort")) for r in group["IpPermissions"]} == {
+        ("tcp", 443, 443)
+    }
+    sources = [pair["GroupId"] for rule in group["IpPermissions"] for pair in rule["UserIdGroupPairs"]]
+    assert network.workloads_group in sources
+    assert all(not r["IpRanges"] and not r["PrefixListIds"] for r in group["IpPermissions"])
+
+
+def test_the_prefix_list_lookups_resolved_the_regions_lists(deployed):
+    lookups = deployed.resources("Custom::AWS")
+    assert lookups, "the Network stack has no AwsCustomResource"
+    names = {json.dumps(resource["Properties"]["Create"]) for _, _, resource in lookups}
+    for service in GATEWAY_ENDPOINTS:
+        assert any(f".{service.name}" in name for name in names), service.name
+    for stack, logical_id, _ in lookups:
+        assert deployed.physical_id(stack, logical_id)
+
+
+def test_the_retrain_lambda_runs_in_the_private_subnets_with_the_workloads_group(deployed, network):
+    vpc_config = retrain_function(deployed)["VpcConfig"]
+    assert vpc_config["VpcId"] == network.vpc_id
+    assert sorted(vpc_config["SubnetIds"]) == sorted(network.subnet_ids)
+    assert vpc_config["SecurityGroupIds"] == [network.workloads_group]
+
+
+def test_a_dataset_upload_starts_exactly_one_training_run(deployed, first_run):
+    upload, started = first_run
+    assert upload.keys
+    assert [d.decision for d in started.deliveries[-1].decisions] == ["started"]
+    assert started.executions == (started.execution_arn,)
+    function = FunctionConfiguration.read(deployed.aws, retrain_function(deployed)["FunctionName"])
+    assert function.handler.startswith("cdk_mlops.lambdas.retrain_trigger.")
+
+
+# --- after destroy (keep this last) -----------------------------------------------------------------------
+
+
+def test_destroy_removes_the_network(deployment, network):
+    destroy_stage(deployment.aws, directory=REPO_ROOT, output=deployment.output, overrides=PRIVATE)
+    deployment.destroyed = True
+    ec2 = deployment.aws.client("ec2")
+    assert network.vpc_id not in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+    assert [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+    assert {e["State"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]} <= {"deleted"}
+    remaining = {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert not {network.workloads_group, network.endpoints_group} & remaining
