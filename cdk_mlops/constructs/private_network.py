@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from aws_cdk import Aws, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Aws, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from cdk_mlops.config import NetworkConfig
 from cdk_mlops.constructs.common import (
     GUARDRAILS,
     acknowledge,
@@ -611,6 +612,44 @@ class PrivateNetwork(Construct):
         endpoint = self._interface_endpoint(EndpointService(id, service, (), "added with add_interface_endpoint"))
         self.endpoints[id] = endpoint
         return endpoint
+
+
+def import_vpc(
+    scope: Construct, network: NetworkConfig, *, subnet_type: ec2.SubnetType, reason: str
+) -> tuple[ec2.IVpc, list[ec2.ISecurityGroup]]:
+    """An existing VPC and its security groups from a :class:`~cdk_mlops.config.NetworkConfig`'s ids.
+
+    Nothing is looked up at synth (``Vpc.from_lookup`` would need AWS credentials), so offline
+    synth and tests keep working. The ids become children ``Vpc`` and ``SecurityGroup<n>`` of
+    ``scope``.
+
+    Args:
+        scope: Where the imported constructs go.
+        network: An ``EXISTING`` network (the configuration has checked its ids).
+        subnet_type: How ``subnet_ids`` are imported: ``PRIVATE_ISOLATED`` for an environment's
+            VPC, ``PRIVATE_WITH_EGRESS`` for a tooling VPC whose builds reach the internet.
+        reason: Why the subnets' route tables are not needed when the network names none.
+    """
+    subnets = list(network.subnet_ids)
+    tables = list(network.route_table_ids) or None
+    isolated = subnet_type is ec2.SubnetType.PRIVATE_ISOLATED
+    vpc = ec2.Vpc.from_vpc_attributes(
+        scope,
+        "Vpc",
+        vpc_id=str(network.vpc_id),
+        availability_zones=list(network.availability_zones),
+        isolated_subnet_ids=subnets if isolated else None,
+        isolated_subnet_route_table_ids=tables if isolated else None,
+        private_subnet_ids=None if isolated else subnets,
+        private_subnet_route_table_ids=None if isolated else tables,
+    )
+    if tables is None:
+        Annotations.of(vpc).acknowledge_warning("@aws-cdk/aws-ec2:noSubnetRouteTableId", reason)
+    groups = [
+        ec2.SecurityGroup.from_security_group_id(scope, f"SecurityGroup{index}", group_id, mutable=False)
+        for index, group_id in enumerate(network.security_group_ids, start=1)
+    ]
+    return vpc, groups
 
 
 def placement(network: PrivateNetwork | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from cdk_mlops.constructs.delivery import (
     PipelineSource,
     PlatformDeliveryPipeline,
 )
+from cdk_mlops.constructs.private_network import import_vpc
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.delivery_steps import model_record_name
 from cdk_mlops.errors import ConfigurationError
@@ -257,22 +258,12 @@ class DeliveryStack(cdk.Stack):
         self, network: NetworkConfig
     ) -> tuple[ec2.IVpc, ec2.SubnetSelection, list[ec2.ISecurityGroup] | None]:
         """The tooling VPC, its subnets and security groups, imported from their ids (no lookup at synth)."""
-        vpc = ec2.Vpc.from_vpc_attributes(
-            self,
-            "BuildVpc",
-            vpc_id=str(network.vpc_id),
-            availability_zones=list(network.availability_zones),
-            private_subnet_ids=list(network.subnet_ids),
-            private_subnet_route_table_ids=list(network.route_table_ids) or None,
+        vpc, groups = import_vpc(
+            Construct(self, "Build"),
+            network,
+            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+            reason="the builds never read their subnets' route tables",
         )
-        if not network.route_table_ids:
-            cdk.Annotations.of(vpc).acknowledge_warning(
-                "@aws-cdk/aws-ec2:noSubnetRouteTableId", "the builds never read their subnets' route tables"
-            )
-        groups = [
-            ec2.SecurityGroup.from_security_group_id(self, f"BuildSecurityGroup{i}", group_id, mutable=False)
-            for i, group_id in enumerate(network.security_group_ids, start=1)
-        ]
         return vpc, ec2.SubnetSelection(subnets=vpc.private_subnets), groups or None
 
     def _placed(self, config: EnvironmentConfig) -> EnvironmentConfig:

@@ -9,7 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from cdk_mlops.config import EnvironmentConfig, NetworkMode
-from cdk_mlops.constructs.private_network import PrivateNetwork
+from cdk_mlops.constructs.private_network import PrivateNetwork, import_vpc
 from cdk_mlops.errors import ConfigurationError
 
 #: Availability Zones of a VPC the platform creates (PrivateNetwork uses two).
@@ -47,18 +47,12 @@ class NetworkStack(cdk.Stack):
         if settings.mode is NetworkMode.ISOLATED:
             self.network = PrivateNetwork(self, "Network", removal_policy=config.removal_policy)
         else:
-            vpc = ec2.Vpc.from_vpc_attributes(
+            vpc, groups = import_vpc(
                 self,
-                "Vpc",
-                vpc_id=str(settings.vpc_id),
-                availability_zones=list(settings.availability_zones),
-                isolated_subnet_ids=list(settings.subnet_ids),
-                isolated_subnet_route_table_ids=list(settings.route_table_ids) or None,
+                settings,
+                subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                reason="the VPC's own endpoints serve it; gateway endpoints are added only with route tables",
             )
-            groups = [
-                ec2.SecurityGroup.from_security_group_id(self, f"SecurityGroup{index}", group_id, mutable=False)
-                for index, group_id in enumerate(settings.security_group_ids)
-            ]
             self.network = PrivateNetwork(
                 self,
                 "Network",
