@@ -557,6 +557,15 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             f'{path}.require_network_isolation: true needs a VPC, but network is "none"; set network to '
             '"isolated" (or an existing VPC\'s ids), or set require_network_isolation to false'
         )
+    if (
+        config.require_network_isolation
+        and config.model_package_arn
+        and config.endpoint_kind is EndpointKind.SERVERLESS
+    ):
+        problems.append(
+            f"{path}.endpoint_kind: serverless endpoints cannot run in a VPC, and require_network_isolation is true; "
+            'set "endpoint_kind": "realtime", or set require_network_isolation to false'
+        )
     foreign = [z for z in config.network.availability_zones if config.region and not z.startswith(config.region)]
     if foreign:
         problems.append(

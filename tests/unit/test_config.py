@@ -306,6 +306,18 @@ def test_isolation_without_a_network_is_refused_and_prod_may_opt_out_with_both_k
     assert prod.network.private is False
 
 
+def test_a_serverless_endpoint_where_isolation_is_required_is_refused():
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+    problems = problems_of({"prod": {"endpoint_kind": "serverless", "model_package_arn": arn}})
+    assert problems == [
+        "environments.prod.endpoint_kind: serverless endpoints cannot run in a VPC, and require_network_isolation "
+        'is true; set "endpoint_kind": "realtime", or set require_network_isolation to false'
+    ]
+    # Without a model there is no endpoint yet, so nothing conflicts.
+    (prod,) = load_environments({"prod": {"endpoint_kind": "serverless"}})
+    assert prod.endpoint_kind is EndpointKind.SERVERLESS
+
+
 def test_zones_of_another_region_are_refused():
     problems = problems_of({"prod": {"account": "123456789012", "region": "us-east-1", "network": EXISTING_VPC}})
     assert problems == [
