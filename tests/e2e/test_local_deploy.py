@@ -45,14 +45,13 @@ class Deployment:
         return self.physical_ids[(stack.name, logical_id)]
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deploy_dev(output: Path, overrides: dict[str, Any] | None = None) -> Iterator[Deployment]:
+    """Deploy Dev (with ``overrides`` of its configuration) to a fresh local AWS, for a module's fixture."""
     if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
         pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
     with local_aws() as aws:
         require_loopback(aws.endpoint_url)
-        output = tmp_path_factory.mktemp("cdk.out")
-        templates, _ = deploy_stage(aws, directory=REPO_ROOT, output=output)
+        templates, _ = deploy_stage(aws, directory=REPO_ROOT, output=output, overrides=overrides)
         cloudformation = aws.client("cloudformation")
         physical_ids = {
             (stack.name, r["LogicalResourceId"]): r["PhysicalResourceId"]
@@ -61,6 +60,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             if r.get("LogicalResourceId")
         }
         yield Deployment(aws, templates, output, physical_ids)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    yield from deploy_dev(tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 
 from cdk_mlops.constructs.private_network import GATEWAY_ENDPOINTS, endpoint_services
-from cdk_mlops.local.deploy import check_stack, deploy_stage, destroy_stage
+from cdk_mlops.local.deploy import check_stack, destroy_stage
 from cdk_mlops.local.loop import Loop, Started, Upload, deliver_until_started, upload_version
 from cdk_mlops.local.runtime import FunctionConfiguration
-from cdk_mlops.local.server import local_aws
-from tests.e2e.test_local_deploy import REPO_ROOT, Deployment
+from tests.e2e.test_local_deploy import REPO_ROOT, Deployment, deploy_dev
 
 pytestmark = pytest.mark.e2e
 
@@ -33,19 +32,7 @@ PRIVATE = {"network": "isolated", "require_network_isolation": True}
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
-        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
-    with local_aws() as aws:
-        output = tmp_path_factory.mktemp("cdk.out")
-        templates, _ = deploy_stage(aws, directory=REPO_ROOT, output=output, overrides=PRIVATE)
-        cloudformation = aws.client("cloudformation")
-        physical_ids = {
-            (stack.name, r["LogicalResourceId"]): r["PhysicalResourceId"]
-            for stack in templates
-            for r in cloudformation.describe_stack_resources(StackName=stack.name)["StackResources"]
-            if r.get("LogicalResourceId")
-        }
-        yield Deployment(aws, templates, output, physical_ids)
+    yield from deploy_dev(tmp_path_factory.mktemp("cdk.out"), PRIVATE)
 
 
 @pytest.fixture
