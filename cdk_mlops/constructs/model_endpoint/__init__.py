@@ -1,0 +1,47 @@
+"""ModelEndpoint: a SageMaker endpoint with autoscaling, data capture, safe rollout and monitoring.
+
+One module per idea:
+
+- :mod:`~cdk_mlops.constructs.model_endpoint.settings`: the settings types (capacity, data
+  capture, rollout, scale-down schedule, alarm thresholds), each checking its own values;
+- :mod:`~cdk_mlops.constructs.model_endpoint.validation`: the checks of the construct's arguments
+  as a whole;
+- :mod:`~cdk_mlops.constructs.model_endpoint.endpoint`: the :class:`ModelEndpoint` construct
+  (model, endpoint configuration, endpoint, blue/green rollout, role and grants);
+- :mod:`~cdk_mlops.constructs.model_endpoint.autoscaling`: target tracking and the scale-down
+  schedule of realtime endpoints;
+- :mod:`~cdk_mlops.constructs.model_endpoint.monitoring`: metrics, alarms and the dashboard.
+
+Every public name is importable from ``cdk_mlops.constructs.model_endpoint``.
+"""
+
+from __future__ import annotations
+
+from cdk_mlops.constructs.model_endpoint.endpoint import LOCAL_STORAGE_INFO_ID as LOCAL_STORAGE_INFO_ID
+from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME as VARIANT_NAME
+from cdk_mlops.constructs.model_endpoint.endpoint import ModelEndpoint
+from cdk_mlops.constructs.model_endpoint.monitoring import ENDPOINT_INSTANCE_NAMESPACE as ENDPOINT_INSTANCE_NAMESPACE
+from cdk_mlops.constructs.model_endpoint.monitoring import SAGEMAKER_NAMESPACE as SAGEMAKER_NAMESPACE
+from cdk_mlops.constructs.model_endpoint.settings import (
+    DataCaptureSettings,
+    ErrorCountThreshold,
+    LatencyThreshold,
+    RealtimeSettings,
+    RolloutSettings,
+    ScaleDownSchedule,
+    ServerlessSettings,
+    TrafficShift,
+)
+
+# The constants above stay importable from here, as before the split, but outside ``import *``.
+__all__ = [
+    "DataCaptureSettings",
+    "ErrorCountThreshold",
+    "LatencyThreshold",
+    "ModelEndpoint",
+    "RealtimeSettings",
+    "RolloutSettings",
+    "ScaleDownSchedule",
+    "ServerlessSettings",
+    "TrafficShift",
+]

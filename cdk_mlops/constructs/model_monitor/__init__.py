@@ -1,0 +1,54 @@
+"""ModelMonitor: scheduled Model Monitor jobs on an endpoint's captured data, with alarms that feed retraining.
+
+The public API is re-exported here; import from ``cdk_mlops.constructs.model_monitor``. Where
+each part lives:
+
+- :mod:`.construct`: the ``ModelMonitor`` construct, which validates and wires the parts below;
+- :mod:`.monitoring_type`: ``MonitoringType``, the four things Model Monitor checks;
+- one module per type, with its settings and its job definition: :mod:`.data_quality`,
+  :mod:`.model_quality` (and ``MonitorProblemType``), :mod:`.model_bias`,
+  :mod:`.model_explainability` (and Clarify's shadow-endpoint access);
+- what the types share: :mod:`.baselines` (the files they compare with), :mod:`.job` (compute
+  settings, network and the job definition's common properties), :mod:`.checks` (validation
+  helpers), :mod:`.schedule` (``MonitorSchedule`` and the schedule resource);
+- what follows an execution: :mod:`.violations` (violations → retrain events, failures → the
+  topic) and :mod:`.alarms` (execution, drift and quality alarms, and their names);
+- :mod:`.access`: the least-privilege grants of the jobs' role.
+"""
+
+from __future__ import annotations
+
+from cdk_mlops.constructs.model_monitor.alarms import feature_drift_alarm_name, model_quality_alarm_name
+from cdk_mlops.constructs.model_monitor.baselines import Baselines
+from cdk_mlops.constructs.model_monitor.construct import ModelMonitor
+from cdk_mlops.constructs.model_monitor.data_quality import DataQualitySettings
+from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings
+from cdk_mlops.constructs.model_monitor.model_explainability import ModelExplainabilitySettings
+from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings, MonitorProblemType
+from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
+from cdk_mlops.constructs.model_monitor.schedule import MonitorSchedule, schedule_name
+from cdk_mlops.constructs.model_monitor.violations import (
+    FAILED_STATUSES,
+    METRICS_NAMESPACE,
+    PROCESSING_JOB_STATE_CHANGE,
+    VIOLATIONS_EXIT_PREFIX,
+)
+
+__all__ = [
+    "FAILED_STATUSES",
+    "METRICS_NAMESPACE",
+    "PROCESSING_JOB_STATE_CHANGE",
+    "VIOLATIONS_EXIT_PREFIX",
+    "Baselines",
+    "DataQualitySettings",
+    "ModelBiasSettings",
+    "ModelExplainabilitySettings",
+    "ModelMonitor",
+    "ModelQualitySettings",
+    "MonitorProblemType",
+    "MonitorSchedule",
+    "MonitoringType",
+    "feature_drift_alarm_name",
+    "model_quality_alarm_name",
+    "schedule_name",
+]

@@ -1,0 +1,495 @@
+"""ModelMonitor: the construct that wires an endpoint's monitoring jobs, schedules, events, alarms and dashboard.
+
+Each monitoring type's module builds its job definition; :mod:`.schedule` runs it on a
+schedule; :mod:`.access` grants the jobs' role; :mod:`.violations` routes the executions'
+events; :mod:`.alarms` watches them. This module validates the arguments, decides the names,
+keys and network, and exposes every resource and metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct, IConstruct
+
+from cdk_mlops.constructs.common import SAGEMAKER_NAME, sagemaker_image_uri
+from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.model_endpoint import ModelEndpoint
+from cdk_mlops.constructs.model_monitor.access import grant_job_access
+from cdk_mlops.constructs.model_monitor.alarms import define_alarms
+from cdk_mlops.constructs.model_monitor.baselines import Baselines
+from cdk_mlops.constructs.model_monitor.checks import whole_problem
+from cdk_mlops.constructs.model_monitor.data_quality import DataQualitySettings, define_data_quality_job
+from cdk_mlops.constructs.model_monitor.job import JobContext, job_network
+from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings, define_model_bias_job
+from cdk_mlops.constructs.model_monitor.model_explainability import (
+    NETWORK_NOTE,
+    ModelExplainabilitySettings,
+    define_model_explainability_job,
+)
+from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings, define_model_quality_job
+from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
+from cdk_mlops.constructs.model_monitor.schedule import define_schedule, metric_period, schedule_name
+from cdk_mlops.constructs.model_monitor.violations import METRICS_NAMESPACE, define_violation_routing
+from cdk_mlops.datasets import dataset_name_problems
+from cdk_mlops.errors import ConfigurationError
+
+__all__ = ["ModelMonitor"]
+
+_Settings = DataQualitySettings | ModelQualitySettings | ModelBiasSettings | ModelExplainabilitySettings
+
+
+class ModelMonitor(Construct):
+    """Scheduled Model Monitor jobs on an endpoint's captured data, with alarms that feed retraining.
+
+    One job definition and one monitoring schedule per requested type (data
+    quality, model quality, bias, explainability), each on its own schedule,
+    comparing the captured traffic with the baselines of the model the
+    endpoint serves. Reports land under ``monitoring/<endpoint>/<type>/`` of
+    the data store, encrypted with its key; job volumes use the construct's
+    key; jobs run in the endpoint's VPC with its network isolation. Every
+    completed execution that found violations becomes a ``cdk-mlops.monitor`` /
+    ``Model Monitor Violation`` event on the default bus (the retrain trigger's
+    input) through an Express state machine without code; failed executions
+    notify the topic; an alarm fires when no execution completes. Opt-in alarms
+    on per-feature drift and model-quality metrics are listed in
+    ``drift_alarms`` for ``RetrainTrigger(drift_alarms=...)``.
+
+    Example::
+
+        package = sagemaker_client.describe_model_package(ModelPackageName=arn)   # at deploy time, not synth
+        monitor = ModelMonitor(self, "Monitor", endpoint=endpoint, data_store=store, dataset="churn",
+                               data_quality=DataQualitySettings(
+                                   baselines=Baselines.from_model_package(package),
+                                   drift_thresholds={"total_charges": 0.2}))
+        RetrainTrigger(self, "Retrain", ..., drift_alarms=monitor.drift_alarms)
+
+    Attributes:
+        endpoint_name: The monitored endpoint.
+        data_store: The store holding captured data, ground truth and reports.
+        types: The monitoring types, in ``MonitoringType`` order.
+        schedule_names: Monitoring schedule name per type.
+        schedule_arns: Monitoring schedule ARN per type.
+        output_uris: ``s3://<store>/monitoring/<endpoint>/<type>/`` per type.
+        role: The monitoring jobs' execution role.
+        encryption_key: Encrypts job volumes, the dead-letter queue and the
+            created topic.
+        alarm_topic: Where alarms and failed executions notify.
+        job_definitions: The ``AWS::SageMaker::*JobDefinition`` per type.
+        schedules: The ``AWS::SageMaker::MonitoringSchedule`` per type.
+        completed_rules: EventBridge rule per type: completed executions → the violation publisher.
+        failed_rules: EventBridge rule per type: failed or stopped executions → the topic.
+        violation_publisher: Express state machine that turns executions with
+            violations into ``Model Monitor Violation`` events.
+        violation_log_group: The state machine's execution log.
+        dead_letter_queue: Completed-execution events EventBridge could not deliver.
+        execution_alarms: Per type, in ALARM when no execution completed for
+            ``missing_execution_periods`` schedule intervals (failed or missing).
+        feature_drift_alarms: Opt-in drift alarm per feature.
+        model_quality_alarms: Opt-in alarm per model-quality metric.
+        drift_alarms: Feature-drift and model-quality alarms, for the retrain trigger.
+        publisher_failed_alarm: In ALARM when the violation publisher fails.
+        dead_letter_alarm: In ALARM when an event is in the dead-letter queue.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        endpoint: ModelEndpoint,
+        data_store: VersionedDataStore,
+        data_quality: DataQualitySettings | None = None,
+        model_quality: ModelQualitySettings | None = None,
+        model_bias: ModelBiasSettings | None = None,
+        model_explainability: ModelExplainabilitySettings | None = None,
+        dataset: str | None = None,
+        name_prefix: str | None = None,
+        enable_network_isolation: bool | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        encryption_key: kms.IKey | None = None,
+        missing_execution_periods: int = 2,
+        add_to_endpoint_dashboard: bool = True,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """Define the monitor.
+
+        Args:
+            scope: The parent construct.
+            id: The construct id.
+            endpoint: The endpoint to monitor; it must capture data
+                (``ModelEndpoint(data_capture=...)``).
+            data_store: The store the endpoint captures into; reports are
+                written under ``monitoring/<endpoint>/<type>/`` and ground truth
+                is read from it.
+            data_quality: Monitor data quality. Default: - not monitored.
+            model_quality: Monitor model quality. Default: - not monitored.
+            model_bias: Monitor bias drift. Default: - not monitored.
+            model_explainability: Monitor feature attribution drift. Default: - not monitored.
+                At least one of the four is required.
+            dataset: The dataset a violation retrains (``detail.dataset`` of the
+                event). Default: - omitted; the retrain trigger retrains its first dataset.
+            name_prefix: Prefix of schedule and alarm names (lower case). Default: - the endpoint name.
+            enable_network_isolation: Jobs make no network calls. Default: - the
+                endpoint model's setting (explainability jobs never: Clarify calls
+                the SageMaker API).
+            security_groups: Security groups of the jobs in the endpoint's VPC.
+                Default: - the endpoint model's security groups.
+            alarm_topic: Every alarm and failed execution notifies it. Default: - a
+                new topic encrypted with ``encryption_key``.
+            encryption_key: Encrypts job volumes, the dead-letter queue and a
+                created topic. Default: - a new key with rotation on.
+            missing_execution_periods: Schedule intervals without a completed
+                execution before an execution alarm fires (2 to 10). Default: - 2.
+            add_to_endpoint_dashboard: Add the monitoring widgets to the
+                endpoint's dashboard when it is in this construct's stack.
+                Default: - True.
+            log_retention: How long the violation publisher's log is kept. Default: - 3 months.
+            removal_policy: For the created key, queue and log group. Default: - RETAIN.
+
+        Raises:
+            ConfigurationError: listing every invalid argument, before any
+                resource is defined.
+        """
+        super().__init__(scope, id)
+        requested: dict[MonitoringType, _Settings] = {
+            t: s
+            for t, s in (
+                (MonitoringType.DATA_QUALITY, data_quality),
+                (MonitoringType.MODEL_QUALITY, model_quality),
+                (MonitoringType.MODEL_BIAS, model_bias),
+                (MonitoringType.MODEL_EXPLAINABILITY, model_explainability),
+            )
+            if s is not None
+        }
+        prefix = endpoint.endpoint_name if name_prefix is None else name_prefix
+        problems = self._problems(endpoint, requested, prefix, dataset, missing_execution_periods, security_groups)
+        if problems:
+            raise ConfigurationError(self, problems)
+
+        stack = Stack.of(self)
+        self.endpoint_name: str = endpoint.endpoint_name
+        self.types: tuple[MonitoringType, ...] = tuple(requested)
+        self._settings = requested
+        self._prefix = prefix
+        self.schedule_names: dict[MonitoringType, str] = {t: schedule_name(prefix, t) for t in requested}
+        self.schedule_arns: dict[MonitoringType, str] = {
+            t: stack.format_arn(service="sagemaker", resource="monitoring-schedule", resource_name=n)
+            for t, n in self.schedule_names.items()
+        }
+        monitoring_prefix = f"{data_store.monitoring_prefix}{endpoint.endpoint_name}/"
+        self.data_store = data_store
+        self._monitoring_prefix = monitoring_prefix
+        self.output_uris: dict[MonitoringType, str] = {
+            t: data_store.s3_uri(f"{monitoring_prefix}{t.slug}/") for t in requested
+        }
+
+        self.encryption_key: kms.IKey = encryption_key or kms.Key(
+            self,
+            "Key",
+            description=f"Encrypts the {self.node.path} job volumes, dead-letter queue and notifications",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        self.alarm_topic: sns.ITopic = alarm_topic or self._topic()
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Runs the Model Monitor jobs of the {endpoint.endpoint_name} endpoint (least privilege)",
+        )
+        vpc_config, isolated = job_network(endpoint, enable_network_isolation, security_groups)
+        images = self._images(requested)
+        grant_job_access(
+            self,
+            self.role,
+            endpoint_name=endpoint.endpoint_name,
+            data_store=data_store,
+            monitoring_prefix=monitoring_prefix,
+            requested=requested,
+            images=images,
+            volume_key=self.encryption_key,
+            vpc_config=vpc_config,
+        )
+
+        self._scopes: dict[MonitoringType, Construct] = {}
+        self.job_definitions: dict[MonitoringType, CfnResource] = {}
+        self.schedules: dict[MonitoringType, sagemaker.CfnMonitoringSchedule] = {}
+        for monitoring_type, settings in requested.items():
+            job = JobContext(
+                role_arn=self.role.role_arn,
+                endpoint_name=self.endpoint_name,
+                volume_key_arn=self.encryption_key.key_arn,
+                report_key_arn=data_store.encryption_key.key_arn,
+                report_uri=self.output_uris[monitoring_type],
+                image_uri=images[monitoring_type],
+                vpc_config=vpc_config,
+                network_isolation=isolated,
+            )
+            self._define_job(endpoint, monitoring_type, settings, job)
+
+        routing = define_violation_routing(
+            self,
+            scopes=self._scopes,
+            schedule_names=self.schedule_names,
+            schedule_arns=self.schedule_arns,
+            endpoint_name=self.endpoint_name,
+            dataset=dataset,
+            encryption_key=self.encryption_key,
+            alarm_topic=self.alarm_topic,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        self.violation_log_group: logs.LogGroup = routing.log_group
+        self.violation_publisher = routing.publisher
+        self.dead_letter_queue = routing.dead_letter_queue
+        self.completed_rules: dict[MonitoringType, events.Rule] = routing.completed_rules
+        self.failed_rules: dict[MonitoringType, events.Rule] = routing.failed_rules
+
+        alarms = define_alarms(
+            self,
+            metrics=self,
+            scopes=self._scopes,
+            settings=requested,
+            prefix=prefix,
+            missing_periods=missing_execution_periods,
+            publisher=self.violation_publisher,
+            dead_letter_queue=self.dead_letter_queue,
+            alarm_topic=self.alarm_topic,
+        )
+        self.execution_alarms: dict[MonitoringType, cw.Alarm] = alarms.execution
+        self.feature_drift_alarms: dict[str, cw.Alarm] = alarms.feature_drift
+        self.model_quality_alarms: dict[str, cw.Alarm] = alarms.model_quality
+        self.drift_alarms: list[cw.IAlarm] = [*self.feature_drift_alarms.values(), *self.model_quality_alarms.values()]
+        self.publisher_failed_alarm = alarms.publisher_failed
+        self.dead_letter_alarm = alarms.dead_letter
+
+        if add_to_endpoint_dashboard and Stack.of(endpoint) is stack:
+            self.add_to_dashboard(endpoint.dashboard)
+
+    # ------------------------------------------------------------------ validation
+
+    def _problems(
+        self,
+        endpoint: ModelEndpoint,
+        requested: Mapping[MonitoringType, _Settings],
+        prefix: str,
+        dataset: str | None,
+        missing_periods: int,
+        security_groups: Sequence[ec2.ISecurityGroup] | None,
+    ) -> list[str]:
+        found: list[str] = []
+        if endpoint.capture_uri is None:
+            found.append(
+                f"endpoint {endpoint.node.path} captures no data, and Model Monitor analyses captured requests; "
+                "create it with data_capture=DataCaptureSettings(...) (realtime endpoints only)"
+            )
+        if not requested:
+            found.append(
+                "nothing to monitor; pass at least one of data_quality, model_quality, model_bias, model_explainability"
+            )
+        for monitoring_type, settings in requested.items():
+            found += settings.problems()
+            found += self._stale_baseline_problems(endpoint, monitoring_type, settings.baselines)
+        if not Token.is_unresolved(prefix):
+            longest = max((len(schedule_name(prefix, t)) for t in requested), default=0)
+            if not SAGEMAKER_NAME.match(prefix) or longest > 63:
+                found.append(
+                    f"name_prefix {prefix!r} must be lower-case letters, digits and hyphens, short enough that "
+                    f"'<prefix>-<type>' fits SageMaker's 63 characters (longest here: {longest}); pass a shorter "
+                    "name_prefix"
+                )
+        if dataset is not None and not Token.is_unresolved(dataset):
+            found += [f"dataset: {p}" for p in dataset_name_problems(dataset)]
+        found += whole_problem("missing_execution_periods", missing_periods, 2, 10)
+        if security_groups is not None and endpoint.model.vpc_config is None:
+            found.append("security_groups need an endpoint in a VPC; the endpoint has none, remove security_groups")
+        return found
+
+    @staticmethod
+    def _stale_baseline_problems(
+        endpoint: ModelEndpoint, monitoring_type: MonitoringType, baselines: Baselines
+    ) -> list[str]:
+        source = baselines.model_package_arn
+        container = endpoint.model.primary_container
+        served = getattr(container, "model_package_name", None)
+        if source is None or not isinstance(served, str) or Token.is_unresolved(served):
+            return []
+        if source.lower() == served.lower():
+            return []
+        return [
+            f"{monitoring_type.value} baselines come from {source}, but the endpoint serves {served}; monitoring "
+            "a model against another model's baselines reports stale drift. Take the baselines from the served "
+            "package (Baselines.from_model_package of its description)"
+        ]
+
+    # ------------------------------------------------------------------ resources
+
+    def _topic(self) -> sns.Topic:
+        # EventBridge (failed executions) and CloudWatch alarms publish to the encrypted topic.
+        for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
+            self.encryption_key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey")
+        return sns.Topic(self, "AlarmTopic", master_key=self.encryption_key, enforce_ssl=True)
+
+    def _images(self, requested: Mapping[MonitoringType, _Settings]) -> dict[MonitoringType, str]:
+        images: dict[MonitoringType, str] = {}
+        for monitoring_type, settings in requested.items():
+            if isinstance(settings, ModelBiasSettings | ModelExplainabilitySettings):
+                images[monitoring_type] = settings.image_uri or sagemaker_image_uri(self, "clarify")
+            else:
+                images[monitoring_type] = sagemaker_image_uri(self, "model-monitor")
+        return images
+
+    def _define_job(
+        self, endpoint: ModelEndpoint, monitoring_type: MonitoringType, settings: _Settings, job: JobContext
+    ) -> None:
+        """The type's job definition and the schedule that runs it, under a scope named for the type."""
+        scope = Construct(self, monitoring_type.value)
+        self._scopes[monitoring_type] = scope
+        definition = self._job_definition(scope, settings, job)
+        # The definition names the role with Fn::GetAtt, so it already follows the role; its
+        # policy and the endpoint (named by a plain string) are not referenced.
+        definition.node.add_dependency(self._role_policy())
+        definition.node.add_dependency(endpoint.endpoint)
+        self.job_definitions[monitoring_type] = definition
+        schedule = define_schedule(
+            scope,
+            name=self.schedule_names[monitoring_type],
+            endpoint_name=self.endpoint_name,
+            monitoring_type=monitoring_type,
+            schedule=settings.schedule,
+            job_definition=definition,
+        )
+        schedule.node.add_dependency(endpoint.endpoint)
+        self.schedules[monitoring_type] = schedule
+
+    def _job_definition(self, scope: Construct, settings: _Settings, job: JobContext) -> CfnResource:
+        """The job definition of ``settings``' monitoring type, built by that type's module."""
+        if isinstance(settings, DataQualitySettings):
+            return define_data_quality_job(scope, settings, job)
+        if isinstance(settings, ModelQualitySettings):
+            return define_model_quality_job(scope, settings, job, self.data_store)
+        if isinstance(settings, ModelBiasSettings):
+            return define_model_bias_job(scope, settings, job, self.data_store)
+        definition = define_model_explainability_job(scope, settings, job)
+        Annotations.of(self).add_info(NETWORK_NOTE)
+        return definition
+
+    def _role_policy(self) -> IConstruct:
+        """The jobs' role's default policy (the grants below): scheduled jobs need its permissions."""
+        return self.role.node.find_child("DefaultPolicy")
+
+    # ------------------------------------------------------------------ dashboard and grants
+
+    def add_to_dashboard(self, dashboard: cw.Dashboard) -> None:
+        """Add the monitoring rows to ``dashboard``: violations and executions over time, drift, alarms.
+
+        Called automatically for the endpoint's dashboard when it is in this
+        construct's stack. A dashboard in another stack references this
+        stack's rules and alarms, so that stack then depends on this one.
+        """
+        violations = [self.metric_violations(t, label=t.value) for t in self.types]
+        completed = [self.metric_completed_executions(t, label=f"{t.value} completed") for t in self.types]
+        failed = [self.metric_failed_executions(t, label=f"{t.value} failed") for t in self.types]
+        row: list[cw.IWidget] = [
+            cw.GraphWidget(title="Model Monitor violations", left=violations, width=12),
+            cw.GraphWidget(title="Monitoring executions", left=completed, right=failed, width=12),
+        ]
+        dashboard.add_widgets(*row)
+        details: list[cw.IWidget] = []
+        if self.feature_drift_alarms:
+            drift = [self.metric_feature_drift(f, label=f) for f in self.feature_drift_alarms]
+            details.append(cw.GraphWidget(title="Feature baseline drift", left=drift, width=12))
+        if self.model_quality_alarms:
+            quality = [self.metric_model_quality(m, label=m) for m in self.model_quality_alarms]
+            details.append(cw.GraphWidget(title="Model quality", left=quality, width=12))
+        if details:
+            dashboard.add_widgets(*details)
+        dashboard.add_widgets(cw.AlarmStatusWidget(title="Model Monitor alarms", alarms=self.alarms, width=24))
+
+    def grant_read_reports(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let a principal read the monitoring reports of this endpoint (e.g. a notebook or reporting role)."""
+        return self.data_store.grant_read(grantee, prefix=self._monitoring_prefix)
+
+    # ------------------------------------------------------------------ metrics and alarms
+
+    @property
+    def alarms(self) -> list[cw.Alarm]:
+        """Every alarm this construct created."""
+        return [
+            *self.execution_alarms.values(),
+            *self.feature_drift_alarms.values(),
+            *self.model_quality_alarms.values(),
+            self.publisher_failed_alarm,
+            self.dead_letter_alarm,
+        ]
+
+    def metric(self, monitoring_type: MonitoringType, metric_name: str, **options: Any) -> cw.Metric:
+        """A metric Model Monitor publishes for one of this construct's schedules.
+
+        Dimensions ``Endpoint`` and ``MonitoringSchedule``, in the type's
+        namespace (``aws/sagemaker/Endpoints/data-metrics``, ``model-metrics``,
+        ``bias-metrics``, ``explainability-metrics``). Bias metrics carry more
+        dimensions; pass them with ``dimensions_map``.
+
+        Args:
+            monitoring_type: One of the monitored types.
+            metric_name: e.g. ``feature_baseline_drift_total_charges`` or ``accuracy``.
+            options: ``cw.MetricOptions`` keywords. Default: - Maximum over one schedule interval.
+        """
+        extra = dict(options.pop("dimensions_map", None) or {})
+        props: dict[str, Any] = {"statistic": "Maximum", "period": self._period(monitoring_type), **options}
+        dimensions = {"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_names[monitoring_type]}
+        return cw.Metric(
+            namespace=monitoring_type.namespace,
+            metric_name=metric_name,
+            dimensions_map={**dimensions, **extra},
+            **props,
+        )
+
+    def metric_feature_drift(self, feature: str, **options: Any) -> cw.Metric:
+        """``feature_baseline_drift_<feature>`` (data quality): the distance from the baseline distribution."""
+        return self.metric(MonitoringType.DATA_QUALITY, f"feature_baseline_drift_{feature}", **options)
+
+    def metric_model_quality(self, metric_name: str, **options: Any) -> cw.Metric:
+        """A model-quality metric such as ``accuracy``, ``auc`` or ``rmse``; Average over one interval."""
+        return self.metric(MonitoringType.MODEL_QUALITY, metric_name, **{"statistic": "Average", **options})
+
+    def metric_violations(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
+        """Executions of one schedule that found violations (each one retrain event), summed per interval."""
+        props: dict[str, Any] = {"statistic": "Sum", "period": self._period(monitoring_type), **options}
+        return cw.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name="Violations",
+            dimensions_map={"MonitoringSchedule": self.schedule_names[monitoring_type]},
+            **props,
+        )
+
+    def metric_completed_executions(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
+        """Completed executions of one schedule (with or without violations), summed per interval."""
+        return self._rule_metric(self.completed_rules[monitoring_type], monitoring_type, **options)
+
+    def metric_failed_executions(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
+        """Failed or stopped executions of one schedule, summed per interval."""
+        return self._rule_metric(self.failed_rules[monitoring_type], monitoring_type, **options)
+
+    def _rule_metric(self, rule: events.Rule, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
+        props: dict[str, Any] = {"statistic": "Sum", "period": self._period(monitoring_type), **options}
+        return cw.Metric(
+            namespace="AWS/Events", metric_name="TriggeredRules", dimensions_map={"RuleName": rule.rule_name}, **props
+        )
+
+    def _period(self, monitoring_type: MonitoringType) -> Duration:
+        return metric_period(self._settings[monitoring_type].schedule)

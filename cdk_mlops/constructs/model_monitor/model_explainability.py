@@ -1,0 +1,134 @@
+"""Feature-attribution drift monitoring with SageMaker Clarify: its settings, job and shadow-endpoint access.
+
+Clarify computes SHAP values against a temporary shadow endpoint of the served model, which it
+creates through the SageMaker API; so these jobs never run network-isolated, and their role may
+manage endpoints named for Clarify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from aws_cdk import CfnResource, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from cdk_mlops.constructs.common import GUARDRAILS, acknowledge, iam5_findings, nag_resource
+from cdk_mlops.constructs.model_monitor.checks import image_problems
+from cdk_mlops.constructs.model_monitor.job import JobContext, JobSettings, baseline_constraints
+from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
+
+__all__ = [
+    "NETWORK_NOTE",
+    "ModelExplainabilitySettings",
+    "define_model_explainability_job",
+    "grant_clarify_shadow_endpoint",
+]
+
+#: The note on a monitor with explainability jobs: they run without network isolation.
+NETWORK_NOTE: Final = (
+    "[cdk-mlops:monitor-explainability-network] explainability jobs run without network isolation: "
+    "SageMaker Clarify calls the SageMaker API for its shadow endpoint"
+)
+
+# SageMaker Clarify computes SHAP values against a temporary shadow endpoint of the served model,
+# named with the prefix below unless the analysis configuration chooses another.
+_CLARIFY_SHADOW_PREFIX = "sm-clarify-"
+_CLARIFY_SHADOW_ACTIONS = (
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DescribeEndpointConfig",
+    "sagemaker:DeleteEndpointConfig",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:AddTags",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelExplainabilitySettings(JobSettings):
+    """Feature-attribution drift monitoring with SageMaker Clarify (SHAP).
+
+    Clarify computes attributions against a temporary shadow endpoint of the
+    served model, so these jobs cannot run with network isolation (they call
+    the SageMaker API); they still run in the endpoint's VPC when it has one.
+    The analysis configuration's ``predictor.model_name`` must name the model
+    the endpoint serves (``endpoint.model.attr_model_name``), so regenerate it
+    with every model version.
+
+    Attributes:
+        baselines: Explainability constraints and the Clarify analysis
+            configuration (``analysis_config_uri``) (required).
+        image_uri: The SageMaker Clarify image. Default: - the region's prebuilt Clarify
+            image (``sagemaker-clarify-processing:1.0``, from :mod:`cdk_mlops.image_uris`).
+        features_attribute: JSON path of the features in JSON Lines requests. Default: - none (CSV).
+        inference_attribute: Index or JSON path of the prediction. Default: - none.
+        probability_attribute: Index or JSON path of the probability. Default: - none.
+        schedule: Default: - hourly.
+        instance_type: Default: - ``ml.m5.xlarge``.
+        instance_count: Default: - 1.
+        volume_size_gb: Default: - 20.
+        max_runtime: Default: - 1 hour.
+    """
+
+    image_uri: str | None = None
+    features_attribute: str | None = None
+    inference_attribute: str | None = None
+    probability_attribute: str | None = None
+
+    def problems(self, where: str = "model_explainability") -> list[str]:
+        """Every invalid setting, each with its value and the fix; tokens are not checked."""
+        found = self._common_problems(where, MonitoringType.MODEL_EXPLAINABILITY)
+        return found + image_problems(f"{where}.image_uri", self.image_uri)
+
+
+def define_model_explainability_job(
+    scope: Construct, settings: ModelExplainabilitySettings, job: JobContext
+) -> CfnResource:
+    """The ``JobDefinition`` under ``scope``: Clarify's feature attributions, without network isolation."""
+    baselines = settings.baselines
+    # Clarify calls the SageMaker API for its shadow endpoint.
+    job = replace(job, network_isolation=False)
+    definition = sagemaker.CfnModelExplainabilityJobDefinition(
+        scope,
+        "JobDefinition",
+        model_explainability_app_specification=job.app_specification(configUri=baselines.analysis_config_uri),
+        model_explainability_baseline_config=baseline_constraints(baselines),
+        model_explainability_job_input={
+            "endpointInput": job.endpoint_input(
+                featuresAttribute=settings.features_attribute,
+                inferenceAttribute=settings.inference_attribute,
+                probabilityAttribute=settings.probability_attribute,
+            )
+        },
+        model_explainability_job_output_config=job.output_config(),
+        **job.properties(settings),
+    )
+    if job.vpc_config is not None:
+        acknowledge(
+            definition,
+            "SageMaker Clarify computes feature attributions against a shadow endpoint it creates through "
+            "the SageMaker API, which network isolation would block; the job still runs in the endpoint's "
+            "VPC subnets and security groups",
+            f"{GUARDRAILS}::MLOPS-007",
+        )
+    return definition
+
+
+def grant_clarify_shadow_endpoint(scope: Construct, role: iam.IRole) -> None:
+    """Let ``role`` manage and invoke the shadow endpoints Clarify names ``sm-clarify-*``."""
+    stack = Stack.of(scope)
+    shadow = [
+        stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{_CLARIFY_SHADOW_PREFIX}*")
+        for kind in ("endpoint", "endpoint-config")
+    ]
+    iam.Grant.add_to_principal(grantee=role, actions=list(_CLARIFY_SHADOW_ACTIONS), resource_arns=shadow)
+    acknowledge(
+        role,
+        "SageMaker Clarify names its temporary shadow endpoint per execution; the wildcard is limited to "
+        f"endpoints and configurations named {_CLARIFY_SHADOW_PREFIX}*",
+        *iam5_findings(resources=(nag_resource(scope, a) for a in shadow)),
+    )
