@@ -1,12 +1,14 @@
 """End to end: the pinned CDK CLI deploys the Dev stage to the embedded local AWS, then destroys it.
 
 One module-scoped deployment (it takes seconds, not milliseconds); the tests after it read
-the AWS state through boto3 and compare it with the synthesized templates, so they follow
-the stage as stacks are added. The destroy tests come last and share one destroy.
+the AWS state through boto3 and state the expected values outright (a bucket is versioned
+"Enabled", encrypted with the store's own key, refuses plain HTTP), so a setting missing from
+both the template and the deployment fails. The destroy tests come last and share one destroy.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from cdk_mlops.local.server import LocalAws, local_aws, require_loopback
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BUCKET, KEY = "AWS::S3::Bucket", "AWS::KMS::Key"
 
 
 @dataclass
@@ -80,15 +83,6 @@ def destroyed(deployment: Deployment) -> Deployment:
     return deployment
 
 
-def _resolve_key_arn(deployment: Deployment, stack: StackTemplate, reference: Any) -> str:
-    """The ARN of the key a template's ``KMSMasterKeyID`` points at (a Ref/GetAtt in the stack, or a literal)."""
-    if isinstance(reference, str):
-        return reference
-    logical_id = reference["Fn::GetAtt"][0] if "Fn::GetAtt" in reference else reference["Ref"]
-    key_id = deployment.physical_id(stack, logical_id)
-    return str(deployment.aws.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
-
-
 def _status(cloudformation: Any, stack_name: str) -> str:
     try:
         return str(cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"])
@@ -111,60 +105,57 @@ def test_every_stack_is_complete_with_every_resource_provisioned(deployed):
     assert all(s.name.startswith("Dev-") for s in deployed.templates)
 
 
-def test_buckets_have_versioning_and_encryption_as_their_templates_say(deployed):
-    buckets = deployed.resources("AWS::S3::Bucket")
-    if not buckets:
-        pytest.skip("the Dev stage has no S3 bucket yet")
-    s3 = deployed.aws.client("s3")
-    for stack, logical_id, resource in buckets:
-        name = deployed.physical_id(stack, logical_id)
-        properties = resource.get("Properties", {})
-        expected_versioning = properties.get("VersioningConfiguration", {}).get("Status")
-        assert s3.get_bucket_versioning(Bucket=name).get("Status") == expected_versioning, name
-        sse = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
-        if sse:
-            rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
-            default = sse[0]["ServerSideEncryptionByDefault"]
-            assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == default["SSEAlgorithm"], name
-            if "KMSMasterKeyID" in default:
-                expected_key = _resolve_key_arn(deployed, stack, default["KMSMasterKeyID"])
-                assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == expected_key, name
-
-
-def test_the_data_bucket_is_versioned_and_kms_encrypted(deployed):
-    data_buckets = [
-        (stack, logical_id)
-        for stack, logical_id, resource in deployed.resources("AWS::S3::Bucket")
-        if stack.name == "Dev-Data"
-        and resource.get("Properties", {})
-        .get("BucketEncryption", {})
-        .get("ServerSideEncryptionConfiguration", [{}])[0]
-        .get("ServerSideEncryptionByDefault", {})
-        .get("SSEAlgorithm")
-        == "aws:kms"
+def _physical_ids(deployment: Deployment, stack_name: str, resource_type: str, prefix: str) -> list[str]:
+    """Physical ids of ``stack_name``'s ``resource_type`` resources whose logical id starts with ``prefix``."""
+    return [
+        deployment.physical_id(stack, logical_id)
+        for stack, logical_id, _ in deployment.resources(resource_type)
+        if stack.name == stack_name and logical_id.startswith(prefix)
     ]
-    if not data_buckets:
-        pytest.skip("the Dev stage has no data store bucket yet")
+
+
+def _statements(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    return statements
+
+
+def test_every_bucket_is_versioned_and_refuses_plain_http_and_old_tls(deployed):
     s3 = deployed.aws.client("s3")
-    for stack, logical_id in data_buckets:
-        name = deployed.physical_id(stack, logical_id)
-        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
-        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
-        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-        assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"].startswith("arn:aws:kms:us-east-1:")
-        s3.put_object(Bucket=name, Key="datasets/e2e/rows.csv", Body=b"a,b\n1,2\n")
-        assert s3.get_object(Bucket=name, Key="datasets/e2e/rows.csv")["Body"].read() == b"a,b\n1,2\n"
+    buckets = [deployed.physical_id(stack, logical_id) for stack, logical_id, _ in deployed.resources(BUCKET)]
+    assert len(buckets) == 2, "Dev has the data store's bucket and its access-log bucket"
+    for name in buckets:
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled", name
+        denies = [(st["Action"], st["Condition"]) for st in _statements(s3, name) if st["Effect"] == "Deny"]
+        assert ("s3:*", {"Bool": {"aws:SecureTransport": "false"}}) in denies, name
+        assert ("s3:*", {"NumericLessThan": {"s3:TlsVersion": 1.2}}) in denies, name
 
 
-def test_keys_exist_with_rotation_as_their_templates_say(deployed):
+def test_the_data_bucket_is_encrypted_with_the_stores_own_key_and_logs_to_the_log_bucket(deployed):
+    s3, kms = deployed.aws.client("s3"), deployed.aws.client("kms")
+    (bucket,) = _physical_ids(deployed, "Dev-Data", BUCKET, "StoreBucket")
+    (log_bucket,) = _physical_ids(deployed, "Dev-Data", BUCKET, "StoreAccessLogs")
+    (key_id,) = _physical_ids(deployed, "Dev-Data", KEY, "StoreKey")
+    key_arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    assert key_arn.startswith("arn:aws:kms:us-east-1:")
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
+    assert rule["BucketKeyEnabled"] is True
+    # S3 server access logs can only be delivered to a bucket with S3-managed keys.
+    (log_rule,) = s3.get_bucket_encryption(Bucket=log_bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert log_rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]["TargetBucket"] == log_bucket
+    s3.put_object(Bucket=bucket, Key="datasets/e2e/rows.csv", Body=b"a,b\n1,2\n")
+    assert s3.get_object(Bucket=bucket, Key="datasets/e2e/rows.csv")["Body"].read() == b"a,b\n1,2\n"
+
+
+def test_every_key_is_enabled_and_rotates(deployed):
     kms = deployed.aws.client("kms")
-    keys = deployed.resources("AWS::KMS::Key")
-    assert keys, "the Dev stage has no KMS key"
-    for stack, logical_id, resource in keys:
-        key_id = deployed.physical_id(stack, logical_id)
-        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"] is True
-        expected = resource.get("Properties", {}).get("EnableKeyRotation", False) in (True, "true")
-        assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is expected
+    keys = [deployed.physical_id(stack, logical_id) for stack, logical_id, _ in deployed.resources(KEY)]
+    assert len(keys) >= 3, "Dev has at least the store's, the trigger's and the notifications' keys"
+    for key_id in keys:
+        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        assert (metadata["Enabled"], metadata["KeyManager"]) == (True, "CUSTOMER"), key_id
+        assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True, key_id
 
 
 def test_sagemaker_pipelines_and_model_package_groups_are_listed(deployed):
@@ -192,21 +183,11 @@ def test_destroy_removes_every_stack(destroyed):
         assert _status(cloudformation, stack.name) in ("DELETE_COMPLETE", "gone"), stack.name
 
 
-def test_destroy_keeps_retained_buckets_and_keys_and_deletes_the_rest(destroyed):
-    s3 = destroyed.aws.client("s3")
-    kms = destroyed.aws.client("kms")
+def test_destroy_keeps_the_data_its_key_and_the_access_logs(destroyed):
+    s3, kms = destroyed.aws.client("s3"), destroyed.aws.client("kms")
     existing_buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    retained_keys = [
-        (stack, logical_id)
-        for stack, logical_id, resource in destroyed.resources("AWS::KMS::Key")
-        if resource.get("DeletionPolicy") == "Retain"
-    ]
-    for stack, logical_id, resource in destroyed.resources("AWS::S3::Bucket"):
-        name = destroyed.physical_id(stack, logical_id)
-        if resource.get("DeletionPolicy") == "Retain":
-            assert name in existing_buckets, f"{name} should be retained"
-        else:
-            assert name not in existing_buckets, f"{name} should be deleted"
-    for stack, logical_id in retained_keys:
-        key_id = destroyed.physical_id(stack, logical_id)
-        assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
+    for prefix in ("StoreBucket", "StoreAccessLogs"):
+        (name,) = _physical_ids(destroyed, "Dev-Data", BUCKET, prefix)
+        assert name in existing_buckets, f"{prefix} {name} must outlive the stack"
+    (key_id,) = _physical_ids(destroyed, "Dev-Data", KEY, "StoreKey")
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
