@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from cdk_mlops.local import cfn_shim
+from cdk_mlops.local import cfn_policies, cfn_shim
 
 REGION = "us-east-1"
 SSL_ONLY = {
@@ -338,7 +338,7 @@ def test_bucket_policy_is_set_enforced_like_over_tls_and_removed():
     ],
 )
 def test_policy_conditions_are_evaluated_for_a_local_request(condition, holds):
-    assert cfn_shim._condition_holds(condition, cfn_shim.LOCAL_REQUEST_CONTEXT) is holds
+    assert cfn_policies._condition_holds(condition, cfn_policies.LOCAL_REQUEST_CONTEXT) is holds
 
 
 def test_queue_and_topic_policies_are_set_and_removed():

@@ -1,0 +1,134 @@
+"""The stack lifecycle: moto's CloudFormation made to deploy as the CDK CLI deploys (change sets, in parallel).
+
+moto's CloudFormation serves one stack at a time made by CreateStack; the CDK CLI deploys with
+change sets, several stacks at once. :func:`patch_cloudformation` (called by
+:func:`cdk_mlops.local.cfn_shim.install`) makes moto:
+
+* link cross-stack exports after a change set is created or executed and after an update
+  (moto did so only for CreateStack, so every ``Fn::ImportValue`` of a CLI deployment failed);
+* serve one CloudFormation request at a time (:data:`cloudformation_lock`);
+* look a change set up by its stack and name (moto took the name alone, which every CLI change
+  set shares, and executed one stack's change set for another);
+* give a deleted stack no outputs (moto resolved them again, and so created the resources they
+  name anew).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from moto.cloudformation.models import CloudFormationBackend, Stack
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.responses import ActionResult, EmptyResult
+
+_original_create_change_set = CloudFormationBackend.create_change_set
+_original_execute_change_set = CloudFormationBackend.execute_change_set
+_original_update_stack = CloudFormationBackend.update_stack
+_original_call_action = CloudFormationResponse.call_action
+#: Held while a CloudFormation request runs: moto's CloudFormation state is not thread-safe, and the
+#: CDK CLI deploys independent stacks at once (a change set created while another stack's was
+#: executed failed with "OrderedDict mutated during iteration"). Reentrant: a custom resource's
+#: SDK call runs on the request's thread.
+cloudformation_lock = threading.RLock()
+_original_stack_outputs: property = Stack.outputs  # type: ignore[assignment]
+
+
+def _link_exports(backend: Any) -> None:
+    """Register the exports of every completed stack and let every stack import them.
+
+    moto does both only for CreateStack: a stack made by a change set (how the CDK CLI deploys)
+    has no outputs, exports nothing and resolves no ``Fn::ImportValue``.
+    """
+    exports: dict[str, Any] = {}
+    for stack in backend.stacks.values():
+        if stack.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            continue
+        if stack.template and stack.template_dict != stack.parse_template(stack.template):
+            # ExecuteChangeSet sets the template but keeps the outputs of the one before.
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+        exports.update((export.name, export) for export in stack.exports)
+    backend.exports.clear()  # in place: stacks hold a reference to this dict
+    backend.exports.update(exports)
+    for stack in backend.stacks.values():
+        stack.cross_stack_resources = backend.exports
+        stack.resource_map.cross_stack_resources = backend.exports
+
+
+def _create_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    result = _original_create_change_set(self, *args, **kwargs)
+    _link_exports(self)
+    return result
+
+
+def _execute_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> None:
+    _original_execute_change_set(self, *args, **kwargs)
+    _link_exports(self)
+
+
+def _change_set_id(response: CloudFormationResponse) -> str:
+    """The id of the change set a request names: ``ChangeSetName`` (a name or an id) of ``StackName``.
+
+    moto looks a change set up by its name alone, and the CDK CLI gives every stack's change set
+    the same name: deploying two stacks at once executed one stack's change set for the other.
+    """
+    name = str(response._get_param("ChangeSetName"))
+    stack = response._get_param("StackName")
+    change_sets = response.cloudformation_backend.change_sets
+    if name in change_sets or not stack:
+        return name
+    matches = [i for i, c in change_sets.items() if c.change_set_name == name and stack in (c.stack_name, c.stack_id)]
+    return matches[-1] if matches else name
+
+
+def _call_action_alone(self: CloudFormationResponse) -> Any:
+    with cloudformation_lock:
+        return _original_call_action(self)
+
+
+def _describe_change_set(self: CloudFormationResponse) -> ActionResult:
+    return ActionResult(self.cloudformation_backend.describe_change_set(change_set_name=_change_set_id(self)))
+
+
+def _delete_change_set(self: CloudFormationResponse) -> EmptyResult:
+    self.cloudformation_backend.delete_change_set(change_set_name=_change_set_id(self))
+    return EmptyResult()
+
+
+def _execute_change_set_request(self: CloudFormationResponse) -> EmptyResult:
+    self.cloudformation_backend.execute_change_set(
+        change_set_name=_change_set_id(self), stack_name=self._get_param("StackName")
+    )
+    return EmptyResult()
+
+
+def _stack_outputs(stack: Stack) -> list[dict[str, Any]] | None:
+    """A stack's outputs; none once it is deleted.
+
+    moto resolved a deleted stack's outputs against its emptied resources, and so created every
+    resource an output refers to again (a VPC and all it needs) when the CLI described the
+    stack after deleting it.
+    """
+    if stack.status == "DELETE_COMPLETE":
+        return None
+    outputs: list[dict[str, Any]] | None = _original_stack_outputs.__get__(stack, Stack)
+    return outputs
+
+
+def _update_stack(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+    stack = _original_update_stack(self, *args, **kwargs)
+    _link_exports(self)
+    return stack
+
+
+def patch_cloudformation() -> None:
+    """Put the stack lifecycle fixes above in place of moto's methods (in this process). Idempotent."""
+    Stack.outputs = property(_stack_outputs)  # type: ignore[method-assign,assignment]
+    CloudFormationBackend.create_change_set = _create_change_set  # type: ignore[method-assign]
+    CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+    CloudFormationBackend.update_stack = _update_stack  # type: ignore[method-assign]
+    CloudFormationResponse.call_action = _call_action_alone  # type: ignore[method-assign,assignment]
+    CloudFormationResponse.describe_change_set = _describe_change_set  # type: ignore[method-assign]
+    CloudFormationResponse.delete_change_set = _delete_change_set  # type: ignore[method-assign]
+    CloudFormationResponse.execute_change_set = _execute_change_set_request  # type: ignore[method-assign]
