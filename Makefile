@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install test lint typecheck unit synth demo summary diagram docs bench clean
+.PHONY: help install test test-fast lint typecheck unit synth demo summary diagram docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -64,6 +64,13 @@ unit: install  ## pytest only, on PYTEST_WORKERS parallel workers (default: one 
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test: lint typecheck unit  ## install, then ruff, mypy and pytest
+
+# The edit-test loop: the library's logic without synthesis or AWS emulation (tests/conftest.py
+# sets `synth` and `aws`), and without the few tests marked `slow`. `make test` runs everything.
+FAST_TESTS := not e2e and not synth and not aws and not slow
+
+test-fast: install  ## the tests that synthesize nothing and call no (emulated) AWS: seconds, for the edit-test loop
+	$(BIN)/pytest -q -m "$(FAST_TESTS)"
 
 synth: install  ## synthesize every environment into cdk.out/ (no AWS access needed)
 	npx cdk synth --quiet --output cdk.out

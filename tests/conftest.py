@@ -1,21 +1,27 @@
-"""Shared fixtures: the reference platform is synthesized once per test session."""
+"""Shared fixtures: the reference platform is synthesized once per test session.
+
+The CDK and the library's stacks are imported where a synthesis needs them, not here: a run
+of the tests that synthesize nothing (``make test-fast``) never pays for loading aws-cdk-lib.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk import cx_api
 
-from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, EnvironmentConfig, load_environments, load_tooling
-from cdk_mlops.local.examples import with_example_models, with_example_tooling
-from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+    from aws_cdk import cx_api
+
+    from cdk_mlops.config import EnvironmentConfig
+    from cdk_mlops.stacks.stage import MlopsPlatformStage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Region of the moto-backed tests.
@@ -31,6 +37,8 @@ def cdk_json_context() -> dict[str, Any]:
     The serving stack exists only once an environment has an approved model, so the
     suite gives each environment a placeholder package to check the whole platform.
     """
+    from cdk_mlops.local.examples import with_example_models, with_example_tooling
+
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     return with_example_tooling(with_example_models(context))
 
@@ -88,6 +96,11 @@ def synthesize_platform(context: dict[str, Any]) -> Platform:
     No AWS variables and no credentials file are visible while it runs. Synthesis fails
     (``RuntimeError`` naming each finding) on any unacknowledged cdk-nag or guardrail finding.
     """
+    import aws_cdk as cdk
+
+    from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, load_environments, load_tooling
+    from cdk_mlops.stacks.stage import build_platform
+
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if name.startswith("AWS_"):
@@ -134,6 +147,9 @@ def private_prod_platform() -> Platform:
     Unlike the reference app's, its stacks have a concrete account and region, as a deployed
     prod has, so nothing about the network may be left to a synth-time lookup.
     """
+    from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY
+    from cdk_mlops.local.examples import with_example_models
+
     context = cdk_json_context()  # the feature flags of cdk.json, without its environments and tooling
     context[CONTEXT_KEY] = with_example_models({CONTEXT_KEY: {"prod": dict(PRIVATE_PROD_ENV)}})[CONTEXT_KEY]
     context[TOOLING_KEY] = None
@@ -149,6 +165,9 @@ def private_prod() -> Platform:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Tests that take `platform_stack_path` run once per stack of the platform.
     if "platform_stack_path" in metafunc.fixturenames:
+        from cdk_mlops.config import CONTEXT_KEY, load_environments
+        from cdk_mlops.stacks.stage import MlopsPlatformStage
+
         context = cdk_json_context()
         paths = [
             f"{config.stage_name}/{stack}"
@@ -156,3 +175,75 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for stack in MlopsPlatformStage.stack_ids(config)
         ]
         metafunc.parametrize("platform_stack_path", [*paths, TOOLING_STACK_PATH])
+
+
+#: Fixtures that synthesize an app; a test that takes one is marked ``synth``.
+SYNTH_FIXTURES = frozenset({"platform", "private_prod", "platform_stack_path", "variant", "synthesized_variants"})
+#: Test directories whose every test builds and synthesizes constructs.
+SYNTH_DIRS = ("contracts", "examples", "unit/constructs", "unit/stacks")
+#: Test directories whose every test runs against the embedded local AWS.
+AWS_DIRS = ("unit/local",)
+
+
+def _calls(function: Any, prefixes: tuple[str, ...], depth: int = 2) -> bool:
+    """Whether ``function`` uses a global from ``prefixes``, directly or through the test helpers it calls."""
+    code, namespace = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+    if code is None:
+        return False
+    names = set(code.co_names)
+    for inner in code.co_consts:  # nested functions and comprehensions
+        if hasattr(inner, "co_names"):
+            names.update(inner.co_names)
+    # Names imported inside the function resolve in the modules it imports.
+    scopes = [namespace, *(vars(sys.modules[n]) for n in names if n.startswith("tests.") and n in sys.modules)]
+    if any(name.startswith(prefixes) for name in names):  # a module imported inside the function
+        return True
+    for name in names:
+        value = next((scope[name] for scope in scopes if name in scope), None)
+        origin = str(getattr(value, "__module__", None) or getattr(value, "__name__", ""))
+        if origin.startswith(prefixes):
+            return True
+        if depth and origin.startswith("tests.") and callable(value) and _calls(value, prefixes, depth - 1):
+            return True
+    return False
+
+
+def _fixture_functions(item: pytest.Item) -> list[Any]:
+    """The test function and every fixture function it uses."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return [getattr(item, "function", None), *(d.func for defs in definitions for d in defs)]
+
+
+def _synthesizes(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).relative_to(REPO_ROOT / "tests").as_posix()
+    if path.startswith(SYNTH_DIRS) or SYNTH_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    # A test (or a fixture of it) that reaches aws-cdk-lib builds stacks.
+    return any(_calls(function, ("aws_cdk",)) for function in _fixture_functions(item))
+
+
+def _uses_aws(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).relative_to(REPO_ROOT / "tests").as_posix()
+    return path.startswith(AWS_DIRS) or any(_calls(function, ("moto",)) for function in _fixture_functions(item))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # With `-m "not synth ..."` the synthesizing directories are not even imported: importing
+    # them loads aws-cdk-lib and every construct, which alone costs seconds per worker.
+    if "not synth" in (config.getoption("markexpr", "") or ""):
+        tests = REPO_ROOT / "tests"
+        if collection_path.is_relative_to(tests):
+            relative = collection_path.relative_to(tests).as_posix()
+            return relative.startswith(SYNTH_DIRS) or relative.startswith("e2e") or None
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `synth` and `aws` are derived, never written by hand, so `make test-fast` cannot start
+    # running syntheses or AWS emulation unnoticed as tests are added or changed.
+    for item in items:
+        if _synthesizes(item):
+            item.add_marker(pytest.mark.synth)
+        if _uses_aws(item):
+            item.add_marker(pytest.mark.aws)

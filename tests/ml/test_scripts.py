@@ -34,6 +34,10 @@ from cdk_mlops.ml import (
     train,
 )
 
+# Trains real models (scikit-learn, XGBoost) and runs the scripts as processes: seconds, not
+# the edit-test loop (`pytest tests/ml` is the loop for the ML scripts).
+pytestmark = pytest.mark.slow
+
 LABEL = "diagnosis"
 #: A definition of the default pipeline: it says which step's output feeds which step.
 SPEC = pd.PipelineSpec(

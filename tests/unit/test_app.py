@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 
@@ -29,6 +31,7 @@ def run_app(tmp_path, context: dict[str, object] | None = None) -> subprocess.Co
     )
 
 
+@pytest.mark.slow  # runs `python app.py` in a new process
 def test_malformed_environments_exit_non_zero_with_one_message_and_no_traceback(tmp_path):
     result = run_app(
         tmp_path,

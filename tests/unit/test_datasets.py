@@ -131,6 +131,7 @@ def test_snapshot_rejects_a_naive_timestamp(s3: Any) -> None:
         datasets.build_manifest(BUCKET, "churn", s3=s3, now=datetime(2025, 1, 1))
 
 
+@pytest.mark.slow  # 1,001 objects through moto take seconds
 def test_snapshot_pages_through_more_than_one_thousand_objects(s3: Any) -> None:
     # GIVEN 2,500 objects (three ListObjectVersions pages)
     for i in range(2500):

@@ -43,6 +43,9 @@ import pytest
 from cdk_mlops import image_uris, sdk
 from cdk_mlops import pipeline_definition as pd
 
+# Importing the SageMaker SDK and building with it take tens of seconds: not in the edit-test loop.
+pytestmark = pytest.mark.slow
+
 REGION = "eu-west-1"
 ROLE = sdk.ROLE_ARN_PLACEHOLDER
 BUCKET = sdk.BUCKET_PLACEHOLDER

@@ -28,6 +28,8 @@ from cdk_mlops.local.aws_sdk_call import (
 )
 
 
+# Both name lookups read every botocore service model (about 400) once: seconds, so `slow`.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "service"),
     [
@@ -48,6 +50,7 @@ def test_sdk_client_names_map_to_botocore_services(name, service):
     assert botocore_service(name) == service
 
 
+@pytest.mark.slow
 def test_an_unknown_service_is_named_in_the_error():
     with pytest.raises(SdkCallError, match="no AWS service 'NoSuchService'"):
         botocore_service("NoSuchService")
