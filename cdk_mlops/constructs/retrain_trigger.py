@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import jsii
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
@@ -24,6 +24,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from cdk_mlops.constructs.common import (
@@ -45,6 +46,8 @@ from cdk_mlops.errors import ConfigurationError
 # constants (no boto3), so the construct shares it rather than repeating the strings.
 from cdk_mlops.lambdas.retrain_trigger import (
     ALARM_STATE_CHANGE,
+    DECISION_DIMENSION,
+    DECISIONS_METRIC,
     MANUAL_RETRAIN,
     MONITOR_SOURCE,
     MONITOR_VIOLATION,
@@ -85,6 +88,32 @@ _EVENTS = "events.amazonaws.com"
 _EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 #: Id of the warning for an imported key whose policy this construct cannot extend.
 IMPORTED_KEY_WARNING_ID = "cdk-mlops:retrain-trigger-imported-key"
+
+#: The version of AWS's managed Powertools for AWS Lambda (Python) v3 layer the handler uses, the
+#: same in every commercial region and in cn-north-1. Published in Powertools' documentation,
+#: "Getting started > Installation > Lambda Layer" (docs.aws.amazon.com/powertools/python/latest/);
+#: move it forward with the ``aws-lambda-powertools`` pin of the dev dependencies, which tests run.
+POWERTOOLS_LAYER_VERSION: Final = 37
+# The handler runs on Lambda's default architecture; its layer must be built for it.
+_ARCHITECTURE: Final = lambda_.Architecture.X86_64
+# The account that publishes the layer, by partition, and the regions the same documentation lists.
+# GovCloud's layers are published from a different account per region and trail the other
+# partitions' versions, so there, as anywhere else without a managed layer, pass your own with
+# ``powertools_layer``.
+_POWERTOOLS_PUBLISHERS: Final[Mapping[str, str]] = {"aws": "017000801446", "aws-cn": "498634801083"}
+_POWERTOOLS_REGIONS: Final[Mapping[str, frozenset[str]]] = {
+    "aws": frozenset(
+        {
+            *("af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+            *("ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3"),
+            *("ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "ca-central-1", "ca-west-1"),
+            *("eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1"),
+            *("eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1"),
+            *("sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2"),
+        }
+    ),
+    "aws-cn": frozenset({"cn-north-1"}),
+}
 
 
 #: When a data drop counts as complete: ``QUIET_PERIOD`` (no new object for ``quiet_period``)
@@ -179,6 +208,7 @@ class RetrainTrigger(Construct):
         dead_letter_queue: Where records land after ``max_receive_count`` failed attempts.
         table: Idempotency, lock and pending state (TTL attribute ``expires_at``).
         function: The handler.
+        powertools_layer: The Powertools for AWS Lambda (Python) v3 layer the handler imports.
         role: The handler's execution role.
         security_groups: The handler's security groups; empty outside a VPC.
         log_group: The handler's log group (one JSON line per decision).
@@ -211,6 +241,7 @@ class RetrainTrigger(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        powertools_layer: lambda_.ILayerVersion | None = None,
     ) -> None:
         """Define the trigger.
 
@@ -260,6 +291,12 @@ class RetrainTrigger(Construct):
             security_groups: The handler's security groups (only with ``vpc``).
                 Default: - a new group in ``vpc`` with no inbound rule and outbound
                 HTTPS (TCP 443) only, which is all the AWS APIs it calls need.
+            powertools_layer: A layer with Powertools for AWS Lambda (Python) v3 for the
+                handler's runtime and architecture, e.g. one you publish where AWS publishes
+                none (GovCloud, new regions): ``LayerVersion.from_layer_version_arn(...)``.
+                Default: - AWS's managed layer of the stack's region,
+                version :data:`POWERTOOLS_LAYER_VERSION`; a stack without a region uses the
+                commercial partition's layer of the region it deploys to.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -283,6 +320,8 @@ class RetrainTrigger(Construct):
         if not 1 <= max_receive_count <= 1000:
             problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
         problems += _network_problems(vpc, vpc_subnets, security_groups)
+        if powertools_layer is None:
+            problems += _powertools_problems(Stack.of(self).region)
         group = model_package_group_name or f"{pipeline_name}-models"
         if not Token.is_unresolved(group) and not SAGEMAKER_NAME.match(group):
             problems.append(
@@ -366,6 +405,8 @@ class RetrainTrigger(Construct):
             vpc_subnets=vpc_subnets,
             security_groups=list(self.security_groups) or None,
         )
+        self.powertools_layer = powertools_layer or self._managed_powertools_layer()
+        self.function.add_layers(self.powertools_layer)
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.queue,
@@ -457,6 +498,20 @@ class RetrainTrigger(Construct):
         if alarm_topic is not None:
             for alarm in (self.dead_letter_alarm, self.errors_alarm):
                 alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+
+    def _managed_powertools_layer(self) -> lambda_.ILayerVersion:
+        """AWS's Powertools layer for the handler's runtime and architecture, in the stack's region."""
+        region = Stack.of(self).region
+        partition = "aws" if Token.is_unresolved(region) else RegionInfo.get(region).partition or ""
+        name = (
+            f"AWSLambdaPowertoolsPythonV3-{self.function.runtime.name.replace('.', '')}"
+            f"-{self.function.architecture.name}"
+        )
+        arn = (
+            f"arn:{partition}:lambda:{region}:{_POWERTOOLS_PUBLISHERS[partition]}:layer:{name}"
+            f":{POWERTOOLS_LAYER_VERSION}"
+        )
+        return lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
 
     def _environment(self, data_store: VersionedDataStore, policy: RetrainPolicy) -> dict[str, str]:
         env = {
@@ -661,8 +716,8 @@ class RetrainTrigger(Construct):
         """
         return cw.Metric(
             namespace=METRICS_NAMESPACE,
-            metric_name="Decisions",
-            dimensions_map={"Decision": decision},
+            metric_name=DECISIONS_METRIC,
+            dimensions_map={DECISION_DIMENSION: decision},
             statistic="Sum",
             period=Duration.minutes(5),
             **options,
@@ -677,6 +732,21 @@ class RetrainTrigger(Construct):
     def metric_queue_age(self, **options: Any) -> cw.Metric:
         """Maximum age in seconds of the oldest record waiting in the trigger queue."""
         return self.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", **options)
+
+
+def _powertools_problems(region: str) -> list[str]:
+    """Why AWS's managed Powertools layer cannot be used in ``region``, if it cannot."""
+    if Token.is_unresolved(region):
+        return []
+    partition = RegionInfo.get(region).partition or ""
+    if region in _POWERTOOLS_REGIONS.get(partition, frozenset()):
+        return []
+    return [
+        f"AWS publishes no managed Powertools for AWS Lambda (Python) v3 layer in {region} (it does in the "
+        f"commercial regions and in cn-north-1); publish one from the aws-lambda-powertools package for "
+        f"{LAMBDA_RUNTIME.name} on {_ARCHITECTURE.name} and pass it as "
+        "powertools_layer=LayerVersion.from_layer_version_arn(...)"
+    ]
 
 
 def _network_problems(

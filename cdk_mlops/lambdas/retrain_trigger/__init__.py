@@ -3,12 +3,12 @@
 * ``events``: the event vocabulary and a parser that never raises.
 * ``core``: settings, routing, aggregation, decisions and the start request; pure.
 * ``store``: the state in DynamoDB (lock, idempotency records, dataset state).
-* ``log``: structured JSON log lines and Embedded Metric Format metrics.
+* ``log``: structured JSON log lines and Embedded Metric Format metrics (Powertools for AWS Lambda).
 * ``handler``: the Lambda entry point, ``handler.handler``; its docstring lists
   the environment, resources and permissions the function needs.
 
 The names below are shared with the constructs and the training pipeline; they
-import without boto3.
+import without boto3 or Powertools.
 """
 
 from cdk_mlops.lambdas.retrain_trigger.core import (
@@ -23,6 +23,8 @@ from cdk_mlops.lambdas.retrain_trigger.core import (
 )
 from cdk_mlops.lambdas.retrain_trigger.events import (
     ALARM_STATE_CHANGE,
+    DECISION_DIMENSION,
+    DECISIONS_METRIC,
     MANUAL_RETRAIN,
     MONITOR_SOURCE,
     MONITOR_VIOLATION,
@@ -36,6 +38,8 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
 
 __all__ = [
     "ALARM_STATE_CHANGE",
+    "DECISIONS_METRIC",
+    "DECISION_DIMENSION",
     "MANUAL_RETRAIN",
     "MONITOR_SOURCE",
     "MONITOR_VIOLATION",

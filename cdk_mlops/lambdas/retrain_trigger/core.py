@@ -1,4 +1,4 @@
-"""Pure core of the retrain trigger: settings, routing, aggregation and decisions.
+"""Pure core of the retrain trigger: routing, aggregation and decisions (settings: ``settings.py``).
 
 No boto3, no environment, no clock, no logging: every input is an argument, so
 each decision is a plain function of (events, state, settings, now) and is
@@ -39,15 +39,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
-from cdk_mlops.champion import BASELINE_CONSTRAINTS_URI, CHAMPION_METRIC
-from cdk_mlops.datasets import DATASETS_PREFIX, dataset_name_problems
+from cdk_mlops.champion import CHAMPION_METRIC
 from cdk_mlops.lambdas.retrain_trigger.events import (
     TERMINAL_STATUSES,
     AlarmStateChange,
@@ -61,233 +59,62 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
     RetrainCheck,
     ScheduledRetrain,
 )
-
-# --- Names shared with the training pipeline and the construct ---------------------------------
-
-#: Pipeline parameter: ``s3://`` URI of the dataset manifest to train on.
-PARAM_INPUT_MANIFEST_URI: Final = "InputManifestUri"
-#: Pipeline parameter: SHA-256 digest of the manifest (the data version's identity).
-PARAM_MANIFEST_SHA256: Final = "ManifestSha256"
-#: Pipeline parameter: a short, sortable data version label (``<UTC time>-<digest prefix>``).
-PARAM_DATA_VERSION: Final = "DataVersion"
-#: Pipeline parameter: why this execution was started, for lineage.
-PARAM_TRIGGER_REASON: Final = "TriggerReason"
-#: Pipeline parameter: the approved model's metric, which the new one must beat (``0``: the first model).
-PARAM_CHAMPION_METRIC: Final = CHAMPION_METRIC
-#: Pipeline parameter: the approved model's data-quality constraints, which new data is validated against.
-PARAM_BASELINE_CONSTRAINTS_URI: Final = BASELINE_CONSTRAINTS_URI
-#: Every parameter the trigger passes, in order (``BaselineConstraintsUri`` only when the champion has one).
-PIPELINE_PARAMETER_NAMES: Final = (
-    PARAM_INPUT_MANIFEST_URI,
-    PARAM_MANIFEST_SHA256,
-    PARAM_DATA_VERSION,
-    PARAM_TRIGGER_REASON,
-    PARAM_CHAMPION_METRIC,
-    PARAM_BASELINE_CONSTRAINTS_URI,
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    _DISPLAY_NAME_CHARS as _DISPLAY_NAME_CHARS,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    _PRIORITY as _PRIORITY,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    MAX_DELAY_SECONDS as MAX_DELAY_SECONDS,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    MAX_DESCRIPTION_LENGTH as MAX_DESCRIPTION_LENGTH,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    MAX_PARAMETER_LENGTH as MAX_PARAMETER_LENGTH,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_BASELINE_CONSTRAINTS_URI as PARAM_BASELINE_CONSTRAINTS_URI,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_CHAMPION_METRIC as PARAM_CHAMPION_METRIC,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_DATA_VERSION as PARAM_DATA_VERSION,
 )
 
-#: SQS delays a message by at most 15 minutes; longer waits chain several checks.
-MAX_DELAY_SECONDS: Final = 900
-#: Pipeline parameter values are limited to 1024 characters.
-MAX_PARAMETER_LENGTH: Final = 1024
-#: ``PipelineExecutionDescription`` is limited to 3072 characters.
-MAX_DESCRIPTION_LENGTH: Final = 3072
-
-_DISPLAY_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
-
-
-class Mode(StrEnum):
-    """When new objects make a dataset ready to train."""
-
-    QUIET_PERIOD = "QUIET_PERIOD"
-    """Once no new object arrived for the quiet period (a drop is complete when it goes quiet)."""
-    COMMIT_MARKER = "COMMIT_MARKER"
-    """Only when a marker object (``_SUCCESS``) lands under the dataset; other objects never start a run."""
-
-
-class TriggerKind(StrEnum):
-    """Why a run is wanted. The value orders merging: a stronger kind replaces a weaker pending one."""
-
-    DATA = "data"
-    SCHEDULED = "scheduled"
-    DRIFT = "drift"
-    MANUAL = "manual"
-
-    @property
-    def priority(self) -> int:
-        return _PRIORITY[self]
-
-
-_PRIORITY: Final = {TriggerKind.DATA: 1, TriggerKind.SCHEDULED: 2, TriggerKind.DRIFT: 3, TriggerKind.MANUAL: 4}
-
-
-class DecisionKind(StrEnum):
-    """The ``decision`` field of log lines and the ``Decision`` metric dimension."""
-
-    STARTED = "started"
-    PENDING = "pending"
-    WAITING = "waiting"
-    DEDUPLICATED = "deduplicated"
-    IGNORED = "ignored"
-    INVALID = "invalid"
-    RELEASED = "released"
-    FAILED = "failed"
-
-
-# --- Settings -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """The trigger's configuration, read from the function's environment on every invocation.
-
-    See the module docstring of ``handler.py`` for each variable.
-    """
-
-    pipeline_name: str
-    data_bucket: str
-    datasets: tuple[str, ...]
-    state_table: str
-    queue_url: str
-    model_package_group: str
-    mode: Mode = Mode.QUIET_PERIOD
-    quiet_period: timedelta = timedelta(minutes=15)
-    marker_name: str = "_SUCCESS"
-    key_prefix: str = ""
-    key_suffixes: tuple[str, ...] = ()
-    min_objects: int = 0
-    min_bytes: int = 0
-    cooldown: timedelta = timedelta(hours=1)
-    max_runs_per_day: int = 4
-    idempotency_ttl: timedelta = timedelta(days=90)
-    lease: timedelta = timedelta(minutes=5)
-    lock_recheck: timedelta = timedelta(minutes=15)
-    lock_grace: timedelta = timedelta(minutes=2)
-    metrics_namespace: str = "CdkMlops/RetrainTrigger"
-
-    @property
-    def primary_dataset(self) -> str:
-        """The dataset that drift alarms retrain (the first of ``DATASETS``)."""
-        return self.datasets[0]
-
-    def dataset_of(self, key: str) -> str | None:
-        """The configured dataset whose prefix holds ``key``, if any."""
-        if not key.startswith(DATASETS_PREFIX):
-            return None
-        name, slash, _ = key[len(DATASETS_PREFIX) :].partition("/")
-        return name if slash and name in self.datasets else None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Settings from environment variables.
-
-        Raises:
-            KeyError: A required variable is missing or empty; the message names every one.
-            ValueError: A variable has a bad value; the message names it, quotes the
-                value and says what is expected.
-        """
-        required = ("PIPELINE_NAME", "DATA_BUCKET", "DATASETS", "STATE_TABLE", "QUEUE_URL", "MODEL_PACKAGE_GROUP_NAME")
-        missing = [name for name in required if not environ.get(name, "").strip()]
-        if missing:
-            raise KeyError(f"missing required environment variable(s): {', '.join(missing)}")
-        reader = _EnvReader(environ)
-        datasets = reader.datasets("DATASETS")
-        mode_text = environ.get("MODE", Mode.QUIET_PERIOD.value).strip().upper()
-        try:
-            mode = Mode(mode_text)
-        except ValueError:
-            reader.problems.append(f"MODE={mode_text!r}: expected one of {', '.join(m.value for m in Mode)}")
-            mode = Mode.QUIET_PERIOD
-        marker = environ.get("MARKER_NAME", "_SUCCESS").strip()
-        if not marker or "/" in marker:
-            reader.problems.append(f"MARKER_NAME={marker!r}: expected an object name without '/'")
-        key_prefix = environ.get("KEY_PREFIX", "").strip()
-        if key_prefix.startswith("/"):
-            reader.problems.append(f"KEY_PREFIX={key_prefix!r}: expected a prefix relative to the dataset, no '/'")
-        settings = cls(
-            pipeline_name=environ["PIPELINE_NAME"].strip(),
-            data_bucket=environ["DATA_BUCKET"].strip(),
-            datasets=datasets,
-            state_table=environ["STATE_TABLE"].strip(),
-            queue_url=environ["QUEUE_URL"].strip(),
-            model_package_group=environ["MODEL_PACKAGE_GROUP_NAME"].strip(),
-            mode=mode,
-            quiet_period=reader.seconds("QUIET_PERIOD_SECONDS", 900, minimum=0, maximum=7 * 86400),
-            marker_name=marker,
-            key_prefix=key_prefix,
-            key_suffixes=reader.names("KEY_SUFFIXES"),
-            min_objects=reader.integer("MIN_OBJECTS", 0, minimum=0),
-            min_bytes=reader.integer("MIN_BYTES", 0, minimum=0),
-            cooldown=reader.seconds("COOLDOWN_SECONDS", 3600, minimum=0, maximum=30 * 86400),
-            max_runs_per_day=reader.integer("MAX_RUNS_PER_DAY", 4, minimum=0),
-            idempotency_ttl=reader.seconds("IDEMPOTENCY_TTL_SECONDS", 90 * 86400, minimum=3600),
-            lease=reader.seconds("LEASE_SECONDS", 300, minimum=30, maximum=3600),
-            lock_recheck=reader.seconds("LOCK_RECHECK_SECONDS", 900, minimum=60, maximum=MAX_DELAY_SECONDS),
-            lock_grace=reader.seconds("LOCK_GRACE_SECONDS", 120, minimum=0, maximum=3600),
-            metrics_namespace=environ.get("METRICS_NAMESPACE", "").strip() or "CdkMlops/RetrainTrigger",
-        )
-        if reader.problems:
-            raise ValueError("invalid environment: " + "; ".join(reader.problems))
-        return settings
-
-
-class _EnvReader:
-    """Reads typed values and collects every problem, so one error names them all."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-        raw = self.environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r}: expected an integer")
-            return default
-        if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and <= {maximum}" if maximum is not None else ""
-            self.problems.append(f"{name}={raw!r}: expected an integer >= {minimum}{upper}")
-            return default
-        return value
-
-    def seconds(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> timedelta:
-        return timedelta(seconds=self.integer(name, default, minimum=minimum, maximum=maximum))
-
-    def names(self, name: str) -> tuple[str, ...]:
-        """A comma-separated list or a JSON array of strings."""
-        raw = self.environ.get(name, "").strip()
-        if not raw:
-            return ()
-        if raw.startswith("["):
-            try:
-                values = json.loads(raw)
-            except ValueError:
-                values = None
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                self.problems.append(f"{name}={raw!r}: expected a JSON array of strings or a comma-separated list")
-                return ()
-            items = [v.strip() for v in values]
-        else:
-            items = [v.strip() for v in raw.split(",")]
-        return tuple(dict.fromkeys(v for v in items if v))
-
-    def datasets(self, name: str) -> tuple[str, ...]:
-        values = self.names(name)
-        for value in values:
-            self.problems.extend(f"{name}: {problem}" for problem in dataset_name_problems(value))
-        if not values:
-            self.problems.append(f"{name}={self.environ.get(name, '')!r}: expected at least one dataset name")
-            return ("invalid",)
-        return values
-
-
-def dataset_prefix(name: str) -> str:
-    """``datasets/<name>/`` for a name already validated (``cdk_mlops.datasets.dataset_prefix`` checks it again)."""
-    return f"{DATASETS_PREFIX}{name}/"
-
+# Settings and shared names live in settings.py; they stay importable from here.
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_INPUT_MANIFEST_URI as PARAM_INPUT_MANIFEST_URI,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_MANIFEST_SHA256 as PARAM_MANIFEST_SHA256,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PARAM_TRIGGER_REASON as PARAM_TRIGGER_REASON,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    PIPELINE_PARAMETER_NAMES as PIPELINE_PARAMETER_NAMES,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    DecisionKind as DecisionKind,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    Mode as Mode,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    Settings as Settings,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    TriggerKind as TriggerKind,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    _EnvReader as _EnvReader,
+)
+from cdk_mlops.lambdas.retrain_trigger.settings import (
+    dataset_prefix as dataset_prefix,
+)
 
 # --- Triggers, signals and batches --------------------------------------------------------------
 

@@ -47,6 +47,12 @@ TERMINAL_STATUSES: Final = frozenset({"Succeeded", "Failed", "Stopped", "Complet
 #: Statuses of an execution that still occupies the pipeline.
 RUNNING_STATUSES: Final = frozenset({"Executing", "Stopping"})
 
+#: What the handler publishes in return (Embedded Metric Format log events), which the construct's
+#: alarms and dashboards read: how many decisions of each kind an invocation made ...
+DECISIONS_METRIC: Final = "Decisions"
+#: ... by the metric's one dimension, whose values are ``core.DecisionKind``'s.
+DECISION_DIMENSION: Final = "Decision"
+
 
 # --- Parse results ----------------------------------------------------------------------------
 

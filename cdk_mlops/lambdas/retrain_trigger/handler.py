@@ -4,7 +4,9 @@ Entry point: ``cdk_mlops.lambdas.retrain_trigger.handler.handler``. The function
 asset holds ``cdk_mlops/__init__.py``, ``cdk_mlops/lambdas/__init__.py``,
 ``cdk_mlops/datasets.py``, ``cdk_mlops/champion.py`` and ``cdk_mlops/lambdas/retrain_trigger/``
 (``common.lambda_code("datasets.py", "champion.py", "lambdas/retrain_trigger")``). It
-imports the standard library and boto3 only: no layer.
+imports the standard library, boto3 and Powertools for AWS Lambda (Python) v3 (``Logger``, EMF
+``Metrics``, the SQS ``BatchProcessor``), which the function gets from AWS's managed layer; the
+asset never bundles it.
 
 What a start sends
 ------------------
@@ -44,7 +46,8 @@ What the construct must create
   ``report_batch_item_failures=True``, ``max_concurrency`` 2 or more (the
   handler is safe under any concurrency; a low value keeps DynamoDB and
   SageMaker calls few). Lambda caps a batch at 6 MB, about 3,000 S3 events.
-* **Function**: ``LAMBDA_RUNTIME``, timeout 120 s, 512 MB. A start lists the
+* **Function**: ``LAMBDA_RUNTIME``, timeout 120 s, 512 MB, with a Powertools for AWS
+  Lambda (Python) v3 layer for its runtime and architecture. A start lists the
   dataset (one ``ListObjectVersions`` page per 1,000 objects, about 0.1 s each):
   raise the timeout for datasets above ~500,000 objects. Keep
   function timeout < ``LEASE_SECONDS`` < visibility timeout.
@@ -102,7 +105,8 @@ IAM permissions of the function's role
   ``ListObjectVersions``; a ``s3:prefix`` condition may limit it to ``datasets/<name>/``),
   ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``, and ``kms:GenerateDataKey``
   on the bucket's key.
-* CloudWatch metrics need no permission: they are Embedded Metric Format log lines.
+* CloudWatch metrics need no permission: they are Embedded Metric Format log lines
+  (Powertools' ``Metrics``).
 
 Environment variables (read on every invocation by ``core.Settings.from_env``)
 ---------------------------------------------------------------------------
@@ -163,6 +167,11 @@ Failure handling
   retried and, if not fixed, kept in the dead-letter queue.
 * Records left when less than 15 s of the invocation remain are reported as
   failures untouched, so a timeout never redelivers half-handled work.
+* Powertools' ``BatchProcessor`` writes the ``batchItemFailures`` response. It sees one
+  record at a time while the trigger decides per dataset over the whole batch (aggregation,
+  deduplication, the lock), so the trigger decides first and the processor then reports the
+  records the decisions handed back. Handing back every record (time running out, another
+  start in progress) is a normal outcome, not an invocation error.
 """
 
 from __future__ import annotations
@@ -175,15 +184,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from cdk_mlops import datasets
 from cdk_mlops.champion import CHAMPION_METRIC, champion_parameters, evaluation_uri, first_model_parameters
-from cdk_mlops.lambdas.retrain_trigger import core, log
+from cdk_mlops.lambdas.retrain_trigger import core
 from cdk_mlops.lambdas.retrain_trigger.core import (
     Candidate,
     Champion,
@@ -203,6 +214,7 @@ from cdk_mlops.lambdas.retrain_trigger.core import (
     Wait,
 )
 from cdk_mlops.lambdas.retrain_trigger.events import RETRAIN_CHECK, RUNNING_STATUSES, SOURCE, parse_record
+from cdk_mlops.lambdas.retrain_trigger.log import logger, publish_decisions
 from cdk_mlops.lambdas.retrain_trigger.store import AlreadyDone, Busy, StateStore
 
 if TYPE_CHECKING:
@@ -210,6 +222,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sqs import SQSClient
+
+#: The partial batch response: ``{"batchItemFailures": [{"itemIdentifier": <SQS message id>}]}``.
+SqsBatchResponse = dict[str, list[dict[str, str]]]
 
 #: Below this much remaining time, records are handed back to SQS untouched.
 SAFETY_MARGIN_MS: Final = 15_000
@@ -257,34 +272,58 @@ class ChampionUnreadable(RuntimeError):
     """The group has an approved model whose metric cannot be read: starting would compare with no champion."""
 
 
-def handler(event: Any, context: Any) -> dict[str, list[dict[str, str]]]:
+class HandedBack(Exception):
+    """The record goes back to the queue: SQS delivers it again after the visibility timeout."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: Any, context: Any) -> SqsBatchResponse:
     """Handle a batch of SQS records; return the ids of those to retry.
 
     A direct invocation with a single EventBridge event (no ``Records``) is
     handled as a batch of one; it raises if that event failed, so that the
     invoker's retry policy applies.
     """
-    log.clear()
-    log.bind(request_id=getattr(context, "aws_request_id", None))
     try:
         settings = Settings.from_env(os.environ)
     except (KeyError, ValueError) as exc:
-        log.error("invalid configuration; the batch is retried", error=str(exc), decision=DecisionKind.FAILED.value)
+        logger.error("invalid configuration; the batch is retried", error=str(exc), decision=DecisionKind.FAILED.value)
         raise
-    log.bind(pipeline=settings.pipeline_name)
+    logger.append_keys(pipeline=settings.pipeline_name)
     found = event.get("Records") if isinstance(event, Mapping) else None
     direct = not isinstance(found, list)
-    records: list[object] = found if isinstance(found, list) else []
-    if direct:
-        event_id = event.get("id") if isinstance(event, Mapping) else None
-        records = [
-            {"messageId": event_id if isinstance(event_id, str) and event_id else "direct", "body": json.dumps(event)}
-        ]
-    run = _Run(settings, context, _now())
-    failures = run.process(records)
-    if direct and failures:
-        raise RuntimeError(f"the event could not be handled: {failures[0]}")
-    return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in failures]}
+    records: list[Any] = found if isinstance(found, list) else [_direct_record(event)]
+    handed_back = _Run(settings, context, _now()).process(records)
+    if direct and handed_back:
+        raise RuntimeError(f"the event could not be handled: {handed_back[0]}")
+    return _report(records, frozenset(handed_back), context)
+
+
+def _direct_record(event: object) -> dict[str, str]:
+    """A single EventBridge event invoked directly, as the one record of a batch."""
+    event_id = event.get("id") if isinstance(event, Mapping) else None
+    return {"messageId": event_id if isinstance(event_id, str) and event_id else "direct", "body": json.dumps(event)}
+
+
+def _report(records: list[Any], handed_back: frozenset[str], context: Any) -> SqsBatchResponse:
+    """The partial batch response: the records in ``handed_back`` fail, every other one succeeds."""
+
+    def record_handler(record: SQSRecord) -> None:
+        raw = record.raw_event
+        # A record without a string id (Lambda never sends one) is never handed back: reporting
+        # it would fail the whole batch.
+        message_id = raw.get("messageId") if isinstance(raw, Mapping) else None
+        if isinstance(message_id, str) and message_id in handed_back:
+            raise HandedBack(message_id)
+
+    # Handing every record back is a normal outcome (time running out, another start in
+    # progress), not an invocation error that would trip the errors alarm.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event={"Records": records}, record_handler=record_handler, processor=processor, context=context
+    )
+    # SQS records are identified by their message ids, strings (the other shape is Kafka's).
+    return cast(SqsBatchResponse, response)
 
 
 class _Run:
@@ -306,7 +345,7 @@ class _Run:
         self._report_ignored(plan.ignored)
         for record_id, reason in plan.invalid:
             self._count(DecisionKind.INVALID)
-            log.warning(
+            logger.warning(
                 "invalid message; kept for the dead-letter queue",
                 decision="invalid",
                 reason=reason,
@@ -321,7 +360,7 @@ class _Run:
             if self._out_of_time(batch.record_ids):
                 continue
             self._dataset_unit(batch)
-        log.metric_counts(self.settings.metrics_namespace, dict(self.decisions))
+        publish_decisions(self.settings.metrics_namespace, dict(self.decisions))
         return list(self.failed)
 
     def _report_ignored(self, ignored: list[tuple[str, str]]) -> None:
@@ -330,7 +369,7 @@ class _Run:
             by_reason[reason].append(record_id)
         for reason, ids in by_reason.items():
             self.decisions[DecisionKind.IGNORED.value] += len(ids)
-            log.info("ignored", decision="ignored", reason=reason, records=len(ids), message_ids=ids[:3])
+            logger.info("ignored", decision="ignored", reason=reason, records=len(ids), message_ids=ids[:3])
 
     def _out_of_time(self, record_ids: list[str]) -> bool:
         remaining = getattr(self.context, "get_remaining_time_in_millis", None)
@@ -338,7 +377,7 @@ class _Run:
             return False
         self._fail(record_ids)
         self.decisions[DecisionKind.FAILED.value] += len(record_ids)
-        log.warning("deferred: the invocation is about to time out", decision="failed", records=len(record_ids))
+        logger.warning("deferred: the invocation is about to time out", decision="failed", records=len(record_ids))
         return True
 
     def _fail(self, record_ids: Sequence[str]) -> None:
@@ -353,12 +392,12 @@ class _Run:
         except RetryLater as exc:
             self._fail(record_ids)
             self.decisions[DecisionKind.FAILED.value] += len(record_ids)
-            log.warning("retry later", decision="failed", reason=str(exc), dataset=dataset, records=len(record_ids))
+            logger.warning("retry later", decision="failed", reason=str(exc), dataset=dataset, records=len(record_ids))
             return False
         except Exception as exc:
             self._fail(record_ids)
             self.decisions[DecisionKind.FAILED.value] += len(record_ids)
-            log.error(
+            logger.error(
                 "records failed and will be retried",
                 decision="failed",
                 reason=f"{type(exc).__name__}: {exc}",
@@ -374,7 +413,7 @@ class _Run:
 
     def _decision(self, kind: DecisionKind, reason: str, **fields: Any) -> None:
         self._count(kind)
-        log.info("retrain decision", decision=kind.value, reason=reason, **fields)
+        logger.info("retrain decision", decision=kind.value, reason=reason, **fields)
 
     # --- units ----------------------------------------------------------------------------
 
@@ -558,7 +597,7 @@ class _Run:
             self.store.record_start(
                 lock.dataset, now=lock.acquired_at, digest=lock.digest, execution_arn=adopted, objects=0, size=0
             )
-            log.warning(
+            logger.warning(
                 "lock adopted the execution of an interrupted start", execution_arn=adopted, dataset=lock.dataset
             )
             return False
@@ -644,7 +683,7 @@ class _Run:
 
         # Started. The lock records the execution first: its end event releases the lock.
         if not store.set_lock_execution(owner=key, execution_arn=execution_arn):
-            log.error("the lock changed hands during the start", execution_arn=execution_arn, dataset=dataset)
+            logger.error("the lock changed hands during the start", execution_arn=execution_arn, dataset=dataset)
         store.complete(key, token=token, execution_arn=execution_arn, now=now, ttl=settings.idempotency_ttl)
         store.record_start(
             dataset,
@@ -698,7 +737,7 @@ class _Run:
             parameters = champion_parameters(package, evaluation)
         except (ClientError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.error(
+            logger.error(
                 "the approved model's metric cannot be read; no run starts until it can",
                 model_package_arn=arn,
                 model_package_group=group,
@@ -725,7 +764,7 @@ class _Run:
             try:
                 undo()
             except Exception as exc:  # the lease expires anyway; the retry takes over then
-                log.warning("could not undo a failed start", error=f"{type(exc).__name__}: {exc}", dataset=dataset)
+                logger.warning("could not undo a failed start", error=f"{type(exc).__name__}: {exc}", dataset=dataset)
 
 
 def _error_code(exc: BaseException) -> str | None:

@@ -1,104 +1,68 @@
-"""Structured JSON log lines and CloudWatch Embedded Metric Format, standard library only.
+"""The trigger's structured logs and Embedded Metric Format metrics, by Powertools for AWS Lambda.
 
-Each call writes one JSON object on one line to stdout, which Lambda ships to
-CloudWatch Logs. Metrics use the Embedded Metric Format: a log line with an
-``_aws`` block that CloudWatch turns into metrics, with no API call and no
-extra permission.
+Every line is one JSON object on stdout, which Lambda ships to CloudWatch Logs. Metrics are
+EMF log lines that CloudWatch turns into metrics, with no API call and no permission. The
+deployed function gets Powertools from AWS's managed layer
+(:class:`cdk_mlops.constructs.retrain_trigger.RetrainTrigger`); tests and the local AWS import it
+from the virtualenv (the ``aws-lambda-powertools`` dev dependency).
 """
 
 from __future__ import annotations
 
-import json
+import io
 import sys
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from datetime import datetime
+from typing import IO, Final, cast
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from cdk_mlops.lambdas.retrain_trigger.events import DECISION_DIMENSION, DECISIONS_METRIC
 
 SERVICE: Final = "retrain-trigger"
 
-_context: dict[str, Any] = {}
+
+class _CurrentStdout(io.TextIOBase):
+    """Writes to whatever ``sys.stdout`` is at the time of the write.
+
+    Powertools' handler keeps the stream it was given at import time; Lambda's stdout never
+    changes, but tests and the local AWS capture an invocation's lines by replacing ``sys.stdout``.
+    """
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
 
-def bind(**fields: Any) -> None:
-    """Add fields to every following line of this invocation (e.g. the request id)."""
-    _context.update({k: v for k, v in fields.items() if v is not None})
-
-
-def clear() -> None:
-    """Forget the invocation's fields; called at the start of each invocation."""
-    _context.clear()
-
-
-def _default(value: object) -> str:
+def _json_default(value: object) -> str:
     """JSON for values json does not know: datetimes as ISO 8601, anything else as ``str``."""
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _write(document: Mapping[str, Any], stream: TextIO | None = None) -> None:
-    out = stream or sys.stdout
-    out.write(json.dumps(document, default=_default, separators=(",", ":")) + "\n")
-    out.flush()
+#: The trigger's logger; keyword arguments of ``logger.info(...)`` become fields of the line, and
+#: fields whose value is ``None`` are left out.
+logger: Final = Logger(service=SERVICE, stream=cast(IO[str], _CurrentStdout()), json_default=_json_default)
 
 
-def emit(level: str, message: str, **fields: Any) -> None:
-    """Write one log line: level, time, service, message, the bound fields and ``fields``."""
-    line: dict[str, Any] = {
-        "level": level,
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "service": SERVICE,
-        "message": message,
-    }
-    line.update(_context)
-    line.update({k: v for k, v in fields.items() if v is not None})
-    _write(line)
+def publish_decisions(namespace: str, counts: Mapping[str, int]) -> None:
+    """One EMF line per decision kind: ``Decisions`` = count, with the one dimension ``Decision``.
 
-
-def info(message: str, **fields: Any) -> None:
-    emit("INFO", message, **fields)
-
-
-def warning(message: str, **fields: Any) -> None:
-    emit("WARNING", message, **fields)
-
-
-def error(message: str, **fields: Any) -> None:
-    emit("ERROR", message, **fields)
-
-
-def metric_counts(
-    namespace: str,
-    counts: Mapping[str, int],
-    *,
-    metric: str = "Decisions",
-    dimension: str = "Decision",
-    extra: Mapping[str, str] | None = None,
-) -> None:
-    """One EMF line per dimension value: ``metric`` = count, with ``{dimension: value}``.
+    The alarms and dashboards read ``Decisions`` by ``Decision`` alone
+    (:meth:`RetrainTrigger.metric_decisions`), so no ``service`` dimension is added, even when
+    ``POWERTOOLS_SERVICE_NAME`` is set.
 
     Args:
         namespace: The CloudWatch namespace.
-        counts: Dimension value to count, e.g. ``{"started": 1, "ignored": 40}``.
-        metric: The metric name.
-        dimension: The dimension name.
-        extra: Properties added to each line for searching; they are not dimensions.
+        counts: Decision kind to count, e.g. ``{"started": 1, "ignored": 40}``.
     """
-    timestamp = int(time.time() * 1000)
-    for value, count in counts.items():
-        document: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": namespace,
-                        "Dimensions": [[dimension]],
-                        "Metrics": [{"Name": metric, "Unit": "Count"}],
-                    }
-                ],
-            },
-            dimension: value,
-            metric: count,
-        }
-        if extra:
-            document.update(extra)
-        _write(document)
+    for decision, count in counts.items():
+        metrics = EphemeralMetrics(namespace=namespace, service="")
+        metrics.add_dimension(name=DECISION_DIMENSION, value=decision)
+        metrics.add_metric(name=DECISIONS_METRIC, unit=MetricUnit.Count, value=count)
+        metrics.flush_metrics()

@@ -1,18 +1,22 @@
-"""Fixtures of the retrain trigger tests: event builders, a fake Lambda context, SQS records."""
+"""Fixtures of the retrain trigger tests: event builders, a fake Lambda context, SQS records, the moto world."""
 
 from __future__ import annotations
 
 import copy
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 import pytest
 
 from tests.conftest import TEST_REGION
 from tests.conftest import load_event as load_event
+
+if TYPE_CHECKING:
+    from tests.handlers.retrain_trigger.world import Aws
 
 ACCOUNT = "123456789012"
 REGION = TEST_REGION
@@ -110,3 +114,11 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """A fresh moto world with the trigger's bucket, table, queues and pipeline (``world.py``)."""
+    from tests.handlers.retrain_trigger.world import moto_world  # it imports this module's builders
+
+    yield from moto_world(monkeypatch)

@@ -802,12 +802,14 @@ _PARSED_TYPES = (
 )
 
 
+@pytest.mark.slow  # hundreds of generated examples
 @hypothesis_settings(max_examples=400, deadline=None)
 @given(st.text(max_size=200) | _json.map(json.dumps))
 def test_parse_body_never_raises(body: str) -> None:
     assert isinstance(events.parse_body(body), _PARSED_TYPES)
 
 
+@pytest.mark.slow  # hundreds of generated examples
 @hypothesis_settings(max_examples=400, deadline=None)
 @given(st.lists(odd_events(), min_size=1, max_size=12))
 def test_odd_events_never_raise_and_never_become_a_candidate(bodies: list[object]) -> None:
@@ -822,6 +824,7 @@ def test_odd_events_never_raise_and_never_become_a_candidate(bodies: list[object
     ) == len(bodies)
 
 
+@pytest.mark.slow  # hundreds of generated examples
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(_odd_key, st.integers(min_value=0, max_value=10**12)), max_size=30))
 def test_object_events_with_odd_keys_route_without_raising(objects: list[tuple[str, int]]) -> None:

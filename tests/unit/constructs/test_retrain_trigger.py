@@ -316,17 +316,20 @@ def test_the_function_asset_runs_the_handler_with_nothing_but_its_own_files(buil
     # GIVEN the synthesized asset (the stack was synthesized by the fixture's Template)
     directory = _asset_directory(built.trigger)
     assert (directory / "cdk_mlops" / "champion.py").is_file()
-    # WHEN Python imports the handler from the asset alone
+    # WHEN Python imports the handler from the asset alone (Powertools from the virtualenv, as from the layer)
     code = (
-        "import sys, cdk_mlops.lambdas.retrain_trigger.handler as h; "
+        "import sys, cdk_mlops.lambdas.retrain_trigger.handler as h, aws_lambda_powertools as pt; "
         "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith('cdk_mlops') and m.__file__]; "
-        "print(all(f.startswith(sys.argv[1]) for f in mods), 'aws_cdk' in sys.modules)"
+        "print(all(f.startswith(sys.argv[1]) for f in mods), 'aws_cdk' in sys.modules, "
+        "pt.__file__.startswith(sys.argv[1]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(directory)], cwd=directory, capture_output=True, text=True, check=True
     )
-    # THEN every cdk_mlops module came from the asset, and no CDK code was loaded
-    assert out.stdout.split() == ["True", "False"]
+    # THEN every cdk_mlops module came from the asset, no CDK code was loaded, and Powertools is
+    # not in the asset: the function gets it from its layer
+    assert out.stdout.split() == ["True", "False", "False"]
+    assert not list(directory.rglob("aws_lambda_powertools*"))
 
 
 # --- resource policies: confused deputy -------------------------------------------------------------------
