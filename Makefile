@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install test test-fast lint typecheck unit synth demo summary diagram docs bench clean
+.PHONY: help install test test-fast lint typecheck unit synth demo summary diagram docs bench mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -94,6 +94,9 @@ docs: install  ## API reference from the docstrings into docs/api/ (pdoc)
 
 bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md
 	$(PY) -m bench
+
+mutation: install  ## plant bugs in the modules that carry the promises, one at a time, and count what the tests catch (about 40 min; progress in build/mutation/mutmut.log)
+	$(PY) -m bench --only mutation.py
 
 clean:  ## remove build output and caches (keeps the venv; `make distclean` removes it too)
 	rm -rf cdk.out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

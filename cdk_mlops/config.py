@@ -265,13 +265,13 @@ def profile_defaults(name: str, profile: Profile) -> EnvironmentConfig:
 #: The environments used when the context does not name any.
 DEFAULT_ENVIRONMENTS: Mapping[str, Mapping[str, Any]] = {"dev": {}, "staging": {}, "prod": {}}
 
-_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
+_ACCOUNT = re.compile(r"^[0-9]{12}\Z")
+_SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))\Z")
 _MODEL_PACKAGE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}/[0-9]+$"
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}/[0-9]+\Z"
 )
-_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}\Z")
 
 
 @cache
@@ -374,10 +374,10 @@ def _check_model_package_arn(value: object) -> str | None:
     )
 
 
-_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/$")
+_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/\Z")
 # S3 bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens.
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\Z")
 
 
 def _check_baseline_prefix(value: object) -> str | None:
@@ -410,11 +410,11 @@ def _check_guardrail_ids(value: object) -> str | None:
     return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(RULE_IDS)}"
 
 
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
-_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}\Z")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}\Z")
+_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}\Z")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}\Z")
+_AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]\Z")
 #: The keys of an existing VPC's ``network`` object, with the pattern of each id.
 _NETWORK_IDS: dict[str, tuple[re.Pattern[str], str]] = {
     "subnet_ids": (_SUBNET_ID, "subnet-0123456789abcdef0"),

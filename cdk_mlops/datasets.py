@@ -85,7 +85,7 @@ MAX_DATASET_NAME_LENGTH = 200
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
+_MD5_ETAG = re.compile(r"^[0-9a-f]{32}\Z")
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _CHUNK = 1024 * 1024

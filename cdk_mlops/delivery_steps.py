@@ -101,10 +101,10 @@ BLOCKING_SEVERITIES: Final = frozenset({"error", "fatal"})
 #: Where the validation report sits in a cloud assembly (and in every nested one).
 VALIDATION_REPORT: Final = "validation-report.json"
 
-_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-_MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+/[0-9]+$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}\Z")
+_MODEL_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+/[0-9]+\Z")
 # A source revision as the platform pipeline records it: a commit id, or a version of the S3 source object.
-_REVISION = re.compile(r"^(git:[0-9a-f]{7,64}|s3:[A-Za-z0-9._-]{1,1024})$")
+_REVISION = re.compile(r"^(git:[0-9a-f]{7,64}|s3:[A-Za-z0-9._-]{1,1024})\Z")
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -384,8 +384,8 @@ def stack_problems(
 
 #: The environment settings (``cdk.json``) that say which model an environment serves.
 MODEL_SETTINGS: Final = ("model_package_arn", "model_baseline_prefix", "model_source_bucket")
-_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/$")
-_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/\Z")
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)\Z")
 
 
 def model_settings(package: Mapping[str, Any]) -> dict[str, str]:

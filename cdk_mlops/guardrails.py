@@ -530,10 +530,26 @@ def _text_parts(value: Any) -> Iterator[str | _Function]:
     sub = value.get("Fn::Sub") if isinstance(value, dict) else None
     template = sub[0] if isinstance(sub, list) and sub else sub
     if isinstance(template, str):
+        variables = sub[1] if isinstance(sub, list) and len(sub) > 1 and isinstance(sub[1], dict) else {}
         for piece in _SUB_VARIABLE.split(template):
-            yield _Function(piece) if _SUB_VARIABLE.fullmatch(piece) else piece.replace("${!", "${")
+            if _SUB_VARIABLE.fullmatch(piece):
+                yield _Function(_sub_reference(piece[2:-1], variables))
+            else:
+                yield piece.replace("${!", "${")
         return
     yield _Function(value)
+
+
+def _sub_reference(name: str, variables: Mapping[str, Any]) -> Any:
+    """What ``${name}`` in an Fn::Sub template stands for, as the equivalent function.
+
+    A name from the variable map is its value; ``${Id.Attribute}`` is ``Fn::GetAtt``; any other
+    name is ``Ref`` (a resource, a parameter or a pseudo parameter such as ``AWS::Region``).
+    """
+    if name in variables:
+        return variables[name]
+    resource, dot, attribute = name.partition(".")
+    return {"Fn::GetAtt": [resource, attribute]} if dot else {"Ref": name}
 
 
 # --- MLOPS-008 Lambda functions --------------------------------------------------------------------

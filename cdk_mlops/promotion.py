@@ -47,7 +47,7 @@ __all__ = [
 #: The approval status that makes a model package deployable.
 APPROVED: Final = "Approved"
 
-_VERSION_SUFFIX: Final = re.compile(r"/(\d+)$")
+_VERSION_SUFFIX: Final = re.compile(r"/(\d+)\Z")
 
 
 class PromotionAction(StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -160,6 +161,45 @@ def private_prod_platform() -> Platform:
 def private_prod() -> Platform:
     """Prod with defaults (isolated VPC, realtime endpoint, monitor), in a concrete account and region."""
     return private_prod_platform()
+
+
+@pytest.fixture(scope="session")
+def sdk_config_schema_checked_once() -> Iterator[None]:
+    """The SDK's config validation, with its constant schema checked against the metaschema once.
+
+    The SDK validates its config on every config lookup with ``jsonschema.validate``, which
+    first checks the schema itself (about half a second, dozens of times per definition).
+    Every config is still validated, with the error ``jsonschema.validate`` would raise.
+    """
+    from jsonschema import exceptions  # type: ignore[import-untyped]
+    from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+    from sagemaker.core.config import config_manager  # type: ignore[import-untyped]
+
+    schema = config_manager.SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+    validator_class = validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+
+    def validate(sagemaker_config: dict[str, Any] | None = None) -> None:
+        error = exceptions.best_match(validator.iter_errors(sagemaker_config))
+        if error is not None:
+            raise error
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config_manager.SageMakerConfig, "validate_sagemaker_config", staticmethod(validate))
+        yield
+
+
+@pytest.fixture
+def india_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone that is not UTC, so that anything relying on the machine's zone shows."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

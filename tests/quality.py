@@ -9,6 +9,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
-from cfnlint.api import ManualArgs, lint
+from cfnlint.config import ConfigMixIn
+from cfnlint.decode.decode import decode_str
+from cfnlint.runner import Runner, run_template_by_data
 from cfnlint.version import __version__ as cfn_lint_version
 
 #: Where cfn-lint results are kept between tests, runs and pytest-xdist workers (``make clean``
@@ -47,7 +50,7 @@ def cfn_lint_findings(template: Mapping[str, Any], *, region: str = "us-east-1")
         return findings
     except (OSError, ValueError):
         pass  # not linted yet (or a partial file from an interrupted run): lint it
-    matches = lint(text, config=ManualArgs(regions=[region]))
+    matches = run_cfn_lint(text, region=region)
     findings = [f"{m.rule.id} {m.path_string}: {m.message}" for m in matches if m.rule.id[:1] in ("E", "W")]
     CFN_LINT_CACHE.mkdir(parents=True, exist_ok=True)
     # Write then rename: another worker linting the same template never reads half a file.
@@ -55,6 +58,33 @@ def cfn_lint_findings(template: Mapping[str, Any], *, region: str = "us-east-1")
         json.dump(findings, out)
     os.replace(out.name, cached)
     return findings
+
+
+@cache
+def _cfn_lint_rules() -> Any:
+    # Loading cfn-lint's rules (a module each, some reading their schemas) costs about a
+    # second, more than linting most templates; ``cfnlint.api.lint`` loads them on every call.
+    # A rule keeps no state between templates (each is re-initialized per run), so they are
+    # loaded once per process and shared, as cfn-lint's own command line does for many files.
+    return Runner(ConfigMixIn(regions=["us-east-1"])).rules
+
+
+def run_cfn_lint(text: str, *, region: str = "us-east-1") -> list[Any]:
+    """Every cfn-lint match (``cfnlint.rules.Match``) in a template's text, uncached.
+
+    What ``cfnlint.api.lint(text, config=ManualArgs(regions=[region]))`` returns, with the
+    rules loaded once per process.
+
+    Args:
+        text: The template as JSON or YAML.
+        region: The region to check the template against. Default: - us-east-1.
+    """
+    template, errors = decode_str(text)
+    if errors:
+        return list(errors)
+    if template is None:
+        return []
+    return list(run_template_by_data(template, ConfigMixIn(regions=[region]), _cfn_lint_rules()))
 
 
 def nag_findings(scope: cdk.Stack) -> list[str]:

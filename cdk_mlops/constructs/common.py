@@ -46,11 +46,11 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 #: SageMaker resource names (pipelines, endpoints, schedules, groups): 1-63 letters, digits and
 #: hyphens, lower case only, because SageMaker lower-cases names in ARNs and IAM compares ARNs
 #: exactly (a grant on "Churn" would never match).
-SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}\Z")
 #: The shape of a SageMaker instance type (``ml.<family>.<size>``).
-INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+\Z")
 #: An AWS account id.
-ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 #: What a SageMaker role needs to pull an image from one ECR repository.
 ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
 #: What a SageMaker role needs to write its jobs' or containers' logs.

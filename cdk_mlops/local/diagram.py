@@ -44,7 +44,7 @@ class Node:
     def label(self) -> str:
         name = self.id.split("/", 1)[1]
         # aws-cdk-lib's stack-wide singletons carry a 32-hex suffix; it adds nothing to the picture.
-        return re.sub(r"[0-9a-f]{32}$", "", name)
+        return re.sub(r"[0-9a-f]{32}\Z", "", name)
 
     def lines(self) -> list[str]:
         return [f"{count} x {kind.removeprefix('AWS::')}" for kind, count in sorted(self.resources.items())]

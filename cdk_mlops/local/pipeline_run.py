@@ -39,7 +39,7 @@ from cdk_mlops.local.server import LocalAws
 from cdk_mlops.ml import TRAIN_SCRIPT
 from cdk_mlops.pipeline_definition import PROCESSING_ROOT
 
-_OUTPUT_URI: Final = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri$")
+_OUTPUT_URI: Final = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri\Z")
 _TAIL: Final = 2000
 _COMPARISONS: Final = {
     "Equals": lambda a, b: a == b,
@@ -211,7 +211,7 @@ class Resolver:
     def json_get(self, expression: Mapping[str, Any]) -> Any:
         """``Std:JsonGet``: a value read from a loaded property file at a dotted path."""
         reference = str(expression.get("PropertyFile", {}).get("Get", ""))
-        match = re.match(r"^Steps\.([^.]+)\.PropertyFiles\.(.+)$", reference)
+        match = re.match(r"^Steps\.([^.]+)\.PropertyFiles\.(.+)\Z", reference)
         if match is None or (match.group(1), match.group(2)) not in self.property_files:
             raise ExpressionError(f"property file {reference!r} was not produced by a step that ran")
         node = self.property_files[(match.group(1), match.group(2))]

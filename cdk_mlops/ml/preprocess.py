@@ -75,7 +75,7 @@ PROBLEM_TYPES = ("binary_classification", "regression")
 MIN_ROWS = 10
 
 # CreateModelPackage CustomerMetadataProperties values: 1-256 of letters, digits, spaces, _ . : / = + - @
-_METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}\Z")
 
 
 class DataError(Exception):

@@ -68,7 +68,7 @@ ARTIFACT_PATH = "evaluation"
 # What MLflow accepts in parameter and metric names; anything else becomes "_".
 _INVALID_NAME_CHARACTERS = re.compile(r"[^\w.\- /]")
 # Run names safe to quote in an MLflow search filter (execution ids are lower-case letters and digits).
-_SEARCHABLE_RUN_NAME = re.compile(r"^[\w.\-:/ ]{1,250}$")
+_SEARCHABLE_RUN_NAME = re.compile(r"^[\w.\-:/ ]{1,250}\Z")
 
 
 class TrackingError(Exception):

@@ -114,7 +114,7 @@ PROCESSING_INSTANCE_FAMILIES: Final = _words(
     "c4 c5 c6i c7i c7i-flex c8i c8i-flex g4dn g5 g6 g6e g7 g7e m4 m5 m6i m7i m7i-flex m8i m8i-flex p2 p3 "
     "p5 r5 r5d r6i r7i r8i r8i-flex t3"
 )
-_INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+(?:-[a-z0-9]+)*)\.(medium|large|[0-9]*xlarge)$")
+_INSTANCE_TYPE = re.compile(r"^ml\.([a-z0-9]+(?:-[a-z0-9]+)*)\.(medium|large|[0-9]*xlarge)\Z")
 # Families with instance (NVMe) storage take no EBS volume, so no VolumeKmsKeyId either; the
 # rule the SageMaker Python SDK applies (common_utils.volume_size_supported).
 _INSTANCE_STORAGE_PREFIXES = ("g5", "g6", "g7e", "p5", "p6-b200", "trn1", "trn2")
@@ -122,20 +122,20 @@ _INSTANCE_STORAGE_PREFIXES = ("g5", "g6", "g7e", "p5", "p6-b200", "trn1", "trn2"
 _MAX_RUNTIME_SECONDS = 28 * 24 * 3600
 # CreateModelPackage CustomerMetadataProperties value pattern ([\p{L}\p{Z}\p{N}_.:/=+\-@]*),
 # approximated with Python's \w (letters, digits, underscore) and a space.
-_METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}\Z")
 # MlflowConfig patterns of the SageMaker API (MlflowResourceArn, MlflowExperimentName).
-_MLFLOW_ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlflow-(app|tracking-server)/.+$")
-_MLFLOW_EXPERIMENT = re.compile(r"^[a-zA-Z0-9\-_./]{1,256}$")
+_MLFLOW_ARN = re.compile(r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlflow-(app|tracking-server)/.+\Z")
+_MLFLOW_EXPERIMENT = re.compile(r"^[a-zA-Z0-9\-_./]{1,256}\Z")
 # A pip requirement with a version: name[extras] then one or more comma-separated specifiers.
 # No bare names (unpinned installs are not reproducible), no options, URLs or markers.
 # A package index pip reaches from a job: HTTPS, a host, an optional path; at most 256 characters,
 # the longest value of a processing job's environment variable.
-_PACKAGE_INDEX = re.compile(r"^https://[^\s/?#]+(/[^\s]*)?$")
+_PACKAGE_INDEX = re.compile(r"^https://[^\s/?#]+(/[^\s]*)?\Z")
 _MAX_ENVIRONMENT_VALUE = 256
 _REQUIREMENT = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?"
     r" *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+"
-    r"(?: *, *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+)*$"
+    r"(?: *, *(?:===|==|!=|~=|>=|<=|>|<) *[A-Za-z0-9.*+!_-]+)*\Z"
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 from cdk_mlops.pipeline_definition.names import EXECUTION_VARIABLES, SCHEMA_VERSION, _words
 from cdk_mlops.pipeline_definition.settings import _METADATA_VALUE, is_unresolved
 
-_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}\Z")
 
 # Required request fields per step type, as dotted paths into Arguments. `a|b` means either.
 _REQUIRED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(

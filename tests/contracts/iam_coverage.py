@@ -292,6 +292,11 @@ def _named(module: _Module, name: str) -> Iterator[tuple[str, str]]:
 
 def reachable(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Every (module path, scope) reachable from ``entries``; ``*`` as scope means every scope of the file."""
+    return set(_reachable(tuple(entries)))
+
+
+@cache  # several checks ask for the same units' scopes; the runtime modules are parsed once (cached)
+def _reachable(entries: tuple[tuple[str, str], ...]) -> frozenset[tuple[str, str]]:
     modules = runtime_modules()
     pending: list[tuple[str, str]] = []
     for path, scope in entries:
@@ -307,7 +312,7 @@ def reachable(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         # A function's module-level code ran when the module was imported.
         pending.append((item[0], MODULE_SCOPE))
         pending.extend(_references(modules[item[0]], item[1]))
-    return seen
+    return frozenset(seen)
 
 
 def delivery_commands() -> dict[str, str]:
@@ -384,15 +389,17 @@ class StackTemplate:
     stack: cdk.Stack
     template: Mapping[str, Any]
 
-    @property
+    # Each read of a stack attribute is a round-trip to the jsii runtime, and the checks read
+    # these for every reference they resolve: read them once.
+    @cached_property
     def name(self) -> str:
         return self.stack.stack_name
 
-    @property
+    @cached_property
     def account(self) -> str:
         return DEFAULT_ACCOUNT if cdk.Token.is_unresolved(self.stack.account) else self.stack.account
 
-    @property
+    @cached_property
     def region(self) -> str:
         return DEFAULT_REGION if cdk.Token.is_unresolved(self.stack.region) else self.stack.region
 
@@ -709,6 +716,7 @@ _NEGATED: Final = frozenset(
 )
 
 
+@cache  # the checks match the same few hundred policy patterns thousands of times
 def _glob(pattern: str, *, case: bool = True) -> re.Pattern[str]:
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile("".join(parts), 0 if case else re.IGNORECASE | re.DOTALL)

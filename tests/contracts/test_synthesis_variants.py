@@ -12,6 +12,8 @@ import json
 from typing import Any, ClassVar
 
 import pytest
+from cfnlint.api import ManualArgs, lint
+from cfnlint.runner import Runner
 
 from cdk_mlops import image_uris
 from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, load_environments
@@ -146,6 +148,44 @@ REDUNDANT_DEPENDENCY: dict[str, Any] = {
 }
 
 
+#: Two errors (a misspelt property, a value out of its enumeration) and the warning above.
+FAULTY: dict[str, Any] = {
+    "Resources": {
+        **REDUNDANT_DEPENDENCY["Resources"],
+        "Bucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {"BucketNam": "b", "VersioningConfiguration": {"Status": "On"}},
+        },
+    }
+}
+
+
+def test_cfn_lint_rules_load_once_and_find_what_cfn_lint_finds(monkeypatch):
+    # GIVEN a count of the loads of cfn-lint's rules (none if a test of this process loaded them)
+    loads: list[Any] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args)
+        return Runner(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "Runner", counted)
+
+    def found(matches: list[Any]) -> list[str]:
+        return sorted(f"{m.rule.id} {m.path_string}: {m.message}" for m in matches)
+
+    faulty, clean = json.dumps(FAULTY), json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
+    # WHEN templates are linted one after another with the shared rules
+    first = found(quality.run_cfn_lint(faulty, region="eu-west-1"))
+    assert found(quality.run_cfn_lint(clean, region="eu-west-1")) == []
+    again = found(quality.run_cfn_lint(faulty, region="eu-west-1"))
+    # THEN the rules were loaded at most once, and no finding leaks from one template to the next
+    assert len(loads) <= 1
+    assert first == again
+    assert [f.split(" ", 1)[0] for f in first] == ["E3002", "E3030", "W3005"]
+    # AND they are exactly what cfn-lint's own API finds, loading its rules for the call
+    assert first == found(lint(faulty, config=ManualArgs(regions=["eu-west-1"])))
+
+
 def test_cfn_lint_findings_include_warnings_and_are_cached_by_template_and_region(tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "CFN_LINT_CACHE", tmp_path)
     findings = cfn_lint_findings(REDUNDANT_DEPENDENCY, region="eu-west-1")
@@ -155,7 +195,7 @@ def test_cfn_lint_findings_include_warnings_and_are_cached_by_template_and_regio
     def no_lint(*_: Any, **__: Any) -> Any:
         raise AssertionError("linted again")
 
-    monkeypatch.setattr(quality, "lint", no_lint)
+    monkeypatch.setattr(quality, "run_cfn_lint", no_lint)
     # GIVEN the same template with its keys in another order, THEN the cached result is used
     resources = REDUNDANT_DEPENDENCY["Resources"]
     reordered = {"Resources": {"Topic": resources["Topic"], "Queue": resources["Queue"]}}

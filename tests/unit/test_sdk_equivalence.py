@@ -432,7 +432,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
 
 
 @pytest.fixture(scope="module")
-def built() -> SdkBuild:
+def built(sdk_config_schema_checked_once: None) -> SdkBuild:
     refused_requests: list[str] = []
 
     def refuse(event_name: str = "", **_: Any) -> None:

@@ -52,13 +52,13 @@ class _WildcardRule:
 
 _CODEBUILD_OWN = re.compile(
     r"^arn:<AWS::Partition>:(logs|codebuild):[^:]+:[^:]+:"
-    r"(log-group:/aws/codebuild/<[A-Za-z0-9]+>(:\*)?|report-group/<[A-Za-z0-9]+>-\*)$"
+    r"(log-group:/aws/codebuild/<[A-Za-z0-9]+>(:\*)?|report-group/<[A-Za-z0-9]+>-\*)\Z"
 )
 _BOOTSTRAP_ROLE_TAG = "iam:ResourceTag/aws-cdk:bootstrap-role"
 # CDK Pipelines' shared asset publishing role, and what it grants for projects created after it.
 _ASSET_ROLE = "/Assets/FileRole/"
 _CODEBUILD_ANY = re.compile(
-    r"^arn:<AWS::Partition>:(logs|codebuild):[^:]+:[0-9]{12}:(log-group:/aws/codebuild/\*|report-group/\*)$"
+    r"^arn:<AWS::Partition>:(logs|codebuild):[^:]+:[0-9]{12}:(log-group:/aws/codebuild/\*|report-group/\*)\Z"
 )
 _CODEBUILD_RUN_ACTIONS = frozenset({"codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"})
 

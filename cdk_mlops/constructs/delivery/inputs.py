@@ -35,17 +35,17 @@ DEFAULT_SAMPLE_KEY: Final = "artifacts/delivery/sample-payload.csv"
 
 _CONNECTION_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:(?P<service>codeconnections|codestar-connections):(?P<region>[a-z0-9-]+):[0-9]{12}:"
-    r"connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    r"connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
 )
 #: The services a connection ARN may name. AWS CodeStar Connections was renamed AWS CodeConnections,
 #: and IAM evaluates the action whose service prefix is the resource ARN's: a
 #: ``arn:aws:codeconnections:...`` connection is used through ``codeconnections:UseConnection`` only.
 _CONNECTION_SERVICES: Final = ("codeconnections", "codestar-connections")
 _USE_CONNECTION: Final = "UseConnection"
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
-_BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+\Z")
+_BRANCH = re.compile(r"^[^\s~^:?*\[\\]+\Z")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+\Z")
 
 
 def _title(name: str) -> str:

@@ -66,7 +66,7 @@ DEFAULT_BOOTSTRAP_QUALIFIER: Final = "hnb659fds"
 #: The variables namespace of the model pipeline's Select action.
 _MODEL_NAMESPACE: Final = "Model"
 
-_GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
 
 
 def _only_when_delivering() -> codepipeline.Conditions:

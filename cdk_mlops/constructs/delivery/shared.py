@@ -42,8 +42,8 @@ STEP_INSTALL_COMMANDS: Final = (
 # holds absolute paths, and CodeBuild checks the source out to a new directory for every build.
 _CACHE_PATHS: Final = ("/root/.cache/pip/**/*", "/root/.npm/**/*")
 
-_PARAMETER_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
-_ROLE_PREFIX = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,40}$")
+_PARAMETER_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+\Z")
+_ROLE_PREFIX = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,40}\Z")
 
 
 def _role_arn(account: str, name: str) -> str:

@@ -30,9 +30,9 @@ from cdk_mlops.constructs.model_endpoint.settings import (
     _seconds,
 )
 
-_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+(/[0-9]+)?$")
-_S3_OBJECT_URI = re.compile(r"^s3://[^/]+/.+[^/]$")
-_ALARM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
+_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+(/[0-9]+)?\Z")
+_S3_OBJECT_URI = re.compile(r"^s3://[^/]+/.+[^/]\Z")
+_ALARM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}\Z")
 # AutoRollbackConfig takes at most this many alarms (SageMaker API).
 _MAX_ROLLBACK_ALARMS = 10
 

@@ -14,7 +14,7 @@ from cdk_mlops.errors import ConfigurationError
 
 __all__ = ["Baselines"]
 
-_S3_OBJECT_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+[^/]$")
+_S3_OBJECT_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+[^/]\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,9 @@ from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 
 __all__ = ["ground_truth_problems", "image_problems", "probability_problems", "whole_problem", "window_problems"]
 
-_KEY_PREFIX = re.compile(r"^[^/*].*/$")
+_KEY_PREFIX = re.compile(r"^[^/*].*/\Z")
 # Negative ISO-8601 durations, e.g. -PT1H, -P1D, -P1DT12H (Model Monitor's time offsets).
-_OFFSET = re.compile(r"^-P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_OFFSET = re.compile(r"^-P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?\Z")
 
 
 def whole_problem(name: str, value: object, low: int, high: int) -> list[str]:

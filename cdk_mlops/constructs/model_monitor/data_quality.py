@@ -16,7 +16,7 @@ from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 __all__ = ["DataQualitySettings", "define_data_quality_job"]
 
 # A feature name becomes part of its drift alarm's name.
-_ALARM_KEY = re.compile(r"^[^/\s](?:[^/]{0,198}[^/\s])?$")
+_ALARM_KEY = re.compile(r"^[^/\s](?:[^/]{0,198}[^/\s])?\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,9 +19,9 @@ from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 __all__ = ["MonitorSchedule", "define_schedule", "metric_period", "schedule_name"]
 
 # What Model Monitor accepts (SageMaker ScheduleConfig): hourly, daily at an hour, or every N hours.
-_SUPPORTED_CRON = re.compile(r"^cron\(0 (?:\*|(\d{1,2})(?:/(\d{1,2}))?) \? \* \* \*\)$")
-_ANY_CRON = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_SUPPORTED_CRON = re.compile(r"^cron\(0 (?:\*|(\d{1,2})(?:/(\d{1,2}))?) \? \* \* \*\)\Z")
+_ANY_CRON = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)\Z")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)\Z")
 
 
 @dataclass(frozen=True)

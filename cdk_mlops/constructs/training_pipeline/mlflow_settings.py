@@ -69,9 +69,9 @@ MLFLOW_VPC_ENDPOINTS: Final[Mapping[str, ec2.IInterfaceVpcEndpointService | ec2.
     )
 )
 
-_TRACKING_SERVER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-_MAINTENANCE_WINDOW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$")
-_MLFLOW_VERSION = re.compile(r"^\d+(\.\d+)+$")
+_TRACKING_SERVER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}\Z")
+_MAINTENANCE_WINDOW = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)\Z")
+_MLFLOW_VERSION = re.compile(r"^\d+(\.\d+)+\Z")
 _ECR_IMAGE = re.compile(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@\s]+)")
 
 

@@ -98,6 +98,16 @@ def _ms(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1000))
 
 
+def _readable(key: str) -> str:
+    """The claim's key as the record shows it: its first 1,024 characters, always valid UTF-8.
+
+    A key can hold any code point an event carried, lone surrogates included, which DynamoDB
+    (UTF-8) cannot store; those are written as ``\\udXXX`` escapes. The record's id hashes the
+    key whole, so this copy is for people and never decides a claim.
+    """
+    return key[:1024].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _from_ms(value: Mapping[str, Any] | None) -> datetime | None:
     if not value or "N" not in value:
         return None
@@ -296,7 +306,7 @@ class StateStore:
                     ":progress": {"S": IN_PROGRESS},
                     ":token": {"S": token},
                     ":lease": {"N": _ms(now + lease)},
-                    ":key": {"S": key[:1024]},
+                    ":key": {"S": _readable(key)},
                     ":now": {"N": _ms(now)},
                     ":expires": {"N": str(int((now + ttl).timestamp()))},
                 },

@@ -694,7 +694,7 @@ def build_sdk(pipeline: Any, env: cdk.Environment | None = EU_WEST_1, **kwargs: 
 
 
 @pytest.fixture(scope="module")
-def sdk_pipeline() -> Any:
+def sdk_pipeline(sdk_config_schema_checked_once: None) -> Any:
     """A pipeline authored with the SDK as the docs show: offline session, placeholders, s3:// scripts."""
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -757,6 +757,30 @@ def sdk_pipeline() -> Any:
             steps=[ProcessingStep(name="Prep", step_args=step_args)],
             sagemaker_session=session,
         )
+
+
+def test_the_sdk_config_is_still_validated_with_the_schema_checked_once(sdk_config_schema_checked_once, monkeypatch):
+    import jsonschema
+    from jsonschema.validators import validator_for
+    from sagemaker.core.config import config_manager
+
+    schema = config_manager.SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+    wrong = {"SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "yes"}}}}
+    with pytest.raises(jsonschema.ValidationError) as expected:
+        jsonschema.validate(wrong, schema)
+
+    def checked_again(*_: Any) -> None:
+        raise AssertionError("the schema was checked again")
+
+    # GIVEN the schema may not be checked again
+    monkeypatch.setattr(validator_for(schema), "check_schema", classmethod(checked_again))
+    validate = config_manager.SageMakerConfig.validate_sagemaker_config
+    # THEN a config of the wrong shape is refused with the error jsonschema.validate raises
+    with pytest.raises(jsonschema.ValidationError) as caught:
+        validate(wrong)
+    assert (caught.value.message, list(caught.value.path)) == (expected.value.message, list(expected.value.path))
+    # AND the offline session's config passes
+    validate(json.loads(json.dumps(sdk.OFFLINE_SDK_CONFIG)))
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
 from cdk_mlops.stacks.delivery_stack import ToolingStage
-from tests.contracts.variants import TOOLING, VARIANTS, SynthesizedVariant, synthesize
+from tests.contracts import variants
+from tests.contracts.variants import TOOLING, SynthesizedVariant
 from tests.quality import actions_of, cfn_lint_findings, nag_findings, statements
 from tests.unit.constructs.test_delivery import connection_grant_problems, resources_of
 
@@ -25,8 +26,12 @@ ENVIRONMENT_REGION = "eu-west-1"
 
 @pytest.fixture(scope="module")
 def synthesized() -> SynthesizedVariant:
-    """The layout synthesized once, as ``cdk synth`` does (cdk-nag and guardrails applied)."""
-    return synthesize(VARIANTS["tooling-elsewhere"])
+    """The layout synthesized as ``cdk synth`` does (cdk-nag and guardrails applied), once per process.
+
+    It is the ``tooling-elsewhere`` variant of the contract checks: a worker that runs both
+    modules synthesizes it once.
+    """
+    return variants.synthesized("tooling-elsewhere")
 
 
 def tooling_stage(synthesized: SynthesizedVariant) -> ToolingStage:
