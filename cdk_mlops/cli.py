@@ -143,6 +143,7 @@ def _add_dataset_group(groups: argparse._SubParsersAction[argparse.ArgumentParse
     snap.add_argument("--bucket", required=True, help="the data store bucket name")
     snap.add_argument("--dataset", required=True, help="the dataset name (one path segment)")
     snap.add_argument("--allow-empty", action="store_true", help="accept a dataset with no objects")
+    add_aws_options(snap)
     snap.set_defaults(handler=_dataset_snapshot)
 
     mat = commands.add_parser(
@@ -152,6 +153,7 @@ def _add_dataset_group(groups: argparse._SubParsersAction[argparse.ArgumentParse
     )
     mat.add_argument("manifest", metavar="MANIFEST_URI", help="s3://bucket/manifests/... or a local manifest file")
     mat.add_argument("destination", metavar="DEST", help="directory to write to (created if missing)")
+    add_aws_options(mat)
     mat.set_defaults(handler=_dataset_materialize)
 
     cmp_ = commands.add_parser(
@@ -161,6 +163,7 @@ def _add_dataset_group(groups: argparse._SubParsersAction[argparse.ArgumentParse
     )
     cmp_.add_argument("manifest_a", metavar="URI_A", help="the older manifest (s3:// URI or local file)")
     cmp_.add_argument("manifest_b", metavar="URI_B", help="the newer manifest (s3:// URI or local file)")
+    add_aws_options(cmp_)
     cmp_.set_defaults(handler=_dataset_diff)
 
 
@@ -181,6 +184,23 @@ def _local(arguments: Sequence[str]) -> int:
 COMMAND_GROUPS: list[CommandGroup] = [_add_dataset_group, _add_local_group]
 
 
+def add_aws_options(parser: argparse.ArgumentParser, *, default: Any = argparse.SUPPRESS) -> None:
+    """``--endpoint-url`` and ``--region``, accepted before the group and after a command alike.
+
+    Args:
+        parser: The parser to add them to.
+        default: Their value when not given. Default: - none set, so a command's parser keeps
+            what the options before the group set (argparse would overwrite it with None).
+    """
+    parser.add_argument(
+        "--endpoint-url",
+        type=_endpoint_url,
+        default=default,
+        help="send AWS requests to this http(s) URL (e.g. a local moto server); default: boto3's configuration",
+    )
+    parser.add_argument("--region", default=default, help="AWS region; default: boto3's configuration")
+
+
 def build_parser(groups: Sequence[CommandGroup] | None = None) -> argparse.ArgumentParser:
     """The argument parser with the global options and every command group.
 
@@ -192,13 +212,7 @@ def build_parser(groups: Sequence[CommandGroup] | None = None) -> argparse.Argum
         description="cdk-mlops: dataset versions and developer tools for the cdk-mlops platform.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--endpoint-url",
-        type=_endpoint_url,
-        default=None,
-        help="send AWS requests to this http(s) URL (e.g. a local moto server); default: boto3's configuration",
-    )
-    parser.add_argument("--region", default=None, help="AWS region; default: boto3's configuration")
+    add_aws_options(parser, default=None)
     subparsers = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
     for add_group in COMMAND_GROUPS if groups is None else groups:
         add_group(subparsers)

@@ -433,7 +433,7 @@ def build_manifest(
     if not entries and not allow_empty:
         raise DatasetVersionError(
             f"s3://{bucket}/{prefix} holds no objects; upload data first, check the dataset name, "
-            "or pass allow_empty=True"
+            "or pass allow_empty=True (--allow-empty on the cdk-mlops command line)"
         )
     entries.sort(key=lambda e: e.key)
     ordered = tuple(entries)

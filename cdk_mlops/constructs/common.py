@@ -1,11 +1,12 @@
-"""Pieces shared by the constructs: the Lambda runtime, asset packaging, acknowledgments."""
+"""Pieces shared by the constructs: the Lambda runtime, asset packaging, acknowledgments, metrics."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from aws_cdk import (
     Token,
     Validations,
 )
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -49,6 +51,62 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}\Z")
 #: The shape of a SageMaker instance type (``ml.<family>.<size>``).
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+\Z")
+#: Instance families SageMaker hosts realtime endpoints on (botocore's ProductionVariantInstanceType
+#: enum, botocore 1.44; tests/unit/test_pipeline_definition.py compares them).
+ENDPOINT_INSTANCE_FAMILIES: Final = frozenset(
+    {
+        "c4",
+        "c5",
+        "c5d",
+        "c6g",
+        "c6gd",
+        "c6gn",
+        "c6i",
+        "c6in",
+        "c7g",
+        "c7i",
+        "c8g",
+        "dl1",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "g7",
+        "g7e",
+        "inf1",
+        "inf2",
+        "m4",
+        "m5",
+        "m5d",
+        "m6g",
+        "m6gd",
+        "m6i",
+        "m7i",
+        "m8g",
+        "p2",
+        "p3",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "p6-b200",
+        "p6-b300",
+        "p6e-gb200",
+        "r5",
+        "r5d",
+        "r6g",
+        "r6gd",
+        "r6i",
+        "r7gd",
+        "r7i",
+        "r8g",
+        "t2",
+        "trn1",
+        "trn1n",
+        "trn2",
+    }
+)
 #: An AWS account id.
 ACCOUNT_ID = re.compile(r"^[0-9]{12}\Z")
 #: What a SageMaker role needs to pull an image from one ECR repository.
@@ -377,3 +435,65 @@ def grant_sagemaker_vpc_access(
         *iam5_findings(resources=("*",)),
     )
     return grant
+
+
+#: The keywords of ``cloudwatch.MetricOptions``: what every ``metric_*`` method of the library accepts.
+METRIC_OPTIONS: Final = frozenset(inspect.signature(cw.MetricOptions.__init__).parameters) - {"self"}
+
+
+def metric_props(
+    scope: IConstruct,
+    method: str,
+    options: Mapping[str, Any],
+    *,
+    dimensions: Mapping[str, str] | None = None,
+    **defaults: Any,
+) -> dict[str, Any]:
+    """The keywords of a construct's metric: its defaults, then the caller's options over them.
+
+    Every ``metric_*`` method builds its metric with this, so all of them take the standard
+    ``cloudwatch.MetricOptions`` the same way (``period``, ``statistic``, ``unit``, ``label``,
+    ``color``, ``dimensions_map``, ``region``, ``account``, ...). A caller's option replaces the
+    method's default; ``dimensions_map`` adds to the construct's own ``dimensions`` (a name given
+    by the caller wins), so a metric can be narrowed further but never loses its resource.
+
+    Args:
+        scope: The construct, named in the error.
+        method: The method's name, named in the error.
+        options: The caller's keywords.
+        dimensions: The construct's dimensions. Default: - none (the method sets no dimensions).
+        defaults: The method's defaults, e.g. ``statistic="Sum"``.
+
+    Raises:
+        ConfigurationError: for a keyword that is not a metric option, naming it and the accepted ones.
+    """
+    unknown = sorted(set(options) - METRIC_OPTIONS)
+    if unknown:
+        raise ConfigurationError(
+            scope,
+            f"{method}: {', '.join(map(repr, unknown))} is not a metric option; accepted (cloudwatch.MetricOptions): "
+            f"{', '.join(sorted(METRIC_OPTIONS))}",
+        )
+    props = {**defaults, **options}
+    if dimensions is not None:
+        props["dimensions_map"] = {**dimensions, **(options.get("dimensions_map") or {})}
+    return props
+
+
+def instance_type_problem(where: str, value: str, families: frozenset[str], example: str) -> str | None:
+    """Why ``value`` is not a SageMaker instance type of one of ``families``, or None (tokens pass).
+
+    Args:
+        where: The argument, named in the problem (e.g. ``realtime.instance_type``).
+        value: The instance type given.
+        families: What the API accepts there, e.g. :data:`ENDPOINT_INSTANCE_FAMILIES`.
+        example: An instance type to suggest.
+    """
+    if Token.is_unresolved(value):
+        return None
+    if not INSTANCE_TYPE.match(value):
+        return f"{where} {value!r} is not an ML instance type; use e.g. {example!r}"
+    family = value.split(".")[1]
+    if family not in families:
+        return f"{where} {value!r}: unknown instance family {family!r}; use one of: {', '.join(sorted(families))}"
+    return None

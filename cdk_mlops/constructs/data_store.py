@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import jsii
 from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
@@ -21,8 +21,10 @@ from cdk_mlops.constructs.common import (
     access_log_bucket,
     acknowledge,
     iam5_findings,
+    metric_props,
     nag_resource,
 )
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.datasets import (
     ARTIFACTS_PREFIX,
     CAPTURE_PREFIX,
@@ -185,6 +187,7 @@ class VersionedDataStore(Construct):
         datasets: The dataset names declared with ``datasets``.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,
@@ -534,47 +537,39 @@ class VersionedDataStore(Construct):
             detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": key_match}},
         )
 
-    def metric_bucket_size_bytes(
-        self,
-        *,
-        storage_type: str = "StandardStorage",
-        period: Duration | None = None,
-        statistic: str = "Average",
-    ) -> cloudwatch.Metric:
+    def metric_bucket_size_bytes(self, *, storage_type: str = "StandardStorage", **options: Any) -> cloudwatch.Metric:
         """Daily S3 storage metric ``BucketSizeBytes`` (every version counts).
 
         Args:
             storage_type: The S3 ``StorageType`` dimension; noncurrent versions
                 that moved to Infrequent Access count under ``StandardIAStorage``.
                 Default: - ``StandardStorage``.
-            period: Default: - one day (S3 reports storage metrics daily).
-            statistic: Default: - Average.
+            options: Any ``cloudwatch.MetricOptions`` (``period``, ``statistic``, ``label``, ...).
+                Default: - Average over one day (S3 reports storage metrics daily).
         """
-        return self._storage_metric("BucketSizeBytes", storage_type, period, statistic)
+        return self._storage_metric("metric_bucket_size_bytes", "BucketSizeBytes", storage_type, options)
 
-    def metric_number_of_objects(
-        self, *, period: Duration | None = None, statistic: str = "Average"
-    ) -> cloudwatch.Metric:
+    def metric_number_of_objects(self, **options: Any) -> cloudwatch.Metric:
         """Daily S3 storage metric ``NumberOfObjects`` (every object version, all storage classes).
 
         Args:
-            period: Default: - one day (S3 reports storage metrics daily).
-            statistic: Default: - Average.
+            options: Any ``cloudwatch.MetricOptions`` (``period``, ``statistic``, ``label``, ...).
+                Default: - Average over one day (S3 reports storage metrics daily).
         """
-        return self._storage_metric("NumberOfObjects", "AllStorageTypes", period, statistic)
+        return self._storage_metric("metric_number_of_objects", "NumberOfObjects", "AllStorageTypes", options)
 
     # ------------------------------------------------------------------ internals
 
-    def _storage_metric(
-        self, name: str, storage_type: str, period: Duration | None, statistic: str
-    ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace="AWS/S3",
-            metric_name=name,
-            dimensions_map={"BucketName": self.bucket.bucket_name, "StorageType": storage_type},
-            period=period or Duration.days(1),
-            statistic=statistic,
+    def _storage_metric(self, method: str, name: str, storage_type: str, options: dict[str, Any]) -> cloudwatch.Metric:
+        props = metric_props(
+            self,
+            method,
+            options,
+            dimensions={"BucketName": self.bucket.bucket_name, "StorageType": storage_type},
+            statistic="Average",
+            period=Duration.days(1),
         )
+        return cloudwatch.Metric(namespace="AWS/S3", metric_name=name, **props)
 
     def _checked_name(self, name: str) -> str:
         if Token.is_unresolved(name):

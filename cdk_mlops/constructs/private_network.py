@@ -28,6 +28,7 @@ from cdk_mlops.constructs.common import (
     iam5_findings,
     select_subnets,
 )
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.errors import ConfigurationError, raise_if_any
 
 #: Every AWS API in the VPC is reached over HTTPS.
@@ -211,6 +212,7 @@ class PrivateNetwork(Construct):
         encryption_key: Encrypts the flow log group, for a VPC this construct creates.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

@@ -35,10 +35,12 @@ from cdk_mlops.constructs.common import (
     depend_on_role_policy,
     iam5_findings,
     lambda_code,
+    metric_props,
     nag_resource,
     select_subnets,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
 
@@ -219,6 +221,7 @@ class RetrainTrigger(Construct):
         errors_alarm: In ALARM when the handler raises.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,
@@ -714,24 +717,34 @@ class RetrainTrigger(Construct):
             decision: ``started``, ``pending``, ``waiting``, ``deduplicated``,
                 ``ignored``, ``invalid``, ``released`` or ``failed``.
         """
-        return cw.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=DECISIONS_METRIC,
-            dimensions_map={DECISION_DIMENSION: decision},
+        props = metric_props(
+            self,
+            "metric_decisions",
+            options,
+            dimensions={DECISION_DIMENSION: decision},
             statistic="Sum",
             period=Duration.minutes(5),
-            **options,
         )
+        return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=DECISIONS_METRIC, **props)
 
     def metric_dead_letter_messages(self, **options: Any) -> cw.Metric:
         """Maximum number of records waiting in the dead-letter queue over 5 minutes."""
-        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            statistic="Maximum", period=Duration.minutes(5), **options
+        props = metric_props(
+            self,
+            "metric_dead_letter_messages",
+            options,
+            dimensions={"QueueName": self.dead_letter_queue.queue_name},
+            statistic="Maximum",
+            period=Duration.minutes(5),
         )
+        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(**props)
 
     def metric_queue_age(self, **options: Any) -> cw.Metric:
-        """Maximum age in seconds of the oldest record waiting in the trigger queue."""
-        return self.queue.metric_approximate_age_of_oldest_message(statistic="Maximum", **options)
+        """Maximum age in seconds of the oldest record waiting in the trigger queue, over 5 minutes."""
+        props = metric_props(
+            self, "metric_queue_age", options, dimensions={"QueueName": self.queue.queue_name}, statistic="Maximum"
+        )
+        return self.queue.metric_approximate_age_of_oldest_message(**props)
 
 
 def _powertools_problems(region: str) -> list[str]:

@@ -119,6 +119,34 @@ def test_endpoint_url_and_region_reach_the_boto3_client(aws_env: None) -> None:
     assert client.meta.region_name == "us-west-2"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dataset", "diff", "--endpoint-url", "http://127.0.0.1:5123", "--region", "us-west-2", "a", "b"],
+        ["--region", "us-west-2", "dataset", "diff", "a", "b", "--endpoint-url", "http://127.0.0.1:5123"],
+        [
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--region",
+            "eu-west-1",
+            "dataset",
+            "diff",
+            "a",
+            "b",
+            "--endpoint-url",
+            "http://127.0.0.1:5123",
+            "--region",
+            "us-west-2",
+        ],
+    ],
+)
+def test_the_aws_options_may_also_follow_the_command(aws_env: None, argv: list[str]) -> None:
+    # The options after the command win; an option given only before the group is kept.
+    args = cli.build_parser().parse_args(argv)
+    client = cli.aws_client(args, "s3")
+    assert (client.meta.endpoint_url, client.meta.region_name) == ("http://127.0.0.1:5123", "us-west-2")
+
+
 def test_an_unreachable_endpoint_is_an_error_not_a_traceback(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -376,7 +376,7 @@ def test_an_empty_dataset_is_refused_with_the_three_ways_out(s3: Any) -> None:
         datasets.build_manifest(BUCKET, "nothing", s3=s3)
     assert str(caught.value) == (
         f"s3://{BUCKET}/datasets/nothing/ holds no objects; upload data first, check the dataset name, "
-        "or pass allow_empty=True"
+        "or pass allow_empty=True (--allow-empty on the cdk-mlops command line)"
     )
 
 

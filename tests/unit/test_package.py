@@ -16,6 +16,35 @@ def test_every_export_resolves_and_is_listed():
         assert getattr(cdk_mlops, name) is not None
 
 
+def test_the_constructs_subpackage_exports_the_roots_construct_names_as_the_same_objects():
+    import cdk_mlops.constructs as constructs
+
+    from_constructs = {
+        name for name, module in cdk_mlops._EXPORTS.items() if module.startswith("cdk_mlops.constructs.")
+    }
+    assert sorted(constructs.__all__) == sorted(constructs._EXPORTS) == sorted(from_constructs)
+    assert {name: constructs._EXPORTS[name] for name in from_constructs} == {
+        name: cdk_mlops._EXPORTS[name] for name in from_constructs
+    }
+    for name in constructs.__all__:
+        assert getattr(constructs, name) is getattr(cdk_mlops, name)
+    with pytest.raises(AttributeError, match=r"'cdk_mlops\.constructs' has no attribute 'NoSuchThing'"):
+        constructs.NoSuchThing  # noqa: B018
+
+
+def test_importing_one_construct_module_imports_no_other():
+    # The subpackage's exports are lazy: a construct module (here the data store, which every
+    # other construct uses) loads without the pipeline, monitor or delivery modules.
+    code = (
+        "import sys, cdk_mlops.constructs.data_store; "
+        "print(sorted(m for m in sys.modules if m.startswith('cdk_mlops.constructs.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "['cdk_mlops.constructs.common', 'cdk_mlops.constructs.data_store', 'cdk_mlops.constructs.props']"
+    )
+
+
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
         cdk_mlops.NoSuchThing  # noqa: B018

@@ -13,12 +13,15 @@ from tests.conftest import REPO_ROOT
 
 @pytest.mark.slow  # builds the wheel
 def test_wheel_contains_lambda_code_ml_scripts_and_data(tmp_path):
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(REPO_ROOT)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    # The license is an SPDX expression (PEP 639), not the deprecated table form build warns about.
+    assert "deprecat" not in (build.stdout + build.stderr).lower()
     (wheel,) = tmp_path.glob("cdk_mlops-0.1.0-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
@@ -33,6 +36,7 @@ def test_wheel_contains_lambda_code_ml_scripts_and_data(tmp_path):
         assert expected in names, expected
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: Apache-2.0" in text.splitlines()
     requires = sorted(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:"))
     runtime = [r for r in requires if "extra ==" not in r]
     assert [r.split(">")[0].split("<")[0] for r in runtime] == ["aws-cdk-lib", "cdk-nag", "constructs"]

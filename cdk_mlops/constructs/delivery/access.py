@@ -22,6 +22,7 @@ from constructs import Construct
 from cdk_mlops.constructs.common import acknowledge, iam5_findings, nag_resource
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.delivery.inputs import EndpointTest
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.lambdas.retrain_trigger import MANUAL_RETRAIN, SOURCE
 
@@ -57,6 +58,7 @@ class DeliveryAccess(Construct):
         role: The role, named ``role_name`` so the pipelines can build its ARN.
     """
 
+    @checked_props
     def __init__(self, scope: Construct, id: str, *, role_name: str, trusted_account: str, environment: str) -> None:
         """Define the role.
 
@@ -114,16 +116,7 @@ class DeliveryAccess(Construct):
 
     def allow_registry_read(self, training: _PipelineResources) -> iam.Grant:
         """List and describe the model packages of a training pipeline's group (the model pipeline selects one)."""
-        grant = training.grant_read_registry(self.role)
-        packages = Stack.of(training).format_arn(
-            service="sagemaker", resource="model-package", resource_name=f"{training.model_package_group_name}/*"
-        )
-        acknowledge(
-            self.role,
-            "the versions of one model package group: SageMaker numbers them as they are registered",
-            *iam5_findings(resources=[nag_resource(self, packages)]),
-        )
-        return grant
+        return training.grant_read_registry(self.role)
 
     def allow_describe_endpoint(self, endpoint_name: str) -> iam.Grant:
         """Describe one endpoint (post-deploy check)."""

@@ -49,6 +49,7 @@ from cdk_mlops.constructs.delivery.shared import (
     _storage_problems,
     _tooling_problems,
 )
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.delivery_steps import (
     DELIVER,
     MODEL_RECORD_NONE,
@@ -133,6 +134,7 @@ class ModelDeliveryPipeline(Construct):
         security_groups: The builds' security groups (empty without a VPC).
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

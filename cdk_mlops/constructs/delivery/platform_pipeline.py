@@ -40,6 +40,7 @@ from cdk_mlops.constructs.delivery.shared import (
     _tooling_problems,
 )
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
 from cdk_mlops.delivery_steps import revision_record_name, training_fingerprint, training_record_name
@@ -109,6 +110,7 @@ class PlatformDeliveryPipeline(Construct):
         security_groups: The builds' security groups (empty without a VPC).
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

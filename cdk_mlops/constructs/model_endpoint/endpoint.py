@@ -49,6 +49,7 @@ from cdk_mlops.constructs.model_endpoint.settings import (
     TrafficShift,
 )
 from cdk_mlops.constructs.model_endpoint.validation import endpoint_problems
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.errors import ConfigurationError
 
 __all__ = ["LOCAL_STORAGE_INFO_ID", "VARIANT_NAME", "ModelEndpoint"]
@@ -106,6 +107,7 @@ class ModelEndpoint(_EndpointMonitoring):
         dashboard: The endpoint's CloudWatch dashboard.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

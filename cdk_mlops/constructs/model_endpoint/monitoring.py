@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops.config import EndpointKind
+from cdk_mlops.constructs.common import metric_props
 from cdk_mlops.constructs.model_endpoint.settings import ErrorCountThreshold, LatencyThreshold, RolloutSettings
 
 #: CloudWatch namespace of invocation metrics (dimensions ``EndpointName``, ``VariantName``).
@@ -166,8 +167,10 @@ class _EndpointMonitoring(Construct):
             namespace: Default: - ``AWS/SageMaker``.
             options: ``cw.MetricOptions`` keywords. Default: - Sum over 5 minutes.
         """
-        props: dict[str, Any] = {"statistic": "Sum", "period": Duration.minutes(5), **options}
-        return cw.Metric(namespace=namespace, metric_name=metric_name, dimensions_map=dict(self._dimensions), **props)
+        props = metric_props(
+            self, "metric", options, dimensions=self._dimensions, statistic="Sum", period=Duration.minutes(5)
+        )
+        return cw.Metric(namespace=namespace, metric_name=metric_name, **props)
 
     def metric_invocations(self, **options: Any) -> cw.Metric:
         """Requests sent to the model, summed over 5 minutes."""

@@ -13,7 +13,7 @@ from enum import StrEnum
 from aws_cdk import Duration, TimeZone, Token
 from aws_cdk import aws_applicationautoscaling as appscaling
 
-from cdk_mlops.constructs.common import INSTANCE_TYPE
+from cdk_mlops.constructs.common import ENDPOINT_INSTANCE_FAMILIES, instance_type_problem
 
 __all__ = [
     "DataCaptureSettings",
@@ -99,14 +99,14 @@ class RealtimeSettings:
         """Every invalid setting, each with its value and the fix; tokens are not checked."""
         found: list[str] = []
         itype = self.instance_type
-        if not Token.is_unresolved(itype):
-            if not INSTANCE_TYPE.match(itype):
-                found.append(f"realtime.instance_type {itype!r} is not an ML instance type; use e.g. 'ml.m5.large'")
-            elif itype.startswith("ml.t"):
-                found.append(
-                    f"realtime.instance_type {itype!r} is burstable, and SageMaker cannot autoscale burstable "
-                    "instances; use e.g. 'ml.m5.large' or 'ml.c5.large', or kind=EndpointKind.SERVERLESS"
-                )
+        problem = instance_type_problem("realtime.instance_type", itype, ENDPOINT_INSTANCE_FAMILIES, "ml.m5.large")
+        if problem is not None:
+            found.append(problem)
+        elif not Token.is_unresolved(itype) and itype.startswith("ml.t"):
+            found.append(
+                f"realtime.instance_type {itype!r} is burstable, and SageMaker cannot autoscale burstable "
+                "instances; use e.g. 'ml.m5.large' or 'ml.c5.large', or kind=EndpointKind.SERVERLESS"
+            )
         counts = [
             ("realtime.initial_instance_count", self.initial_instance_count),
             ("realtime.min_capacity", self.min_capacity),

@@ -22,7 +22,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
-from cdk_mlops.constructs.common import SAGEMAKER_NAME, sagemaker_image_uri
+from cdk_mlops.constructs.common import SAGEMAKER_NAME, metric_props, sagemaker_image_uri
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.constructs.model_monitor.access import grant_job_access
@@ -41,6 +41,7 @@ from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySetting
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.model_monitor.schedule import define_schedule, metric_period, schedule_name
 from cdk_mlops.constructs.model_monitor.violations import METRICS_NAMESPACE, define_violation_routing
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
 
@@ -102,6 +103,7 @@ class ModelMonitor(Construct):
         dead_letter_alarm: In ALARM when an event is in the dead-letter queue.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,
@@ -448,16 +450,20 @@ class ModelMonitor(Construct):
             monitoring_type: One of the monitored types.
             metric_name: e.g. ``feature_baseline_drift_total_charges`` or ``accuracy``.
             options: ``cw.MetricOptions`` keywords. Default: - Maximum over one schedule interval.
+
+        Raises:
+            ConfigurationError: if this construct does not monitor ``monitoring_type``.
         """
-        extra = dict(options.pop("dimensions_map", None) or {})
-        props: dict[str, Any] = {"statistic": "Maximum", "period": self._period(monitoring_type), **options}
-        dimensions = {"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_names[monitoring_type]}
-        return cw.Metric(
-            namespace=monitoring_type.namespace,
-            metric_name=metric_name,
-            dimensions_map={**dimensions, **extra},
-            **props,
+        schedule = self._schedule_name("metric", monitoring_type)
+        props = metric_props(
+            self,
+            "metric",
+            options,
+            dimensions={"Endpoint": self.endpoint_name, "MonitoringSchedule": schedule},
+            statistic="Maximum",
+            period=self._period(monitoring_type),
         )
+        return cw.Metric(namespace=monitoring_type.namespace, metric_name=metric_name, **props)
 
     def metric_feature_drift(self, feature: str, **options: Any) -> cw.Metric:
         """``feature_baseline_drift_<feature>`` (data quality): the distance from the baseline distribution."""
@@ -469,27 +475,54 @@ class ModelMonitor(Construct):
 
     def metric_violations(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
         """Executions of one schedule that found violations (each one retrain event), summed per interval."""
-        props: dict[str, Any] = {"statistic": "Sum", "period": self._period(monitoring_type), **options}
-        return cw.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name="Violations",
-            dimensions_map={"MonitoringSchedule": self.schedule_names[monitoring_type]},
-            **props,
+        schedule = self._schedule_name("metric_violations", monitoring_type)
+        props = metric_props(
+            self,
+            "metric_violations",
+            options,
+            dimensions={"MonitoringSchedule": schedule},
+            statistic="Sum",
+            period=self._period(monitoring_type),
         )
+        return cw.Metric(namespace=METRICS_NAMESPACE, metric_name="Violations", **props)
 
     def metric_completed_executions(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
         """Completed executions of one schedule (with or without violations), summed per interval."""
-        return self._rule_metric(self.completed_rules[monitoring_type], monitoring_type, **options)
+        self._schedule_name("metric_completed_executions", monitoring_type)
+        return self._rule_metric(
+            "metric_completed_executions", self.completed_rules[monitoring_type], monitoring_type, options
+        )
 
     def metric_failed_executions(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
         """Failed or stopped executions of one schedule, summed per interval."""
-        return self._rule_metric(self.failed_rules[monitoring_type], monitoring_type, **options)
-
-    def _rule_metric(self, rule: events.Rule, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
-        props: dict[str, Any] = {"statistic": "Sum", "period": self._period(monitoring_type), **options}
-        return cw.Metric(
-            namespace="AWS/Events", metric_name="TriggeredRules", dimensions_map={"RuleName": rule.rule_name}, **props
+        self._schedule_name("metric_failed_executions", monitoring_type)
+        return self._rule_metric(
+            "metric_failed_executions", self.failed_rules[monitoring_type], monitoring_type, options
         )
+
+    def _rule_metric(
+        self, method: str, rule: events.Rule, monitoring_type: MonitoringType, options: dict[str, Any]
+    ) -> cw.Metric:
+        props = metric_props(
+            self,
+            method,
+            options,
+            dimensions={"RuleName": rule.rule_name},
+            statistic="Sum",
+            period=self._period(monitoring_type),
+        )
+        return cw.Metric(namespace="AWS/Events", metric_name="TriggeredRules", **props)
+
+    def _schedule_name(self, method: str, monitoring_type: MonitoringType) -> str:
+        """The schedule of ``monitoring_type``; an error naming the monitored types if there is none."""
+        if monitoring_type not in self.schedule_names:
+            monitored = ", ".join(f"MonitoringType.{t.name}" for t in self.schedule_names)
+            raise ConfigurationError(
+                self,
+                f"{method}: this monitor has no {monitoring_type.value} schedule, so it has no such metric; it "
+                f"monitors {monitored} (add {monitoring_type.name.lower()}= settings to monitor it)",
+            )
+        return self.schedule_names[monitoring_type]
 
     def _period(self, monitoring_type: MonitoringType) -> Duration:
         return metric_period(self._settings[monitoring_type].schedule)

@@ -11,16 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk import Duration, Token
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_sagemaker as sagemaker
 
-from cdk_mlops.constructs.common import INSTANCE_TYPE
+from cdk_mlops.constructs.common import instance_type_problem
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.constructs.model_monitor.baselines import Baselines
 from cdk_mlops.constructs.model_monitor.checks import whole_problem
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.model_monitor.schedule import MonitorSchedule
+from cdk_mlops.pipeline_definition import PROCESSING_INSTANCE_FAMILIES
 
 __all__ = ["JobContext", "JobSettings", "baseline_constraints", "job_network", "present", "required"]
 
@@ -43,8 +44,9 @@ class JobSettings:
         found = self.baselines.problems(f"{where}.baselines", monitoring_type)
         found += self.schedule.problems(f"{where}.schedule")
         itype = self.instance_type
-        if not Token.is_unresolved(itype) and not INSTANCE_TYPE.match(itype):
-            found.append(f"{where}.instance_type {itype!r} is not an ML instance type; use e.g. 'ml.m5.xlarge'")
+        # A monitoring job is a processing job: the same instance families.
+        problem = instance_type_problem(f"{where}.instance_type", itype, PROCESSING_INSTANCE_FAMILIES, "ml.m5.xlarge")
+        found += [problem] if problem else []
         found += whole_problem(f"{where}.instance_count", self.instance_count, 1, 100)
         found += whole_problem(f"{where}.volume_size_gb", self.volume_size_gb, 1, 16384)
         if not self.max_runtime.is_unresolved():

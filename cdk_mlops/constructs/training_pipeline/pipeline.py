@@ -22,6 +22,7 @@ from constructs import Construct
 from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, sagemaker_image_uri, select_subnets
 from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs, grant_script_inputs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import MlflowSettings
 from cdk_mlops.constructs.training_pipeline.resources import _has_experiments, _PipelineResources
@@ -93,6 +94,7 @@ class TrainingPipeline(_PipelineResources):
             ``vpc``.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

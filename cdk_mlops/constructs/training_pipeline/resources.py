@@ -9,7 +9,7 @@ the notifications of failed executions, and the ``grant_*`` and ``metric_*`` met
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
@@ -20,10 +20,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk_mlops import image_uris
-from cdk_mlops.constructs.common import ACCOUNT_ID, SAGEMAKER_NAME, depend_on_role_policy
+from cdk_mlops.constructs.common import (
+    ACCOUNT_ID,
+    SAGEMAKER_NAME,
+    acknowledge,
+    depend_on_role_policy,
+    iam5_findings,
+    metric_props,
+    nag_resource,
+)
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
     MLFLOW_LOGGING_ACTIONS,
@@ -257,9 +265,20 @@ class _PipelineResources(Construct):
         packages = stack.format_arn(
             service="sagemaker", resource="model-package", resource_name=f"{self.model_package_group_name}/*"
         )
-        return iam.Grant.add_to_principal(
+        grant = iam.Grant.add_to_principal(
             grantee=grantee, actions=list(_CROSS_ACCOUNT_READ), resource_arns=[group, packages]
         )
+        principal = grantee.grant_principal
+        if getattr(principal, "node", None) is not None:  # a role or user of an app; not e.g. an account
+            # Acknowledged here, on the grantee, so that no app calling this method fails cdk-nag.
+            acknowledge(
+                cast(IConstruct, principal),
+                f"{self.node.path}.grant_read_registry(): SageMaker numbers a group's model packages as they "
+                f"are registered, so reading them is 'model-package/{self.model_package_group_name}/*', "
+                "the versions of this one group",
+                *iam5_findings(resources=[nag_resource(cast(IConstruct, principal), packages)]),
+            )
+        return grant
 
     def _require_mlflow(self, method: str) -> str:
         if self.mlflow_tracking_arn is None:
@@ -291,27 +310,28 @@ class _PipelineResources(Construct):
 
     # ------------------------------------------------------------------ metrics
 
-    def _metric(self, name: str, **options: Any) -> cw.Metric:
-        return cw.Metric(
-            namespace=PIPELINE_METRICS_NAMESPACE,
-            metric_name=name,
-            dimensions_map={"PipelineName": self.pipeline_name},
+    def _metric(self, method: str, name: str, options: dict[str, Any]) -> cw.Metric:
+        props = metric_props(
+            self,
+            method,
+            options,
+            dimensions={"PipelineName": self.pipeline_name},
             statistic="Sum",
             period=Duration.minutes(5),
-            **options,
         )
+        return cw.Metric(namespace=PIPELINE_METRICS_NAMESPACE, metric_name=name, **props)
 
     def metric_executions_started(self, **options: Any) -> cw.Metric:
-        """Executions started, summed over 5 minutes."""
-        return self._metric("ExecutionStarted", **options)
+        """Executions started, summed over 5 minutes (``options``: any ``cloudwatch.MetricOptions``)."""
+        return self._metric("metric_executions_started", "ExecutionStarted", options)
 
     def metric_executions_succeeded(self, **options: Any) -> cw.Metric:
         """Executions that succeeded (a model was registered), summed over 5 minutes."""
-        return self._metric("ExecutionSucceeded", **options)
+        return self._metric("metric_executions_succeeded", "ExecutionSucceeded", options)
 
     def metric_executions_failed(self, **options: Any) -> cw.Metric:
         """Executions that failed (including models rejected by the gate), summed over 5 minutes."""
-        return self._metric("ExecutionFailed", **options)
+        return self._metric("metric_executions_failed", "ExecutionFailed", options)
 
 
 def _has_experiments(region: str) -> bool:

@@ -19,6 +19,7 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops import sdk
 from cdk_mlops.constructs.common import grant_sagemaker_vpc_access
 from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import _ECR_IMAGE, MlflowSettings
 from cdk_mlops.constructs.training_pipeline.resources import _has_experiments, _PipelineResources
@@ -75,6 +76,7 @@ class SdkTrainingPipeline(_PipelineResources):
     ``connections``.
     """
 
+    @checked_props
     def __init__(
         self,
         scope: Construct,

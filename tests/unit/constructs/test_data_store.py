@@ -553,7 +553,7 @@ def new_store(**kwargs: Any) -> VersionedDataStore:
             "retain_versions must be from 1 to 100 (an S3 limit), got 0; use e.g. 3, or None to keep no extra versions",
         ),
         ({"retain_versions": 101}, "retain_versions must be from 1 to 100 (an S3 limit), got 101"),
-        ({"retain_versions": True}, "retain_versions must be a whole number from 1 to 100, got True; use e.g. 3"),
+        ({"retain_versions": True}, "retain_versions must be int or None, got bool True"),
         (
             {"retain_versions": 3, "noncurrent_version_expiration": None},
             "retain_versions=3 has no effect when noncurrent_version_expiration is None (every version is kept); "

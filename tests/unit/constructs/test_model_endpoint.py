@@ -629,6 +629,10 @@ SERVERLESS: dict[str, Any] = {"kind": EndpointKind.SERVERLESS, "rollout": Rollou
         ),
         ({"realtime": RealtimeSettings(instance_type="m5.large")}, "'m5.large' is not an ML instance type"),
         (
+            {"realtime": RealtimeSettings(instance_type="ml.foo.large")},
+            "realtime.instance_type 'ml.foo.large': unknown instance family 'foo'; use one of: c4, c5, c5d,",
+        ),
+        (
             {"realtime": RealtimeSettings(scale_in_cooldown=Duration.days(2))},
             "realtime.scale_in_cooldown (172800 s) must be a whole number of seconds from 0 to 86400",
         ),
@@ -864,3 +868,13 @@ def test_latency_thresholds_must_be_concrete() -> None:
             model_package_arn=PACKAGE_ARN,
             rollout=RolloutSettings(max_p99_model_latency=Duration.seconds(seconds)),
         )
+
+
+def test_the_endpoint_instance_families_are_the_ones_sagemaker_hosts_on():
+    import botocore.session
+
+    from cdk_mlops.constructs.common import ENDPOINT_INSTANCE_FAMILIES
+
+    model: Any = botocore.session.get_session().get_service_model("sagemaker")
+    hosting = {t.split(".")[1] for t in model.shape_for("ProductionVariantInstanceType").enum}
+    assert hosting == ENDPOINT_INSTANCE_FAMILIES

@@ -981,6 +981,10 @@ def test_a_metric_of_another_problem_type_is_rejected(bad: Bad) -> None:
         ),
         ({"ground_truth_prefix": "/ground-truth"}, "'/ground-truth' must be a key prefix in the data store"),
         ({"instance_type": "m5.xlarge"}, "model_quality.instance_type 'm5.xlarge' is not an ML instance type"),
+        (
+            {"instance_type": "ml.inf2.xlarge"},  # an inference family: no processing (monitoring) job runs on it
+            "model_quality.instance_type 'ml.inf2.xlarge': unknown instance family 'inf2'; use one of: c4, c5, c6i,",
+        ),
         ({"max_runtime": Duration.hours(2)}, "model_quality.max_runtime (7200 s) must be a whole number of seconds"),
         (
             {"baselines": Baselines.from_uris(constraints="bucket/constraints.json")},

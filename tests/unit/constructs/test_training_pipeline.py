@@ -15,7 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import boto3
@@ -995,3 +995,31 @@ def test_the_library_never_imports_the_sdk_at_import_time():
         names = [n.name for node in top_level if isinstance(node, ast.Import) for n in node.names]
         names += [node.module or "" for node in top_level if isinstance(node, ast.ImportFrom)]
         assert not [n for n in names if n == "sagemaker" or n.startswith("sagemaker.")], path
+
+
+def test_grant_read_registry_reads_this_groups_versions_and_passes_cdk_nag_in_the_callers_app():
+    # GIVEN a team's own role in its app, granted the registry of a pipeline
+    stack = cdk.Stack(cdk.App(), "Team")
+    store = VersionedDataStore(stack, "Data", datasets=["churn"])
+    training = TrainingPipeline(stack, "Training", data_store=store, dataset="churn", pipeline_name="churn-training")
+    reader = iam.Role(stack, "Reader", assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"))
+    training.grant_read_registry(reader)
+    # THEN the role reads the group and its versions only
+    policies = Template.from_stack(stack).find_resources(
+        "AWS::IAM::Policy",
+        {"Properties": {"Roles": [{"Ref": stack.get_logical_id(cast(cdk.CfnElement, reader.node.default_child))}]}},
+    )
+    [(statement,)] = [p["Properties"]["PolicyDocument"]["Statement"] for p in policies.values()]
+    # Each is a Fn::Join of the partition, region and account with the resource, which ends the text.
+    arns = [json.dumps(resource) for resource in statement["Resource"]]
+    assert [arn.split(":")[-1] for arn in arns] == [
+        'model-package-group/churn-training-models"]]}',
+        'model-package/churn-training-models/*"]]}',
+    ]
+    assert sorted(statement["Action"]) == [
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:DescribeModelPackageGroup",
+        "sagemaker:ListModelPackages",
+    ]
+    # AND cdk-nag finds nothing on it: the group's version wildcard is acknowledged by the method itself
+    assert [f for f in nag_findings(stack) if "/Reader/" in f] == []
