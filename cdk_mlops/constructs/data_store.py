@@ -350,6 +350,27 @@ class VersionedDataStore(Construct):
         """Key prefix for Model Monitor baselines and reports: ``monitoring/``."""
         return MONITORING_PREFIX
 
+    def undeclared_problems(self, argument: str, names: Sequence[str]) -> list[str]:
+        """Why ``names`` are not datasets of this store: any it does not declare, if it declares any.
+
+        A store built without ``datasets=`` declares none and accepts every name; tokens are
+        not compared. Constructs that read datasets call this, so that a misspelt name fails
+        synth instead of training on an empty prefix.
+
+        Args:
+            argument: The caller's argument, named in each problem (e.g. ``dataset``).
+            names: The dataset names given to it.
+        """
+        if not self.datasets:
+            return []
+        declared = ", ".join(repr(d) for d in self.datasets)
+        return [
+            f"{argument}: {name!r} is not a dataset of the data store {self.node.path} (it declares {declared}); "
+            "fix the name, or add it to the store's datasets="
+            for name in names
+            if not Token.is_unresolved(name) and name not in self.datasets
+        ]
+
     def dataset_prefix(self, name: str) -> str:
         """Key prefix of a dataset's objects: ``datasets/<name>/``.
 

@@ -41,6 +41,7 @@ from cdk_mlops.constructs.common import (
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.props import checked_props
+from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
 
@@ -315,6 +316,7 @@ class RetrainTrigger(Construct):
             problems += [f"datasets: {p}" for p in dataset_name_problems(name)]
         if len(set(names)) != len(names):
             problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
+        problems += data_store.undeclared_problems("datasets", names)
         if not Token.is_unresolved(pipeline_name) and (not pipeline_name or pipeline_name != pipeline_name.lower()):
             problems.append(
                 f"pipeline_name {pipeline_name!r} must be a non-empty lower-case name "
@@ -339,6 +341,12 @@ class RetrainTrigger(Construct):
             )
         if problems:
             raise ConfigurationError(self, problems)
+        claim(
+            self,
+            "retrain trigger of pipeline",
+            pipeline_name,
+            "one trigger per pipeline: two would keep two locks, and two runs could start at once",
+        )
 
         self.datasets = names
         self.pipeline_name = pipeline_name

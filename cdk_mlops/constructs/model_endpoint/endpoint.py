@@ -50,6 +50,7 @@ from cdk_mlops.constructs.model_endpoint.settings import (
 )
 from cdk_mlops.constructs.model_endpoint.validation import endpoint_problems
 from cdk_mlops.constructs.props import checked_props
+from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.errors import ConfigurationError
 
 __all__ = ["LOCAL_STORAGE_INFO_ID", "VARIANT_NAME", "ModelEndpoint"]
@@ -206,6 +207,7 @@ class ModelEndpoint(_EndpointMonitoring):
         error_alarms = dict(add_5xx_alarm or {})
         isolation = (kind is EndpointKind.REALTIME) if enable_network_isolation is None else enable_network_isolation
         problems = endpoint_problems(
+            region=Stack.of(self).region,
             endpoint_name=endpoint_name,
             model_package_arn=model_package_arn,
             model_data_url=model_data_url,
@@ -229,6 +231,7 @@ class ModelEndpoint(_EndpointMonitoring):
         )
         if problems:
             raise ConfigurationError(self, problems)
+        claim(self, "endpoint_name", endpoint_name, "SageMaker endpoint names are unique per account and region")
 
         stack = Stack.of(self)
         self.endpoint_name = endpoint_name

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from aws_cdk import Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk.region_info import RegionInfo
 
 from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.common import SAGEMAKER_NAME
@@ -30,7 +31,9 @@ from cdk_mlops.constructs.model_endpoint.settings import (
     _seconds,
 )
 
-_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[^/]+(/[0-9]+)?\Z")
+_PACKAGE_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:model-package/[^/]+/[0-9]+\Z"
+)
 _S3_OBJECT_URI = re.compile(r"^s3://[^/]+/.+[^/]\Z")
 _ALARM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}\Z")
 # AutoRollbackConfig takes at most this many alarms (SageMaker API).
@@ -59,15 +62,19 @@ def endpoint_problems(
     enable_network_isolation: bool | None,
     latency_alarms: Mapping[str, LatencyThreshold],
     error_alarms: Mapping[str, ErrorCountThreshold],
+    region: str,
 ) -> list[str]:
-    """Every problem of :class:`ModelEndpoint`'s arguments, each with its value and the fix."""
+    """Every problem of :class:`ModelEndpoint`'s arguments, each with its value and the fix.
+
+    ``region`` is the endpoint's stack's region (a token if the stack is environment-agnostic).
+    """
     found: list[str] = []
     if not Token.is_unresolved(endpoint_name) and not SAGEMAKER_NAME.match(endpoint_name):
         found.append(
             f"endpoint_name {endpoint_name!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
             "starting and ending with a letter or digit (SageMaker lower-cases names in ARNs)"
         )
-    found += _model_problems(model_package_arn, model_data_url, image_uri)
+    found += _model_problems(model_package_arn, model_data_url, image_uri, region)
 
     serverless_kind = kind is EndpointKind.SERVERLESS
     if serverless_kind:
@@ -137,7 +144,27 @@ def endpoint_problems(
     return found
 
 
-def _model_problems(package_arn: str | None, data_url: str | None, image_uri: str | None) -> list[str]:
+def _package_arn_problems(package_arn: str, region: str) -> list[str]:
+    """A model package version of the endpoint's own region and partition (SageMaker's CreateModel
+    uses a package of its region only; a package of another region is copied there first)."""
+    match = _PACKAGE_ARN.match(package_arn)
+    if match is None:
+        return [
+            f"model_package_arn {package_arn!r} is not a model package version ARN; use "
+            "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version> (a registered version)"
+        ]
+    if Token.is_unresolved(region):
+        return []
+    partition = RegionInfo.get(region).partition
+    if match["region"] != region or (partition is not None and match["partition"] != partition):
+        return [
+            f"model_package_arn {package_arn!r} is in {match['partition']}:{match['region']}, but the endpoint "
+            f"deploys to {partition}:{region}; register (or copy) the model in {region} and use that version's ARN"
+        ]
+    return []
+
+
+def _model_problems(package_arn: str | None, data_url: str | None, image_uri: str | None, region: str) -> list[str]:
     """What is wrong with the model's source: a registered package, or an artifact with its image."""
     found: list[str] = []
     if (package_arn is None) == (data_url is None):
@@ -146,11 +173,8 @@ def _model_problems(package_arn: str | None, data_url: str | None, image_uri: st
             f"pass exactly one of model_package_arn (a registered model version) and model_data_url "
             f"(an artifact in the data store); {given}"
         )
-    if package_arn is not None and not Token.is_unresolved(package_arn) and not _PACKAGE_ARN.match(package_arn):
-        found.append(
-            f"model_package_arn {package_arn!r} is not a model package version ARN; use "
-            "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>"
-        )
+    if package_arn is not None and not Token.is_unresolved(package_arn):
+        found += _package_arn_problems(package_arn, region)
     if data_url is not None:
         if not Token.is_unresolved(data_url) and not _S3_OBJECT_URI.match(data_url):
             found.append(

@@ -27,6 +27,7 @@ from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import MlflowSettings
 from cdk_mlops.constructs.training_pipeline.resources import _has_experiments, _PipelineResources
 from cdk_mlops.constructs.training_pipeline.sdk_pipeline import SdkTrainingPipeline
+from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems, manifest_prefix
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, TRACK_SCRIPT
@@ -176,6 +177,7 @@ class TrainingPipeline(_PipelineResources):
         group_name = model_package_group_name or f"{pipeline_name}-models"
         problems = [f"settings: {p}" for p in pd.training_settings_problems(settings)]
         problems += [f"dataset: {p}" for p in dataset_name_problems(dataset)]
+        problems += data_store.undeclared_problems("dataset", [dataset])
         problems += self._common_problems(pipeline_name, group_name, cross_account_read_accounts, mlflow)
         byo_image = training_image_uri is not None and not Token.is_unresolved(training_image_uri)
         if byo_image and ".dkr.ecr." not in str(training_image_uri):
@@ -197,6 +199,7 @@ class TrainingPipeline(_PipelineResources):
             )
         if problems:
             raise ConfigurationError(self, problems)
+        claim(self, "pipeline_name", pipeline_name, "SageMaker pipeline names are unique per account and region")
 
         group_arn, package_arns = self._define_names(pipeline_name, group_name)
         self._define_role(None)

@@ -23,6 +23,7 @@ from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import _ECR_IMAGE, MlflowSettings
 from cdk_mlops.constructs.training_pipeline.resources import _has_experiments, _PipelineResources
+from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
 
@@ -137,6 +138,7 @@ class SdkTrainingPipeline(_PipelineResources):
         problems = self._common_problems(pipeline_name, group_name, cross_account_read_accounts, mlflow)
         for dataset in datasets:
             problems += [f"datasets: {p}" for p in dataset_name_problems(dataset)]
+        problems += data_store.undeclared_problems("datasets", datasets)
         region = Stack.of(self).region
         if Token.is_unresolved(region):
             raise ConfigurationError(
@@ -162,6 +164,7 @@ class SdkTrainingPipeline(_PipelineResources):
         problems += _sdk_definition_problems(raw, region, group_name, readable, mlflow is not None)
         if problems:
             raise ConfigurationError(self, problems)
+        claim(self, "pipeline_name", pipeline_name, "SageMaker pipeline names are unique per account and region")
 
         group_arn, package_arns = self._define_names(pipeline_name, group_name)
         self._define_role(role)

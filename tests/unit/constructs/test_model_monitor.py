@@ -1060,12 +1060,14 @@ def test_every_problem_is_reported_at_once(bad: Bad) -> None:
 def captured_endpoint(stack: cdk.Stack) -> tuple[VersionedDataStore, ModelEndpoint]:
     """A data store and an endpoint that captures into it, in ``stack``."""
     store = VersionedDataStore(stack, "Store", datasets=["churn"])
+    # The package is in the endpoint's own region (SageMaker serves packages of its region only).
+    region = "eu-west-1" if cdk.Token.is_unresolved(stack.region) else stack.region
     endpoint = ModelEndpoint(
         stack,
         "Endpoint",
         endpoint_name="churn",
         data_store=store,
-        model_package_arn=PACKAGE_ARN,
+        model_package_arn=PACKAGE_ARN.replace(":eu-west-1:", f":{region}:"),
         data_capture=DataCaptureSettings(),
     )
     return store, endpoint
