@@ -268,14 +268,42 @@ def _uses_aws(item: pytest.Item) -> bool:
     return path.startswith(AWS_DIRS) or any(_calls(function, ("moto",)) for function in _fixture_functions(item))
 
 
+#: Test modules that share one deployment of the Dev stage (tests/e2e/conftest.py): one xdist scope.
+DEV_STAGE_MODULES = ("tests/e2e/test_closed_loop.py", "tests/e2e/test_local_deploy.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, with the modules that share the Dev deployment in one scope.
+
+    A scope runs on one worker, so the Dev stage is deployed once per session, not once per
+    worker that happens to run one of those modules.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class SharedDeployments(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0] in DEV_STAGE_MODULES:
+                return "tests/e2e (the Dev deployment)"
+            return str(super()._split_scope(nodeid))
+
+    return SharedDeployments(config, log)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # With `-m "not synth ..."` the synthesizing directories are not even imported: importing
     # them loads aws-cdk-lib and every construct, which alone costs seconds per worker.
-    if "not synth" in (config.getoption("markexpr", "") or ""):
-        tests = REPO_ROOT / "tests"
-        if collection_path.is_relative_to(tests):
-            relative = collection_path.relative_to(tests).as_posix()
-            return relative.startswith(SYNTH_DIRS) or relative.startswith("e2e") or None
+    # Likewise `-m "not aws ..."` skips the directories whose every test runs against the local AWS.
+    markexpr = config.getoption("markexpr", "") or ""
+    tests = REPO_ROOT / "tests"
+    if collection_path.is_relative_to(tests):
+        relative = collection_path.relative_to(tests).as_posix()
+        if "not synth" in markexpr and (relative.startswith(SYNTH_DIRS) or relative.startswith("e2e")):
+            return True
+        if "not aws" in markexpr and relative.startswith(AWS_DIRS):
+            return True
     return None
 
 

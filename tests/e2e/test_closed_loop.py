@@ -1,17 +1,17 @@
 """End to end: the closed loop on the deployed Dev stage, with the real handler, scripts and CLI.
 
-One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS, then
+One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS (once for this
+module and test_local_deploy.py: tests/e2e/conftest.py), then
 :func:`cdk_mlops.local.loop.run_loop` runs steps 1 to 7. Each step's result holds the AWS
 state read right after the step (executions, parameters, the trigger's DynamoDB state); the
 tests assert on those and on what AWS holds at the end. The champion values are read from
-SageMaker and S3 here, as the deployed handler left them. The last test destroys the stage,
-as ``make demo`` does.
+SageMaker and S3 here, as the deployed handler left them. The last test reads the stage
+destroyed, as ``make demo`` leaves it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +21,11 @@ from cdk_mlops import datasets
 from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.lambdas.retrain_trigger import core
 from cdk_mlops.lambdas.retrain_trigger.events import OBJECT_CREATED, PIPELINE_STATUS_CHANGE, RETRAIN_CHECK
-from cdk_mlops.local.deploy import deploy_stage, destroy_stage, stack_states
+from cdk_mlops.local.deploy import stack_states
 from cdk_mlops.local.loop import LoopReport, run_loop
-from cdk_mlops.local.server import LocalAws, local_aws
+from cdk_mlops.local.server import LocalAws
 from cdk_mlops.promotion import PromotionAction
+from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -42,18 +43,16 @@ class Run:
         return self.aws.client(service)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
-        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
-    with local_aws() as aws:
-        output = tmp_path_factory.mktemp("cdk.out")
-        deploy_stage(aws, directory=REPO_ROOT, output=output)
-        lines: list[tuple[str, str]] = []
-        report = run_loop(
-            aws, work_dir=tmp_path_factory.mktemp("loop"), emit=lambda step, text: lines.append((step, text))
-        )
-        yield Run(aws, report, lines, output)
+# Session-scoped like the deployment: the teardown test runs after test_local_deploy.py's tests
+# (tests/e2e/conftest.py), so a module-scoped run would be torn down and run again on a destroyed stage.
+@pytest.fixture(scope="session")
+def run(dev_stage: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    assert not dev_stage.destroyed, "the loop runs on the deployed stage; the destroy tests run last"
+    lines: list[tuple[str, str]] = []
+    report = run_loop(
+        dev_stage.aws, work_dir=tmp_path_factory.mktemp("loop"), emit=lambda step, text: lines.append((step, text))
+    )
+    return Run(dev_stage.aws, report, lines, dev_stage.output)
 
 
 # --- the platform -------------------------------------------------------------------------------------
@@ -316,8 +315,7 @@ def test_the_output_has_a_line_per_step(run):
 # --- teardown, as make demo does it --------------------------------------------------------------------
 
 
-def test_the_stage_destroys_and_the_registry_survives_it(run):
-    destroy_stage(run.aws, directory=REPO_ROOT, output=run.output)
+def test_the_stage_destroys_and_the_registry_survives_it(run, dev_stage_destroyed):
     assert stack_states(run.aws, prefix="Dev-") == []
     # The model package group is retained (models are data): its approved package is still listed.
     packages = run.aws.client("sagemaker").list_model_packages(

@@ -1,24 +1,22 @@
 """End to end: the pinned CDK CLI deploys the Dev stage to the embedded local AWS, then destroys it.
 
-One module-scoped deployment (it takes seconds, not milliseconds); the tests after it read
+One deployment, shared with the closed loop's tests (tests/e2e/conftest.py); the tests read
 the AWS state through boto3 and state the expected values outright (a bucket is versioned
 "Enabled", encrypted with the store's own key, refuses plain HTTP), so a setting missing from
-both the template and the deployment fails. The destroy tests come last and share one destroy.
+both the template and the deployment fails. The destroy tests run last and share one destroy.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from cdk_mlops.local.deploy import StackTemplate, check_stack, deploy_stage, destroy_stage
-from cdk_mlops.local.server import LocalAws, local_aws, require_loopback
+from cdk_mlops.local.deploy import check_stack
+from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -26,61 +24,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET, KEY = "AWS::S3::Bucket", "AWS::KMS::Key"
 
 
-@dataclass
-class Deployment:
-    aws: LocalAws
-    templates: list[StackTemplate]
-    output: Path
-    physical_ids: dict[tuple[str, str], str]
-    destroyed: bool = False
-
-    def resources(self, resource_type: str) -> list[tuple[StackTemplate, str, dict[str, Any]]]:
-        """(stack, logical id, resource) of every resource of a type in the deployed templates."""
-        return [
-            (stack, logical_id, resource)
-            for stack in self.templates
-            for logical_id, resource in stack.template.get("Resources", {}).items()
-            if resource["Type"] == resource_type
-        ]
-
-    def physical_id(self, stack: StackTemplate, logical_id: str) -> str:
-        """The physical id a resource had after deploy (still known after destroy)."""
-        return self.physical_ids[(stack.name, logical_id)]
-
-
-def deploy_dev(output: Path, overrides: dict[str, Any] | None = None) -> Iterator[Deployment]:
-    """Deploy Dev (with ``overrides`` of its configuration) to a fresh local AWS, for a module's fixture."""
-    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
-        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
-    with local_aws() as aws:
-        require_loopback(aws.endpoint_url)
-        templates, _ = deploy_stage(aws, directory=REPO_ROOT, output=output, overrides=overrides)
-        cloudformation = aws.client("cloudformation")
-        physical_ids = {
-            (stack.name, r["LogicalResourceId"]): r["PhysicalResourceId"]
-            for stack in templates
-            for r in cloudformation.describe_stack_resources(StackName=stack.name)["StackResources"]
-            if r.get("LogicalResourceId")
-        }
-        yield Deployment(aws, templates, output, physical_ids)
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from deploy_dev(tmp_path_factory.mktemp("cdk.out"))
+@pytest.fixture
+def deployed(dev_stage: Deployment) -> Deployment:
+    assert not dev_stage.destroyed, "these tests read the deployed state; they must run before the destroy tests"
+    return dev_stage
 
 
 @pytest.fixture
-def deployed(deployment: Deployment) -> Deployment:
-    assert not deployment.destroyed, "these tests read the deployed state; they must run before the destroy tests"
-    return deployment
-
-
-@pytest.fixture(scope="module")
-def destroyed(deployment: Deployment) -> Deployment:
-    destroy_stage(deployment.aws, directory=REPO_ROOT, output=deployment.output)
-    deployment.destroyed = True
-    return deployment
+def destroyed(dev_stage_destroyed: Deployment) -> Deployment:
+    return dev_stage_destroyed
 
 
 def _status(cloudformation: Any, stack_name: str) -> str:

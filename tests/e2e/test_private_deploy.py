@@ -22,7 +22,7 @@ from cdk_mlops.constructs.private_network import GATEWAY_ENDPOINTS, endpoint_ser
 from cdk_mlops.local.deploy import check_stack, destroy_stage
 from cdk_mlops.local.loop import Loop, Started, Upload, deliver_until_started, upload_version
 from cdk_mlops.local.runtime import FunctionConfiguration
-from tests.e2e.test_local_deploy import REPO_ROOT, Deployment, deploy_dev
+from tests.e2e.conftest import REPO_ROOT, Deployment, deploy_dev
 
 pytestmark = pytest.mark.e2e
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -15,7 +17,8 @@ from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, StackView, evaluate
 from cdk_mlops.local.examples import with_example_models
 from cdk_mlops.stacks.delivery_stack import DeliveryStack, ToolingStage, endpoint_name_of
-from cdk_mlops.stacks.stage import MlopsPlatformStage
+from cdk_mlops.stacks.stage import MlopsPlatformStage, pinned_cli_version
+from tests.conftest import REPO_ROOT, TOOLING_STACK_PATH
 from tests.quality import cfn_lint_findings, nag_findings
 from tests.unit.constructs.test_delivery import connection_grant_problems, connection_grants
 from tests.unit.constructs.test_delivery_network import NETWORK
@@ -175,6 +178,31 @@ def test_the_registry_is_the_first_environment_and_forwards_its_approvals(toolin
 
 def test_the_self_mutation_uses_the_pinned_cli(tooling):
     assert "aws-cdk@2.1148.1" in tooling.build_spec("SelfMutation")
+
+
+def test_the_reference_platforms_self_mutation_installs_the_cli_package_json_pins(platform):
+    # GIVEN the CLI pinned for make synth and make demo
+    pinned = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    # THEN the reference pipeline updates itself with that CLI, not the latest one
+    template = json.dumps(platform.stack(TOOLING_STACK_PATH).template)
+    assert f"npm install -g aws-cdk@{pinned}" in template
+    assert set(re.findall(r"aws-cdk@([0-9][0-9.]*)", template)) == {pinned}
+
+
+@pytest.mark.parametrize(
+    ("package", "version"),
+    [
+        ({"devDependencies": {"aws-cdk": "2.1148.1"}}, "2.1148.1"),
+        ({"devDependencies": {"aws-cdk": "^2.1148.1"}}, None),  # a range: the latest 2.x, as before
+        ({"devDependencies": {}}, None),
+        (["not", "an", "object"], None),
+        (None, None),  # no package.json
+    ],
+)
+def test_pinned_cli_version_reads_an_exact_pin_only(tmp_path, package, version):
+    if package is not None:
+        (tmp_path / "package.json").write_text(json.dumps(package))
+    assert pinned_cli_version(tmp_path) == version
 
 
 def test_every_build_of_the_reference_tooling_runs_in_the_tooling_vpc(tooling):
