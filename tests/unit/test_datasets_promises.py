@@ -436,3 +436,29 @@ def test_an_etag_mismatch_explains_the_two_likely_causes(s3: Any, tmp_path: Path
         f"{manifest.entries[0].etag}: this is not the recorded content (the manifest belongs to another bucket, or "
         "the bucket is unversioned and the object was overwritten); take a new snapshot"
     )
+
+
+@pytest.mark.parametrize("name", ["X/a", "XX/b", "a/b"])
+def test_a_nested_name_is_refused_whatever_it_starts_with(name: str) -> None:
+    assert any("contains '/'; use a single segment" in p for p in datasets.dataset_name_problems(name))
+
+
+def test_names_of_up_to_60_characters_are_shown_whole_and_longer_ones_cut() -> None:
+    sixty, sixty_one = "a" * 59 + "/", "a" * 60 + "/"
+    assert f"dataset name {sixty!r} contains '/'" in datasets.dataset_name_problems(sixty)[0]
+    assert f"dataset name {'a' * 57 + '...'!r} contains '/'" in datasets.dataset_name_problems(sixty_one)[0]
+
+
+def test_check_dataset_name_lists_every_problem_in_one_error() -> None:
+    problems = datasets.dataset_name_problems("/a/b")
+    assert len(problems) == 2
+    with pytest.raises(ValueError, match="starts with") as caught:
+        datasets.check_dataset_name("/a/b")
+    assert str(caught.value) == f"{problems[0]}; {problems[1]}"
+
+
+def test_without_a_client_the_default_s3_client_is_used(s3: Any) -> None:
+    # The bucket of the fixture, read through the client boto3 makes for the environment (moto here).
+    s3.put_object(Bucket=BUCKET, Key="datasets/churn/a.csv", Body=b"1")
+    manifest = datasets.build_manifest(BUCKET, "churn")
+    assert [e.key for e in manifest.entries] == ["datasets/churn/a.csv"]

@@ -58,3 +58,15 @@ def test_lambda_side_modules_import_without_aws_cdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_readmes_package_json_snippet_pins_the_cli_this_repository_uses():
+    # A team copies the snippet; it must pin the CLI that the library is tested with.
+    import json
+    import re
+
+    from tests.conftest import REPO_ROOT
+
+    pinned = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    snippets = re.findall(r'"aws-cdk": "([^"]+)"', (REPO_ROOT / "README.md").read_text())
+    assert snippets == [pinned]

@@ -453,3 +453,18 @@ def test_a_batch_routes_with_the_current_time_into_one_aggregate_per_dataset() -
     assert sorted(plan.datasets) == [DATASET, "fraud"]
     assert plan.datasets[DATASET].dataset == DATASET
     assert plan.datasets[DATASET].triggers[0].at == T0
+
+
+def test_a_commit_marker_without_an_event_time_triggers_at_the_time_of_processing() -> None:
+    # GIVEN a marker object event whose EventBridge envelope has no time
+    from cdk_mlops.lambdas.retrain_trigger.events import ObjectCreated
+    from tests.handlers.retrain_trigger.conftest import BUCKET
+
+    config = settings(mode=Mode.COMMIT_MARKER)
+    marker = ObjectCreated("e-1", None, BUCKET, f"datasets/{DATASET}/{config.marker_name}", 0, None)
+    # WHEN it is planned at T0 + 1 minute
+    now = T0 + timedelta(minutes=1)
+    plan = core.plan_batch([("m-1", marker)], config, now)
+    # THEN its trigger carries the processing time, so the quiet period and the day count from it
+    [trigger] = plan.datasets[DATASET].triggers
+    assert (trigger.kind, trigger.at) == (TriggerKind.DATA, now)
