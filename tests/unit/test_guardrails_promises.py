@@ -443,6 +443,19 @@ def test_a_transform_names_the_model_it_cannot_check() -> None:
         assert f"'Score' (Transform: model {model!r} is not created in this pipeline or stack" in finding
 
 
+def assert_left_to_the_stacks_model(body: Any, shown: Any) -> None:
+    """A transform whose model is the stack's ``Model`` is that model's check; another resource is named."""
+    model = {
+        "Type": "AWS::SageMaker::Model",
+        "Properties": {"Tags": TAGS, "VpcConfig": {"Subnets": ["s"]}, "EnableNetworkIsolation": True},
+    }
+    assert rule_findings("MLOPS-007", {**isolated_pipeline(body), "Model": model}, isolated=True) == []
+    (finding,) = rule_findings(
+        "MLOPS-007", {**isolated_pipeline(body), "Model": {"Type": "AWS::SSM::Parameter"}}, isolated=True
+    )
+    assert f"'Score' (Transform: model {shown!r} is not created in this pipeline or stack" in finding
+
+
 def test_a_transform_of_a_stack_model_by_ref_is_left_to_that_model_and_other_references_are_named() -> None:
     body = {
         "Fn::Join": [
@@ -454,15 +467,7 @@ def test_a_transform_of_a_stack_model_by_ref_is_left_to_that_model_and_other_ref
             ],
         ]
     }
-    model = {
-        "Type": "AWS::SageMaker::Model",
-        "Properties": {"Tags": TAGS, "VpcConfig": {"Subnets": ["s"]}, "EnableNetworkIsolation": True},
-    }
-    assert rule_findings("MLOPS-007", {**isolated_pipeline(body), "Model": model}, isolated=True) == []
-    (finding,) = rule_findings(
-        "MLOPS-007", {**isolated_pipeline(body), "Model": {"Type": "AWS::SSM::Parameter"}}, isolated=True
-    )
-    assert "'Score' (Transform: model {'Ref': 'Model'} is not created in this pipeline or stack" in finding
+    assert_left_to_the_stacks_model(body, {"Ref": "Model"})
 
 
 @pytest.mark.parametrize(
@@ -474,21 +479,10 @@ def test_a_transform_of_a_stack_model_by_ref_is_left_to_that_model_and_other_ref
     ],
 )
 def test_a_transform_of_a_stack_model_named_in_a_sub_template_is_left_to_that_model(sub: Any, shown: Any) -> None:
-    # GIVEN a definition written as an Fn::Sub template whose transform names a model of the stack
+    # A definition written as an Fn::Sub template, whose transform names the model by a variable.
     template, *variables = sub if isinstance(sub, list) else [sub]
     text = transform("MODEL").replace('"MODEL"', f'"{template}"')
-    body = {"Fn::Sub": [text, *variables] if variables else text}
-    model = {
-        "Type": "AWS::SageMaker::Model",
-        "Properties": {"Tags": TAGS, "VpcConfig": {"Subnets": ["s"]}, "EnableNetworkIsolation": True},
-    }
-    # THEN the model's own check covers it
-    assert rule_findings("MLOPS-007", {**isolated_pipeline(body), "Model": model}, isolated=True) == []
-    # AND a name that is not a model of the stack is named as the function it stands for
-    (finding,) = rule_findings(
-        "MLOPS-007", {**isolated_pipeline(body), "Model": {"Type": "AWS::SSM::Parameter"}}, isolated=True
-    )
-    assert f"'Score' (Transform: model {shown!r} is not created in this pipeline or stack" in finding
+    assert_left_to_the_stacks_model({"Fn::Sub": [text, *variables] if variables else text}, shown)
 
 
 def test_an_event_source_that_is_not_a_queue_of_the_stack_is_no_failure_destination() -> None:

@@ -500,56 +500,48 @@ def test_a_lock_item_with_fields_missing_reads_as_an_old_anonymous_lock(store: S
     assert held_lock(store) == core.Lock("", "", "", epoch, epoch, None)
 
 
-def test_every_request_the_store_sends_is_one_dynamodb_accepts() -> None:
+def test_every_request_the_store_sends_is_one_dynamodb_accepts(store: StateStore) -> None:
     # moto accepts values DynamoDB refuses (an unknown ReturnValuesOnConditionCheckFailure, say);
     # botocore's model of the DynamoDB API is the contract: members, types, enums, lengths, patterns.
     from botocore.validate import ParamValidator
 
     from tests.contracts.botocore_checks import constraint_problems
 
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        sent: list[tuple[str, dict[str, Any], Any]] = []
+    client = boto3.client("dynamodb", region_name=REGION)  # the fixture's table, with a recorder
+    sent: list[tuple[str, dict[str, Any], Any]] = []
 
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            sent.append((model.name, dict(params), model.input_shape))
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, dict(params), model.input_shape))
 
-        client.meta.events.register("provide-client-params.dynamodb.*", record)
-        ours = StateStore(client, TABLE, PIPELINE)
-        sent.clear()
-        # WHEN the store does everything the handler asks of it
-        key, later = f"{PIPELINE}|{DIGEST_A}", T0 + timedelta(minutes=1)
-        ours.touch(DATASET, core.Touch(activity_at=T0, add_objects=3, add_bytes=300))
-        trigger = core.Trigger(core.TriggerKind.DRIFT, "drift", "alarm:x@1", "alarm:x@1", T0)
-        ours.save_waiting(DATASET, pending=trigger, check_due=later)
-        ours.drop_pending(DATASET, "alarm:x@1")
-        ours.settle(DATASET, T0)
-        ours.load([DATASET])
-        assert isinstance(ours.claim(key, token="first", now=T0, lease=LEASE, ttl=TTL), Claimed)
-        assert isinstance(ours.claim(key, token="second", now=T0, lease=LEASE, ttl=TTL), Busy)
-        champion = core.Champion(f"{ARN.split(':pipeline')[0]}:model-package/g/1", {"ChampionMetric": "0.8"})
-        ours.record_start_parameters(key, token="first", manifest_uri="s3://b/m", created_at="c", champion=champion)
-        assert ours.acquire_lock(owner="first", dataset=DATASET, digest=DIGEST_A, now=T0, lease=LEASE)
-        assert ours.set_lock_execution(owner="first", execution_arn=ARN)
-        ours.record_start(DATASET, now=later, digest=DIGEST_A, execution_arn=ARN, objects=3, size=300)
-        assert ours.complete(key, token="first", execution_arn=ARN, now=later, ttl=TTL)
-        ours.complete_adopted(f"{key}|other", execution_arn=ARN, now=later, ttl=TTL)
-        ours.release_claim(f"{key}|other", token="first")
-        assert ours.release_lock_of_execution(ARN)
-        # THEN every request is valid against botocore's model of its operation
-        operations = {name for name, _, _ in sent}
-        assert {"UpdateItem", "BatchGetItem", "DeleteItem"} <= operations
-        problems = [
-            f"{name}: {problem}"
-            for name, params, shape in sent
-            for problem in ParamValidator().validate(params, shape).generate_report().splitlines()
-            + constraint_problems(params, shape)
-        ]
-        assert problems == []
-        assert len(sent) >= 15
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    ours = StateStore(client, TABLE, PIPELINE)
+    # WHEN the store does everything the handler asks of it
+    key, later = f"{PIPELINE}|{DIGEST_A}", T0 + timedelta(minutes=1)
+    ours.touch(DATASET, core.Touch(activity_at=T0, add_objects=3, add_bytes=300))
+    trigger = core.Trigger(core.TriggerKind.DRIFT, "drift", "alarm:x@1", "alarm:x@1", T0)
+    ours.save_waiting(DATASET, pending=trigger, check_due=later)
+    ours.drop_pending(DATASET, "alarm:x@1")
+    ours.settle(DATASET, T0)
+    ours.load([DATASET])
+    assert isinstance(ours.claim(key, token="first", now=T0, lease=LEASE, ttl=TTL), Claimed)
+    assert isinstance(ours.claim(key, token="second", now=T0, lease=LEASE, ttl=TTL), Busy)
+    champion = core.Champion(f"{ARN.split(':pipeline')[0]}:model-package/g/1", {"ChampionMetric": "0.8"})
+    ours.record_start_parameters(key, token="first", manifest_uri="s3://b/m", created_at="c", champion=champion)
+    assert ours.acquire_lock(owner="first", dataset=DATASET, digest=DIGEST_A, now=T0, lease=LEASE)
+    assert ours.set_lock_execution(owner="first", execution_arn=ARN)
+    ours.record_start(DATASET, now=later, digest=DIGEST_A, execution_arn=ARN, objects=3, size=300)
+    assert ours.complete(key, token="first", execution_arn=ARN, now=later, ttl=TTL)
+    ours.complete_adopted(f"{key}|other", execution_arn=ARN, now=later, ttl=TTL)
+    ours.release_claim(f"{key}|other", token="first")
+    assert ours.release_lock_of_execution(ARN)
+    # THEN every request is valid against botocore's model of its operation
+    operations = {name for name, _, _ in sent}
+    assert {"UpdateItem", "BatchGetItem", "DeleteItem"} <= operations
+    problems = [
+        f"{name}: {problem}"
+        for name, params, shape in sent
+        for problem in ParamValidator().validate(params, shape).generate_report().splitlines()
+        + constraint_problems(params, shape)
+    ]
+    assert problems == []
+    assert len(sent) >= 15
