@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -89,6 +90,8 @@ _MD5_ETAG = re.compile(r"^[0-9a-f]{32}\Z")
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _CHUNK = 1024 * 1024
+#: Object metadata of a stored manifest: when it was written, in nanoseconds since the epoch.
+_WRITTEN_AT = "written-at-ns"
 # S3 error codes meaning "this object version does not exist (any more)".
 _MISSING_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 
@@ -470,6 +473,8 @@ def write_manifest(manifest: Manifest, *, s3: S3Client | None = None) -> Manifes
         Key=key,
         Body=manifest.to_json().encode("utf-8"),
         ContentType="application/json",
+        # Orders manifests of the same second (latest_manifest_uri); the key has one-second stamps.
+        Metadata={_WRITTEN_AT: str(time.time_ns())},
     )
     return replace(manifest, uri=f"s3://{manifest.bucket}/{key}")
 
@@ -520,14 +525,36 @@ def load_manifest(source: str | Path, *, s3: S3Client | None = None) -> Manifest
 
 
 def latest_manifest_uri(bucket: str, dataset: str, *, s3: S3Client | None = None) -> str | None:
-    """The URI of the newest manifest of a dataset, or ``None`` if it has none."""
-    latest: str | None = None
-    paginator = _client(s3).get_paginator("list_objects_v2")
+    """The URI of the newest manifest of a dataset, or ``None`` if it has none.
+
+    Keys sort by their one-second stamp. Manifests of one second (two snapshots of changing data
+    in the same second) are told apart by the write time :func:`write_manifest` records in each
+    object's metadata (a HEAD request each, for those few only); one without it (written before
+    0.1.0 recorded it) counts as the oldest of its second.
+    """
+    client = _client(s3)
+    keys: list[str] = []
+    paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=manifest_prefix(dataset)):
-        for item in page.get("Contents", ()):
-            if item["Key"].endswith(".json") and (latest is None or item["Key"] > latest):
-                latest = item["Key"]
-    return None if latest is None else f"s3://{bucket}/{latest}"
+        keys += [item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(".json")]
+    if not keys:
+        return None
+    newest = max(_stamp(key) for key in keys)
+    tied = sorted(key for key in keys if _stamp(key) == newest)
+    if len(tied) > 1:
+        tied.sort(key=lambda key: (_written_at(client, bucket, key), key))
+    return f"s3://{bucket}/{tied[-1]}"
+
+
+def _stamp(key: str) -> str:
+    """The ``YYYYmmddTHHMMSSZ`` of a manifest key (what precedes the digest)."""
+    return key.rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def _written_at(client: S3Client, bucket: str, key: str) -> int:
+    metadata = client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+    value = metadata.get(_WRITTEN_AT, "")
+    return int(value) if value.isdigit() else 0
 
 
 # --------------------------------------------------------------------------- materialize

@@ -1627,6 +1627,7 @@ NOT_DEPLOYED: Final[Mapping[tuple[str, str], str]] = {
     ("cdk_mlops/datasets.py", "load_manifest"): "reads a manifest for the CLI and notebooks (materialize, diff)",
     ("cdk_mlops/datasets.py", "_download"): "datasets.materialize restores a dataset version for a person",
     ("cdk_mlops/datasets.py", "latest_manifest_uri"): "the CLI lists manifests; the trigger writes them",
+    ("cdk_mlops/datasets.py", "_written_at"): "latest_manifest_uri orders manifests of one second for the CLI",
 }
 
 

@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +275,39 @@ def test_reads_of_manifests_go_through_the_client_given(s3: Any) -> None:
     # WHEN the newest is looked up and the two are compared THEN every request used that client
     assert datasets.latest_manifest_uri(BUCKET, "given", s3=counting) is not None  # type: ignore[arg-type]
     assert datasets.diff_uris(first.uri, second.uri, s3=counting).added == ("b.csv",)  # type: ignore[arg-type]
-    assert counting.calls == ["get_paginator", "get_object", "get_object"]
+    # (a HEAD per manifest when the two were written in the same second: see the next test)
+    assert [c for c in counting.calls if c != "head_object"] == ["get_paginator", "get_object", "get_object"]
+    assert counting.calls.count("head_object") in (0, 2)
+
+
+def test_of_two_manifests_of_one_second_the_one_written_last_is_the_newest(s3: Any) -> None:
+    # GIVEN two snapshots of changing data within one second, the later one with the smaller digest,
+    # so that the keys (one-second stamp, then digest) alone would name the earlier one
+    now = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
+    s3.put_object(Bucket=BUCKET, Key="datasets/tie/a.csv", Body=b"a")
+    first = datasets.build_manifest(BUCKET, "tie", s3=s3, now=now)
+    s3.put_object(Bucket=BUCKET, Key="datasets/tie/b.csv", Body=b"b")
+    second = datasets.build_manifest(BUCKET, "tie", s3=s3, now=now)
+    earlier, later = sorted((first, second), key=lambda m: m.sha256, reverse=True)
+    written = [datasets.write_manifest(m, s3=s3) for m in (earlier, later)]
+    assert datasets.manifest_key(earlier)[:-5] > datasets.manifest_key(later)[:-5]
+    # WHEN the newest is looked up THEN it is the one written last
+    assert datasets.latest_manifest_uri(BUCKET, "tie", s3=s3) == written[1].uri
+    # AND a manifest stored without the write time (before it was recorded) counts as the oldest of its second
+    s3.copy_object(
+        Bucket=BUCKET,
+        Key=datasets.manifest_key(earlier),
+        CopySource={"Bucket": BUCKET, "Key": datasets.manifest_key(earlier)},
+        MetadataDirective="REPLACE",
+    )
+    assert datasets.latest_manifest_uri(BUCKET, "tie", s3=s3) == written[1].uri
+    s3.copy_object(
+        Bucket=BUCKET,
+        Key=datasets.manifest_key(later),
+        CopySource={"Bucket": BUCKET, "Key": datasets.manifest_key(later)},
+        MetadataDirective="REPLACE",
+    )
+    assert datasets.latest_manifest_uri(BUCKET, "tie", s3=s3) == max(w.uri or "" for w in written)
 
 
 # --- manifests that were edited or are not there ---------------------------------------------------------
