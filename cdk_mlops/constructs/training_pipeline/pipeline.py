@@ -82,6 +82,9 @@ class TrainingPipeline(_PipelineResources):
         model_package_group_name: The group models are registered in.
         role: The execution role of the pipeline and of every job it starts.
         topic: Where failed executions are announced.
+        notifications_key: The KMS key of ``topic`` when this construct creates it (None with
+            ``notification_topic``).
+        failed_rule: The EventBridge rule that announces a failed execution on ``topic``.
         failed_alarm: In ALARM when an execution fails.
         scripts: The ML scripts shipped as assets, by name (``preprocess``, ``evaluate``, and
             ``track`` with ``mlflow``).

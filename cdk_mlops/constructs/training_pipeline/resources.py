@@ -191,8 +191,9 @@ class _PipelineResources(Construct):
             self.pipeline.node.add_dependency(self.model_package_group)
 
     def _define_notifications(self, topic: sns.ITopic | None, removal_policy: RemovalPolicy) -> None:
+        self.notifications_key: kms.IKey | None = None
         self.topic = topic or self._topic(removal_policy)
-        failed = events.Rule(
+        self.failed_rule = failed = events.Rule(
             self,
             "Failed",
             description=f"{self.node.path}: an execution of {self.pipeline_name} failed",
@@ -244,6 +245,7 @@ class _PipelineResources(Construct):
         # EventBridge and CloudWatch alarms publish to the encrypted topic.
         for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
             key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey")
+        self.notifications_key = key
         return sns.Topic(self, "Notifications", master_key=key, enforce_ssl=True)
 
     # ------------------------------------------------------------------ grants

@@ -1,5 +1,7 @@
 """Every ``grant_*`` method leaves an app that calls it clean: cdk-nag finds nothing on the grantee.
 
+The same app checks that every resource a construct creates is one of its public attributes.
+
 A team grants its own roles from our constructs; the findings the granted statements cause are
 acknowledged by the method, on the grantee, with the reason. One stack holds every construct;
 each grant goes to a role of its own, and the methods are found by name, so a new one is
@@ -96,3 +98,31 @@ def test_every_grant_method_of_every_construct_was_called(built) -> None:
 def test_cdk_nag_finds_nothing_on_the_grantees_or_anywhere_else(built) -> None:
     stack, _, _ = built
     assert nag_findings(stack) == []
+
+
+def _public_paths(construct: Any) -> list[str]:
+    """The construct paths of everything a construct's public attributes hold."""
+    paths: list[str] = []
+    for name in dir(construct):
+        if name.startswith("_") or callable(getattr(type(construct), name, None)):
+            continue
+        value = getattr(construct, name)
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else [value]
+        paths += [item.node.path for item in items if hasattr(item, "node")]
+    return paths
+
+
+def test_every_resource_a_construct_creates_is_one_of_its_public_attributes(built) -> None:
+    _, constructs, _ = built
+    hidden: list[str] = []
+    for construct in constructs.values():
+        public = _public_paths(construct)
+        for child in construct.node.children:
+            path = child.node.path
+            creates = isinstance(child, cdk.CfnResource) or any(
+                isinstance(d, cdk.CfnResource) for d in child.node.find_all()
+            )
+            reachable = any(p == path or path.startswith(f"{p}/") or p.startswith(f"{path}/") for p in public)
+            if creates and not reachable:
+                hidden.append(path)
+    assert hidden == []
