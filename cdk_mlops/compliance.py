@@ -72,11 +72,10 @@ def validation_failures(cloud_assembly: Path) -> list[str]:
 def synth_app(app: cdk.App) -> cx_api.CloudAssembly:
     """``app.synth()`` that fails, with one readable message, on any unacknowledged finding.
 
-    When the CDK CLI runs a Python app, aws-cdk-lib reports policy-validation
-    failures (cdk-nag, guardrails) by setting the exit code of its embedded
-    Node.js process, which a Python app does not inherit, so the CLI would
-    report success. This reads the validation report the synth wrote and exits
-    non-zero instead, in every mode.
+    aws-cdk-lib reports policy-validation failures (cdk-nag, guardrails) from its
+    embedded Node.js process; whether a Python app's exit code shows them depends
+    on how the app runs and on the versions. This reads the validation report the
+    synth wrote and exits non-zero itself, listing every finding, however it runs.
 
     Raises:
         SystemExit: listing each finding (plugin, rule, construct path, description).
