@@ -98,7 +98,7 @@ docs: install  ## API reference from the docstrings into docs/api/ (pdoc)
 bench: install  ## run every benchmark under bench/ and write bench/RESULTS.md
 	$(PY) -m bench
 
-mutation: install  ## plant bugs in the modules that carry the promises, one at a time, and count what the tests catch (about 40 min; progress in build/mutation/mutmut.log)
+mutation: install  ## plant bugs in the modules that carry the promises, one at a time, and count what the tests catch (about 20 min; progress in build/mutation/mutmut.log)
 	$(PY) -m bench --only mutation.py
 
 clean:  ## remove build output and caches (keeps the venv; `make distclean` removes it too)

@@ -35,7 +35,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ),
     ("mutation.py", "Mutation testing (mutmut; `make mutation`)", []),
 ]
-#: Run only when named with --only (`make mutation`): about 40 minutes on this machine.
+#: Run only when named with --only (`make mutation`): about 20 minutes on this machine.
 ON_REQUEST = {"mutation.py"}
 
 

@@ -485,6 +485,22 @@ def test_a_transform_of_a_stack_model_named_in_a_sub_template_is_left_to_that_mo
     assert_left_to_the_stacks_model({"Fn::Sub": [text, *variables] if variables else text}, shown)
 
 
+def test_a_sub_variable_with_a_dotted_attribute_names_the_resource_before_the_first_dot() -> None:
+    # ${Db.Endpoint.Address} is Fn::GetAtt [Db, Endpoint.Address] (attribute names may hold dots).
+    text = transform("MODEL").replace('"MODEL"', '"${Db.Endpoint.Address}"')
+    (finding,) = rule_findings("MLOPS-007", isolated_pipeline({"Fn::Sub": text}), isolated=True)
+    shown = {"Fn::GetAtt": ["Db", "Endpoint.Address"]}
+    assert f"'Score' (Transform: model {shown!r} is not created in this pipeline or stack" in finding
+
+
+def test_a_sub_given_as_a_list_of_one_template_reads_as_the_template() -> None:
+    # CloudFormation wants [template, variables]; a list of the template alone must not crash the rule.
+    text = transform("MODEL").replace('"MODEL"', '"${Model}"')
+    as_list = rule_findings("MLOPS-007", isolated_pipeline({"Fn::Sub": [text]}), isolated=True)
+    assert as_list == rule_findings("MLOPS-007", isolated_pipeline({"Fn::Sub": text}), isolated=True)
+    assert len(as_list) == 1
+
+
 def test_an_event_source_that_is_not_a_queue_of_the_stack_is_no_failure_destination() -> None:
     mapping = {
         "Type": "AWS::Lambda::EventSourceMapping",
