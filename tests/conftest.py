@@ -268,8 +268,8 @@ def _uses_aws(item: pytest.Item) -> bool:
     return path.startswith(AWS_DIRS) or any(_calls(function, ("moto",)) for function in _fixture_functions(item))
 
 
-#: Test modules that share one deployment of the Dev stage (tests/e2e/conftest.py): one xdist scope.
-DEV_STAGE_MODULES = ("tests/e2e/test_closed_loop.py", "tests/e2e/test_local_deploy.py")
+#: Test modules that share one deployment of the Dev stage (tests/e2e/dev/conftest.py): one xdist scope.
+DEV_STAGE_MODULES = ("tests/e2e/dev/test_closed_loop.py", "tests/e2e/dev/test_local_deploy.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent with -p no:xdist

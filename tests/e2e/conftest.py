@@ -1,9 +1,7 @@
-"""The Dev stage, deployed once to the embedded local AWS for the e2e tests that read it.
+"""Deploying a stage of the reference app to the embedded local AWS, for the e2e tests.
 
-``test_local_deploy.py`` checks what was provisioned and ``test_closed_loop.py`` runs the loop on
-the same deployment: a deploy through the pinned CDK CLI costs seconds of synth and CloudFormation
-emulation, so it happens once. ``tests/conftest.py`` schedules both modules on one pytest-xdist
-worker, and the tests that need the stage destroyed run after every other test of the two.
+``tests/e2e/dev/`` shares one deployment of Dev between its modules; ``test_private_deploy.py``
+deploys a private variant of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cdk_mlops.local.deploy import StackTemplate, deploy_stage, destroy_stage
+from cdk_mlops.local.deploy import StackTemplate, deploy_stage
 from cdk_mlops.local.server import LocalAws, local_aws, require_loopback
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,24 +56,3 @@ def deploy_dev(output: Path, overrides: dict[str, Any] | None = None) -> Iterato
             if r.get("LogicalResourceId")
         }
         yield Deployment(aws, templates, output, physical_ids)
-
-
-@pytest.fixture(scope="session")
-def dev_stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """The Dev stage of cdk.json, deployed once per session (per worker) to a fresh local AWS."""
-    yield from deploy_dev(tmp_path_factory.mktemp("cdk.out"))
-
-
-@pytest.fixture(scope="session")
-def dev_stage_destroyed(dev_stage: Deployment) -> Deployment:
-    """:func:`dev_stage` after ``cdk destroy``; the tests that use it run last (see below)."""
-    destroy_stage(dev_stage.aws, directory=REPO_ROOT, output=dev_stage.output)
-    dev_stage.destroyed = True
-    return dev_stage
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the tests that need the Dev stage destroyed after every test that reads it deployed."""
-    after = [item for item in items if "dev_stage_destroyed" in getattr(item, "fixturenames", ())]
-    if after:
-        items[:] = [item for item in items if item not in after] + after

@@ -1,6 +1,6 @@
 """End to end: the pinned CDK CLI deploys the Dev stage to the embedded local AWS, then destroys it.
 
-One deployment, shared with the closed loop's tests (tests/e2e/conftest.py); the tests read
+One deployment, shared with the closed loop's tests (tests/e2e/dev/conftest.py); the tests read
 the AWS state through boto3 and state the expected values outright (a bucket is versioned
 "Enabled", encrypted with the store's own key, refuses plain HTTP), so a setting missing from
 both the template and the deployment fails. The destroy tests run last and share one destroy.
@@ -20,7 +20,7 @@ from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 BUCKET, KEY = "AWS::S3::Bucket", "AWS::KMS::Key"
 
 

@@ -1,7 +1,7 @@
 """End to end: the closed loop on the deployed Dev stage, with the real handler, scripts and CLI.
 
 One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS (once for this
-module and test_local_deploy.py: tests/e2e/conftest.py), then
+module and test_local_deploy.py: tests/e2e/dev/conftest.py), then
 :func:`cdk_mlops.local.loop.run_loop` runs steps 1 to 7. Each step's result holds the AWS
 state read right after the step (executions, parameters, the trigger's DynamoDB state); the
 tests assert on those and on what AWS holds at the end. The champion values are read from
@@ -29,7 +29,7 @@ from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -43,9 +43,9 @@ class Run:
         return self.aws.client(service)
 
 
-# Session-scoped like the deployment: the teardown test runs after test_local_deploy.py's tests
-# (tests/e2e/conftest.py), so a module-scoped run would be torn down and run again on a destroyed stage.
-@pytest.fixture(scope="session")
+# Package-scoped like the deployment: the teardown test runs after test_local_deploy.py's tests
+# (tests/e2e/dev/conftest.py), so a module-scoped run would be torn down and run again on a destroyed stage.
+@pytest.fixture(scope="package")
 def run(dev_stage: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Run:
     assert not dev_stage.destroyed, "the loop runs on the deployed stage; the destroy tests run last"
     lines: list[tuple[str, str]] = []
