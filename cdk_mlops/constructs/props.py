@@ -43,10 +43,12 @@ def checked_props(init: _Init) -> _Init:
     error names the path the construct would have had (``<scope path>/<id>``).
     """
     signature = inspect.signature(init)
+    # An __init__ with **kwargs takes any name; only the named parameters are known otherwise.
+    any_name = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
 
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        unknown = [name for name in kwargs if name not in signature.parameters]
+        unknown = [] if any_name else [name for name in kwargs if name not in signature.parameters]
         if unknown:
             raise ConfigurationError(
                 _where(args, kwargs), [_unknown(type(self).__name__, n, signature) for n in unknown]

@@ -151,3 +151,15 @@ def test_the_checker_reads_unions_literals_collections_and_number_tokens() -> No
         "ratio must be float, got str '2'",
     )
     assert inspect.signature(Probe.__init__).parameters["mode"].default == "a"
+
+
+def test_an_init_with_keyword_arguments_takes_any_name_and_still_checks_the_named_ones() -> None:
+    class Open:
+        @checked_props
+        def __init__(self, scope: Any, id: str, *, size: int = 1, **extra: Any) -> None:
+            self.extra = extra
+
+    probe: Any = Open
+    assert probe(None, "o", anything="goes").extra == {"anything": "goes"}
+    with pytest.raises(ConfigurationError, match="size must be int, got str '2'"):
+        probe(None, "o", size="2")
