@@ -8,7 +8,7 @@ import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import jsii
 from aws_cdk import (
@@ -175,6 +175,22 @@ def acknowledge(scope: IConstruct, reason: str, *finding_ids: str) -> None:
     causes them, so users never inherit unexplained suppressions.
     """
     Validations.of(scope).acknowledge(*(Acknowledgment(id=f, reason=reason) for f in finding_ids))
+
+
+def acknowledge_grantee(
+    grantee: iam.IGrantable, reason: str, *, actions: Iterable[str] = (), resources: Iterable[str] = ()
+) -> None:
+    """Acknowledge, on a grant's principal, the AwsSolutions-IAM5 findings the grant's statements cause.
+
+    Every ``grant_*`` method calls this for its own wildcards, so an app that calls it stays clean.
+    A principal that is not a construct (an account, a service) has no policy to flag; resources
+    are written as cdk-nag writes them (:func:`nag_resource`), in the grantee's stack.
+    """
+    principal = grantee.grant_principal
+    if getattr(principal, "node", None) is None:
+        return
+    scope = cast(IConstruct, principal)
+    acknowledge(scope, reason, *iam5_findings(actions, [nag_resource(scope, r) for r in resources]))
 
 
 def iam5_findings(actions: Iterable[str] = (), resources: Iterable[str] = ()) -> list[str]:

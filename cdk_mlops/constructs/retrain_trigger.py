@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import jsii
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
@@ -25,12 +25,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from aws_cdk.region_info import RegionInfo
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from cdk_mlops.constructs.common import (
     LAMBDA_RUNTIME,
     SAGEMAKER_NAME,
     acknowledge,
+    acknowledge_grantee,
     dead_letter_queue,
     depend_on_role_policy,
     iam5_findings,
@@ -717,15 +718,13 @@ class RetrainTrigger(Construct):
     def grant_request_retrain(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let a principal request a run by sending a ``Manual Retrain`` message to the trigger's queue."""
         grant = self.queue.grant_send_messages(grantee)
-        principal = grantee.grant_principal
-        if getattr(principal, "node", None) is not None:  # a role or user of an app; not e.g. an account
-            # aws-cdk-lib grants the KMS action families that sending to an encrypted queue needs.
-            acknowledge(
-                cast(IConstruct, principal),
-                f"{self.node.path}.grant_request_retrain(): sending to the trigger's KMS-encrypted queue needs "
-                "kms:GenerateDataKey* and kms:ReEncrypt* (aws-cdk-lib's queue grant), on the trigger's own key only",
-                *iam5_findings(actions=("kms:GenerateDataKey*", "kms:ReEncrypt*")),
-            )
+        # aws-cdk-lib grants the KMS action families that sending to an encrypted queue needs.
+        acknowledge_grantee(
+            grantee,
+            f"{self.node.path}.grant_request_retrain(): sending to the trigger's KMS-encrypted queue needs "
+            "kms:GenerateDataKey* and kms:ReEncrypt* (aws-cdk-lib's queue grant), on the trigger's own key only",
+            actions=("kms:GenerateDataKey*", "kms:ReEncrypt*"),
+        )
         return grant
 
     def metric_decisions(self, decision: str, **options: Any) -> cw.Metric:

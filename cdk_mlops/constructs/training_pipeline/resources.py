@@ -9,7 +9,7 @@ the notifications of failed executions, and the ``grant_*`` and ``metric_*`` met
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
@@ -20,17 +20,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from cdk_mlops import image_uris
 from cdk_mlops.constructs.common import (
     ACCOUNT_ID,
     SAGEMAKER_NAME,
-    acknowledge,
+    acknowledge_grantee,
     depend_on_role_policy,
-    iam5_findings,
     metric_props,
-    nag_resource,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
@@ -270,16 +268,13 @@ class _PipelineResources(Construct):
         grant = iam.Grant.add_to_principal(
             grantee=grantee, actions=list(_CROSS_ACCOUNT_READ), resource_arns=[group, packages]
         )
-        principal = grantee.grant_principal
-        if getattr(principal, "node", None) is not None:  # a role or user of an app; not e.g. an account
-            # Acknowledged here, on the grantee, so that no app calling this method fails cdk-nag.
-            acknowledge(
-                cast(IConstruct, principal),
-                f"{self.node.path}.grant_read_registry(): SageMaker numbers a group's model packages as they "
-                f"are registered, so reading them is 'model-package/{self.model_package_group_name}/*', "
-                "the versions of this one group",
-                *iam5_findings(resources=[nag_resource(cast(IConstruct, principal), packages)]),
-            )
+        acknowledge_grantee(
+            grantee,
+            f"{self.node.path}.grant_read_registry(): SageMaker numbers a group's model packages as they "
+            f"are registered, so reading them is 'model-package/{self.model_package_group_name}/*', "
+            "the versions of this one group",
+            resources=[packages],
+        )
         return grant
 
     def _require_mlflow(self, method: str) -> str:
