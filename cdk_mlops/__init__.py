@@ -31,6 +31,8 @@ _EXPORTS: dict[str, str] = {
     "MlopsPlatformStage": "cdk_mlops.stacks.stage",
     "VersionedDataStore": "cdk_mlops.constructs.data_store",
     "ObjectLockSettings": "cdk_mlops.constructs.data_store",
+    "IDataStore": "cdk_mlops.constructs.data_store",
+    "ImportedDataStore": "cdk_mlops.constructs.data_store",
     "TrainingPipeline": "cdk_mlops.constructs.training_pipeline",
     "SdkTrainingPipeline": "cdk_mlops.constructs.training_pipeline",
     "MlflowSettings": "cdk_mlops.constructs.training_pipeline",
@@ -58,6 +60,9 @@ _EXPORTS: dict[str, str] = {
     "ToolingConfig": "cdk_mlops.config",
     "load_tooling": "cdk_mlops.config",
     "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
+    "grant_model_source_read": "cdk_mlops.constructs.model_endpoint",
+    "IModelEndpoint": "cdk_mlops.constructs.model_endpoint",
+    "ImportedModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
     "DataCaptureSettings": "cdk_mlops.constructs.model_endpoint",
@@ -94,7 +99,12 @@ if TYPE_CHECKING:
         load_tooling,
         profile_defaults,
     )
-    from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
+    from cdk_mlops.constructs.data_store import (
+        IDataStore,
+        ImportedDataStore,
+        ObjectLockSettings,
+        VersionedDataStore,
+    )
     from cdk_mlops.constructs.delivery import (
         DeliveryAccess,
         DeliveryTarget,
@@ -107,6 +117,8 @@ if TYPE_CHECKING:
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
         ErrorCountThreshold,
+        IModelEndpoint,
+        ImportedModelEndpoint,
         LatencyThreshold,
         ModelEndpoint,
         RealtimeSettings,
@@ -114,6 +126,7 @@ if TYPE_CHECKING:
         ScaleDownSchedule,
         ServerlessSettings,
         TrafficShift,
+        grant_model_source_read,
     )
     from cdk_mlops.constructs.model_monitor import (
         Baselines,
@@ -157,6 +170,10 @@ __all__ = [
     "EnvironmentConfig",
     "ErrorCountThreshold",
     "GuardrailSettings",
+    "IDataStore",
+    "IModelEndpoint",
+    "ImportedDataStore",
+    "ImportedModelEndpoint",
     "LatencyThreshold",
     "Manifest",
     "ManifestDiff",
@@ -204,6 +221,7 @@ __all__ = [
     "apply_tags",
     "build_platform",
     "feature_drift_alarm_name",
+    "grant_model_source_read",
     "load_environments",
     "load_tooling",
     "model_quality_alarm_name",

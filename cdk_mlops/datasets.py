@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -46,8 +47,10 @@ __all__ = [
     "MANIFESTS_PREFIX",
     "MANIFEST_SCHEMA",
     "MAX_DATASET_NAME_LENGTH",
+    "MAX_KEY_SEGMENT_BYTES",
     "MONITORING_PREFIX",
     "DatasetVersionError",
+    "ExcludedObject",
     "Manifest",
     "ManifestDiff",
     "ManifestEntry",
@@ -57,6 +60,7 @@ __all__ = [
     "dataset_prefix",
     "diff",
     "diff_uris",
+    "key_problem",
     "latest_manifest_uri",
     "load_manifest",
     "manifest_digest",
@@ -94,6 +98,13 @@ _CHUNK = 1024 * 1024
 _WRITTEN_AT = "written-at-ns"
 # S3 error codes meaning "this object version does not exist (any more)".
 _MISSING_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
+#: What materialize appends to a file's name while it downloads it.
+_PART_SUFFIX = ".part"
+#: The longest path segment (in UTF-8 bytes) a dataset key may have: the 255-byte file name limit
+#: of the common file systems (ext4, XFS, APFS, NTFS) less the download's ``.part`` suffix.
+MAX_KEY_SEGMENT_BYTES = 255 - len(_PART_SUFFIX)
+
+_log = logging.getLogger(__name__)
 
 
 class DatasetVersionError(Exception):
@@ -223,6 +234,24 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
+class ExcludedObject:
+    """An object of the dataset's prefix that a snapshot leaves out, and why.
+
+    Its key cannot be a file below a directory (see :func:`key_problem`), so no training job
+    could read it; recording it keeps the version honest about what the prefix held.
+
+    Attributes:
+        key: The full S3 key.
+        version_id: The version that was current at the snapshot.
+        reason: Why it was left out, and how to bring it in (rename the object).
+    """
+
+    key: str
+    version_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A dataset snapshot: the exact object versions a dataset held at one time.
 
@@ -233,6 +262,8 @@ class Manifest:
         entries: One entry per object, sorted by key.
         sha256: Digest of the dataset's content; see :func:`manifest_digest`.
         uri: Where the manifest is stored (``s3://bucket/manifests/...``), once written.
+        excluded: Objects of the prefix left out because their keys cannot be files (see
+            :func:`key_problem`); not part of ``sha256``, which covers what is trained on.
     """
 
     bucket: str
@@ -241,6 +272,7 @@ class Manifest:
     entries: tuple[ManifestEntry, ...]
     sha256: str
     uri: str | None = None
+    excluded: tuple[ExcludedObject, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -282,6 +314,10 @@ class Manifest:
                 {"key": e.key, "version_id": e.version_id, "etag": e.etag, "size": e.size} for e in self.entries
             ],
         }
+        if self.excluded:  # absent otherwise, so a manifest without exclusions is what it always was
+            document["excluded"] = [
+                {"key": x.key, "version_id": x.version_id, "reason": x.reason} for x in self.excluded
+            ]
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -318,6 +354,10 @@ class Manifest:
                 entries=entries,
                 sha256=str(doc["sha256"]),
                 uri=uri,
+                excluded=tuple(
+                    ExcludedObject(key=str(x["key"]), version_id=str(x["version_id"]), reason=str(x["reason"]))
+                    for x in doc.get("excluded", ())
+                ),
             )
         except DatasetVersionError:
             raise
@@ -403,6 +443,11 @@ def build_manifest(
     ``/``) are left out. In a bucket that is not versioned every version id is
     ``"null"``; see :attr:`Manifest.fully_versioned`.
 
+    An object whose key cannot be a file below a directory (:func:`key_problem`: a ``..``
+    segment, a segment too long for a file name, a key another object needs as a directory)
+    is excluded, logged as a warning and listed in :attr:`Manifest.excluded`, so one bad
+    upload never makes the dataset untrainable and never disappears unnoticed.
+
     Args:
         bucket: The bucket name.
         dataset: The dataset name; objects are read from ``datasets/<dataset>/``.
@@ -438,15 +483,72 @@ def build_manifest(
             f"s3://{bucket}/{prefix} holds no objects; upload data first, check the dataset name, "
             "or pass allow_empty=True (--allow-empty on the cdk-mlops command line)"
         )
-    entries.sort(key=lambda e: e.key)
-    ordered = tuple(entries)
+    kept, excluded = _exclude_unwritable(prefix, entries)
+    for x in excluded:
+        _log.warning("s3://%s/%s (version %s) is left out of the snapshot: %s", bucket, x.key, x.version_id, x.reason)
+    if not kept and not allow_empty:
+        raise DatasetVersionError(
+            f"s3://{bucket}/{prefix} holds no object that can be trained on ({len(excluded)} left out; the "
+            f"first, {excluded[0].key!r}: {excluded[0].reason}); rename them and snapshot again"
+        )
+    ordered = tuple(sorted(kept, key=lambda e: e.key))
     return Manifest(
         bucket=bucket,
         dataset=dataset,
         created_at=created_at,
         entries=ordered,
         sha256=manifest_digest(dataset, ordered),
+        excluded=tuple(sorted(excluded, key=lambda x: x.key)),
     )
+
+
+def key_problem(relative_key: str) -> str | None:
+    """Why an object's key (relative to its dataset prefix) cannot be a file below a directory, or None.
+
+    The key is split at ``/`` into directories and a file name, as :func:`materialize` and the
+    training jobs lay a dataset out on disk. Refused: an empty key, a NUL or backslash, an empty,
+    ``.`` or ``..`` segment (it would name another directory, or one outside the dataset), and a
+    segment longer than :data:`MAX_KEY_SEGMENT_BYTES` in UTF-8.
+    """
+    if not relative_key:
+        return "its key is empty below the dataset prefix"
+    if "\x00" in relative_key or "\\" in relative_key:
+        return "its key holds a NUL or a backslash, which no file name may; rename the object"
+    segments = relative_key.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        return "its key has an empty, '.' or '..' segment, which would name another directory; rename the object"
+    longest = max(len(segment.encode("utf-8", "surrogatepass")) for segment in segments)
+    if longest > MAX_KEY_SEGMENT_BYTES:
+        return (
+            f"a segment of its key is {longest} bytes, over the {MAX_KEY_SEGMENT_BYTES} a file name may have; "
+            "rename the object with shorter segments"
+        )
+    return None
+
+
+def _exclude_unwritable(prefix: str, entries: list[ManifestEntry]) -> tuple[list[ManifestEntry], list[ExcludedObject]]:
+    """Split entries into those that can be files below one directory and those excluded, with why."""
+    kept: list[ManifestEntry] = []
+    excluded: list[ExcludedObject] = []
+    for entry in entries:
+        problem = key_problem(entry.key[len(prefix) :])
+        if problem is None:
+            kept.append(entry)
+        else:
+            excluded.append(ExcludedObject(entry.key, entry.version_id, problem))
+    # An object at `a` and another at `a/b` cannot both be written: `a` would have to be a file and
+    # a directory. The one at `a` is left out: the deeper keys are a tree, usually the intended layout.
+    directories = {e.key[:i] for e in kept for i, c in enumerate(e.key) if c == "/" and i >= len(prefix)}
+    clashing = [e for e in kept if e.key in directories]
+    for entry in clashing:
+        excluded.append(
+            ExcludedObject(
+                entry.key,
+                entry.version_id,
+                "other objects of the dataset need its key as a directory; rename it (or them)",
+            )
+        )
+    return [e for e in kept if e.key not in directories], excluded
 
 
 def manifest_key(manifest: Manifest) -> str:
@@ -562,19 +664,15 @@ def _written_at(client: S3Client, bucket: str, key: str) -> int:
 
 def _target(root: Path, manifest: Manifest, entry: ManifestEntry) -> Path:
     relative = manifest.relative_key(entry)
-    parts = relative.split("/")
-    safe = (
-        bool(relative)
-        and "\x00" not in relative
-        and "\\" not in relative
-        and all(part not in ("", ".", "..") for part in parts)
-    )
-    target = root.joinpath(*parts)
-    if not safe or not target.resolve().is_relative_to(root):
+    # Snapshots leave such keys out; a manifest written before they did may still list one.
+    problem = key_problem(relative)
+    target = root.joinpath(*relative.split("/"))
+    if problem is None and not target.resolve().is_relative_to(root):
+        problem = "it resolves outside the destination (a symbolic link in the way)"
+    if problem is not None:
         raise DatasetVersionError(
-            f"s3://{manifest.bucket}/{entry.key} (version {entry.version_id}) cannot be written safely below "
-            f"{root}: its key has an empty, '.' or '..' segment, a backslash or a NUL; rename the object "
-            "and take a new snapshot"
+            f"s3://{manifest.bucket}/{entry.key} (version {entry.version_id}) cannot be written below "
+            f"{root}: {problem}, then take a new snapshot"
         )
     return target
 
@@ -638,11 +736,19 @@ def _download(client: S3Client, manifest: Manifest, entry: ManifestEntry, target
     )
     md5 = hashlib.md5(usedforsecurity=False)
     size = 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    partial = target.with_name(target.name + _PART_SUFFIX)
     body = response["Body"]
     try:
-        with partial.open("wb") as out:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = partial.open("wb")
+    except OSError as error:  # a name or path the file system refuses (too long, reserved)
+        body.close()
+        raise DatasetVersionError(
+            f"{name} cannot be written to {target}: {error.strerror or error}; rename the object, "
+            "or materialize to a shorter destination path"
+        ) from None
+    try:
+        with out:
             for chunk in body.iter_chunks(_CHUNK):
                 out.write(chunk)
                 size += len(chunk)

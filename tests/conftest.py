@@ -222,7 +222,7 @@ SYNTH_FIXTURES = frozenset({"platform", "private_prod", "platform_stack_path", "
 #: Test directories whose every test builds and synthesizes constructs.
 SYNTH_DIRS = ("contracts", "examples", "unit/constructs", "unit/stacks")
 #: Test directories whose every test runs against the embedded local AWS.
-AWS_DIRS = ("unit/local",)
+AWS_DIRS = ("unit/local", "unit/test_testing.py", "e2e/test_testing_plugin.py")
 
 
 def _calls(function: Any, prefixes: tuple[str, ...], depth: int = 2) -> bool:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "VersionedDataStore": "cdk_mlops.constructs.data_store",
     "ObjectLockSettings": "cdk_mlops.constructs.data_store",
+    "IDataStore": "cdk_mlops.constructs.data_store",
+    "ImportedDataStore": "cdk_mlops.constructs.data_store",
     "TrainingPipeline": "cdk_mlops.constructs.training_pipeline",
     "SdkTrainingPipeline": "cdk_mlops.constructs.training_pipeline",
     "MlflowSettings": "cdk_mlops.constructs.training_pipeline",
@@ -37,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "EndpointTest": "cdk_mlops.constructs.delivery",
     "DeliveryAccess": "cdk_mlops.constructs.delivery",
     "ModelEndpoint": "cdk_mlops.constructs.model_endpoint",
+    "grant_model_source_read": "cdk_mlops.constructs.model_endpoint",
+    "IModelEndpoint": "cdk_mlops.constructs.model_endpoint",
+    "ImportedModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
     "DataCaptureSettings": "cdk_mlops.constructs.model_endpoint",
@@ -52,7 +57,12 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from cdk_mlops.constructs.data_store import ObjectLockSettings, VersionedDataStore
+    from cdk_mlops.constructs.data_store import (
+        IDataStore,
+        ImportedDataStore,
+        ObjectLockSettings,
+        VersionedDataStore,
+    )
     from cdk_mlops.constructs.delivery import (
         DeliveryAccess,
         DeliveryTarget,
@@ -65,6 +75,8 @@ if TYPE_CHECKING:
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
         ErrorCountThreshold,
+        IModelEndpoint,
+        ImportedModelEndpoint,
         LatencyThreshold,
         ModelEndpoint,
         RealtimeSettings,
@@ -72,6 +84,7 @@ if TYPE_CHECKING:
         ScaleDownSchedule,
         ServerlessSettings,
         TrafficShift,
+        grant_model_source_read,
     )
     from cdk_mlops.constructs.model_monitor import (
         Baselines,
@@ -103,6 +116,10 @@ __all__ = [
     "DeliveryTarget",
     "EndpointTest",
     "ErrorCountThreshold",
+    "IDataStore",
+    "IModelEndpoint",
+    "ImportedDataStore",
+    "ImportedModelEndpoint",
     "LatencyThreshold",
     "MlflowServerSize",
     "MlflowSettings",
@@ -132,6 +149,7 @@ __all__ = [
     "TrainingPipeline",
     "VersionedDataStore",
     "feature_drift_alarm_name",
+    "grant_model_source_read",
     "model_quality_alarm_name",
 ]
 

@@ -4,38 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import jsii
 from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct, IConstruct, IValidation
+from constructs import Construct, IValidation
 
-from cdk_mlops.constructs.common import (
-    ACCOUNT_ID,
-    GUARDRAILS,
-    access_log_bucket,
-    acknowledge,
-    iam5_findings,
-    metric_props,
-    nag_resource,
+from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge
+from cdk_mlops.constructs.data_store_base import (
+    DataStoreBase,
+    IDataStore,
+    bucket_name_problems,
+    declared_dataset_problems,
 )
 from cdk_mlops.constructs.props import checked_props
-from cdk_mlops.datasets import (
-    ARTIFACTS_PREFIX,
-    CAPTURE_PREFIX,
-    DATASETS_PREFIX,
-    MANIFESTS_PREFIX,
-    MONITORING_PREFIX,
-    dataset_name_problems,
-)
+from cdk_mlops.datasets import ARTIFACTS_PREFIX, CAPTURE_PREFIX, DATASETS_PREFIX, MANIFESTS_PREFIX, MONITORING_PREFIX
 from cdk_mlops.errors import ConfigurationError
 
-__all__ = ["ObjectLockSettings", "VersionedDataStore"]
+__all__ = ["IDataStore", "ImportedDataStore", "ObjectLockSettings", "VersionedDataStore"]
 
 #: Stable id of the warning emitted for ``removal_policy=DESTROY``; acknowledge it with
 #: ``Annotations.of(store).acknowledge_warning(DESTROY_WARNING_ID, reason)``.
@@ -57,22 +45,6 @@ _DEFAULT_EXPIRATION = Duration.days(90)
 # not depend on the flags of the app it is used in.
 _LOG_DELIVERY_BY_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 
-# Object actions of grant_write: create and replace objects, and delete them the versioned way (a
-# delete marker; earlier versions stay). Deleting a version for good (s3:DeleteObjectVersion), changing
-# Object Lock retention or legal holds, and ACLs are left out: they would let a data producer destroy the
-# history that manifests depend on. aws-cdk-lib's default write grant (s3:DeleteObject*, s3:PutObject*
-# or s3:PutObjectRetention and s3:PutObjectLegalHold) includes them.
-_WRITE_ACTIONS = (
-    "s3:PutObject",
-    "s3:PutObjectTagging",
-    "s3:AbortMultipartUpload",
-    "s3:DeleteObject",
-    "s3:DeleteObjectTagging",
-)
-# Manifests are only ever added: no delete, no tagging.
-_MANIFEST_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
-# KMS action families the S3 grants add for writers, when the bucket has a key.
-_KMS_WRITE_WILDCARDS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 _AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 # Id of the child aws-cdk-lib adds to a bucket for its first add_event_notification().
 _NOTIFICATIONS_ID = "Notifications"
@@ -117,32 +89,6 @@ class ObjectLockSettings:
         return []
 
 
-@dataclass(frozen=True)
-class _GrantRecord:
-    principal: IConstruct
-    actions: tuple[str, ...]
-    resources: tuple[str, ...]
-    reason: str
-
-
-@jsii.implements(IValidation)
-class _AcknowledgeResolvedGrants:
-    """Re-acknowledges grant wildcards once cross-stack references are resolved.
-
-    A grantee in another stack sees the bucket ARN through ``Fn::ImportValue``,
-    which exists only after CDK prepares the app; node validations run after
-    that, so the finding ids computed here match what cdk-nag reports.
-    """
-
-    def __init__(self, store: VersionedDataStore) -> None:
-        self._store = store
-
-    def validate(self) -> list[str]:
-        for record in self._store._grant_records:
-            self._store._acknowledge_record(record)
-        return []
-
-
 @jsii.implements(IValidation)
 class _NoBucketNotifications:
     """Fails synth when ``bucket.add_event_notification`` was used on the store's bucket.
@@ -165,7 +111,7 @@ class _NoBucketNotifications:
         ]
 
 
-class VersionedDataStore(Construct):
+class VersionedDataStore(DataStoreBase):
     """A versioned, KMS-encrypted S3 store for datasets, manifests and model artifacts.
 
     Objects live under fixed prefixes: ``datasets/<name>/`` for dataset files,
@@ -179,6 +125,8 @@ class VersionedDataStore(Construct):
         store = VersionedDataStore(self, "Data", datasets=["churn"])
         store.grant_read(training_role, dataset="churn")
         events.Rule(self, "NewData", event_pattern=store.dataset_changed_pattern("churn"))
+
+    An existing bucket and key go behind the same interface with :meth:`from_bucket`.
 
     Attributes:
         bucket: The data bucket.
@@ -200,6 +148,7 @@ class VersionedDataStore(Construct):
         retain_versions: int | None = None,
         object_lock: ObjectLockSettings | None = None,
         datasets: Sequence[str] = (),
+        bucket_name: str | None = None,
     ) -> None:
         """Define the store.
 
@@ -228,6 +177,13 @@ class VersionedDataStore(Construct):
                 Default: - no Object Lock.
             datasets: Names of the datasets this store is expected to hold;
                 each is validated. Default: - none declared.
+            bucket_name: A physical name for the data bucket, checked against S3's
+                naming rules. Give one when stacks in other accounts or regions name
+                the bucket (a serving stack reading promoted models, the other side's
+                bucket and key policies): a name known before deploy needs no
+                cross-stack reference. Bucket names are global, and a named bucket
+                cannot be replaced without a new name. Default: - CloudFormation
+                generates a unique name.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -242,7 +198,8 @@ class VersionedDataStore(Construct):
             *_retain_problems(retain_versions, noncurrent_version_expiration),
             *(object_lock.problems() if object_lock else []),
             *_removal_problems(removal_policy, object_lock),
-            *_declared_dataset_problems(declared),
+            *declared_dataset_problems(declared),
+            *bucket_name_problems("bucket_name", bucket_name),
         ]
         if problems:
             raise ConfigurationError(self, problems)
@@ -250,8 +207,6 @@ class VersionedDataStore(Construct):
         destroy = removal_policy == RemovalPolicy.DESTROY
         self.node.set_context(_LOG_DELIVERY_BY_BUCKET_POLICY, True)
         self.datasets: tuple[str, ...] = declared
-        self._grant_records: list[_GrantRecord] = []
-        self._account_grants: list[str] = []
 
         self.encryption_key: kms.IKey = (
             kms.Key(
@@ -283,6 +238,7 @@ class VersionedDataStore(Construct):
         self.bucket: s3.Bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             versioned=True,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.encryption_key,
@@ -316,7 +272,6 @@ class VersionedDataStore(Construct):
 
         if destroy:
             self._adopt_auto_delete_provider()
-        self.node.add_validation(_AcknowledgeResolvedGrants(self))
         self.node.add_validation(_NoBucketNotifications(self.bucket))
 
         if destroy:
@@ -333,320 +288,61 @@ class VersionedDataStore(Construct):
                 )
             Annotations.of(self).add_warning_v2(DESTROY_WARNING_ID, message)
 
-    # ------------------------------------------------------------------ prefixes and URIs
+    @staticmethod
+    def from_bucket(
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        datasets: Sequence[str],
+        artifacts_prefix: str = ARTIFACTS_PREFIX,
+        capture_prefix: str = CAPTURE_PREFIX,
+        monitoring_prefix: str = MONITORING_PREFIX,
+    ) -> ImportedDataStore:
+        """Put an existing bucket and its KMS key behind the data store's interface.
 
-    @property
-    def artifacts_prefix(self) -> str:
-        """Key prefix for training output and model artifacts: ``artifacts/``."""
-        return ARTIFACTS_PREFIX
+        The result is an :class:`ImportedDataStore`: it takes the place of a
+        ``VersionedDataStore`` wherever one is taken (``TrainingPipeline``,
+        ``RetrainTrigger``, ``ModelEndpoint``, ``ModelMonitor``) and offers the same
+        prefixes, URIs, ``grant_*``, ``metric_*`` and ``dataset_changed_pattern``.
+        Nothing is created and the bucket is not changed; see :class:`ImportedDataStore`
+        for what the bucket must satisfy and what cannot be checked here.
 
-    @property
-    def capture_prefix(self) -> str:
-        """Key prefix for endpoint data capture: ``capture/``."""
-        return CAPTURE_PREFIX
+        Example::
 
-    @property
-    def monitoring_prefix(self) -> str:
-        """Key prefix for Model Monitor baselines and reports: ``monitoring/``."""
-        return MONITORING_PREFIX
-
-    def undeclared_problems(self, argument: str, names: Sequence[str]) -> list[str]:
-        """Why ``names`` are not datasets of this store: any it does not declare, if it declares any.
-
-        A store built without ``datasets=`` declares none and accepts every name; tokens are
-        not compared. Constructs that read datasets call this, so that a misspelt name fails
-        synth instead of training on an empty prefix.
+            legacy = s3.Bucket.from_bucket_name(self, "Legacy", "acme-legacy-data")
+            key = kms.Key.from_key_arn(self, "LegacyKey", legacy_key_arn)
+            store = VersionedDataStore.from_bucket(self, "Data", bucket=legacy, encryption_key=key,
+                                                   datasets=["churn"])
 
         Args:
-            argument: The caller's argument, named in each problem (e.g. ``dataset``).
-            names: The dataset names given to it.
-        """
-        if not self.datasets:
-            return []
-        declared = ", ".join(repr(d) for d in self.datasets)
-        return [
-            f"{argument}: {name!r} is not a dataset of the data store {self.node.path} (it declares {declared}); "
-            "fix the name, or add it to the store's datasets="
-            for name in names
-            if not Token.is_unresolved(name) and name not in self.datasets
-        ]
-
-    def dataset_prefix(self, name: str) -> str:
-        """Key prefix of a dataset's objects: ``datasets/<name>/``.
+            scope: The parent construct.
+            id: The construct id.
+            bucket: The existing bucket, e.g. ``s3.Bucket.from_bucket_name(...)``.
+            encryption_key: The KMS key the bucket's default encryption uses (SSE-KMS);
+                grants add ``kms:Decrypt`` and ``kms:GenerateDataKey*`` on it.
+            datasets: The datasets the bucket holds, under ``datasets/<name>/``; at
+                least one. Pipelines and triggers on other names fail synth.
+            artifacts_prefix: Key prefix of training output and model artifacts.
+                Default: - ``artifacts/``, as in a ``VersionedDataStore``.
+            capture_prefix: Key prefix of endpoint data capture. Default: - ``capture/``.
+            monitoring_prefix: Key prefix of Model Monitor baselines and reports.
+                Default: - ``monitoring/``.
 
         Raises:
-            ConfigurationError: if ``name`` is not a valid dataset name (tokens are accepted).
+            ConfigurationError: listing every invalid argument.
         """
-        return f"{DATASETS_PREFIX}{self._checked_name(name)}/"
-
-    def manifest_prefix(self, name: str) -> str:
-        """Key prefix of a dataset's manifests: ``manifests/<name>/``.
-
-        Raises:
-            ConfigurationError: if ``name`` is not a valid dataset name (tokens are accepted).
-        """
-        return f"{MANIFESTS_PREFIX}{self._checked_name(name)}/"
-
-    def s3_uri(self, key: str) -> str:
-        """``s3://<bucket>/<key>`` for a key or prefix in the data bucket (a token until deploy)."""
-        return self.bucket.s3_url_for_object(key)
-
-    def dataset_uri(self, name: str) -> str:
-        """``s3://<bucket>/datasets/<name>/``: where a dataset's files are uploaded."""
-        return self.s3_uri(self.dataset_prefix(name))
-
-    def manifest_uri_prefix(self, name: str) -> str:
-        """``s3://<bucket>/manifests/<name>/``: where a dataset's manifests are written."""
-        return self.s3_uri(self.manifest_prefix(name))
-
-    # ------------------------------------------------------------------ grants
-
-    def grant_read(
-        self, grantee: iam.IGrantable, *, dataset: str | None = None, prefix: str | None = None
-    ) -> iam.Grant:
-        """Let ``grantee`` list the bucket and read (and decrypt) objects.
-
-        Args:
-            grantee: The principal to grant to.
-            dataset: Limit object reads to ``datasets/<dataset>/``. Default: - every object.
-            prefix: Limit object reads to this key prefix (e.g. ``artifacts/``);
-                not together with ``dataset``. Default: - every object.
-
-        Listing (``s3:List*``) is granted on the bucket, so key names are
-        visible bucket-wide; object content is limited to the prefix.
-        """
-        pattern = self._objects_pattern(dataset, prefix, "grant_read")
-        grant = self.bucket.grant_read(grantee, pattern)
-        self._acknowledge_grant(grantee, grant, "grant_read", pattern, writes=False)
-        return grant
-
-    def grant_write(
-        self, grantee: iam.IGrantable, *, dataset: str | None = None, prefix: str | None = None
-    ) -> iam.Grant:
-        """Let ``grantee`` put, tag and delete objects (and encrypt with the store's key).
-
-        A delete only adds a delete marker: the grantee cannot remove object
-        versions for good, nor change Object Lock retention or legal holds, so
-        existing manifests stay restorable.
-
-        Args:
-            grantee: The principal to grant to.
-            dataset: Limit writes to ``datasets/<dataset>/``. Default: - every object.
-            prefix: Limit writes to this key prefix; not together with ``dataset``.
-                Default: - every object.
-        """
-        pattern = self._objects_pattern(dataset, prefix, "grant_write")
-        grant = self.bucket.grant_write(grantee, pattern, list(_WRITE_ACTIONS))
-        self._acknowledge_grant(grantee, grant, "grant_write", pattern, writes=True)
-        return grant
-
-    def grant_read_write(
-        self, grantee: iam.IGrantable, *, dataset: str | None = None, prefix: str | None = None
-    ) -> iam.Grant:
-        """:meth:`grant_read` and :meth:`grant_write` together, on the same objects.
-
-        Args:
-            grantee: The principal to grant to.
-            dataset: Limit object access to ``datasets/<dataset>/``. Default: - every object.
-            prefix: Limit object access to this key prefix; not together with
-                ``dataset``. Default: - every object.
-        """
-        pattern = self._objects_pattern(dataset, prefix, "grant_read_write")
-        grant = self.bucket.grant_read(grantee, pattern).combine(
-            self.bucket.grant_write(grantee, pattern, list(_WRITE_ACTIONS))
+        return ImportedDataStore(
+            scope,
+            id,
+            bucket=bucket,
+            encryption_key=encryption_key,
+            datasets=datasets,
+            artifacts_prefix=artifacts_prefix,
+            capture_prefix=capture_prefix,
+            monitoring_prefix=monitoring_prefix,
         )
-        self._acknowledge_grant(grantee, grant, "grant_read_write", pattern, writes=True)
-        return grant
-
-    def grant_write_manifests(self, grantee: iam.IGrantable, dataset: str | None = None) -> iam.Grant:
-        """Let ``grantee`` put new dataset manifests (no read, no delete, no other prefix).
-
-        Args:
-            grantee: The principal to grant to, e.g. the retrain trigger.
-            dataset: Limit to ``manifests/<dataset>/``. Default: - every dataset's manifests.
-        """
-        prefix = MANIFESTS_PREFIX if dataset is None else self.manifest_prefix(dataset)
-        pattern = f"{prefix}*"
-        grant = self.bucket.grant_write(grantee, pattern, list(_MANIFEST_WRITE_ACTIONS))
-        self._acknowledge_grant(grantee, grant, "grant_write_manifests", pattern, writes=True)
-        return grant
-
-    def grant_accounts_read(self, accounts: Sequence[str], *, prefix: str) -> None:
-        """Let other AWS accounts read (and decrypt) the objects under ``prefix``.
-
-        For promotion across accounts: staging and prod endpoints serve models trained here, so
-        their roles must read the model artifacts and baselines under ``artifacts/``. Adds a
-        bucket policy statement (``s3:GetObject``, ``s3:GetObjectVersion`` on the prefix) and a
-        key policy statement (``kms:Decrypt`` through S3 only); an imported key's policy cannot be
-        changed here, so that case gets a synth warning naming what the policy needs. Each account
-        still decides, in its roles' IAM policies, which of its principals may use the access.
-
-        Args:
-            accounts: 12-digit account ids; an empty sequence grants nothing.
-            prefix: A key prefix ending in ``/``, e.g. ``artifacts/``.
-
-        Raises:
-            ConfigurationError: for an account that is not 12 digits or an invalid prefix.
-        """
-        pattern = self._objects_pattern(None, prefix, "grant_accounts_read")
-        bad = [a for a in accounts if not Token.is_unresolved(a) and not ACCOUNT_ID.match(a)]
-        if bad:
-            raise ConfigurationError(
-                self, [f"grant_accounts_read: {a!r} is not a 12-digit AWS account id" for a in bad]
-            )
-        if not accounts:
-            return
-        principals: list[iam.IPrincipal] = [iam.AccountPrincipal(a) for a in dict.fromkeys(accounts)]
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid=f"ReadFromOtherAccounts{len(self._account_grants)}",
-                principals=principals,
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[self.bucket.arn_for_objects(pattern)],
-            )
-        )
-        added = self.encryption_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=principals,
-                actions=["kms:Decrypt"],
-                resources=["*"],
-                # Only S3 may decrypt for them, i.e. reading objects of this bucket they may read.
-                conditions={
-                    "StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.{Stack.of(self).url_suffix}"}
-                },
-            )
-        )
-        self._account_grants.append(pattern)
-        if not added.statement_added:
-            Annotations.of(self).add_warning_v2(
-                "cdk-mlops:data-store-imported-key",
-                f"grant_accounts_read: the key was passed in, so its policy is not changed here; allow "
-                f"kms:Decrypt via S3 for {', '.join(accounts)} in that key's policy",
-            )
-
-    # ------------------------------------------------------------------ events and metrics
-
-    def dataset_changed_pattern(self, dataset: str, *, suffix: str | None = None) -> events.EventPattern:
-        """EventBridge pattern for S3 "Object Created" events of one dataset in this bucket.
-
-        Manifests and other prefixes never match, so a rule that snapshots the
-        dataset does not trigger itself.
-
-        Args:
-            dataset: The dataset name.
-            suffix: Only keys ending with this (e.g. ``.csv``), matched with an
-                EventBridge wildcard pattern ``datasets/<dataset>/*<suffix>``.
-                Default: - every key of the dataset, by prefix match.
-
-        Raises:
-            ConfigurationError: if ``dataset`` or ``suffix`` is invalid.
-        """
-        prefix = self.dataset_prefix(dataset)
-        if suffix is None:
-            key_match = events.Match.prefix(prefix)
-        else:
-            if not Token.is_unresolved(suffix) and (not suffix or "*" in suffix or "\\" in suffix):
-                raise ConfigurationError(
-                    self,
-                    f"dataset_changed_pattern suffix {suffix!r} must be non-empty and contain no '*' or '\\'; "
-                    "use a literal ending such as '.csv'",
-                )
-            key_match = events.Match.wildcard(f"{prefix}*{suffix}")
-        return events.EventPattern(
-            source=["aws.s3"],
-            detail_type=["Object Created"],
-            detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": key_match}},
-        )
-
-    def metric_bucket_size_bytes(self, *, storage_type: str = "StandardStorage", **options: Any) -> cloudwatch.Metric:
-        """Daily S3 storage metric ``BucketSizeBytes`` (every version counts).
-
-        Args:
-            storage_type: The S3 ``StorageType`` dimension; noncurrent versions
-                that moved to Infrequent Access count under ``StandardIAStorage``.
-                Default: - ``StandardStorage``.
-            options: Any ``cloudwatch.MetricOptions`` (``period``, ``statistic``, ``label``, ...).
-                Default: - Average over one day (S3 reports storage metrics daily).
-        """
-        return self._storage_metric("metric_bucket_size_bytes", "BucketSizeBytes", storage_type, options)
-
-    def metric_number_of_objects(self, **options: Any) -> cloudwatch.Metric:
-        """Daily S3 storage metric ``NumberOfObjects`` (every object version, all storage classes).
-
-        Args:
-            options: Any ``cloudwatch.MetricOptions`` (``period``, ``statistic``, ``label``, ...).
-                Default: - Average over one day (S3 reports storage metrics daily).
-        """
-        return self._storage_metric("metric_number_of_objects", "NumberOfObjects", "AllStorageTypes", options)
-
-    # ------------------------------------------------------------------ internals
-
-    def _storage_metric(self, method: str, name: str, storage_type: str, options: dict[str, Any]) -> cloudwatch.Metric:
-        props = metric_props(
-            self,
-            method,
-            options,
-            dimensions={"BucketName": self.bucket.bucket_name, "StorageType": storage_type},
-            statistic="Average",
-            period=Duration.days(1),
-        )
-        return cloudwatch.Metric(namespace="AWS/S3", metric_name=name, **props)
-
-    def _checked_name(self, name: str) -> str:
-        if Token.is_unresolved(name):
-            return name
-        problems = dataset_name_problems(name)
-        if problems:
-            raise ConfigurationError(self, problems)
-        return name
-
-    def _objects_pattern(self, dataset: str | None, prefix: str | None, method: str) -> str:
-        if dataset is not None and prefix is not None:
-            raise ConfigurationError(
-                self, f"{method}: pass dataset ({dataset!r}) or prefix ({prefix!r}), not both; use one of them"
-            )
-        if dataset is not None:
-            return f"{self.dataset_prefix(dataset)}*"
-        if prefix is None:
-            return "*"
-        if not Token.is_unresolved(prefix) and (
-            not prefix or prefix.startswith("/") or not prefix.endswith("/") or "*" in prefix
-        ):
-            raise ConfigurationError(
-                self,
-                f"{method}: prefix {prefix!r} must be a key prefix ending in '/' without '*' or a leading '/'; "
-                f"use e.g. prefix={ARTIFACTS_PREFIX!r}",
-            )
-        return f"{prefix}*"
-
-    def _acknowledge_grant(
-        self, grantee: iam.IGrantable, grant: iam.Grant, method: str, pattern: str, *, writes: bool
-    ) -> None:
-        principal = grantee.grant_principal
-        if getattr(principal, "node", None) is None:
-            return  # a principal that is not a construct gets a bucket-policy grant: no IAM policy to flag
-        # An imported role of another account gets the statements on both sides and reports them as
-        # resource statements only, although an IAM policy is attached to it too: look at both.
-        statements = [*grant.principal_statements, *grant.resource_statements]
-        actions = {a for statement in statements for a in statement.actions if "*" in a}
-        if writes and self.bucket.encryption_key is not None:
-            actions.update(_KMS_WRITE_WILDCARDS)
-        resources = tuple(dict.fromkeys(r for statement in statements for r in statement.resources))
-        reason = (
-            f"{self.node.path}.{method}() uses the aws-cdk-lib S3 grant: its action wildcards "
-            f"({', '.join(sorted(actions))}) are S3 and KMS action families for that access level, "
-            f"and object access is limited to '{pattern}' in this one bucket (KMS to its key)"
-        )
-        record = _GrantRecord(
-            principal=cast(IConstruct, principal), actions=tuple(sorted(actions)), resources=resources, reason=reason
-        )
-        self._grant_records.append(record)
-        self._acknowledge_record(record)
-
-    def _acknowledge_record(self, record: _GrantRecord) -> None:
-        stack = Stack.of(record.principal)
-        wildcard_resources = [flat for flat in (nag_resource(stack, r) for r in record.resources) if "*" in flat]
-        acknowledge(record.principal, record.reason, *iam5_findings(record.actions, wildcard_resources))
 
     def _adopt_auto_delete_provider(self) -> None:
         # auto_delete_objects adds aws-cdk-lib's stack-wide custom resource provider: a plain
@@ -666,6 +362,168 @@ class VersionedDataStore(Construct):
                     f"{GUARDRAILS}::MLOPS-008",
                     f"{GUARDRAILS}::MLOPS-009",
                 )
+
+
+class ImportedDataStore(DataStoreBase):
+    """An existing bucket and KMS key behind the data store's interface (:class:`IDataStore`).
+
+    Made by :meth:`VersionedDataStore.from_bucket`. It defines no resource and changes
+    nothing on the bucket or the key: grants add IAM policies to the grantees only, so
+    they work for principals of the bucket's own account.
+
+    Checked at synth: the dataset names (valid, not repeated, at least one), the prefixes
+    (keys ending in ``/``, outside ``datasets/`` and ``manifests/``, which the retrain
+    trigger watches and writes), the bucket name when it is not a token, and that a
+    bucket imported with a key names the same key.
+
+    Not checked, because synth cannot see an existing bucket; the bucket must satisfy them:
+
+    - **Versioning** is enabled. Manifests pin object version ids; without versioning a
+      dataset snapshot cannot be restored.
+    - **The key encrypts the bucket**: default encryption is SSE-KMS with ``encryption_key``
+      (ideally with an S3 Bucket Key), and the key's policy lets IAM policies of this
+      account grant its use (the default key policy does).
+    - **EventBridge notifications** are on. A ``RetrainTrigger`` on this store starts on
+      the bucket's ``Object Created`` events on the default event bus. They are not
+      turned on here: aws-cdk-lib's mechanism for an imported bucket
+      (``enable_event_bridge_notification``) is a custom resource whose Lambda function
+      rewrites the bucket's notification configuration from this stack, a change that
+      belongs to the bucket's owner. Turn them on where the bucket is managed, e.g.
+      ``aws s3api put-bucket-notification-configuration --bucket <name>
+      --notification-configuration '{"EventBridgeConfiguration": {}}'`` (this replaces
+      the existing configuration; merge it with ``get-bucket-notification-configuration``).
+    - Block Public Access, TLS-only access, access logs and lifecycle rules, which a
+      ``VersionedDataStore`` sets itself.
+    - Dataset files live under ``datasets/<name>/`` and manifests under
+      ``manifests/<name>/`` (the runtime code shares these constants).
+
+    Attributes:
+        bucket: The bucket (re-imported with ``encryption_key`` when it was imported without one).
+        encryption_key: The key that encrypts the bucket.
+        datasets: The declared dataset names.
+    """
+
+    @checked_props
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        encryption_key: kms.IKey,
+        datasets: Sequence[str],
+        artifacts_prefix: str = ARTIFACTS_PREFIX,
+        capture_prefix: str = CAPTURE_PREFIX,
+        monitoring_prefix: str = MONITORING_PREFIX,
+    ) -> None:
+        """Import the store; prefer :meth:`VersionedDataStore.from_bucket`, which documents every argument.
+
+        Args:
+            scope: The parent construct.
+            id: The construct id.
+            bucket: The existing bucket.
+            encryption_key: The KMS key of the bucket's default encryption.
+            datasets: The datasets the bucket holds; at least one.
+            artifacts_prefix: Default: - ``artifacts/``.
+            capture_prefix: Default: - ``capture/``.
+            monitoring_prefix: Default: - ``monitoring/``.
+
+        Raises:
+            ConfigurationError: listing every invalid argument.
+        """
+        super().__init__(
+            scope,
+            id,
+            artifacts_prefix=artifacts_prefix,
+            capture_prefix=capture_prefix,
+            monitoring_prefix=monitoring_prefix,
+        )
+        declared = tuple(datasets)
+        problems = [
+            *_imported_resource_problems(bucket, encryption_key),
+            *declared_dataset_problems(declared),
+            *_layout_problems(
+                {
+                    "artifacts_prefix": artifacts_prefix,
+                    "capture_prefix": capture_prefix,
+                    "monitoring_prefix": monitoring_prefix,
+                }
+            ),
+        ]
+        if not declared:
+            problems.append(
+                "datasets is empty; declare the datasets the bucket holds under datasets/<name>/, "
+                "e.g. datasets=['churn']"
+            )
+        if not problems:
+            problems += bucket_name_problems("bucket", bucket.bucket_name)
+        if problems:
+            raise ConfigurationError(self, problems)
+        self.datasets = declared
+        self.encryption_key = encryption_key
+        # Grants decrypt and encrypt with the bucket's key only when the bucket knows it.
+        self.bucket = (
+            bucket
+            if bucket.encryption_key is not None
+            else s3.Bucket.from_bucket_attributes(
+                self,
+                "Bucket",
+                bucket_arn=bucket.bucket_arn,
+                bucket_name=bucket.bucket_name,
+                encryption_key=encryption_key,
+                account=bucket.env.account,
+                region=bucket.env.region,
+            )
+        )
+
+
+def _imported_resource_problems(bucket: object, key: object) -> list[str]:
+    problems: list[str] = []
+    if not hasattr(bucket, "bucket_arn") or not hasattr(bucket, "grant_read"):
+        problems.append(
+            f"bucket must be an s3.IBucket, got {type(bucket).__name__}; use e.g. s3.Bucket.from_bucket_name(...)"
+        )
+    if not hasattr(key, "key_arn") or not hasattr(key, "grant_decrypt"):
+        problems.append(
+            f"encryption_key must be a kms.IKey, got {type(key).__name__}; use e.g. kms.Key.from_key_arn(...)"
+        )
+    if problems:
+        return problems
+    imported_key = cast(s3.IBucket, bucket).encryption_key
+    if imported_key is not None and imported_key is not key:
+        stack = Stack.of(cast(kms.IKey, key))
+        if stack.resolve(imported_key.key_arn) != stack.resolve(cast(kms.IKey, key).key_arn):
+            problems.append(
+                "bucket was imported with another encryption key than encryption_key; pass the same key to both, "
+                "or import the bucket without one"
+            )
+    return problems
+
+
+def _layout_problems(prefixes: dict[str, str]) -> list[str]:
+    problems: list[str] = []
+    for argument, prefix in prefixes.items():
+        if Token.is_unresolved(prefix):
+            continue
+        if (
+            not isinstance(prefix, str)
+            or not prefix
+            or prefix.startswith("/")
+            or not prefix.endswith("/")
+            or "*" in prefix
+        ):
+            problems.append(
+                f"{argument} {prefix!r} must be a key prefix ending in '/' without '*' or a leading '/'; "
+                "use e.g. 'ml/artifacts/'"
+            )
+            continue
+        for reserved in (DATASETS_PREFIX, MANIFESTS_PREFIX):
+            if prefix.startswith(reserved) or reserved.startswith(prefix):
+                problems.append(
+                    f"{argument} {prefix!r} overlaps {reserved!r}, which holds dataset files and manifests "
+                    "(the retrain trigger starts on new objects there); use a prefix outside it, e.g. 'ml/artifacts/'"
+                )
+    return problems
 
 
 def _whole_days(duration: Duration | None) -> float | None:
@@ -747,20 +605,6 @@ def _removal_problems(removal_policy: RemovalPolicy, object_lock: ObjectLockSett
             "be deleted by anyone until their retention ends, so deleting the stack would fail; use "
             "RemovalPolicy.RETAIN, or mode=ObjectLockMode.GOVERNANCE"
         )
-    return problems
-
-
-def _declared_dataset_problems(names: Sequence[str]) -> list[str]:
-    problems: list[str] = []
-    seen: set[str] = set()
-    for index, name in enumerate(names):
-        if Token.is_unresolved(name):
-            continue
-        problems.extend(f"datasets[{index}]: {problem}" for problem in dataset_name_problems(name))
-        if isinstance(name, str) and name in seen:
-            problems.append(f"datasets[{index}]: {name!r} is declared twice; remove the duplicate")
-        if isinstance(name, str):
-            seen.add(name)
     return problems
 
 

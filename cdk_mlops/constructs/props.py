@@ -8,10 +8,12 @@ or, worse, a quietly wrong template (a string where a list belongs is a list of 
 
 What is checked: ``str``, ``int``, ``float``, ``bool``, enums, ``Duration`` and other classes,
 dataclasses (a ``dict`` where ``TrainingSettings`` belongs is refused), the library's own
-constructs (an imported ``s3.IBucket`` where a ``VersionedDataStore`` belongs is refused),
-``X | None``, ``Literal``, and lists, tuples and mappings with their items. What is not: the
-CDK's ``I*`` interfaces (any object may implement them, so only aws-cdk-lib can tell) and
-callables. A token is a ``str`` (or a number or list) like any other, so tokens pass.
+constructs and the library's own runtime-checkable protocols such as ``IDataStore`` (an
+imported ``s3.IBucket`` where a data store belongs is refused: it lacks the protocol's
+members), ``X | None``, ``Literal``, and lists, tuples and mappings with their items. What is
+not: the CDK's ``I*`` interfaces (jsii protocols: any object may implement them, so only
+aws-cdk-lib can tell), protocols that are not runtime-checkable, and callables. A token is a
+``str`` (or a number or list) like any other, so tokens pass.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ from cdk_mlops.errors import ConfigurationError
 _Init = TypeVar("_Init", bound=Callable[..., None])
 #: The arguments every construct takes first; ``id`` is checked like the others.
 _SKIPPED = frozenset({"self", "scope"})
+#: How a registered protocol is named in messages, and the fix added when a value does not fit it.
+_PROTOCOLS: dict[type, tuple[str, str]] = {}
+
+
+def describe_protocol(protocol: type, *, shown_as: str, fix: str) -> None:
+    """Say how :func:`checked_props` names a runtime-checkable protocol, and how to fix a value that misses it.
+
+    Args:
+        protocol: A ``typing.Protocol`` decorated with ``@runtime_checkable``.
+        shown_as: The name used in "must be ..." (e.g. the class most users pass).
+        fix: Appended to the message when a value does not implement the protocol.
+    """
+    _PROTOCOLS[protocol] = (shown_as, fix)
 
 
 def checked_props(init: _Init) -> _Init:
@@ -107,7 +122,14 @@ def _problem(name: str, value: Any, hint: Any) -> str | None:
     if isinstance(value, str) and _conforms([value], hint):
         # A lone string where a list of strings belongs: it would read as a list of characters.
         return f"{name} must be {_describe(hint)}, got the string {value!r}; use [{value!r}]"
-    return f"{name} must be {_describe(hint)}, got {_shown(value)}"
+    fixes = [_PROTOCOLS[arm][1] for arm in _arms(hint) if arm in _PROTOCOLS]
+    return f"{name} must be {_describe(hint)}, got {_shown(value)}" + "".join(f"; {fix}" for fix in fixes)
+
+
+def _arms(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
 
 
 def _shown(value: Any) -> str:
@@ -154,6 +176,9 @@ def _all(items: Sequence[Any], hint: Any) -> bool | None:
 def _is_instance(value: Any, cls: type) -> bool | None:
     if _is_interface(cls):
         return None
+    if getattr(cls, "_is_protocol", False):
+        # A runtime-checkable protocol of the library: isinstance checks that every member is there.
+        return isinstance(value, cls) if getattr(cls, "_is_runtime_protocol", False) else None
     if cls is bool:
         return isinstance(value, bool)
     if cls is int:
@@ -166,9 +191,9 @@ def _is_instance(value: Any, cls: type) -> bool | None:
 
 
 def _is_interface(cls: type) -> bool:
-    """A protocol, or a jsii interface (``IBucket``): anything may implement it."""
+    """A jsii interface (``IBucket``): anything may implement it, and only aws-cdk-lib can tell."""
     name = str(getattr(cls, "__jsii_type__", "")).rsplit(".", 1)[-1]
-    return bool(getattr(cls, "_is_protocol", False)) or (len(name) > 1 and name[0] == "I" and name[1].isupper())
+    return len(name) > 1 and name[0] == "I" and name[1].isupper()
 
 
 def _describe(hint: Any) -> str:
@@ -183,6 +208,8 @@ def _describe(hint: Any) -> str:
     if origin is not None:
         inner = ", ".join(_describe(a) for a in arguments if a is not Ellipsis)
         return f"a list of {inner}" if origin in (list, tuple, Sequence) else f"a mapping of {inner}"
+    if hint in _PROTOCOLS:
+        return _PROTOCOLS[hint][0]
     if isinstance(hint, type):
         if dataclasses.is_dataclass(hint):
             return f"a {hint.__name__} (not a dict: use {hint.__name__}(...))"

@@ -40,7 +40,7 @@ from cdk_mlops.constructs.common import (
     nag_resource,
     select_subnets,
 )
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems
@@ -229,7 +229,7 @@ class RetrainTrigger(Construct):
         scope: Construct,
         id: str,
         *,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         datasets: Sequence[str],
         pipeline_name: str,
         model_package_group_name: str | None = None,
@@ -253,8 +253,9 @@ class RetrainTrigger(Construct):
         Args:
             scope: The parent construct.
             id: The construct id.
-            data_store: The store whose datasets are watched; it must have
-                EventBridge notifications on (VersionedDataStore does).
+            data_store: The store whose datasets are watched; its bucket must send
+                events to EventBridge (a VersionedDataStore's does; turn it on yourself
+                for a bucket imported with ``VersionedDataStore.from_bucket``).
             datasets: Dataset names under ``datasets/``; the first one is
                 retrained on drift. At least one.
             pipeline_name: The SageMaker pipeline to start. SageMaker builds
@@ -318,6 +319,7 @@ class RetrainTrigger(Construct):
         if len(set(names)) != len(names):
             problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
         problems += data_store.undeclared_problems("datasets", names)
+        problems += environment_problems(self, data_store, construct="RetrainTrigger")
         if not Token.is_unresolved(pipeline_name) and (not pipeline_name or pipeline_name != pipeline_name.lower()):
             problems.append(
                 f"pipeline_name {pipeline_name!r} must be a non-empty lower-case name "
@@ -525,7 +527,7 @@ class RetrainTrigger(Construct):
         )
         return lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
 
-    def _environment(self, data_store: VersionedDataStore, policy: RetrainPolicy) -> dict[str, str]:
+    def _environment(self, data_store: IDataStore, policy: RetrainPolicy) -> dict[str, str]:
         env = {
             "PIPELINE_NAME": self.pipeline_name,
             "DATA_BUCKET": data_store.bucket.bucket_name,
@@ -549,7 +551,7 @@ class RetrainTrigger(Construct):
             env["KEY_SUFFIXES"] = ",".join(policy.key_suffixes)
         return env
 
-    def _grant_handler(self, data_store: VersionedDataStore) -> None:
+    def _grant_handler(self, data_store: IDataStore) -> None:
         self.log_group.grant_write(self.role)
         self.table.grant(self.role, *_TABLE_ACTIONS)
         self.encryption_key.grant_encrypt_decrypt(self.role)
@@ -575,7 +577,7 @@ class RetrainTrigger(Construct):
             *iam5_findings(resources=(f"{log_arn}:*",)),
         )
 
-    def _grant_champion_lookup(self, data_store: VersionedDataStore) -> None:
+    def _grant_champion_lookup(self, data_store: IDataStore) -> None:
         """Find the group's newest approved package and read its evaluation.json (and decrypt it).
 
         Both the group and its versions are named: AWS's registry policies authorize

@@ -7,8 +7,18 @@ Usage::
     python -m cdk_mlops.local status             # stacks and resources on the running server
     python -m cdk_mlops.local deploy [--keep]    # own server: bootstrap, deploy Dev, summary, stop
     python -m cdk_mlops.local deploy --endpoint http://localhost:N   # deploy Dev to a running server
-    python -m cdk_mlops.local destroy            # destroy Dev on the running server
+    python -m cdk_mlops.local deploy --stage Staging                 # another stage of the reference app
+    python -m cdk_mlops.local deploy --app path/to/your/app [--stage Team | 'Team/Data' ...]
+    python -m cdk_mlops.local destroy [--app ...] [--stage ... | PATTERN ...]   # on the running server
     python -m cdk_mlops.local demo               # own server: deploy Dev, run the closed loop, destroy, stop
+
+Without ``--app`` the reference app (this repository's ``cdk.json``, or the current directory's)
+is deployed, one stage of it (default ``Dev``), pinned to the local account. With ``--app`` (a
+directory holding a ``cdk.json``, or an app command, as the CDK CLI takes it) any app is
+deployed (:mod:`cdk_mlops.local.apps`): every stack, the stacks of ``--stage``, or the stacks
+that CDK CLI stack patterns name, with their dependencies. Its stacks must follow the local
+account (no ``env=``, or ``CDK_DEFAULT_ACCOUNT``/``CDK_DEFAULT_REGION``); a stack pinned to another
+account or region is refused with the fix.
 
 ``status``, ``destroy`` and ``deploy --endpoint`` find the server ``up`` started through a
 state file, or take ``--endpoint``. Every endpoint must be loopback. ``demo`` always runs its
@@ -30,13 +40,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cdk_mlops.local.apps import LocalApp, deploy_app, destroy_app, pattern_regex
 from cdk_mlops.local.deploy import (
     DEFAULT_CONCURRENCY,
     STAGE,
     LocalDeployError,
+    StackState,
+    app_dir,
     deploy_stage,
     destroy_stage,
     progress,
+    reference_stages,
     render_states,
     stack_states,
 )
@@ -59,7 +73,7 @@ def _read_state() -> dict[str, Any] | None:
     return state
 
 
-def _attached(endpoint: str | None) -> LocalAws:
+def _attached(endpoint: str | None, region: str = DEFAULT_REGION) -> LocalAws:
     """A handle on a server that runs elsewhere: ``--endpoint`` or the one `up` recorded."""
     if endpoint is None:
         state = _read_state()
@@ -69,15 +83,15 @@ def _attached(endpoint: str | None) -> LocalAws:
             )
         endpoint = str(state["endpoint_url"])
     require_loopback(endpoint)
-    return LocalAws(endpoint_url=endpoint, region=DEFAULT_REGION, env=child_env(endpoint, region=DEFAULT_REGION))
+    return LocalAws(endpoint_url=endpoint, region=region, env=child_env(endpoint, region=region))
 
 
 @contextlib.contextmanager
-def _server(endpoint: str | None) -> Iterator[LocalAws]:
+def _server(endpoint: str | None, region: str = DEFAULT_REGION) -> Iterator[LocalAws]:
     if endpoint is not None:
-        yield _attached(endpoint)
+        yield _attached(endpoint, region)
         return
-    with local_aws() as aws:
+    with local_aws(region=region) as aws:
         progress("server", f"{aws.endpoint_url} (loopback only)")
         yield aws
 
@@ -119,26 +133,66 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 1
 
 
+def _target(args: argparse.Namespace) -> LocalApp | None:
+    """The ``--app`` and its selection, or ``None`` for a stage of the reference app (checked here)."""
+    if args.app is not None:
+        return LocalApp(args.app, stage=args.stage, stacks=tuple(args.stacks))
+    if args.stacks:
+        raise LocalDeployError(
+            f"stack patterns ({' '.join(args.stacks)}) select stacks of your own app; pass it with --app "
+            "(the reference app is deployed by --stage)"
+        )
+    stages = reference_stages(app_dir())
+    if args.stage is not None and args.stage not in stages:
+        raise LocalDeployError(
+            f"--stage {args.stage!r} is not a stage of the reference app ({app_dir() / 'cdk.json'}); "
+            f"its stages: {', '.join(stages)}. For your own app, pass --app DIR_OR_COMMAND"
+        )
+    return None
+
+
+def _selected_states(aws: LocalAws, args: argparse.Namespace) -> list[StackState]:
+    """The deployed stacks that ``--stage`` or the patterns select (by CloudFormation name), or all."""
+    states = stack_states(aws, prefix="" if args.stage is None else f"{args.stage}-")
+    if not args.stacks:
+        return states
+    # CloudFormation knows stack names only: Team/Data is deployed as Team-Data.
+    regexes = [pattern_regex(p.replace("/", "-")) for p in args.stacks]
+    return [s for s in states if any(r.fullmatch(s.name) for r in regexes)]
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    aws = _attached(args.endpoint)
-    print(f"local AWS on {aws.endpoint_url}")
-    print(render_states(stack_states(aws, prefix="")))
+    aws = _attached(args.endpoint, args.region)
+    print(f"local AWS on {aws.endpoint_url} (account {aws.account_id()}, region {aws.region})")
+    print(render_states(_selected_states(aws, args)))
     return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from cdk_mlops.local import cfn_shim
 
+    target = _target(args)
+    stage = args.stage or STAGE
     start = time.perf_counter()
-    with _server(args.endpoint) as aws, _assembly_dir(args.output) as output:
+    with _server(args.endpoint, args.region) as aws, _assembly_dir(args.output) as output:
         server_s = time.perf_counter() - start
-        _, timings = deploy_stage(aws, output=output, concurrency=args.concurrency)
+        if target is None:
+            _, timings = deploy_stage(aws, output=output, stage=stage, concurrency=args.concurrency)
+            states = stack_states(aws, prefix=f"{stage}-")
+        else:
+            templates, timings = deploy_app(aws, target, output=output, concurrency=args.concurrency)
+            names = {t.name for t in templates}
+            states = [s for s in stack_states(aws, prefix="") if s.name in names]
         timings.steps = {"server": server_s, **timings.steps}
-        print(render_states(stack_states(aws, prefix=f"{STAGE}-")))
+        print(render_states(states))
         if cfn_shim.unemulated_custom_resources():
             print(f"   custom resources without local effect: {', '.join(cfn_shim.unemulated_custom_resources())}")
         if args.destroy:
-            timings.steps["destroy"] = destroy_stage(aws, output=output)
+            timings.steps["destroy"] = (
+                destroy_stage(aws, output=output, stage=stage)
+                if target is None
+                else destroy_app(aws, target, output=output)
+            )
         total = time.perf_counter() - start
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())
         print(f"== total {total:.1f} s ({steps})")
@@ -204,12 +258,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    aws = _attached(args.endpoint)
-    destroy_stage(aws, output=args.output)
+    target = _target(args)
+    aws = _attached(args.endpoint, args.region)
+    if target is None:
+        destroy_stage(aws, output=args.output, stage=args.stage or STAGE)
+    else:
+        destroy_app(aws, target, output=args.output)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m cdk_mlops.local`` (and ``cdk-mlops local``), every command included."""
     parser = argparse.ArgumentParser(prog="python -m cdk_mlops.local", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="serve the local AWS on 127.0.0.1 in the foreground")
@@ -218,11 +277,36 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop the local AWS that `up` started").set_defaults(func=cmd_down)
     for name, func, text in (
         ("status", cmd_status, "stacks and resources on the running local AWS"),
-        ("deploy", cmd_deploy, f"deploy {STAGE} (own server unless --endpoint) and summarize"),
-        ("destroy", cmd_destroy, f"destroy {STAGE} on the running local AWS"),
+        ("deploy", cmd_deploy, f"deploy a stage ({STAGE} of the reference app unless told) and summarize"),
+        (
+            "destroy",
+            cmd_destroy,
+            f"destroy a stage ({STAGE} of the reference app unless told) on the running local AWS",
+        ),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--endpoint", help="a running local AWS (default: the one `up` started)")
+        command.add_argument(
+            "--region",
+            default=DEFAULT_REGION,
+            help=f"the local AWS's region, where the stacks deploy (default: {DEFAULT_REGION})",
+        )
+        command.add_argument(
+            "--stage",
+            help=f"a stage's construct id (default: {STAGE} of the reference app; every stack of an --app)",
+        )
+        command.add_argument(
+            "stacks",
+            nargs="*",
+            metavar="PATTERN",
+            help="CDK CLI stack patterns of the --app ('Team/Data', 'Team/*'); their dependencies come along",
+        )
+        if name != "status":
+            command.add_argument(
+                "--app",
+                help="your CDK app: a directory holding a cdk.json, or an app command such as 'python app.py' "
+                "(default: the reference app)",
+            )
         if name != "status":
             command.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
         if name == "deploy":
@@ -235,7 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
     demo.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
     demo.set_defaults(func=cmd_demo)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; returns the exit status (1 with a one-line message for a problem the user can fix).
+
+    Args:
+        argv: The arguments without the program name. Default: - ``sys.argv[1:]``.
+    """
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (LocalDeployError, NotLoopbackError, LoopError) as error:

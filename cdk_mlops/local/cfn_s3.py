@@ -142,7 +142,12 @@ def _apply_bucket_properties(bucket: Any, properties: Mapping[str, Any], account
         retention = lock.get("Rule", {}).get("DefaultRetention", {})
         try:
             backend.put_object_lock_configuration(
-                name, True, mode=retention.get("Mode"), days=retention.get("Days"), years=retention.get("Years")
+                # moto's own API path passes 0 for the unit not given; None fails every later PutObject.
+                name,
+                True,
+                mode=retention.get("Mode"),
+                days=retention.get("Days") or 0,
+                years=retention.get("Years") or 0,
             )
         except BucketNeedsToBeNew:
             logger.warning("bucket %s holds objects; its object lock configuration was not changed", name)

@@ -12,6 +12,9 @@ module is the entry point; the models live by seam:
 * :mod:`~cdk_mlops.local.cfn_services`: KMS keys, SageMaker pipelines and model package groups,
   alarms and schedules;
 * :mod:`~cdk_mlops.local.cfn_network`: the VPC and everything in it;
+* :mod:`~cdk_mlops.local.cfn_autoscaling`: Application Auto Scaling targets and policies;
+* :mod:`~cdk_mlops.local.cfn_sagemaker`: SageMaker Model Monitor job definitions and schedules;
+* :mod:`~cdk_mlops.local.cfn_coverage`: which types of a template cannot provision, and why;
 * :mod:`~cdk_mlops.local.cfn_custom`: custom resources;
 * :mod:`~cdk_mlops.local.cfn_stacks`: the stack lifecycle (change sets, exports, parallel deployments).
 
@@ -24,7 +27,11 @@ safe for the CLI's parallel stack deployments: one CloudFormation request at a t
 (:data:`cloudformation_lock`), and a change set looked up by its stack and name (moto took the
 name alone, which every CLI change set shares, and executed one stack's change set for
 another); gives a deleted stack no outputs (moto resolved them again, and so created the
-resources they name anew); and reports a Lambda function's ``VpcConfig`` with the VPC of its
+resources they name anew); refuses a change set or stack whose template holds a type that
+cannot provision locally, naming each type and the reason (moto skipped it and reported the
+stack complete; :func:`~cdk_mlops.local.cfn_coverage.unprovisionable` gives the same list before
+a deploy); answers ``DescribeMonitoringSchedule`` and ``ListMonitoringSchedules`` on SageMaker
+(moto has no monitoring schedules); and reports a Lambda function's ``VpcConfig`` with the VPC of its
 subnets (moto said ``vpc-123abc``). It is idempotent.
 
 Covered, on the moto service backends, so the service APIs answer as AWS would after a deploy:
@@ -77,6 +84,31 @@ Covered, on the moto service backends, so the service APIs answer as AWS would a
     as JSON (moto kept the object); EC2's checks: the service offers that endpoint type in the
     region, and private DNS needs DNS support and host names in the VPC. ``Fn::GetAtt``:
     ``Id``, ``CreationTimestamp``, ``DnsEntries`` (``zone:name``), ``NetworkInterfaceIds``.
+``AWS::ApplicationAutoScaling::ScalableTarget``
+    registered on moto's Application Auto Scaling with its inline ``ScheduledActions``, so
+    ``DescribeScalableTargets`` and ``DescribeScheduledActions`` answer. ``Ref`` and ``Id`` are
+    ``ResourceId|ScalableDimension|ServiceNamespace``, as CloudFormation documents. A SageMaker
+    variant must exist; updates are in place unless the resource id, dimension or namespace
+    changes; deleting deregisters the target with its policies and scheduled actions.
+``AWS::ApplicationAutoScaling::ScalingPolicy``
+    target tracking or step scaling on a registered target (``ScalingTargetId`` or the three
+    properties), so ``DescribeScalingPolicies`` answers; ``Ref`` and ``Arn`` are the policy ARN,
+    kept on update.
+``AWS::SageMaker::Endpoint`` (moto's model, which ignored ``EndpointName`` and generated a name)
+    named by ``EndpointName``, so a scalable target or monitoring schedule that names it finds it.
+``AWS::SageMaker::DataQualityJobDefinition``, ``ModelQualityJobDefinition``,
+``ModelBiasJobDefinition``, ``ModelExplainabilityJobDefinition``
+    on moto's SageMaker, so ``Describe*JobDefinition`` and ``List*JobDefinitions`` answer;
+    ``Ref`` and ``JobDefinitionArn`` are the ARN, ``CreationTime`` too; generated names fit 63
+    characters; a taken name is refused; updates replace (every property is create-only).
+``AWS::SageMaker::MonitoringSchedule``
+    kept by :mod:`~cdk_mlops.local.cfn_sagemaker` (moto has no schedules) and answered by
+    ``DescribeMonitoringSchedule`` and ``ListMonitoringSchedules`` (status ``Scheduled``, the
+    deployed ``MonitoringScheduleConfig``); ``Ref`` and ``MonitoringScheduleArn`` are the ARN,
+    ``CreationTime`` and ``LastModifiedTime`` too. The endpoint and the job definition of its
+    type must exist. Create, update, delete, start and stop through the SageMaker API, and
+    monitoring executions, are not answered: only CloudFormation changes schedules, and no job
+    runs locally.
 ``Custom::AWS`` (the CDK's ``AwsCustomResource``, and any custom type its provider serves)
     the declared SDK call of create, update and delete runs with boto3 on the local AWS, as the
     provider runs it (:mod:`cdk_mlops.local.aws_sdk_call`); ``Fn::GetAtt`` reads the flattened
@@ -94,9 +126,13 @@ Not covered:
   once and listed by :func:`unemulated_custom_resources`, and
   :func:`cdk_mlops.local.deploy.check_stack` fails the deployment on it. Its Lambda would need
   Docker, and a Lambda calling back to the server would need a bind beyond loopback.
-* Types neither moto nor these modules know (``AWS::DynamoDB::GlobalTable``,
-  ``AWS::SageMaker::MonitoringSchedule``, ``AWS::ApplicationAutoScaling::*``, ``AWS::Lambda::Url``,
-  ``AWS::Pipes::Pipe``, ...): moto skips them; :func:`cdk_mlops.local.deploy.check_stack` reports them.
+* Types neither moto nor these modules know (``AWS::DynamoDB::GlobalTable``, ``AWS::Lambda::Url``,
+  ``AWS::Pipes::Pipe``, ...): the change set (or stack) that holds one is refused at once, with
+  each such type and why (:mod:`~cdk_mlops.local.cfn_coverage`); resources with a ``Condition``
+  are not judged, and :func:`cdk_mlops.local.deploy.check_stack` still reports any resource
+  missing after a deploy.
+* Application Auto Scaling tags, predictive scaling and the alarms AWS creates for a
+  target-tracking policy on SageMaker.
 * Rollback: moto applies a template without rolling back when a resource fails.
 * Deleting a stack, or removing an export, that another stack still imports is not refused.
 * Bucket replication, inventory, analytics, intelligent tiering and website settings; KMS
@@ -115,6 +151,8 @@ from moto.awslambda.models import LambdaFunction
 from moto.core.common_models import CloudFormationModel
 from moto.s3.models import FakeBucket
 
+from cdk_mlops.local.cfn_autoscaling import ScalableTarget, ScalingPolicy
+from cdk_mlops.local.cfn_coverage import unprovisionable
 from cdk_mlops.local.cfn_custom import (
     AUTO_DELETE_TAG,
     CUSTOM_RESOURCES,
@@ -146,6 +184,16 @@ from cdk_mlops.local.cfn_policies import (
 )
 from cdk_mlops.local.cfn_resource import Props
 from cdk_mlops.local.cfn_s3 import BucketNotEmptyError, S3Bucket
+from cdk_mlops.local.cfn_sagemaker import (
+    DataQualityJobDefinition,
+    ModelBiasJobDefinition,
+    ModelExplainabilityJobDefinition,
+    ModelQualityJobDefinition,
+    MonitoringSchedule,
+    SageMakerEndpoint,
+    install_monitoring_api,
+    monitoring_schedules,
+)
 from cdk_mlops.local.cfn_services import (
     CloudWatchAlarm,
     KmsKey,
@@ -164,6 +212,7 @@ __all__ = [
     "AwsSdkCustomResource",
     "BucketNotEmptyError",
     "CloudWatchAlarm",
+    "DataQualityJobDefinition",
     "Ec2FlowLog",
     "Ec2RouteTable",
     "Ec2SecurityGroup",
@@ -174,14 +223,21 @@ __all__ = [
     "Ec2Vpc",
     "Ec2VpcEndpoint",
     "KmsKey",
+    "ModelBiasJobDefinition",
+    "ModelExplainabilityJobDefinition",
+    "ModelQualityJobDefinition",
+    "MonitoringSchedule",
     "Props",
     "ResourceInUseError",
     "S3AutoDeleteObjects",
     "S3Bucket",
     "S3BucketNotifications",
     "S3BucketPolicy",
+    "SageMakerEndpoint",
     "SageMakerModelPackageGroup",
     "SageMakerPipeline",
+    "ScalableTarget",
+    "ScalingPolicy",
     "SchedulerSchedule",
     "SnsTopicPolicy",
     "SqsQueuePolicy",
@@ -189,7 +245,9 @@ __all__ = [
     "cloudformation_lock",
     "install",
     "is_installed",
+    "monitoring_schedules",
     "unemulated_custom_resources",
+    "unprovisionable",
 ]
 
 _lock = threading.Lock()
@@ -207,6 +265,14 @@ MODELS: dict[str, type[CloudFormationModel]] = {
         SageMakerModelPackageGroup,
         CloudWatchAlarm,
         SchedulerSchedule,
+        ScalableTarget,
+        ScalingPolicy,
+        SageMakerEndpoint,
+        DataQualityJobDefinition,
+        ModelQualityJobDefinition,
+        ModelBiasJobDefinition,
+        ModelExplainabilityJobDefinition,
+        MonitoringSchedule,
         Ec2Vpc,
         Ec2Subnet,
         Ec2RouteTable,
@@ -234,6 +300,7 @@ def install() -> None:
         FakeBucket.get_permission = bucket_permission  # type: ignore[method-assign,assignment]
         LambdaFunction.vpc_config = property(lambda_vpc_config)  # type: ignore[method-assign,assignment]
         patch_cloudformation()
+        install_monitoring_api()
         for cached in (_parsing.get_model_list, _parsing.get_model_map, _parsing.get_name_type_map):
             cached.cache_clear()
         model_map = _parsing.get_model_map()

@@ -10,7 +10,9 @@ change sets, several stacks at once. :func:`patch_cloudformation` (called by
 * look a change set up by its stack and name (moto took the name alone, which every CLI change
   set shares, and executed one stack's change set for another);
 * give a deleted stack no outputs (moto resolved them again, and so created the resources they
-  name anew).
+  name anew);
+* refuse a change set or stack whose template has a type the local AWS cannot provision, naming
+  each type and why (:mod:`cdk_mlops.local.cfn_coverage`; moto skipped it and completed the stack).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult, EmptyResult
 
+from cdk_mlops.local.cfn_coverage import refuse_unprovisionable
+
 _original_create_change_set = CloudFormationBackend.create_change_set
+_original_create_stack = CloudFormationBackend.create_stack
 _original_execute_change_set = CloudFormationBackend.execute_change_set
 _original_update_stack = CloudFormationBackend.update_stack
 _original_call_action = CloudFormationResponse.call_action
@@ -57,9 +62,15 @@ def _link_exports(backend: Any) -> None:
 
 
 def _create_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    refuse_unprovisionable(kwargs.get("stack_name") or args[0], kwargs.get("template") or args[2])
     result = _original_create_change_set(self, *args, **kwargs)
     _link_exports(self)
     return result
+
+
+def _create_stack(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> Any:
+    refuse_unprovisionable(kwargs.get("name") or args[0], kwargs.get("template") or args[1])
+    return _original_create_stack(self, *args, **kwargs)
 
 
 def _execute_change_set(self: CloudFormationBackend, *args: Any, **kwargs: Any) -> None:
@@ -126,6 +137,7 @@ def patch_cloudformation() -> None:
     """Put the stack lifecycle fixes above in place of moto's methods (in this process). Idempotent."""
     Stack.outputs = property(_stack_outputs)  # type: ignore[method-assign,assignment]
     CloudFormationBackend.create_change_set = _create_change_set  # type: ignore[method-assign]
+    CloudFormationBackend.create_stack = _create_stack  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.update_stack = _update_stack  # type: ignore[method-assign]
     CloudFormationResponse.call_action = _call_action_alone  # type: ignore[method-assign,assignment]

@@ -84,11 +84,27 @@ def app_dir() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def reference_stages(directory: Path) -> list[str]:
+    """The stages the reference app at ``directory`` defines: one per environment of its ``cdk.json``.
+
+    An environment ``dev`` is the stage ``Dev``, ``ml-sandbox`` is ``MlSandbox`` (as
+    :attr:`cdk_mlops.config.EnvironmentConfig.stage_name` names them).
+    """
+    context = json.loads((directory / "cdk.json").read_text()).get("context", {})
+    return ["".join(part.capitalize() for part in name.split("-")) for name in context.get("environments") or {}]
+
+
 def cdk_command(directory: Path) -> list[str]:
-    """The pinned CDK CLI of ``directory`` (what ``npx cdk`` runs there), never a global install."""
-    local_bin = directory / "node_modules" / ".bin" / "cdk"
-    if local_bin.exists():
-        return [str(local_bin)]
+    """The pinned CDK CLI for an app in ``directory``, never a global install.
+
+    The nearest ``node_modules/.bin/cdk`` of ``directory`` or a parent (what ``npx cdk`` runs
+    there), else this library's own pinned CLI when it runs from a checkout, else ``npx``.
+    """
+    here = directory.resolve()
+    for folder in (here, *here.parents, Path(__file__).resolve().parents[2]):
+        local_bin = folder / "node_modules" / ".bin" / "cdk"
+        if local_bin.exists():
+            return [str(local_bin)]
     return ["npx", "--no-install", "cdk"]
 
 
@@ -117,6 +133,8 @@ def local_context(
 
 def _cli_env(aws: LocalAws) -> dict[str, str]:
     env = dict(aws.env)
+    # The app's default environment is the local AWS's, never one left in the developer's shell.
+    env.update(CDK_DEFAULT_ACCOUNT=aws.account_id(), CDK_DEFAULT_REGION=aws.region)
     # Node.js 24 and npm live next to this interpreter in the project's virtualenv.
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env

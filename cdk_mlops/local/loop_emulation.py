@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,24 +92,45 @@ class Platform:
         return self.settings.pipeline_name
 
 
-def discover(aws: LocalAws, stage: str = STAGE) -> Platform:
-    """Find the retrain function among the stage's stacks and read what the loop needs from AWS.
+def discover(
+    aws: LocalAws,
+    stage: str = STAGE,
+    *,
+    stacks: Collection[str] | None = None,
+    pipeline_name: str | None = None,
+) -> Platform:
+    """Find a retrain trigger's function among deployed stacks and read what the loop needs from AWS.
+
+    Args:
+        aws: The local AWS.
+        stage: Look in the stacks of this stage (named ``<stage>-...``). Default: - ``Dev``.
+        stacks: Look in exactly these stacks (CloudFormation names) instead of the stage's.
+            Default: - the stage's stacks.
+        pipeline_name: Take the trigger of this pipeline (an app may have several).
+            Default: - the first trigger found.
 
     Raises:
-        LoopError: if the stage has no function with the retrain trigger's handler.
+        LoopError: if no stack looked in has a function with the retrain trigger's handler
+            (for that pipeline).
     """
     cloudformation = aws.client("cloudformation")
+    where = f"the stacks {', '.join(sorted(stacks))}" if stacks is not None else f"the {stage} stacks"
     for stack in cloudformation.describe_stacks().get("Stacks", []):
-        if not stack["StackName"].startswith(f"{stage}-"):
+        wanted = stack["StackName"] in stacks if stacks is not None else stack["StackName"].startswith(f"{stage}-")
+        if not wanted or stack["StackStatus"] == "DELETE_COMPLETE":
             continue
         resources = cloudformation.describe_stack_resources(StackName=stack["StackName"])["StackResources"]
         for resource in resources:
             if resource.get("ResourceType") != "AWS::Lambda::Function":
                 continue
             function = FunctionConfiguration.read(aws, resource["PhysicalResourceId"])
-            if function.handler == RETRAIN_HANDLER:
+            if function.handler != RETRAIN_HANDLER:
+                continue
+            if pipeline_name is None or core.Settings.from_env(function.environment).pipeline_name == pipeline_name:
                 return _platform(aws, function)
-    raise LoopError(f"no function with handler {RETRAIN_HANDLER} in the {stage} stacks; deploy {stage} first")
+    for_pipeline = f" for the pipeline {pipeline_name!r}" if pipeline_name is not None else ""
+    fix = f"deploy {stage} first" if stacks is None else "deploy a stack with a RetrainTrigger first"
+    raise LoopError(f"no function with handler {RETRAIN_HANDLER}{for_pipeline} in {where}; {fix}")
 
 
 def _platform(aws: LocalAws, function: FunctionConfiguration) -> Platform:
@@ -175,18 +196,34 @@ class Loop:
     container: LambdaContainer
     poller: QueuePoller
     work_dir: Path
-    versions: tuple[DataVersion, DataVersion]
+    versions: tuple[DataVersion, ...]
     deliveries: list[Delivery] = field(default_factory=list)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, aws: LocalAws, work_dir: Path) -> Loop:
-        """Discover the deployed platform and start the simulated clock."""
-        platform = discover(aws)
+    def open(
+        cls,
+        aws: LocalAws,
+        work_dir: Path,
+        *,
+        platform: Platform | None = None,
+        versions: Sequence[DataVersion] | None = None,
+    ) -> Loop:
+        """Discover the deployed platform and start the simulated clock.
+
+        Args:
+            aws: The local AWS (its server must run in this process).
+            work_dir: Where the loop may write files.
+            platform: The retrain trigger to drive. Default: - the one :func:`discover` finds in Dev.
+            versions: The data versions the loop uploads. Default: - the demo's two
+                (:func:`~cdk_mlops.local.loop_dataset.sample_versions`).
+        """
+        platform = platform or discover(aws)
         backends = Backends.of(aws)
         poller = QueuePoller(aws, platform.settings.queue_url, platform.mapping)
         container = LambdaContainer(platform.function, aws=aws)
-        return cls(aws, backends, platform, SimulatedClock(backends), container, poller, work_dir, sample_versions())
+        chosen = tuple(sample_versions() if versions is None else versions)
+        return cls(aws, backends, platform, SimulatedClock(backends), container, poller, work_dir, chosen)
 
     def close(self) -> None:
         """Retire the function's container: forget the handler's cached clients."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile
-from cdk_mlops.constructs.common import acknowledge, iam5_findings, nag_resource, sagemaker_image_uri
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.common import sagemaker_image_uri
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_endpoint import (
     DataCaptureSettings,
     ErrorCountThreshold,
@@ -21,6 +20,7 @@ from cdk_mlops.constructs.model_endpoint import (
     RolloutSettings,
     ScaleDownSchedule,
     ServerlessSettings,
+    grant_model_source_read,
 )
 from cdk_mlops.constructs.model_monitor import Baselines, DataQualitySettings, ModelMonitor, MonitorSchedule
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
@@ -63,7 +63,7 @@ class ServingStack(cdk.Stack):
         id: str,
         *,
         config: EnvironmentConfig,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         model_package_arn: str,
         alarm_topic: sns.ITopic | None = None,
         network: PrivateNetwork | None = None,
@@ -112,11 +112,13 @@ class ServingStack(cdk.Stack):
             self.monitor = self._monitor(config, data_store, alarm_topic)
         if config.model_source_bucket is not None:
             for role in (self.endpoint.role, *([self.monitor.role] if self.monitor else [])):
-                grant_model_source_read(role, config.model_source_bucket, model_package_arn)
+                grant_model_source_read(
+                    role, bucket_name=config.model_source_bucket, model_package_arn=model_package_arn
+                )
         cdk.CfnOutput(self, "EndpointName", value=endpoint_name(config), description="Invoke the model here")
 
     def _monitor(
-        self, config: EnvironmentConfig, data_store: VersionedDataStore, alarm_topic: sns.ITopic | None
+        self, config: EnvironmentConfig, data_store: IDataStore, alarm_topic: sns.ITopic | None
     ) -> ModelMonitor:
         prefix = config.model_baseline_prefix
         if prefix is None:  # load_environments requires it for realtime endpoints
@@ -143,40 +145,3 @@ class ServingStack(cdk.Stack):
             alarm_topic=alarm_topic,
             removal_policy=config.removal_policy,
         )
-
-
-def grant_model_source_read(role: iam.IRole, bucket_name: str, model_package_arn: str) -> None:
-    """Let ``role`` read a promoted model's artifacts and baselines in the data bucket it was trained in.
-
-    The bucket belongs to the account and region of the model package's registry. Reads are
-    limited to ``artifacts/`` of that one bucket; ``kms:Decrypt`` to that account's keys, used
-    by S3 for that bucket (its key's id is not known here). The bucket's and the key's own
-    policies must allow this account too (``VersionedDataStore.grant_accounts_read``).
-    """
-    partition, region, account = _package_location(model_package_arn)
-    objects = f"arn:{partition}:s3:::{bucket_name}/artifacts/*"
-    keys = f"arn:{partition}:kms:{region}:{account}:key/*"
-    iam.Grant.add_to_principal(grantee=role, actions=["s3:GetObject", "s3:GetObjectVersion"], resource_arns=[objects])
-    iam.Grant.add_to_principal(
-        grantee=role,
-        actions=["kms:Decrypt"],
-        resource_arns=[keys],
-        conditions={
-            "StringEquals": {"kms:ViaService": f"s3.{region}.{cdk.Aws.URL_SUFFIX}"},
-            # With S3 Bucket Keys the encryption context is the bucket's ARN, else the object's.
-            "StringLike": {"kms:EncryptionContext:aws:s3:arn": [f"arn:{partition}:s3:::{bucket_name}", objects]},
-        },
-    )
-    acknowledge(
-        role,
-        "a promoted model's artifacts and baselines are written per training execution under artifacts/ of "
-        "the registry environment's data bucket; that bucket's key id is unknown in this environment, so "
-        "decryption is limited by condition to S3 reading that bucket",
-        *iam5_findings(resources=(nag_resource(role, objects), nag_resource(role, keys))),
-    )
-
-
-def _package_location(model_package_arn: str) -> tuple[str, str, str]:
-    """Partition, region and account of a model package version ARN (checked by the configuration)."""
-    _arn, partition, _service, region, account, _resource = model_package_arn.split(":", 5)
-    return partition, region, account

@@ -10,7 +10,7 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from cdk_mlops.config import EnvironmentConfig
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
@@ -38,7 +38,7 @@ class TrainingStack(cdk.Stack):
         id: str,
         *,
         config: EnvironmentConfig,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         network: PrivateNetwork | None = None,
         **kwargs: Any,
     ) -> None:

@@ -289,30 +289,87 @@ def test_corrupted_download_is_detected_and_not_kept(s3: Any, tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "key",
-    ["datasets/evil/../../escape.txt", "datasets/evil/a/../../../x", "datasets/evil/a//b", "datasets/evil/./a"],
+    [
+        "datasets/evil/../../escape.txt",
+        "datasets/evil/a/../../../x",
+        "datasets/evil/a//b",
+        "datasets/evil/./a",
+        "datasets/evil/" + "n" * 251,
+    ],
 )
-def test_keys_that_would_escape_the_destination_are_refused(s3: Any, tmp_path: Path, key: str) -> None:
-    # GIVEN a dataset holding a key with '..', '.' or empty segments
+def test_a_key_that_cannot_be_a_file_is_left_out_logged_and_recorded(
+    s3: Any, tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a dataset holding a key with '..', '.' or empty segments, or a segment too long for a file name
     put(s3, "datasets/evil/fine.txt", b"fine")
     put(s3, key, b"bad")
-    manifest = datasets.build_manifest(BUCKET, "evil", s3=s3, now=T0)
-    destination = tmp_path / "out"
 
-    # WHEN / THEN materializing refuses before writing anything
-    with pytest.raises(DatasetVersionError, match=r"cannot be written safely below .*rename the object"):
-        datasets.materialize(manifest, destination, s3=s3)
-    assert list(tmp_path.rglob("*.txt")) == []
+    # WHEN it is snapshotted
+    with caplog.at_level("WARNING", logger="cdk_mlops.datasets"):
+        manifest = datasets.snapshot(BUCKET, "evil", s3=s3, now=T0)
+
+    # THEN the version holds the good object only, says what it left out and why, and logs it
+    assert [e.key for e in manifest.entries] == ["datasets/evil/fine.txt"]
+    [excluded] = manifest.excluded
+    assert (excluded.key, excluded.reason) == (key, datasets.key_problem(key.removeprefix("datasets/evil/")))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"s3://{BUCKET}/{key} (version {excluded.version_id}) is left out of the snapshot: {excluded.reason}"
+    ]
+    assert manifest.uri is not None
+    assert datasets.load_manifest(manifest.uri, s3=s3) == manifest  # the record survives the round trip
+    # AND the dataset stays trainable: the version materializes
+    written = datasets.materialize(manifest.uri, tmp_path / "out", s3=s3)
+    assert [p.read_bytes() for p in written] == [b"fine"]
+    assert list(tmp_path.rglob("*")) == [tmp_path / "out", tmp_path / "out" / "fine.txt"]
 
 
-def test_a_key_that_is_both_a_file_and_a_directory_is_refused(s3: Any, tmp_path: Path) -> None:
+def test_the_object_another_needs_as_a_directory_is_left_out(s3: Any, tmp_path: Path) -> None:
     # GIVEN keys "a" and "a/b", which cannot both exist on a file system
     put(s3, "datasets/clash/a", b"file")
     put(s3, "datasets/clash/a/b", b"nested")
+    put(s3, "datasets/clash/a-b", b"sibling")  # sorts between the two; not a clash
+
+    # WHEN
     manifest = datasets.build_manifest(BUCKET, "clash", s3=s3, now=T0)
 
-    # WHEN / THEN
-    with pytest.raises(DatasetVersionError, match=r"datasets/clash/a/b needs .* to be a directory"):
-        datasets.materialize(manifest, tmp_path, s3=s3)
+    # THEN the tree is kept, the file in its way is recorded as left out
+    assert [e.key for e in manifest.entries] == ["datasets/clash/a-b", "datasets/clash/a/b"]
+    assert [(x.key, x.reason) for x in manifest.excluded] == [
+        ("datasets/clash/a", "other objects of the dataset need its key as a directory; rename it (or them)")
+    ]
+    assert [p.read_bytes() for p in datasets.materialize(manifest, tmp_path, s3=s3)] == [b"sibling", b"nested"]
+
+
+def test_a_dataset_of_only_unwritable_keys_is_refused_unless_empty_is_allowed(s3: Any) -> None:
+    put(s3, "datasets/odd/../x.csv", b"x")
+    with pytest.raises(DatasetVersionError, match=r"holds no object that can be trained on \(1 left out; the first"):
+        datasets.build_manifest(BUCKET, "odd", s3=s3, now=T0)
+    manifest = datasets.build_manifest(BUCKET, "odd", s3=s3, now=T0, allow_empty=True)
+    assert manifest.entries == ()
+    assert [x.key for x in manifest.excluded] == ["datasets/odd/../x.csv"]
+
+
+def test_a_manifest_without_exclusions_is_written_as_before() -> None:
+    # Old manifests and new ones without exclusions are the same document: recorded lineage never changes.
+    entry = datasets.ManifestEntry("datasets/churn/a.csv", "v1", "0" * 32, 1)
+    manifest = Manifest(BUCKET, "churn", "2025-01-31T12:00:00Z", (entry,), datasets.manifest_digest("churn", [entry]))
+    assert "excluded" not in json.loads(manifest.to_json())
+    assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_a_name_the_file_system_refuses_fails_with_the_key(s3: Any, tmp_path: Path) -> None:
+    # GIVEN a destination whose path, with the object's key, exceeds what the file system takes (PATH_MAX)
+    key = "datasets/deep/" + "k" * 240 + ".csv"
+    put(s3, key, b"a")
+    manifest = datasets.build_manifest(BUCKET, "deep", s3=s3, now=T0)
+    destination = tmp_path.joinpath(*["d" * 200] * ((4000 - len(str(tmp_path))) // 201))
+    destination.mkdir(parents=True)
+
+    # WHEN / THEN a DatasetVersionError names the object and the fix, not a raw OSError
+    with pytest.raises(
+        DatasetVersionError, match=rf"s3://{BUCKET}/{key} version .* cannot be written to .*: File name"
+    ):
+        datasets.materialize(manifest, destination, s3=s3)
 
 
 def test_a_missing_manifest_is_reported_with_where_to_look(s3: Any) -> None:

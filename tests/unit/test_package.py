@@ -41,7 +41,8 @@ def test_importing_one_construct_module_imports_no_other():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (
-        "['cdk_mlops.constructs.common', 'cdk_mlops.constructs.data_store', 'cdk_mlops.constructs.props']"
+        "['cdk_mlops.constructs.common', 'cdk_mlops.constructs.data_store', "
+        "'cdk_mlops.constructs.data_store_base', 'cdk_mlops.constructs.props']"
     )
 
 

@@ -49,9 +49,10 @@ from cdk_mlops.constructs.delivery.inputs import (
     PipelineSource,
     use_connection_actions,
 )
+from cdk_mlops.constructs.delivery.install import default_step_install_commands, library_requirement
 from cdk_mlops.constructs.delivery.model_pipeline import DEFAULT_BOOTSTRAP_QUALIFIER, ModelDeliveryPipeline
 from cdk_mlops.constructs.delivery.platform_pipeline import PlatformDeliveryPipeline
-from cdk_mlops.constructs.delivery.shared import DEFAULT_PARAMETER_PREFIX, STEP_INSTALL_COMMANDS
+from cdk_mlops.constructs.delivery.shared import DEFAULT_PARAMETER_PREFIX
 
 __all__ = [
     "APPROVED",
@@ -60,7 +61,6 @@ __all__ = [
     "DEFAULT_PARAMETER_PREFIX",
     "DEFAULT_SAMPLE_KEY",
     "MODEL_PACKAGE_STATE_CHANGE",
-    "STEP_INSTALL_COMMANDS",
     "DeliveryAccess",
     "DeliveryTarget",
     "EndpointTest",
@@ -69,5 +69,7 @@ __all__ = [
     "PipelineSource",
     "PlatformDeliveryPipeline",
     "access_role_name",
+    "default_step_install_commands",
+    "library_requirement",
     "use_connection_actions",
 ]

@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_mlops.constructs.common import acknowledge, iam5_findings, nag_resource
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.delivery.inputs import EndpointTest
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline import _PipelineResources
@@ -124,7 +124,7 @@ class DeliveryAccess(Construct):
             grantee=self.role, actions=["sagemaker:DescribeEndpoint"], resource_arns=[self._endpoint_arn(endpoint_name)]
         )
 
-    def allow_endpoint_test(self, test: EndpointTest, data_store: VersionedDataStore) -> iam.Grant:
+    def allow_endpoint_test(self, test: EndpointTest, data_store: IDataStore) -> iam.Grant:
         """Read the sample request (and decrypt it) and invoke the endpoint; the endpoint need not exist yet."""
         grant = iam.Grant.add_to_principal(
             grantee=self.role,

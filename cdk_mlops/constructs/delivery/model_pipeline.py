@@ -38,10 +38,10 @@ from cdk_mlops.constructs.delivery.inputs import (
 from cdk_mlops.constructs.delivery.rewrites import _RoleArnsAsSub, _UseConnectionActions
 from cdk_mlops.constructs.delivery.shared import (
     DEFAULT_PARAMETER_PREFIX,
-    STEP_INSTALL_COMMANDS,
     _build_security_groups,
     _build_spec,
     _common_problems,
+    _install_commands,
     _network_problems,
     _parameter_arn,
     _PipelineStorage,
@@ -159,7 +159,7 @@ class ModelDeliveryPipeline(Construct):
         pipeline_name: str | None = None,
         python_version: str = "3.12",
         build_image: codebuild.IBuildImage = codebuild.LinuxBuildImage.STANDARD_7_0,
-        step_install_commands: Sequence[str] = STEP_INSTALL_COMMANDS,
+        step_install_commands: Sequence[str] | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -217,6 +217,7 @@ class ModelDeliveryPipeline(Construct):
         problems += _common_problems(access_role_prefix, parameter_prefix)
         problems += _storage_problems(artifact_bucket)
         problems += _network_problems(vpc, vpc_subnets, security_groups)
+        self._install = _install_commands(step_install_commands, problems)
         if not Token.is_unresolved(model_package_group_name) and not _GROUP_NAME.match(model_package_group_name):
             problems.append(f"model_package_group_name {model_package_group_name!r} is not a model package group name")
         if not ACCOUNT_ID.match(registry_account):
@@ -242,7 +243,6 @@ class ModelDeliveryPipeline(Construct):
         self.topic = storage.topic
         self._source = source
         self._python = python_version
-        self._install = tuple(step_install_commands)
         self._build_image = build_image
         self.vpc = vpc
         self._subnets = vpc_subnets

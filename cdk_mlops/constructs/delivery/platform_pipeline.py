@@ -28,10 +28,10 @@ from cdk_mlops.constructs.delivery.replication import _harden_replication, _Scop
 from cdk_mlops.constructs.delivery.rewrites import _RoleArnsAsSub, _UseConnectionActions
 from cdk_mlops.constructs.delivery.shared import (
     DEFAULT_PARAMETER_PREFIX,
-    STEP_INSTALL_COMMANDS,
     _build_security_groups,
     _build_spec,
     _common_problems,
+    _install_commands,
     _network_problems,
     _parameter_arn,
     _PipelineStorage,
@@ -133,7 +133,7 @@ class PlatformDeliveryPipeline(Construct):
         cli_version: str | None = None,
         python_version: str = "3.12",
         build_image: codebuild.IBuildImage = codebuild.LinuxBuildImage.STANDARD_7_0,
-        step_install_commands: Sequence[str] = STEP_INSTALL_COMMANDS,
+        step_install_commands: Sequence[str] | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -167,8 +167,13 @@ class PlatformDeliveryPipeline(Construct):
             python_version: CodeBuild's Python runtime. Default: - 3.12.
             build_image: Default: - ``aws/codebuild/standard:7.0``.
             step_install_commands: What the build steps install before running
-                :mod:`cdk_mlops.delivery_steps`. Default: - boto3, and the library without its
-                dependencies unless the checkout contains it.
+                :mod:`cdk_mlops.delivery_steps`. Default: - boto3, then nothing more when the
+                checkout contains the library, otherwise the very copy this app is synthesized
+                with, without its dependencies: ``cdk-mlops==<version>`` from an index, or the
+                Git commit or archive URL it was installed from
+                (:func:`~cdk_mlops.constructs.delivery.install.default_step_install_commands`).
+                A copy installed from a local path has no default: synth fails and asks for
+                this argument.
             removal_policy: For the buckets and keys. Default: - RETAIN.
             vpc: A VPC of the tooling account that every build runs in: synth, self-mutation, asset
                 publishing, the security report, and each stage's verify and retrain steps. The
@@ -193,6 +198,7 @@ class PlatformDeliveryPipeline(Construct):
         problems += _common_problems(access_role_prefix, parameter_prefix)
         problems += _storage_problems(artifact_bucket)
         problems += _network_problems(vpc, vpc_subnets, security_groups)
+        self._install = _install_commands(step_install_commands, problems)
         records = dict(model_records or {})
         unknown = sorted(set(records) - {t.name for t in targets})
         if unknown:
@@ -206,7 +212,6 @@ class PlatformDeliveryPipeline(Construct):
         self._prefix = parameter_prefix
         self._role_prefix = access_role_prefix
         self._python = python_version
-        self._install = tuple(step_install_commands)
         storage = _PipelineStorage(
             self,
             "Storage",

@@ -2,8 +2,9 @@
 
 * :class:`_PipelineStorage`: the artifact bucket (KMS, access logs, TLS only), its key, and the
   notification topic, unless the caller brings its own.
-* :func:`_build_spec`: the CodeBuild build spec of every step, and :data:`STEP_INSTALL_COMMANDS`,
-  what a step installs before it runs :mod:`cdk_mlops.delivery_steps`.
+* :func:`_build_spec`: the CodeBuild build spec of every step, and :func:`_install_commands`,
+  what a step installs before it runs :mod:`cdk_mlops.delivery_steps` (see
+  :mod:`~cdk_mlops.constructs.delivery.install`).
 * :func:`_build_security_groups`: where the builds run when given a VPC (in the tooling account;
   they reach an environment only through its access role, never through its VPC).
 * The checks both constructs run on their common arguments, and the ARNs they build by name.
@@ -23,21 +24,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_mlops._version import __version__
 from cdk_mlops.constructs.common import access_log_bucket
+from cdk_mlops.constructs.delivery.install import default_step_install_commands
 
-__all__ = ["DEFAULT_PARAMETER_PREFIX", "STEP_INSTALL_COMMANDS"]
+__all__ = ["DEFAULT_PARAMETER_PREFIX"]
 
 #: Where the pipelines record what they deployed (SSM parameters in the tooling account).
 DEFAULT_PARAMETER_PREFIX: Final = "/cdk-mlops/delivery"
 
-#: What the build steps install before they run :mod:`cdk_mlops.delivery_steps`: boto3, and the
-#: library itself (without its dependencies) when the checkout is not this repository.
-STEP_INSTALL_COMMANDS: Final = (
-    "python3 -m pip install --quiet --disable-pip-version-check 'boto3>=1.40'",
-    "test -d cdk_mlops || python3 -m pip install --quiet --disable-pip-version-check --no-deps "
-    f"'cdk-mlops=={__version__}'",
-)
 # CodeBuild caches pip's and npm's download caches, not `.venv` or `node_modules`: a virtualenv
 # holds absolute paths, and CodeBuild checks the source out to a new directory for every build.
 _CACHE_PATHS: Final = ("/root/.cache/pip/**/*", "/root/.npm/**/*")
@@ -177,6 +171,19 @@ def _network_problems(
     if vpc is None and given:
         return [f"{' and '.join(given)} given without a vpc; give the vpc the builds run in, or leave them out"]
     return []
+
+
+def _install_commands(given: Sequence[str] | None, problems: list[str]) -> tuple[str, ...]:
+    """The steps' install commands: ``given``, or the default (a problem is appended when there is none)."""
+    if given is not None:
+        if isinstance(given, str) or not all(isinstance(c, str) and c.strip() for c in given):
+            problems.append(f"step_install_commands {given!r} is not a list of non-empty shell commands")
+        return tuple(given)
+    commands = default_step_install_commands()
+    if isinstance(commands, str):
+        problems.append(commands)
+        return ()
+    return commands
 
 
 def _build_spec(

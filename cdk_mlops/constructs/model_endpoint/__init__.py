@@ -10,7 +10,11 @@ One module per idea:
   (model, endpoint configuration, endpoint, blue/green rollout, role and grants);
 - :mod:`~cdk_mlops.constructs.model_endpoint.autoscaling`: target tracking and the scale-down
   schedule of realtime endpoints;
-- :mod:`~cdk_mlops.constructs.model_endpoint.monitoring`: metrics, alarms and the dashboard.
+- :mod:`~cdk_mlops.constructs.model_endpoint.monitoring`: metrics, alarms and the dashboard;
+- :mod:`~cdk_mlops.constructs.model_endpoint.imported`: :class:`IModelEndpoint`, what
+  ``ModelMonitor`` takes, and the endpoint ``ModelEndpoint.from_endpoint_name`` imports;
+- :mod:`~cdk_mlops.constructs.model_endpoint.model_source`: :func:`grant_model_source_read`, read
+  access to a promoted model in the data bucket of another account or environment.
 
 Every public name is importable from ``cdk_mlops.constructs.model_endpoint``.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 from cdk_mlops.constructs.model_endpoint.endpoint import LOCAL_STORAGE_INFO_ID as LOCAL_STORAGE_INFO_ID
 from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME as VARIANT_NAME
 from cdk_mlops.constructs.model_endpoint.endpoint import ModelEndpoint
+from cdk_mlops.constructs.model_endpoint.imported import IModelEndpoint, ImportedModelEndpoint
+from cdk_mlops.constructs.model_endpoint.model_source import grant_model_source_read
 from cdk_mlops.constructs.model_endpoint.monitoring import ENDPOINT_INSTANCE_NAMESPACE as ENDPOINT_INSTANCE_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.monitoring import SAGEMAKER_NAMESPACE as SAGEMAKER_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.settings import (
@@ -37,6 +43,8 @@ from cdk_mlops.constructs.model_endpoint.settings import (
 __all__ = [
     "DataCaptureSettings",
     "ErrorCountThreshold",
+    "IModelEndpoint",
+    "ImportedModelEndpoint",
     "LatencyThreshold",
     "ModelEndpoint",
     "RealtimeSettings",
@@ -44,4 +52,5 @@ __all__ = [
     "ScaleDownSchedule",
     "ServerlessSettings",
     "TrafficShift",
+    "grant_model_source_read",
 ]

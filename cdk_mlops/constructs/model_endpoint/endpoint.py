@@ -35,8 +35,9 @@ from cdk_mlops.constructs.common import (
     nag_resource,
     select_subnets,
 )
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.model_endpoint.autoscaling import autoscale
+from cdk_mlops.constructs.model_endpoint.imported import ImportedModelEndpoint
 from cdk_mlops.constructs.model_endpoint.monitoring import _EndpointMonitoring
 from cdk_mlops.constructs.model_endpoint.settings import (
     DataCaptureSettings,
@@ -115,7 +116,7 @@ class ModelEndpoint(_EndpointMonitoring):
         id: str,
         *,
         endpoint_name: str,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         model_package_arn: str | None = None,
         model_data_url: str | None = None,
         image_uri: str | None = None,
@@ -229,6 +230,7 @@ class ModelEndpoint(_EndpointMonitoring):
             latency_alarms=latency_alarms,
             error_alarms=error_alarms,
         )
+        problems += environment_problems(self, data_store, construct="ModelEndpoint")
         if problems:
             raise ConfigurationError(self, problems)
         claim(self, "endpoint_name", endpoint_name, "SageMaker endpoint names are unique per account and region")
@@ -338,6 +340,47 @@ class ModelEndpoint(_EndpointMonitoring):
         }
         self.dashboard = self._dashboard()
 
+    @staticmethod
+    def from_endpoint_name(
+        scope: Construct,
+        id: str,
+        *,
+        endpoint_name: str,
+        data_store: IDataStore | None = None,
+        variant_name: str = VARIANT_NAME,
+    ) -> ImportedModelEndpoint:
+        """An endpoint created elsewhere, by name: for ``ModelMonitor``, metrics and ``grant_invoke``.
+
+        Defines no resource. With ``data_store``, the endpoint is taken to capture requests and
+        responses into ``<capture_prefix><endpoint name>/`` of that store (where a
+        ``ModelEndpoint`` writes them), so a ``ModelMonitor`` can watch it; synth cannot check
+        that it does, that it exists or that it is realtime. Its model is unknown here, so the
+        monitor's jobs run outside any VPC, with network isolation unless told otherwise, and the
+        monitor cannot compare the served package with its baselines.
+
+        Example::
+
+            endpoint = ModelEndpoint.from_endpoint_name(self, "Legacy", endpoint_name="churn-legacy",
+                                                        data_store=store)
+            ModelMonitor(self, "Monitor", endpoint=endpoint, data_store=store,
+                         data_quality=DataQualitySettings(baselines=Baselines.from_prefix(uri)))
+
+        Args:
+            scope: The parent construct.
+            id: The construct id.
+            endpoint_name: The existing endpoint's name.
+            data_store: The store it captures into. Default: - no capture known; a
+                ``ModelMonitor`` on it is refused.
+            variant_name: The production variant its metrics are read for.
+                Default: - ``AllTraffic``.
+
+        Raises:
+            ConfigurationError: for an invalid name, or a store of another account or region.
+        """
+        return ImportedModelEndpoint(
+            scope, id, endpoint_name=endpoint_name, data_store=data_store, variant_name=variant_name
+        )
+
     # ------------------------------------------------------------------ resources
 
     def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
@@ -357,7 +400,7 @@ class ModelEndpoint(_EndpointMonitoring):
         realtime: RealtimeSettings,
         serverless: ServerlessSettings,
         data_capture: DataCaptureSettings | None,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
     ) -> sagemaker.CfnEndpointConfig:
         if kind is EndpointKind.SERVERLESS:
             variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
@@ -456,7 +499,7 @@ class ModelEndpoint(_EndpointMonitoring):
 
     def _grant_role(
         self,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         package_arn: str | None,
         image_uri: str | None,
         capture: bool,

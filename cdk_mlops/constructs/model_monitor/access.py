@@ -25,7 +25,7 @@ from cdk_mlops.constructs.common import (
     iam5_findings,
     nag_resource,
 )
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_monitor.job import JobSettings, required
 from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings
 from cdk_mlops.constructs.model_monitor.model_explainability import grant_clarify_shadow_endpoint
@@ -49,7 +49,7 @@ def grant_job_access(
     role: iam.IRole,
     *,
     endpoint_name: str,
-    data_store: VersionedDataStore,
+    data_store: IDataStore,
     monitoring_prefix: str,
     requested: Mapping[MonitoringType, JobSettings],
     images: Mapping[MonitoringType, str],

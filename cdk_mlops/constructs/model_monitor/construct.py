@@ -9,7 +9,7 @@ keys and network, and exposes every resource and metric.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
@@ -23,8 +23,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from cdk_mlops.constructs.common import SAGEMAKER_NAME, metric_props, sagemaker_image_uri
-from cdk_mlops.constructs.data_store import VersionedDataStore
-from cdk_mlops.constructs.model_endpoint import ModelEndpoint
+from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
+from cdk_mlops.constructs.model_endpoint import IModelEndpoint
 from cdk_mlops.constructs.model_monitor.access import grant_job_access
 from cdk_mlops.constructs.model_monitor.alarms import define_alarms
 from cdk_mlops.constructs.model_monitor.baselines import Baselines
@@ -109,8 +109,8 @@ class ModelMonitor(Construct):
         scope: Construct,
         id: str,
         *,
-        endpoint: ModelEndpoint,
-        data_store: VersionedDataStore,
+        endpoint: IModelEndpoint,
+        data_store: IDataStore,
         data_quality: DataQualitySettings | None = None,
         model_quality: ModelQualitySettings | None = None,
         model_bias: ModelBiasSettings | None = None,
@@ -132,7 +132,8 @@ class ModelMonitor(Construct):
             scope: The parent construct.
             id: The construct id.
             endpoint: The endpoint to monitor; it must capture data
-                (``ModelEndpoint(data_capture=...)``).
+                (``ModelEndpoint(data_capture=...)``), or an endpoint created
+                elsewhere (``ModelEndpoint.from_endpoint_name(..., data_store=...)``).
             data_store: The store the endpoint captures into; reports are
                 written under ``monitoring/<endpoint>/<type>/`` and ground truth
                 is read from it.
@@ -145,8 +146,8 @@ class ModelMonitor(Construct):
                 event). Default: - omitted; the retrain trigger retrains its first dataset.
             name_prefix: Prefix of schedule and alarm names (lower case). Default: - the endpoint name.
             enable_network_isolation: Jobs make no network calls. Default: - the
-                endpoint model's setting (explainability jobs never: Clarify calls
-                the SageMaker API).
+                endpoint model's setting, True for an imported endpoint (explainability
+                jobs never: Clarify calls the SageMaker API).
             security_groups: Security groups of the jobs in the endpoint's VPC.
                 Default: - the endpoint model's security groups.
             alarm_topic: Every alarm and failed execution notifies it. Default: - a
@@ -178,6 +179,7 @@ class ModelMonitor(Construct):
         }
         prefix = endpoint.endpoint_name if name_prefix is None else name_prefix
         problems = self._problems(endpoint, requested, prefix, dataset, missing_execution_periods, security_groups)
+        problems += environment_problems(self, data_store, construct="ModelMonitor")
         if problems:
             raise ConfigurationError(self, problems)
 
@@ -278,14 +280,15 @@ class ModelMonitor(Construct):
         self.publisher_failed_alarm = alarms.publisher_failed
         self.dead_letter_alarm = alarms.dead_letter
 
-        if add_to_endpoint_dashboard and Stack.of(endpoint) is stack:
-            self.add_to_dashboard(endpoint.dashboard)
+        dashboard = endpoint.dashboard
+        if add_to_endpoint_dashboard and dashboard is not None and Stack.of(cast(IConstruct, endpoint)) is stack:
+            self.add_to_dashboard(dashboard)
 
     # ------------------------------------------------------------------ validation
 
     def _problems(
         self,
-        endpoint: ModelEndpoint,
+        endpoint: IModelEndpoint,
         requested: Mapping[MonitoringType, _Settings],
         prefix: str,
         dataset: str | None,
@@ -296,7 +299,11 @@ class ModelMonitor(Construct):
         if endpoint.capture_uri is None:
             found.append(
                 f"endpoint {endpoint.node.path} captures no data, and Model Monitor analyses captured requests; "
-                "create it with data_capture=DataCaptureSettings(...) (realtime endpoints only)"
+                + (
+                    "create it with data_capture=DataCaptureSettings(...) (realtime endpoints only)"
+                    if endpoint.model is not None
+                    else "import it with ModelEndpoint.from_endpoint_name(..., data_store=<the store it captures into>)"
+                )
             )
         if not requested:
             found.append(
@@ -316,15 +323,17 @@ class ModelMonitor(Construct):
         if dataset is not None and not Token.is_unresolved(dataset):
             found += [f"dataset: {p}" for p in dataset_name_problems(dataset)]
         found += whole_problem("missing_execution_periods", missing_periods, 2, 10)
-        if security_groups is not None and endpoint.model.vpc_config is None:
+        if security_groups is not None and (endpoint.model is None or endpoint.model.vpc_config is None):
             found.append("security_groups need an endpoint in a VPC; the endpoint has none, remove security_groups")
         return found
 
     @staticmethod
     def _stale_baseline_problems(
-        endpoint: ModelEndpoint, monitoring_type: MonitoringType, baselines: Baselines
+        endpoint: IModelEndpoint, monitoring_type: MonitoringType, baselines: Baselines
     ) -> list[str]:
         source = baselines.model_package_arn
+        if endpoint.model is None:  # an imported endpoint: the served package is unknown here
+            return []
         container = endpoint.model.primary_container
         served = getattr(container, "model_package_name", None)
         if source is None or not isinstance(served, str) or Token.is_unresolved(served):
@@ -355,7 +364,7 @@ class ModelMonitor(Construct):
         return images
 
     def _define_job(
-        self, endpoint: ModelEndpoint, monitoring_type: MonitoringType, settings: _Settings, job: JobContext
+        self, endpoint: IModelEndpoint, monitoring_type: MonitoringType, settings: _Settings, job: JobContext
     ) -> None:
         """The type's job definition and the schedule that runs it, under a scope named for the type."""
         scope = Construct(self, monitoring_type.value)
@@ -364,7 +373,8 @@ class ModelMonitor(Construct):
         # The definition names the role with Fn::GetAtt, so it already follows the role; its
         # policy and the endpoint (named by a plain string) are not referenced.
         definition.node.add_dependency(self._role_policy())
-        definition.node.add_dependency(endpoint.endpoint)
+        if endpoint.endpoint is not None:
+            definition.node.add_dependency(endpoint.endpoint)
         self.job_definitions[monitoring_type] = definition
         schedule = define_schedule(
             scope,
@@ -374,7 +384,8 @@ class ModelMonitor(Construct):
             schedule=settings.schedule,
             job_definition=definition,
         )
-        schedule.node.add_dependency(endpoint.endpoint)
+        if endpoint.endpoint is not None:
+            schedule.node.add_dependency(endpoint.endpoint)
         self.schedules[monitoring_type] = schedule
 
     def _job_definition(self, scope: Construct, settings: _Settings, job: JobContext) -> CfnResource:

@@ -16,7 +16,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_sagemaker as sagemaker
 
 from cdk_mlops.constructs.common import instance_type_problem
-from cdk_mlops.constructs.model_endpoint import ModelEndpoint
+from cdk_mlops.constructs.model_endpoint import IModelEndpoint
 from cdk_mlops.constructs.model_monitor.baselines import Baselines
 from cdk_mlops.constructs.model_monitor.checks import whole_problem
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
@@ -139,12 +139,17 @@ def baseline_constraints(baselines: Baselines) -> dict[str, Any]:
 
 
 def job_network(
-    endpoint: ModelEndpoint,
+    endpoint: IModelEndpoint,
     isolation: bool | None,
     security_groups: Sequence[ec2.ISecurityGroup] | None,
 ) -> tuple[Any, bool]:
-    """``(VpcConfig or None, network isolation)`` for the jobs, taken from the endpoint's model."""
+    """``(VpcConfig or None, network isolation)`` for the jobs, taken from the endpoint's model.
+
+    An imported endpoint's model is unknown: its jobs run outside a VPC, isolated unless told otherwise.
+    """
     model = endpoint.model
+    if model is None:
+        return None, True if isolation is None else isolation
     vpc_config: Any = None
     source = model.vpc_config
     if isinstance(source, sagemaker.CfnModel.VpcConfigProperty):

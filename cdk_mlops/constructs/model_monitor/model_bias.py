@@ -8,7 +8,7 @@ from aws_cdk import CfnResource
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_monitor.checks import (
     ground_truth_problems,
     image_problems,
@@ -69,7 +69,7 @@ class ModelBiasSettings(JobSettings):
 
 
 def define_model_bias_job(
-    scope: Construct, settings: ModelBiasSettings, job: JobContext, data_store: VersionedDataStore
+    scope: Construct, settings: ModelBiasSettings, job: JobContext, data_store: IDataStore
 ) -> CfnResource:
     """The ``JobDefinition`` under ``scope``: Clarify's bias metrics, with the labels under the ground-truth prefix."""
     baselines = settings.baselines

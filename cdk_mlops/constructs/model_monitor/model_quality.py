@@ -11,7 +11,7 @@ from aws_cdk import CfnResource
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_monitor.checks import ground_truth_problems, probability_problems, window_problems
 from cdk_mlops.constructs.model_monitor.job import JobContext, JobSettings, baseline_constraints, required
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
@@ -156,7 +156,7 @@ class ModelQualitySettings(JobSettings):
 
 
 def define_model_quality_job(
-    scope: Construct, settings: ModelQualitySettings, job: JobContext, data_store: VersionedDataStore
+    scope: Construct, settings: ModelQualitySettings, job: JobContext, data_store: IDataStore
 ) -> CfnResource:
     """The ``JobDefinition`` under ``scope``: predictions merged with the labels under the ground-truth prefix."""
     return sagemaker.CfnModelQualityJobDefinition(

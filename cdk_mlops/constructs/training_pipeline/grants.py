@@ -24,7 +24,7 @@ from cdk_mlops.constructs.common import (
     iam5_findings,
     nag_resource,
 )
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 
 # What the pipeline (and every job it starts, sharing the role) does in SageMaker, per job kind.
 _JOB_KINDS: Final = ("processing-job", "training-job", "transform-job", "hyper-parameter-tuning-job")
@@ -127,7 +127,7 @@ def grant_jobs(
     )
 
 
-def grant_data(role: iam.IRole, data_store: VersionedDataStore, datasets: Sequence[str], artifacts_prefix: str) -> None:
+def grant_data(role: iam.IRole, data_store: IDataStore, datasets: Sequence[str], artifacts_prefix: str) -> None:
     """Read the datasets and their manifests, read/write the artifacts prefix, use the store's key."""
     for dataset in datasets:
         # Preprocessing reads the manifest and exactly the object versions it lists.

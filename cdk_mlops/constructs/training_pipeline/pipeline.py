@@ -21,7 +21,7 @@ from constructs import Construct
 
 from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, sagemaker_image_uri, select_subnets
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs, grant_script_inputs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import MlflowSettings
@@ -104,7 +104,7 @@ class TrainingPipeline(_PipelineResources):
         scope: Construct,
         id: str,
         *,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         dataset: str,
         pipeline_name: str,
         settings: pd.TrainingSettings | None = None,
@@ -181,6 +181,7 @@ class TrainingPipeline(_PipelineResources):
         problems = [f"settings: {p}" for p in pd.training_settings_problems(settings)]
         problems += [f"dataset: {p}" for p in dataset_name_problems(dataset)]
         problems += data_store.undeclared_problems("dataset", [dataset])
+        problems += environment_problems(self, data_store, construct="TrainingPipeline")
         problems += self._common_problems(pipeline_name, group_name, cross_account_read_accounts, mlflow)
         byo_image = training_image_uri is not None and not Token.is_unresolved(training_image_uri)
         if byo_image and ".dkr.ecr." not in str(training_image_uri):
@@ -306,7 +307,7 @@ class TrainingPipeline(_PipelineResources):
         id: str,
         *,
         pipeline: Any,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         pipeline_name: str,
         role: iam.IRole | None = None,
         datasets: Sequence[str] = (),

@@ -30,7 +30,7 @@ from cdk_mlops.constructs.common import (
     depend_on_role_policy,
     metric_props,
 )
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
     MLFLOW_LOGGING_ACTIONS,
     MLFLOW_UI_ACTIONS,
@@ -137,7 +137,7 @@ class _PipelineResources(Construct):
             self.model_package_group.apply_removal_policy(removal_policy)
 
     def _define_mlflow(
-        self, settings: MlflowSettings | None, data_store: VersionedDataStore, removal_policy: RemovalPolicy
+        self, settings: MlflowSettings | None, data_store: IDataStore, removal_policy: RemovalPolicy
     ) -> None:
         """The tracking server, its role, and the pipeline role's logging grants."""
         self.mlflow_tracking_server = None

@@ -18,7 +18,7 @@ from constructs import Construct
 from cdk_mlops import pipeline_definition as pd
 from cdk_mlops import sdk
 from cdk_mlops.constructs.common import grant_sagemaker_vpc_access
-from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import _ECR_IMAGE, MlflowSettings
@@ -84,7 +84,7 @@ class SdkTrainingPipeline(_PipelineResources):
         id: str,
         *,
         pipeline: Any,
-        data_store: VersionedDataStore,
+        data_store: IDataStore,
         pipeline_name: str,
         role: iam.IRole | None = None,
         datasets: Sequence[str] = (),
@@ -139,6 +139,7 @@ class SdkTrainingPipeline(_PipelineResources):
         for dataset in datasets:
             problems += [f"datasets: {p}" for p in dataset_name_problems(dataset)]
         problems += data_store.undeclared_problems("datasets", datasets)
+        problems += environment_problems(self, data_store, construct="SdkTrainingPipeline")
         region = Stack.of(self).region
         if Token.is_unresolved(region):
             raise ConfigurationError(

@@ -617,6 +617,13 @@ class _Run:
         settings, now, store = self.settings, self.now, self.store
         manifest = datasets.build_manifest(settings.data_bucket, dataset, s3=_s3(), now=now, allow_empty=True)
         common: dict[str, Any] = {"dataset": dataset, "trigger": trigger.kind.value, "digest": manifest.sha256}
+        if manifest.excluded:  # each is also in the manifest, with its reason
+            logger.warning(
+                "objects left out of the data version: their keys cannot be files",
+                excluded=len(manifest.excluded),
+                first=[f"{x.key}: {x.reason}" for x in manifest.excluded[:10]],
+                **common,
+            )
         outcome = core.after_manifest(trigger, digest=manifest.sha256, entries=len(manifest.entries), state=state)
         if isinstance(outcome, Ignore):
             if outcome.drop_pending is not None:

@@ -12,6 +12,7 @@ destroyed, as ``make demo`` leaves it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.lambdas.retrain_trigger import core
 from cdk_mlops.lambdas.retrain_trigger.events import OBJECT_CREATED, PIPELINE_STATUS_CHANGE, RETRAIN_CHECK
 from cdk_mlops.local.deploy import stack_states
-from cdk_mlops.local.loop import LoopReport, run_loop
+from cdk_mlops.local.loop import LoopReport, render_summary, run_loop
 from cdk_mlops.local.server import LocalAws
 from cdk_mlops.promotion import PromotionAction
 from tests.e2e.conftest import Deployment
@@ -310,6 +311,48 @@ def test_the_output_has_a_line_per_step(run):
         f"{pd.CHAMPION_METRIC} = {parameters_in_sagemaker(run, run.report.finished.started_arn)[pd.CHAMPION_METRIC]}"
         in shown
     )
+
+
+def readme_sample() -> list[str]:
+    """The README's sample of the demo's output: its ``[loop]`` lines and summary rows."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"^```\n(\[loop\].*?)^```$", text, re.DOTALL | re.MULTILINE)
+    assert block is not None, "the README shows no sample of the demo's output"
+    return [line for line in block.group(1).splitlines() if line.strip() and line != "== summary"]
+
+
+def sample_pattern(line: str) -> re.Pattern[str]:
+    """A README line as a pattern: a word with ``...`` stands for anything, a time for any time.
+
+    Simulated times carry the wall-clock seconds a run takes (``t+0:15:02``, ``clock +5:01``).
+    """
+    time = r"(\d+:\d\d(?::\d\d)?)"
+    parts = []
+    for word in line.split():
+        if "..." in word:
+            parts.append(".*?")
+        else:
+            pieces = re.split(time, word)  # odd indices are the times
+            parts.append("".join(time if i % 2 else re.escape(piece) for i, piece in enumerate(pieces)))
+    return re.compile(r"\s+".join(parts))
+
+
+def test_the_readme_sample_is_what_the_demo_prints_in_that_order(run):
+    printed = [f"[loop] {step:<11} {text}" for step, text in run.lines]
+    printed += [f"   {label:<20} {value}" for label, value in render_summary(run.report)]
+    position = 0
+    for line in readme_sample():
+        pattern = sample_pattern(line)
+        found = next((i for i in range(position, len(printed)) if pattern.match(printed[i].strip())), None)
+        assert found is not None, f"README sample line not printed (after line {position}): {line}"
+        position = found + 1
+
+
+def test_the_sample_pattern_does_not_match_a_changed_line():
+    pattern = sample_pattern("[loop] 6 finish    execution/4xem... Succeeded after 1:00:00; its status-change event")
+    assert pattern.match("[loop] 6 finish    execution/ab12 Succeeded after 1:00:00; its status-change event")
+    assert not pattern.match("[loop] 6 finish    execution/ab12 Failed after 1:00:00; its status-change event")
+    assert not pattern.match("[loop] 6 finish    execution/ab12 Succeeded after 1 hour; its status-change event")
 
 
 # --- teardown, as make demo does it --------------------------------------------------------------------

@@ -201,6 +201,31 @@ def test_quiet_period_waits_then_the_check_starts(aws: Aws) -> None:
     assert len(aws.manifest(execution).entries) == 4
 
 
+def test_a_key_that_cannot_be_a_file_is_left_out_and_the_run_still_starts(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a drop with an object whose key has a '..' segment (S3 keeps it under the dataset's prefix)
+    aws.env(MODE="COMMIT_MARKER")
+    odd = f"datasets/{DATASET}/d1/../../other/x.csv"
+    events = aws.put(odd) + aws.drop("d1")
+    capsys.readouterr()
+
+    # WHEN it is delivered
+    assert aws.deliver(*events) == []
+
+    # THEN exactly one run starts, on a version that lists the good objects and records the odd one
+    [execution] = aws.executions()
+    manifest = aws.manifest(execution)
+    assert odd not in {e.key for e in manifest.entries}
+    assert len(manifest.entries) == 4
+    assert [x.key for x in manifest.excluded] == [odd]
+    # AND the handler says so in its log
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [warning] = [line for line in lines if line.get("message", "").startswith("objects left out")]
+    assert warning["excluded"] == 1
+    assert warning["first"] == [f"{odd}: {manifest.excluded[0].reason}"]
+
+
 # --- lock ---------------------------------------------------------------------------------------
 
 

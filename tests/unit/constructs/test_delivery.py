@@ -26,6 +26,7 @@ from cdk_mlops.constructs.delivery import (
     PipelineSource,
     PlatformDeliveryPipeline,
     access_role_name,
+    default_step_install_commands,
 )
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
@@ -978,3 +979,23 @@ def test_model_pipeline_problems_are_reported_together():
 
 def test_access_role_names_are_derived_from_the_prefix_and_environment():
     assert access_role_name("cdk-mlops", "staging") == "cdk-mlops-staging-delivery"
+
+
+def test_every_step_installs_boto3_then_runs_the_library_from_this_checkout(built):
+    # This repository is an editable install: the steps run the checkout's own copy (test_delivery_install.py).
+    expected = list(default_step_install_commands())
+    steps = 0
+    for project in built.resources("AWS::CodeBuild::Project").values():
+        try:
+            phases = json.loads(commands_of(project))["phases"]
+        except ValueError:
+            continue  # a build spec file's name, not a spec
+        commands = [c for phase in phases.values() for c in phase.get("commands", [])]
+        if not any("cdk_mlops.delivery_steps" in c for c in commands):
+            continue
+        if "make test" in commands:
+            continue  # the synth step: `make test` installs everything first
+        # CDK Pipelines may put its own input checks first; the step's install ends the phase.
+        assert phases["install"]["commands"][-len(expected) :] == expected, phases["install"]
+        steps += 1
+    assert steps >= 3, steps  # the platform's verify and retrain steps, the model pipeline's steps

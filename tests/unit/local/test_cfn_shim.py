@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -197,7 +198,17 @@ def test_object_lock_turns_on_versioning_and_default_retention():
     s3 = client("s3")
     assert s3.get_bucket_versioning(Bucket="locked-bucket")["Status"] == "Enabled"
     config = s3.get_object_lock_configuration(Bucket="locked-bucket")["ObjectLockConfiguration"]
-    assert config == {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
+    # moto reports the unit not set as 0 (as it does for the same configuration put through the S3 API).
+    assert config == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30, "Years": 0}},
+    }
+    # An object written now gets the default retention, 30 days from its write (every put failed before).
+    s3.put_object(Bucket="locked-bucket", Key="a.csv", Body=b"a")
+    head = s3.head_object(Bucket="locked-bucket", Key="a.csv")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    days = (head["ObjectLockRetainUntilDate"] - datetime.now(UTC)).total_seconds() / 86400
+    assert 29.9 < days <= 30
 
 
 def test_deleting_a_stack_keeps_retained_buckets_and_refuses_non_empty_ones():

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cdk_mlops.local.aws_sdk_call import PROVIDER_ID
+from cdk_mlops.local.cfn_coverage import UNMODELLED
 from cdk_mlops.local.deploy import StackTemplate, check_stack, local_context
 from cdk_mlops.local.server import LocalAws, local_aws
 
@@ -26,10 +28,34 @@ def deployed(aws: LocalAws, name: str, resources: dict[str, Any]) -> StackTempla
     return StackTemplate(name, name, template)
 
 
-def test_a_type_nobody_models_is_reported_with_the_fix(aws):
-    stack = deployed(aws, "Unknown", {"Url": {"Type": "AWS::Lambda::Url", "Properties": {"AuthType": "NONE"}}})
+def test_a_type_nobody_models_is_refused_before_anything_is_created_with_the_reason(aws):
+    template = {
+        "Resources": {
+            "Url": {"Type": "AWS::Lambda::Url", "Properties": {"AuthType": "NONE"}},
+            "Queue": {"Type": "AWS::SQS::Queue"},
+            "Odd": {"Type": "AWS::Made::Up"},
+        }
+    }
+    cloudformation = aws.client("cloudformation")
+    with pytest.raises(ClientError) as raised:
+        cloudformation.create_stack(StackName="Unknown", TemplateBody=json.dumps(template))
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ValidationError"
+    assert error["Message"] == (
+        "the local AWS cannot provision 2 type(s) of stack Unknown: AWS::Lambda::Url: moto serves no function "
+        f"URLs, so there is nothing to create one on; AWS::Made::Up: {UNMODELLED}"
+    )
+    # Nothing was created: not the stack, not the queue it also held.
+    assert "Unknown" not in {s["StackName"] for s in cloudformation.list_stacks()["StackSummaries"]}
+    assert aws.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_a_resource_the_stack_lacks_after_a_deploy_is_reported_with_the_fix(aws):
+    # A type refused up front never gets here; check_stack still catches a resource that failed to appear.
+    stack = StackTemplate("Partial", "Partial", {"Resources": {"Gone": {"Type": "AWS::SQS::Queue"}}})
+    aws.client("cloudformation").create_stack(StackName="Partial", TemplateBody=json.dumps({"Resources": {}}))
     assert check_stack(aws, stack) == [
-        "Unknown: 1 x AWS::Lambda::Url not provisioned: neither moto's CloudFormation nor cdk_mlops.local.cfn_shim "
+        "Partial: 1 x AWS::SQS::Queue not provisioned: neither moto's CloudFormation nor cdk_mlops.local.cfn_shim "
         "models this type (add a model to cfn_shim)"
     ]
 
