@@ -67,12 +67,16 @@ from cdk_mlops.lambdas.retrain_trigger import (
 METRICS_NAMESPACE = "CdkMlops/RetrainTrigger"
 
 _HANDLER = "cdk_mlops.lambdas.retrain_trigger.handler.handler"
-_FUNCTION_TIMEOUT = Duration.seconds(120)
+#: The handler's default timeout: a snapshot lists about 5,000 objects a second, so 120 s covers
+#: datasets of about half a million objects.
+DEFAULT_FUNCTION_TIMEOUT = Duration.seconds(120)
+#: The handler's default memory (MiB); Lambda gives CPU in proportion to it.
+DEFAULT_FUNCTION_MEMORY_SIZE = 512
 _BATCH_WINDOW = Duration.seconds(60)
-# >= 6 x the function timeout + the batching window (the SQS guidance for Lambda sources);
-# a failed record reappears after this long, which is the retry backoff.
-_VISIBILITY_TIMEOUT = Duration.seconds(900)
-_LEASE_SECONDS = 300  # above the function timeout, below the visibility timeout
+# The shortest timeout that still lets one batch snapshot, claim and start; Lambda's longest.
+_TIMEOUT_RANGE = (30, 900)
+# Lambda's memory range, in MiB.
+_MEMORY_RANGE = (128, 10_240)
 # The event source mapping's concurrency; reserved concurrency matches it so no poller is throttled.
 _CONCURRENCY = 2
 _SAGEMAKER_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions")
@@ -247,6 +251,8 @@ class RetrainTrigger(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         powertools_layer: lambda_.ILayerVersion | None = None,
+        function_timeout: Duration = DEFAULT_FUNCTION_TIMEOUT,
+        function_memory_size: int = DEFAULT_FUNCTION_MEMORY_SIZE,
     ) -> None:
         """Define the trigger.
 
@@ -303,6 +309,12 @@ class RetrainTrigger(Construct):
                 Default: - AWS's managed layer of the stack's region,
                 version :data:`POWERTOOLS_LAYER_VERSION`; a stack without a region uses the
                 commercial partition's layer of the region it deploys to.
+            function_timeout: The handler's timeout, 30 s to 15 min. A start lists the whole
+                dataset (about 5,000 objects a second), so raise it for larger datasets. The
+                queue's visibility timeout (6 x this + the 60 s batching window, at least 15 min)
+                and the start lease (this + 60 s, at least 5 min) follow it. Default: - 120 s.
+            function_memory_size: The handler's memory in MiB, 128 to 10,240 (Lambda gives CPU
+                in proportion). Default: - 512.
 
         Raises:
             ConfigurationError: listing every invalid argument, before any
@@ -328,6 +340,7 @@ class RetrainTrigger(Construct):
         if not 1 <= max_receive_count <= 1000:
             problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
         problems += _network_problems(vpc, vpc_subnets, security_groups)
+        problems += _function_problems(function_timeout, function_memory_size)
         if powertools_layer is None:
             problems += _powertools_problems(Stack.of(self).region)
         group = model_package_group_name or f"{pipeline_name}-models"
@@ -374,7 +387,7 @@ class RetrainTrigger(Construct):
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=self.encryption_key,
             enforce_ssl=True,
-            visibility_timeout=_VISIBILITY_TIMEOUT,
+            visibility_timeout=_visibility_timeout(function_timeout),
             retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
             removal_policy=removal_policy,
@@ -409,12 +422,12 @@ class RetrainTrigger(Construct):
             handler=_HANDLER,
             code=lambda_code("datasets.py", "champion.py", "lambdas/retrain_trigger"),
             role=self.role,
-            timeout=_FUNCTION_TIMEOUT,
-            memory_size=512,
+            timeout=function_timeout,
+            memory_size=function_memory_size,
             reserved_concurrent_executions=_CONCURRENCY,
             log_group=self.log_group,
             description="Starts one training run per data version",
-            environment=self._environment(data_store, policy),
+            environment=self._environment(data_store, policy, _lease_seconds(function_timeout)),
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_groups=list(self.security_groups) or None,
@@ -527,7 +540,7 @@ class RetrainTrigger(Construct):
         )
         return lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
 
-    def _environment(self, data_store: IDataStore, policy: RetrainPolicy) -> dict[str, str]:
+    def _environment(self, data_store: IDataStore, policy: RetrainPolicy, lease_seconds: int) -> dict[str, str]:
         env = {
             "PIPELINE_NAME": self.pipeline_name,
             "DATA_BUCKET": data_store.bucket.bucket_name,
@@ -542,7 +555,7 @@ class RetrainTrigger(Construct):
             "MIN_BYTES": str(policy.min_bytes),
             "COOLDOWN_SECONDS": str(int(policy.cooldown.to_seconds())),
             "MAX_RUNS_PER_DAY": str(policy.max_runs_per_day),
-            "LEASE_SECONDS": str(_LEASE_SECONDS),
+            "LEASE_SECONDS": str(lease_seconds),
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         if policy.key_prefix:
@@ -808,3 +821,32 @@ class _QueueTarget:
 
     def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(arn=self._queue.queue_arn, target_resource=self._queue)
+
+
+def _function_problems(timeout: object, memory_size: object) -> list[str]:
+    """The handler's timeout or memory is outside what Lambda and the trigger's guarantees allow."""
+    found: list[str] = []
+    low, high = _TIMEOUT_RANGE
+    if not isinstance(timeout, Duration):
+        found.append(f"function_timeout ({timeout!r}) must be a Duration, e.g. Duration.minutes(5)")
+    elif not low <= timeout.to_seconds() <= high:
+        found.append(
+            f"function_timeout ({timeout.to_human_string()}) must be from {low} s to {high // 60} min; a start "
+            "lists the whole dataset, so give larger datasets more time"
+        )
+    low, high = _MEMORY_RANGE
+    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or not low <= memory_size <= high:
+        found.append(f"function_memory_size ({memory_size!r}) must be a whole number of MiB from {low} to {high:,}")
+    return found
+
+
+def _visibility_timeout(timeout: Duration) -> Duration:
+    # SQS's guidance for Lambda sources: at least 6 x the function timeout + the batching window.
+    # A failed record reappears after this long, which is the retry backoff; 15 min at the least.
+    return Duration.seconds(max(900, 6 * int(timeout.to_seconds()) + int(_BATCH_WINDOW.to_seconds())))
+
+
+def _lease_seconds(timeout: Duration) -> int:
+    # A start holds its claim for longer than the function can run, so a claim is never taken over
+    # while its start is still running, and for less than the visibility timeout, so a retry finds it free.
+    return max(300, int(timeout.to_seconds()) + 60)

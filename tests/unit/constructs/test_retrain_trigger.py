@@ -23,6 +23,7 @@ from cfnlint.api import ManualArgs, lint
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
 from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.lambdas.retrain_trigger.settings import Settings
 from tests.quality import actions_of, cfn_lint_findings, nag_findings, statements
 
 
@@ -285,6 +286,28 @@ def test_handler_may_read_the_champion_of_its_own_group_and_artifacts_only(built
     assert any("kms:Decrypt" in actions_of(s) and store_key in _resources(s) for s in found)
 
 
+def test_the_function_defaults_and_what_follows_from_them(built):
+    built.template.has_resource_properties("AWS::Lambda::Function", {"Timeout": 120, "MemorySize": 512})
+    env = Capture()
+    built.template.has_resource_properties("AWS::Lambda::Function", {"Environment": {"Variables": env}})
+    assert env.as_object()["LEASE_SECONDS"] == "300"
+
+
+def test_a_longer_timeout_and_more_memory_move_the_visibility_timeout_and_the_lease():
+    trigger = make(function_timeout=Duration.minutes(10), function_memory_size=2048)
+    template = Template.from_stack(cdk.Stack.of(trigger))
+    template.has_resource_properties("AWS::Lambda::Function", {"Timeout": 600, "MemorySize": 2048})
+    env = Capture()
+    template.has_resource_properties("AWS::Lambda::Function", {"Environment": {"Variables": env}})
+    # The lease outlasts the function; a failed batch reappears after 6 x the timeout + the batching window.
+    assert env.as_object()["LEASE_SECONDS"] == "660"
+    template.has_resource_properties("AWS::SQS::Queue", {"VisibilityTimeout": 6 * 600 + 60})
+    # The handler's settings reader accepts the lease it is given (it bounds it at an hour).
+    required = ("PIPELINE_NAME", "DATA_BUCKET", "STATE_TABLE", "QUEUE_URL", "MODEL_PACKAGE_GROUP_NAME")
+    environ = {**dict.fromkeys(required, "x"), "DATASETS": '["churn"]', "LEASE_SECONDS": "960"}
+    assert Settings.from_env(environ).lease.total_seconds() == 960  # the longest timeout's lease
+
+
 def test_group_and_artifacts_prefix_can_be_named():
     stack = cdk.Stack(cdk.App(), "Named")
     store = VersionedDataStore(stack, "Data")
@@ -422,6 +445,10 @@ def make(**kwargs: Any) -> RetrainTrigger:
         ({"policy": RetrainPolicy(key_suffixes=("a,b",))}, "key_suffixes ['a,b'] must be non-empty"),
         ({"model_package_group_name": "Models_1"}, "model_package_group_name 'Models_1' is not valid"),
         ({"artifacts_prefix": "artifacts/train"}, "artifacts_prefix 'artifacts/train' must be a key prefix ending"),
+        ({"function_timeout": Duration.seconds(20)}, "function_timeout (20 seconds) must be from 30 s to 15 min"),
+        ({"function_timeout": Duration.minutes(16)}, "function_timeout (16 minutes) must be from 30 s to 15 min"),
+        ({"function_memory_size": 64}, "function_memory_size (64) must be a whole number of MiB from 128 to 10,240"),
+        ({"function_memory_size": 10_241}, "function_memory_size (10241) must be a whole number of MiB"),
     ],
 )
 def test_invalid_settings_name_the_construct_value_and_fix(kwargs, expected):
