@@ -32,6 +32,10 @@ def test_wheel_contains_lambda_code_ml_scripts_and_data(tmp_path):
         "cdk_mlops/ml/preprocess.py",
         "cdk_mlops/ml/evaluate.py",
         "cdk_mlops/image_uris.json",
+        "cdk_mlops/ground_truth.py",
+        "cdk_mlops/testing.py",  # the pytest plugin outside teams test their apps with
+        "cdk_mlops/local/cfn_shim.py",
+        "cdk_mlops/local/apps.py",
     ):
         assert expected in names, expected
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
@@ -40,3 +44,11 @@ def test_wheel_contains_lambda_code_ml_scripts_and_data(tmp_path):
     requires = sorted(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:"))
     runtime = [r for r in requires if "extra ==" not in r]
     assert [r.split(">")[0].split("<")[0] for r in runtime] == ["aws-cdk-lib", "cdk-nag", "constructs"]
+    # `pip install 'cdk_mlops-<version>-py3-none-any.whl[testing]'` brings what the plugin runs on.
+    testing = sorted(r.split(";")[0].strip() for r in requires if 'extra == "testing"' in r)
+    assert [r.split(">")[0].split("=")[0].split("[")[0] for r in testing] == [
+        "aws-lambda-powertools",
+        "boto3",
+        "moto",
+        "pytest",
+    ]
