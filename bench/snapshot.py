@@ -1,6 +1,7 @@
 """Dataset snapshot time: `datasets.snapshot()` over HTTP against a moto S3 server on loopback.
 
 Usage: python bench/snapshot.py [--sizes 1000,10000,100000] [--runs 3] [--large-runs 1] [--listing indexed|moto]
+                                [--format-entries 100000] [--format-runs 3]
 
 For each size, a fresh versioned bucket is seeded with that many objects under
 ``datasets/bench/`` and ``snapshot()`` is timed end to end: paginated
@@ -19,6 +20,13 @@ keeps moto's implementation, for comparison at small sizes.
 
 Prints a markdown table and writes bench/results/snapshot.json. Sizes of
 50,000 objects or more use ``--large-runs`` runs (default 1).
+
+Then the two manifest formats side by side (``--format-entries``, default 100,000;
+0 skips it; ``--sizes ''`` runs it alone, into bench/results/snapshot-formats.json):
+one manifest of that many entries (built in memory, no listing) is
+written with ``write_manifest(format="single")`` and ``format="sharded"``, and each
+is read back with ``load_manifest``; the sharded one also with ``iter_entries``
+(streamed, one shard at a time). Medians of ``--format-runs`` runs.
 """
 
 from __future__ import annotations
@@ -150,12 +158,66 @@ def seed(bucket: str, count: int) -> None:
         backend.put_object(bucket, f"datasets/{DATASET}/part={i % 100:02d}/{i:07d}.csv", f"{i},{i % 7}\n".encode())
 
 
+def bench_formats(s3: Any, entries: int, runs: int) -> list[dict[str, Any]]:
+    """Write and load one manifest of `entries` entries in each format; median seconds of `runs` runs."""
+    bucket = f"bench-formats-{entries}"
+    s3.create_bucket(Bucket=bucket)
+    # In key order, as build_manifest writes them.
+    keys = sorted(f"datasets/{DATASET}/part={i % 100:02d}/{i:07d}.csv" for i in range(entries))
+    rows = tuple(datasets.ManifestEntry(k, f"v{i:031d}", f"{i:032x}", 1 + i % 997) for i, k in enumerate(keys))
+    manifest = datasets.Manifest(bucket, DATASET, "2025-01-31T12:00:00Z", rows, datasets.manifest_digest(DATASET, rows))
+    results = []
+    for format_ in ("single", "sharded"):
+        writes: list[float] = []
+        loads: list[float] = []
+        streams: list[float] = []
+        uri = ""
+        for _ in range(runs):
+            start = time.perf_counter()
+            uri = datasets.write_manifest(manifest, s3=s3, format=format_).uri or ""
+            writes.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loaded = datasets.load_manifest(uri, s3=s3)
+            loads.append(time.perf_counter() - start)
+            assert loaded.entries == rows
+            if format_ == "sharded":
+                start = time.perf_counter()
+                assert sum(1 for _ in datasets.iter_entries(uri, s3=s3)) == entries
+                streams.append(time.perf_counter() - start)
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=uri.split("/", 3)[3].removesuffix(".json"))
+        stored = sum(
+            item["Size"]
+            for item in listing.get("Contents", ())
+            if format_ == "sharded" or item["Key"].endswith(".json")
+        )
+        results.append(
+            {
+                "format": format_,
+                "entries": entries,
+                "runs": runs,
+                "objects_written": len(listing.get("Contents", ())) if format_ == "sharded" else 1,
+                "stored_bytes": stored,
+                "write_s": round(statistics.median(writes), 3),
+                "load_s": round(statistics.median(loads), 3),
+                "iter_entries_s": round(statistics.median(streams), 3) if streams else None,
+                "write_runs_s": [round(t, 3) for t in writes],
+                "load_runs_s": [round(t, 3) for t in loads],
+            }
+        )
+        print(
+            f"{format_}: write {results[-1]['write_s']} s, load {results[-1]['load_s']} s", file=sys.stderr, flush=True
+        )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated object counts")
     parser.add_argument("--runs", type=int, default=3, help="runs per size below 50,000 objects (median reported)")
     parser.add_argument("--large-runs", type=int, default=1, help="runs per size of 50,000 objects or more")
     parser.add_argument("--listing", choices=["indexed", "moto"], default="indexed")
+    parser.add_argument("--format-entries", type=int, default=100_000, help="manifest size for the format comparison")
+    parser.add_argument("--format-runs", type=int, default=3, help="runs of the format comparison (median reported)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
@@ -208,11 +270,17 @@ def main() -> None:
                 }
             )
             print(f"{size} objects: {total:.2f} s", file=sys.stderr, flush=True)
+        formats = bench_formats(s3, args.format_entries, args.format_runs) if args.format_entries else []
     finally:
         server.stop()
 
     name = "snapshot" if args.listing == "indexed" else "snapshot-moto-listing"
-    write_result(name, {"listing": args.listing, "endpoint": "moto ThreadedMotoServer on 127.0.0.1", "rows": rows})
+    if not rows:  # `--sizes ''`: the format comparison alone, kept apart from the snapshot rows
+        name = "snapshot-formats"
+    write_result(
+        name,
+        {"listing": args.listing, "endpoint": "moto ThreadedMotoServer on 127.0.0.1", "rows": rows, "formats": formats},
+    )
     print(f"moto listing: {args.listing}; times are medians of the runs shown.")
     print()
     print("| objects | runs | snapshot s | of which moto ListObjectVersions s | client s | objects/s | manifest KB |")
@@ -222,6 +290,22 @@ def main() -> None:
             f"| {row['objects']:,} | {row['runs']} | {row['snapshot_s']:.2f} | {row['list_server_s']:.2f} "
             f"| {row['client_s']:.2f} | {row['objects_per_s']:,} | {row['manifest_bytes'] / 1024:,.0f} |"
         )
+
+    if formats:
+        print()
+        print(
+            f"Manifest formats, {formats[0]['entries']:,} entries "
+            f"(shards of {datasets.SHARD_ENTRIES:,}); medians of {formats[0]['runs']} runs."
+        )
+        print()
+        print("| format | objects written | stored KB | write s | load_manifest s | iter_entries s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for row in formats:
+            streamed = "" if row["iter_entries_s"] is None else f"{row['iter_entries_s']:.2f}"
+            print(
+                f"| {row['format']} | {row['objects_written']} | {row['stored_bytes'] / 1024:,.0f} "
+                f"| {row['write_s']:.2f} | {row['load_s']:.2f} | {streamed} |"
+            )
 
 
 if __name__ == "__main__":

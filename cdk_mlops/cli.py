@@ -88,6 +88,8 @@ def _summary(manifest: datasets.Manifest) -> dict[str, Any]:
         "dataset": manifest.dataset,
         "created_at": manifest.created_at,
         "sha256": manifest.sha256,
+        "format": "sharded" if manifest.shards else "single",
+        "shards": manifest.shards,
         "objects": len(manifest.entries),
         "total_bytes": manifest.total_bytes,
         "fully_versioned": manifest.fully_versioned,
@@ -99,7 +101,9 @@ def _dataset_snapshot(args: argparse.Namespace) -> dict[str, Any]:
         datasets.check_dataset_name(args.dataset)
     except ValueError as error:
         raise CliError(f"--dataset: {error}") from None
-    manifest = datasets.snapshot(args.bucket, args.dataset, s3=_s3(args), allow_empty=args.allow_empty)
+    manifest = datasets.snapshot(
+        args.bucket, args.dataset, s3=_s3(args), allow_empty=args.allow_empty, format=args.manifest_format
+    )
     return _summary(manifest)
 
 
@@ -143,6 +147,14 @@ def _add_dataset_group(groups: argparse._SubParsersAction[argparse.ArgumentParse
     snap.add_argument("--bucket", required=True, help="the data store bucket name")
     snap.add_argument("--dataset", required=True, help="the dataset name (one path segment)")
     snap.add_argument("--allow-empty", action="store_true", help="accept a dataset with no objects")
+    snap.add_argument(
+        "--format",
+        dest="manifest_format",
+        choices=datasets.MANIFEST_FORMATS,
+        default="auto",
+        help="single: one JSON document; sharded: an index over gzipped JSON Lines shards; "
+        f"auto (default): single up to {datasets.SINGLE_MANIFEST_MAX_ENTRIES:,} objects, sharded above",
+    )
     add_aws_options(snap)
     snap.set_defaults(handler=_dataset_snapshot)
 

@@ -9,6 +9,9 @@ be *materialized* later: exactly the listed versions are downloaded, whatever
 has been overwritten or deleted since. A training job records the manifest
 URI, so every model traces back to the bytes it was trained on.
 
+Above :data:`SINGLE_MANIFEST_MAX_ENTRIES` objects a manifest is *sharded* (:mod:`cdk_mlops.manifest_shards`,
+whose names this module re-exports); every reader here takes both formats, which share the digest.
+
 This module runs inside Lambda functions and training jobs: it imports only
 the standard library, and boto3 lazily, on first use. It never imports
 aws-cdk-lib.
@@ -31,7 +34,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,26 +44,36 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from cdk_mlops.manifest_shards import MANIFEST_INDEX_SCHEMA, SHARD_ENTRIES, ContentDigest, ManifestIndex, ShardInfo
+
 __all__ = [
     "ARTIFACTS_PREFIX",
     "CAPTURE_PREFIX",
     "DATASETS_PREFIX",
     "MANIFESTS_PREFIX",
+    "MANIFEST_FORMATS",
+    "MANIFEST_INDEX_SCHEMA",
     "MANIFEST_SCHEMA",
     "MAX_DATASET_NAME_LENGTH",
     "MAX_KEY_SEGMENT_BYTES",
     "MONITORING_PREFIX",
+    "SHARD_ENTRIES",
+    "SINGLE_MANIFEST_MAX_ENTRIES",
+    "ContentDigest",
     "DatasetVersionError",
     "ExcludedObject",
     "Manifest",
     "ManifestDiff",
     "ManifestEntry",
+    "ManifestIndex",
+    "ShardInfo",
     "build_manifest",
     "check_dataset_name",
     "dataset_name_problems",
     "dataset_prefix",
     "diff",
     "diff_uris",
+    "iter_entries",
     "key_problem",
     "latest_manifest_uri",
     "load_manifest",
@@ -85,6 +99,12 @@ ARTIFACTS_PREFIX = "artifacts/"
 
 #: Identifies the manifest format; a reader refuses documents of another schema.
 MANIFEST_SCHEMA = "cdk-mlops.dataset-manifest.v1"
+#: Most entries :func:`write_manifest` writes as one JSON document (``format="auto"``), sharding larger
+#: ones: about 14.5 MB (under 800 MB for the longest keys), far from S3's 5 GB single-PUT limit, and
+#: datasets up to this size keep exactly the document earlier versions wrote.
+SINGLE_MANIFEST_MAX_ENTRIES = 100_000
+#: The values of ``format`` that :func:`write_manifest` and :func:`snapshot` accept.
+MANIFEST_FORMATS = ("auto", "single", "sharded")
 #: Longest accepted dataset name.
 MAX_DATASET_NAME_LENGTH = 200
 
@@ -264,6 +284,7 @@ class Manifest:
         uri: Where the manifest is stored (``s3://bucket/manifests/...``), once written.
         excluded: Objects of the prefix left out because their keys cannot be files (see
             :func:`key_problem`); not part of ``sha256``, which covers what is trained on.
+        shards: How many shards the stored manifest has; 0 for the single JSON document.
     """
 
     bucket: str
@@ -273,6 +294,7 @@ class Manifest:
     sha256: str
     uri: str | None = None
     excluded: tuple[ExcludedObject, ...] = ()
+    shards: int = 0
 
     @property
     def prefix(self) -> str:
@@ -333,9 +355,12 @@ class Manifest:
                 schema, or its digest does not match its entries (it was edited
                 or corrupted).
         """
+        return cls._from_document(_parse(text, uri or "<manifest>"), uri=uri)
+
+    @classmethod
+    def _from_document(cls, doc: Any, *, uri: str | None) -> Manifest:
         where = uri or "<manifest>"
         try:
-            doc = json.loads(text)
             if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA:
                 raise DatasetVersionError(
                     f"{where} is not a dataset manifest (schema {MANIFEST_SCHEMA!r}); "
@@ -384,6 +409,13 @@ class Manifest:
         return manifest
 
 
+def _parse(text: str | bytes, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise DatasetVersionError(f"{where} is not a valid dataset manifest ({error!s}); take a new snapshot") from None
+
+
 def manifest_digest(dataset: str, entries: Iterable[ManifestEntry]) -> str:
     """The SHA-256 that identifies a dataset's content.
 
@@ -399,7 +431,8 @@ def manifest_digest(dataset: str, entries: Iterable[ManifestEntry]) -> str:
     objects ETags that are not an MD5 of their bytes; for those, re-uploading
     identical content can produce a new ETag and therefore a new digest. The
     digest never reports two different contents as equal; it can, for such
-    objects, report a re-upload as a change.
+    objects, report a re-upload as a change. :class:`ContentDigest` computes the same value one
+    entry at a time, for manifests too large to hold (the sharded format).
     """
     rows = [[e.key, e.etag, e.size] for e in sorted(entries, key=lambda e: e.key)]
     canonical = json.dumps({"dataset": dataset, "entries": rows}, sort_keys=True, separators=(",", ":"))
@@ -562,23 +595,48 @@ def manifest_key(manifest: Manifest) -> str:
     return f"{manifest_prefix(manifest.dataset)}{stamp}-{manifest.sha256[:16]}.json"
 
 
-def write_manifest(manifest: Manifest, *, s3: S3Client | None = None) -> Manifest:
-    """Store a manifest in its dataset's bucket and return it with its ``uri`` set.
+def write_manifest(
+    manifest: Manifest,
+    *,
+    s3: S3Client | None = None,
+    format: str = "auto",
+    shard_entries: int | None = None,
+) -> Manifest:
+    """Store a manifest in its dataset's bucket and return it with its ``uri`` (and ``shards``) set.
+
+    Either format is stored at :func:`manifest_key`; a sharded manifest's shards are written
+    first, to ``<key without .json>/part-NNNNN.jsonl.gz``, so its index never names missing ones.
 
     Args:
         manifest: The manifest to store, e.g. from :func:`build_manifest`.
         s3: The S3 client to use. Default: - ``boto3.client("s3")``.
+        format: ``"single"`` (one JSON document), ``"sharded"`` (an index and gzipped JSON Lines
+            shards) or ``"auto"``. Default: - ``"auto"``: single up to
+            :data:`SINGLE_MANIFEST_MAX_ENTRIES` entries, sharded above.
+        shard_entries: Most entries per shard. Default: - :data:`SHARD_ENTRIES` (100,000).
+
+    Raises:
+        ValueError: if ``format`` is not one of :data:`MANIFEST_FORMATS`.
     """
-    key = manifest_key(manifest)
-    _client(s3).put_object(
+    if format not in MANIFEST_FORMATS:
+        raise ValueError(f"format={format!r} is not a manifest format; use one of {', '.join(MANIFEST_FORMATS)}")
+    key, client, shards = manifest_key(manifest), _client(s3), 0
+    if format == "sharded" or (format == "auto" and len(manifest.entries) > SINGLE_MANIFEST_MAX_ENTRIES):
+        format_ = _sharded_format()
+        with _as_version_error(format_):
+            index = format_.put_shards(client, manifest, index_key=key, shard_entries=shard_entries)
+        body, shards = index.to_json(), len(index.shards)
+    else:
+        body = manifest.to_json()
+    client.put_object(
         Bucket=manifest.bucket,
         Key=key,
-        Body=manifest.to_json().encode("utf-8"),
+        Body=body.encode("utf-8"),
         ContentType="application/json",
         # Orders manifests of the same second (latest_manifest_uri); the key has one-second stamps.
         Metadata={_WRITTEN_AT: str(time.time_ns())},
     )
-    return replace(manifest, uri=f"s3://{manifest.bucket}/{key}")
+    return replace(manifest, uri=f"s3://{manifest.bucket}/{key}", shards=shards)
 
 
 def snapshot(
@@ -588,23 +646,23 @@ def snapshot(
     s3: S3Client | None = None,
     now: datetime | None = None,
     allow_empty: bool = False,
+    format: str = "auto",
 ) -> Manifest:
     """Record the current versions of a dataset: :func:`build_manifest` then :func:`write_manifest`.
+
+    Args:
+        format: The stored format, as for :func:`write_manifest`. Default: - ``"auto"``.
 
     Returns:
         The stored manifest; its ``uri`` is what a training job should record.
     """
     client = _client(s3)
-    return write_manifest(build_manifest(bucket, dataset, s3=client, now=now, allow_empty=allow_empty), s3=client)
+    manifest = build_manifest(bucket, dataset, s3=client, now=now, allow_empty=allow_empty)
+    return write_manifest(manifest, s3=client, format=format)
 
 
-def load_manifest(source: str | Path, *, s3: S3Client | None = None) -> Manifest:
-    """Read and verify a manifest from ``s3://bucket/key`` or a local file.
-
-    Raises:
-        DatasetVersionError: if there is no manifest at ``source``, or it is not
-            a valid manifest.
-    """
+def _read_document(source: str | Path, s3: S3Client | None) -> tuple[Any, str]:
+    """The decoded JSON at ``source`` (an ``s3://`` URI or a local file) and its name for messages."""
     if isinstance(source, str) and source.startswith("s3://"):
         bucket, key = parse_s3_uri(source)
         from botocore.exceptions import ClientError
@@ -617,18 +675,93 @@ def load_manifest(source: str | Path, *, s3: S3Client | None = None) -> Manifest
                     f"no manifest at {source}; list s3://{bucket}/{MANIFESTS_PREFIX} for the manifests that exist"
                 ) from None
             raise
-        return Manifest.from_json(body, uri=source)
+        return _parse(body, source), source
     path = Path(source)
     try:
         text = path.read_bytes()
     except FileNotFoundError:
         raise DatasetVersionError(f"no manifest file at {path}; pass an s3:// URI or an existing file") from None
-    return Manifest.from_json(text, uri=str(path))
+    return _parse(text, str(path)), str(path)
+
+
+def _open(source: str | Path, s3: S3Client | None) -> tuple[Manifest | ManifestIndex, Iterator[ManifestEntry]]:
+    """The manifest or index at ``source``, and its entries in key order (streamed for an index)."""
+    doc, where = _read_document(source, s3)
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    if not isinstance(schema, str) or schema == MANIFEST_SCHEMA or not schema.startswith("cdk-mlops.dataset-manifest"):
+        manifest = Manifest._from_document(doc, uri=where)
+        return manifest, iter(sorted(manifest.entries, key=lambda e: e.key))
+    format_ = _sharded_format()
+    client = _client(s3) if where.startswith("s3://") else None
+    with _as_version_error(format_):
+        index, rows = format_.open_index(doc, uri=where, client=client, name_problems=dataset_name_problems)
+
+    def entries() -> Iterator[ManifestEntry]:
+        with _as_version_error(format_):
+            yield from (ManifestEntry(*row) for row in rows)
+
+    return index, entries()
+
+
+def load_manifest(source: str | Path, *, s3: S3Client | None = None) -> Manifest:
+    """Read and verify a manifest (either format) from ``s3://bucket/key`` or a local file.
+
+    A sharded manifest's shards, next to its index (the prefix or directory named like it without
+    ``.json``), are all read into memory; :func:`iter_entries` reads one shard at a time.
+
+    Raises:
+        DatasetVersionError: if there is no manifest at ``source``, it is not a valid manifest,
+            one of its shards is missing or does not match its index, or a newer cdk-mlops wrote it.
+    """
+    opened, entries = _open(source, s3)
+    if isinstance(opened, Manifest):
+        return opened
+    excluded = tuple(ExcludedObject(*x) for x in opened.excluded)
+    header = (opened.bucket, opened.dataset, opened.created_at)
+    return Manifest(*header, tuple(entries), opened.sha256, opened.uri, excluded, len(opened.shards))
+
+
+def iter_entries(source: str | Path, *, s3: S3Client | None = None) -> Iterator[ManifestEntry]:
+    """The entries of a manifest (either format) in key order, holding one shard at a time at most.
+
+    Each shard is verified against its index before its entries are yielded; the content digest
+    over all shards is checked after the last one, so finish the iteration before relying on it.
+    A single-format manifest is read and verified whole. Raises as :func:`load_manifest`.
+    """
+    yield from _open(source, s3)[1]
+
+
+def _sharded_format() -> Any:
+    # Imported on first use of a sharded manifest: Lambda assets built before it existed lack it.
+    try:
+        from cdk_mlops import manifest_shards
+    except ImportError:
+        raise DatasetVersionError(
+            "sharded manifests need cdk_mlops/manifest_shards.py next to cdk_mlops/datasets.py; "
+            "ship it in the function's asset (lambda_code(..., 'manifest_shards.py'))"
+        ) from None
+    return manifest_shards
+
+
+@contextmanager
+def _as_version_error(format_: Any) -> Iterator[None]:
+    try:
+        yield
+    except format_.ShardedManifestError as error:
+        raise DatasetVersionError(str(error)) from None
+
+
+def __getattr__(name: str) -> Any:
+    # The sharded format's public names, re-exported lazily (see _sharded_format).
+    if name in ("MANIFEST_INDEX_SCHEMA", "SHARD_ENTRIES", "ContentDigest", "ManifestIndex", "ShardInfo"):
+        return getattr(_sharded_format(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def latest_manifest_uri(bucket: str, dataset: str, *, s3: S3Client | None = None) -> str | None:
-    """The URI of the newest manifest of a dataset, or ``None`` if it has none.
+    """The URI of the newest manifest (single document or sharded index) of a dataset, or ``None``.
 
+    Only ``.json`` objects directly under ``manifests/<dataset>/`` count, never the shards below.
     Keys sort by their one-second stamp. Manifests of one second (two snapshots of changing data
     in the same second) are told apart by the write time :func:`write_manifest` records in each
     object's metadata (a HEAD request each, for those few only); one without it (written before
@@ -637,7 +770,7 @@ def latest_manifest_uri(bucket: str, dataset: str, *, s3: S3Client | None = None
     client = _client(s3)
     keys: list[str] = []
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=manifest_prefix(dataset)):
+    for page in paginator.paginate(Bucket=bucket, Prefix=manifest_prefix(dataset), Delimiter="/"):
         keys += [item["Key"] for item in page.get("Contents", ()) if item["Key"].endswith(".json")]
     if not keys:
         return None
@@ -855,6 +988,12 @@ def diff(a: Manifest, b: Manifest) -> ManifestDiff:
 
 
 def diff_uris(a: str | Path, b: str | Path, *, s3: S3Client | None = None) -> ManifestDiff:
-    """Load two manifests (``s3://`` URIs or local files) and :func:`diff` them."""
+    """Compare two manifests of either format (``s3://`` URIs or local files), as :func:`diff`.
+
+    Both are streamed in key order and merged, a sharded one a shard at a time: time grows linearly
+    with the datasets, memory with their differences (and a single-format manifest, read whole).
+    """
     client = _client(s3) if any(str(x).startswith("s3://") for x in (a, b)) else s3
-    return diff(load_manifest(a, s3=client), load_manifest(b, s3=client))
+    rows = [((e.key.split("/", 2)[2], e.etag, e.size) for e in iter_entries(x, s3=client)) for x in (a, b)]
+    added, removed, changed = _sharded_format().diff_sorted(*rows)
+    return ManifestDiff(added=tuple(added), removed=tuple(removed), changed=tuple(changed))

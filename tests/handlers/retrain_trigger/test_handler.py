@@ -226,6 +226,25 @@ def test_a_key_that_cannot_be_a_file_is_left_out_and_the_run_still_starts(
     assert warning["first"] == [f"{odd}: {manifest.excluded[0].reason}"]
 
 
+def test_a_start_writes_one_manifest_document_the_preprocess_step_can_read(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a dataset larger than what `write_manifest` keeps in one document by default
+    monkeypatch.setattr(datasets, "SINGLE_MANIFEST_MAX_ENTRIES", 2)
+    aws.env(MODE="COMMIT_MARKER")
+
+    # WHEN it starts a run
+    assert aws.deliver(*aws.drop("d1")) == []
+
+    # THEN the manifest is still the single document (schema v1) Preprocess reads, with every object
+    [execution] = aws.executions()
+    uri = aws.parameters(execution)["InputManifestUri"]
+    bucket, key = datasets.parse_s3_uri(uri)
+    document = json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert document["schema"] == datasets.MANIFEST_SCHEMA
+    assert len(document["entries"]) == 4
+
+
 # --- lock ---------------------------------------------------------------------------------------
 
 
