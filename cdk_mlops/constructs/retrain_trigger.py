@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -41,6 +41,7 @@ from cdk_mlops.constructs.common import (
     select_subnets,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
+from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems
@@ -94,6 +95,13 @@ _HTTPS = 443
 _EVENTS = "events.amazonaws.com"
 # What EventBridge needs to put a message on a queue encrypted with a customer managed key.
 _EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The monitoring types whose ``Model Monitor Violation`` events retrain by default. Data and model
+#: quality say the model no longer fits the traffic, which new data can fix; a bias or
+#: explainability violation needs a person to judge it, so it only raises the monitor's alarm.
+DEFAULT_RETRAIN_ON_VIOLATIONS: Final[tuple[MonitoringType, ...]] = (
+    MonitoringType.DATA_QUALITY,
+    MonitoringType.MODEL_QUALITY,
+)
 #: Id of the warning for an imported key whose policy this construct cannot extend.
 IMPORTED_KEY_WARNING_ID = "cdk-mlops:retrain-trigger-imported-key"
 
@@ -182,7 +190,8 @@ class RetrainTrigger(Construct):
 
     Every source (S3 object-created events of the data store's datasets,
     EventBridge Scheduler, CloudWatch drift alarms, Model Monitor violation
-    events, manual ``Manual Retrain`` events) lands on one encrypted SQS
+    events of the types in ``retrain_on_violations``, manual ``Manual Retrain``
+    events) lands on one encrypted SQS
     queue. A Lambda function drains it in batches, snapshots the dataset
     (``cdk_mlops.datasets``) and starts the pipeline with the manifest URI, its
     sha256, the data version and the reason as pipeline parameters, plus the
@@ -221,7 +230,12 @@ class RetrainTrigger(Construct):
         security_groups: The handler's security groups; empty outside a VPC.
         log_group: The handler's log group (one JSON line per decision).
         encryption_key: Encrypts the queues and the table.
-        rules: The EventBridge rules feeding the queue, by source name.
+        retrain_on_violations: The monitoring types whose violation events
+            retrain, in ``MonitoringType`` order; empty when none does.
+        rules: The EventBridge rules feeding the queue, by source name:
+            ``DataChanged``, ``PipelineFinished``, ``Requested`` (manual requests),
+            ``Violations`` (unless ``retrain_on_violations`` is empty) and ``Drift``
+            (with ``drift_alarms``).
         schedule: The EventBridge Scheduler schedule, when ``schedule`` is given.
         dead_letter_alarm: In ALARM when any record is in the dead-letter queue.
         errors_alarm: In ALARM when the handler raises.
@@ -242,6 +256,7 @@ class RetrainTrigger(Construct):
         schedule: scheduler.ScheduleExpression | None = None,
         retrain_unchanged_data_on_schedule: bool = False,
         drift_alarms: Sequence[cw.IAlarm] = (),
+        retrain_on_violations: Collection[MonitoringType] = DEFAULT_RETRAIN_ON_VIOLATIONS,
         alarm_topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
@@ -284,8 +299,15 @@ class RetrainTrigger(Construct):
                 the data did not change. Default: - False; a schedule only
                 catches up on data versions that were never trained.
             drift_alarms: Alarms whose ALARM state retrains (e.g. Model Monitor
-                drift alarms). Default: - none; ``Model Monitor Violation``
-                events are always accepted.
+                drift alarms). Default: - none.
+            retrain_on_violations: The monitoring types whose ``Model Monitor
+                Violation`` events retrain (matched on the event's
+                ``detail.monitoringType``). The other types' violations only raise
+                the monitor's violation alarm. Any collection of ``MonitoringType``
+                (or its values, e.g. ``"ModelBias"``); empty means violations never
+                retrain. Default: - data quality and model quality
+                (:data:`DEFAULT_RETRAIN_ON_VIOLATIONS`); bias and explainability
+                violations alert a person and do not retrain.
             alarm_topic: Where the dead-letter and error alarms notify.
                 Default: - the alarms have no action.
             encryption_key: Key for the queues and the table. Default: - a new
@@ -324,6 +346,8 @@ class RetrainTrigger(Construct):
         policy = policy or RetrainPolicy()
         names = tuple(datasets)
         problems = policy.problems()
+        violation_types, found = _violation_types(retrain_on_violations)
+        problems += found
         if not names:
             problems.append("datasets is empty; name at least one dataset under datasets/ to watch")
         for name in names:
@@ -365,6 +389,7 @@ class RetrainTrigger(Construct):
         )
 
         self.datasets = names
+        self.retrain_on_violations: tuple[MonitoringType, ...] = violation_types
         self.pipeline_name = pipeline_name
         self.model_package_group_name = group
         self.artifacts_prefix = prefix
@@ -477,12 +502,20 @@ class RetrainTrigger(Construct):
         )
         self._route(
             "Requested",
-            "Manual retrain requests and Model Monitor violations",
-            events.EventPattern(
-                source=[SOURCE, MONITOR_SOURCE],
-                detail_type=[MANUAL_RETRAIN, MONITOR_VIOLATION],
-            ),
+            "Manual retrain requests",
+            events.EventPattern(source=[SOURCE], detail_type=[MANUAL_RETRAIN]),
         )
+        # EventBridge rejects a pattern with an empty list, and no type means no violation retrains.
+        if violation_types:
+            self._route(
+                "Violations",
+                f"Model Monitor violations of {', '.join(violation_types)} (the other types only alert)",
+                events.EventPattern(
+                    source=[MONITOR_SOURCE],
+                    detail_type=[MONITOR_VIOLATION],
+                    detail={"monitoringType": list(violation_types)},
+                ),
+            )
         if drift_alarms:
             self._route(
                 "Drift",
@@ -792,6 +825,34 @@ def _powertools_problems(region: str) -> list[str]:
         f"{LAMBDA_RUNTIME.name} on {_ARCHITECTURE.name} and pass it as "
         "powertools_layer=LayerVersion.from_layer_version_arn(...)"
     ]
+
+
+def _violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[str]]:
+    """``retrain_on_violations`` as monitoring types in declaration order, and every problem with it."""
+    known = ", ".join(f"MonitoringType.{t.name}" for t in MonitoringType)
+    if isinstance(value, str) or not isinstance(value, Collection):
+        # A lone MonitoringType is a str too; iterating it would read its letters as types.
+        return (), [
+            f"retrain_on_violations must be a collection of MonitoringType, got {value!r}; wrap one type in "
+            "a list, e.g. [MonitoringType.DATA_QUALITY], or pass [] so that no violation retrains"
+        ]
+    chosen: list[MonitoringType] = []
+    problems: list[str] = []
+    for item in value:
+        if isinstance(item, MonitoringType) or (isinstance(item, str) and item in set(MonitoringType)):
+            chosen.append(MonitoringType(item))
+        else:
+            problems.append(
+                f"retrain_on_violations: {item!r} is not a monitoring type; use {known} "
+                "(or their values, e.g. 'DataQuality')"
+            )
+    repeated = sorted({t for t in chosen if chosen.count(t) > 1}, key=list(MonitoringType).index)
+    if repeated:
+        problems.append(
+            f"retrain_on_violations repeats {', '.join(f'MonitoringType.{t.name}' for t in repeated)}; "
+            "list each type once"
+        )
+    return tuple(t for t in MonitoringType if t in chosen), problems
 
 
 def _network_problems(

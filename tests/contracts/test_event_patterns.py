@@ -25,6 +25,8 @@ from botocore.model import StringShape
 from moto.events.models import EventPattern
 
 from cdk_mlops import datasets, delivery_steps
+from cdk_mlops.constructs.model_monitor import MonitoringType
+from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.lambdas.retrain_trigger import events as trigger_events
 from cdk_mlops.stacks.delivery_stack import ToolingStage
 from cdk_mlops.stacks.stage import MlopsPlatformStage
@@ -328,13 +330,41 @@ def _states(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from _states(branch)
 
 
+def _trigger_of(rule: Rule) -> RetrainTrigger:
+    found = [s for s in rule.construct.node.scopes if isinstance(s, RetrainTrigger)]
+    assert found, f"{rule} routes Model Monitor violations, but is not a retrain trigger's rule"
+    return found[-1]
+
+
 def monitor_violation(rule: Rule, producers: set[tuple[str, str]]) -> Case:
-    detail = load_event("model_monitor_violation.json")["detail"]
+    sample = load_event("model_monitor_violation.json")["detail"]
     published = sorted(p for p in producers if p[1] == trigger_events.MONITOR_VIOLATION)
     assert published, "no state machine of the platform publishes Model Monitor Violation events"
+    retrains = _trigger_of(rule).retrain_on_violations
+
+    def violation(monitoring_type: MonitoringType) -> dict[str, Any]:
+        return {**sample, "monitoringType": monitoring_type.value}
+
+    untyped = {k: v for k, v in sample.items() if k != "monitoringType"}
     return Case(
-        every=[(f"published as {s} / {d}", _put_events(rule, s, d, detail)) for s, d in published],
-        never=[("another source", _put_events(rule, "cdk-mlops.elsewhere", trigger_events.MONITOR_VIOLATION, detail))],
+        every=[
+            (f"a {t.value} violation published as {s} / {d}", _put_events(rule, s, d, violation(t)))
+            for s, d in published
+            for t in retrains
+        ],
+        never=[
+            *(
+                (f"a {t.value} violation, which only alerts", _put_events(rule, s, d, violation(t)))
+                for s, d in published
+                for t in MonitoringType
+                if t not in retrains
+            ),
+            ("a violation without monitoringType", _put_events(rule, *published[0], untyped)),
+            (
+                "another source",
+                _put_events(rule, "cdk-mlops.elsewhere", trigger_events.MONITOR_VIOLATION, violation(retrains[0])),
+            ),
+        ],
     )
 
 

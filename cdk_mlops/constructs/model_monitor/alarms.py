@@ -1,8 +1,8 @@
-"""The monitor's alarms: executions that stop completing, drift, model quality, and a broken violation path.
+"""The monitor's alarms: violations, executions that stop completing, drift, model quality, a broken violation path.
 
-Every alarm notifies the alarm topic. The execution alarms are always on; the feature-drift and
-model-quality alarms are opt-in (thresholds in the settings) and have fixed names, so that a
-stack deployed before the monitor's can route them to the retrain trigger.
+Every alarm notifies the alarm topic. The violation and execution alarms are always on; the
+feature-drift and model-quality alarms are opt-in (thresholds in the settings) and have fixed
+names, so that a stack deployed before the monitor's can route them to the retrain trigger.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ def model_quality_alarm_name(prefix: str, metric_name: str) -> str:
 class MonitorMetrics(Protocol):
     """The metrics the alarms watch; ``ModelMonitor`` provides them."""
 
+    def metric_violations(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
+        """Executions of one schedule that found violations, summed per interval."""
+        ...
+
     def metric_completed_executions(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
         """Completed executions of one schedule, summed per interval."""
         ...
@@ -64,6 +68,8 @@ class MonitorAlarms:
     """What :func:`define_alarms` created.
 
     Attributes:
+        violation: Per type, in ALARM when an execution of the type found
+            violations in the last schedule interval.
         execution: Per type, in ALARM when no execution completed for the
             missing-execution periods (failed or missing).
         feature_drift: Opt-in drift alarm per feature.
@@ -72,6 +78,7 @@ class MonitorAlarms:
         dead_letter: In ALARM when an event is in the dead-letter queue.
     """
 
+    violation: dict[MonitoringType, cw.Alarm]
     execution: dict[MonitoringType, cw.Alarm]
     feature_drift: dict[str, cw.Alarm]
     model_quality: dict[str, cw.Alarm]
@@ -110,6 +117,7 @@ def define_alarms(
         alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
         return alarm
 
+    violation: dict[MonitoringType, cw.Alarm] = {}
     execution: dict[MonitoringType, cw.Alarm] = {}
     feature_drift: dict[str, cw.Alarm] = {}
     model_quality: dict[str, cw.Alarm] = {}
@@ -117,6 +125,13 @@ def define_alarms(
         scope = scopes[monitoring_type]
         interval = metric_period(type_settings.schedule)
         name = schedule_name(prefix, monitoring_type)
+        violation[monitoring_type] = notify(
+            _violations_alarm(
+                scope,
+                f"{owner}: an execution of {name} found violations in the last {interval.to_human_string()}",
+                metrics.metric_violations(monitoring_type, period=interval),
+            )
+        )
         execution[monitoring_type] = notify(
             _missing_executions_alarm(
                 scope,
@@ -158,6 +173,7 @@ def define_alarms(
                     )
                 )
     return MonitorAlarms(
+        violation=violation,
         execution=execution,
         feature_drift=feature_drift,
         model_quality=model_quality,
@@ -181,6 +197,27 @@ def define_alarms(
                 ),
             )
         ),
+    )
+
+
+def _violations_alarm(scope: Construct, what: str, violations: cw.Metric) -> cw.Alarm:
+    """In ALARM when ``violations`` counts at least one in a period; no data (no violation) is OK.
+
+    The alarm is for people: whether the violation also retrains is the retrain trigger's
+    ``retrain_on_violations``, which reads the violation event, not this alarm.
+    """
+    return cw.Alarm(
+        scope,
+        "ViolationAlarm",
+        alarm_description=(
+            f"{what}; see the execution's constraint_violations.json under the monitor's output prefix. "
+            "It retrains only if the retrain trigger's retrain_on_violations lists this monitoring type"
+        ),
+        metric=violations,
+        threshold=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
     )
 
 

@@ -59,10 +59,12 @@ class ModelMonitor(Construct):
     endpoint serves. Reports land under ``monitoring/<endpoint>/<type>/`` of
     the data store, encrypted with its key; job volumes use the construct's
     key; jobs run in the endpoint's VPC with its network isolation. Every
-    completed execution that found violations becomes a ``cdk-mlops.monitor`` /
-    ``Model Monitor Violation`` event on the default bus (the retrain trigger's
-    input) through an Express state machine without code; failed executions
-    notify the topic; an alarm fires when no execution completes. Opt-in alarms
+    completed execution that found violations raises the type's violation alarm
+    (to the topic, for a person) and becomes a ``cdk-mlops.monitor`` / ``Model
+    Monitor Violation`` event on the default bus (the retrain trigger's input,
+    which retrains on data- and model-quality violations by default) through an
+    Express state machine without code; failed executions notify the topic; an
+    alarm fires when no execution completes. Opt-in alarms
     on per-feature drift and model-quality metrics are listed in
     ``drift_alarms`` for ``RetrainTrigger(drift_alarms=...)``.
 
@@ -94,6 +96,10 @@ class ModelMonitor(Construct):
             violations into ``Model Monitor Violation`` events.
         violation_log_group: The state machine's execution log.
         dead_letter_queue: Completed-execution events EventBridge could not deliver.
+        violation_alarms: Per type, in ALARM when an execution found violations
+            in the last schedule interval (``Violations`` >= 1); notifies the topic.
+            Not in ``drift_alarms``: which violations retrain is the retrain
+            trigger's ``retrain_on_violations``.
         execution_alarms: Per type, in ALARM when no execution completed for
             ``missing_execution_periods`` schedule intervals (failed or missing).
         feature_drift_alarms: Opt-in drift alarm per feature.
@@ -273,6 +279,7 @@ class ModelMonitor(Construct):
             dead_letter_queue=self.dead_letter_queue,
             alarm_topic=self.alarm_topic,
         )
+        self.violation_alarms: dict[MonitoringType, cw.Alarm] = alarms.violation
         self.execution_alarms: dict[MonitoringType, cw.Alarm] = alarms.execution
         self.feature_drift_alarms: dict[str, cw.Alarm] = alarms.feature_drift
         self.model_quality_alarms: dict[str, cw.Alarm] = alarms.model_quality
@@ -442,6 +449,7 @@ class ModelMonitor(Construct):
     def alarms(self) -> list[cw.Alarm]:
         """Every alarm this construct created."""
         return [
+            *self.violation_alarms.values(),
             *self.execution_alarms.values(),
             *self.feature_drift_alarms.values(),
             *self.model_quality_alarms.values(),
@@ -485,7 +493,19 @@ class ModelMonitor(Construct):
         return self.metric(MonitoringType.MODEL_QUALITY, metric_name, **{"statistic": "Average", **options})
 
     def metric_violations(self, monitoring_type: MonitoringType, **options: Any) -> cw.Metric:
-        """Executions of one schedule that found violations (each one retrain event), summed per interval."""
+        """Executions of one schedule that found violations, summed per interval.
+
+        The violation publisher counts one per ``Model Monitor Violation`` event it
+        puts (namespace ``CdkMlops/ModelMonitor``, dimension ``MonitoringSchedule``);
+        ``violation_alarms`` watch it.
+
+        Args:
+            monitoring_type: One of the monitored types.
+            options: ``cw.MetricOptions`` keywords. Default: - Sum over one schedule interval.
+
+        Raises:
+            ConfigurationError: if this construct does not monitor ``monitoring_type``.
+        """
         schedule = self._schedule_name("metric_violations", monitoring_type)
         props = metric_props(
             self,

@@ -1,9 +1,10 @@
 """Execution events: violations become retrain events, failures notify the topic.
 
 Every completed monitoring execution reaches an Express state machine (no function code), which
-counts the executions that found violations and puts a ``cdk-mlops.monitor`` / ``Model Monitor
-Violation`` event on the default bus, the retrain trigger's input. Failed or stopped executions
-notify the alarm topic. Events EventBridge cannot deliver wait in a dead-letter queue.
+counts the executions that found violations (the count the violation alarms watch) and puts a
+``cdk-mlops.monitor`` / ``Model Monitor Violation`` event on the default bus, the retrain trigger's
+input; the trigger retrains on the monitoring types it is configured for. Failed or stopped
+executions notify the alarm topic. Events EventBridge cannot deliver wait in a dead-letter queue.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def define_violation_routing(
         completed = events.Rule(
             scope,
             "Completed",
-            description=f"{monitor.node.path}: completed executions of {name} (violations retrain)",
+            description=f"{monitor.node.path}: completed executions of {name} (violations are counted and published)",
             event_pattern=_execution_pattern(arn, ["Completed"]),
         )
         completed.add_target(

@@ -36,11 +36,12 @@ from cdk_mlops.constructs.model_monitor import (
     model_quality_alarm_name,
     schedule_name,
 )
-from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
+from cdk_mlops.constructs.retrain_trigger import DEFAULT_RETRAIN_ON_VIOLATIONS, RetrainTrigger
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.lambdas.retrain_trigger import events as trigger_events
 from tests.conftest import load_event
+from tests.contracts.event_patterns import matches
 from tests.quality import (
     actions_of,
     cfn_lint_findings,
@@ -600,6 +601,50 @@ def test_an_alarm_fires_when_no_execution_completes_for_two_intervals(prod: Prod
     assert prod.monitor.execution_alarms[monitoring_type] not in prod.monitor.drift_alarms
 
 
+@pytest.mark.parametrize(
+    ("monitoring_type", "period"),
+    [
+        (MonitoringType.DATA_QUALITY, 3600),
+        (MonitoringType.MODEL_QUALITY, 86400),
+        (MonitoringType.MODEL_BIAS, 21600),
+        (MonitoringType.MODEL_EXPLAINABILITY, 3600),
+    ],
+)
+def test_each_types_violations_raise_its_alarm_within_one_schedule_interval(
+    prod: Prod, monitoring_type: MonitoringType, period: int
+) -> None:
+    monitor = prod.monitor
+    alarm = resource_of(prod.raw, monitor.violation_alarms[monitoring_type])["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (METRICS_NAMESPACE, "Violations", "Sum")
+    # The dimension the publisher counts with (its putMetricData parameters).
+    assert alarm["Dimensions"] == [{"Name": "MonitoringSchedule", "Value": f"churn-{monitoring_type.slug}"}]
+    assert (alarm["Period"], alarm["EvaluationPeriods"]) == (period, 1)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": logical_id(monitor.alarm_topic)}]
+    assert monitor.violation_alarms[monitoring_type] in monitor.alarms
+    # Not a drift alarm: routed to the retrain trigger, it would retrain on bias violations too.
+    assert monitor.violation_alarms[monitoring_type] not in monitor.drift_alarms
+
+
+def test_the_alarm_counts_the_dimension_the_publisher_puts(prod: Prod) -> None:
+    machine = resource_of(prod.raw, prod.monitor.violation_publisher)["Properties"]
+    definition = json.loads(resolve_like_cloudformation(machine["DefinitionString"], prod.raw))
+    (datum,) = definition["States"]["CountViolation"]["Parameters"]["MetricData"]
+    assert definition["States"]["CountViolation"]["Parameters"]["Namespace"] == METRICS_NAMESPACE
+    assert datum["MetricName"] == "Violations"
+    assert datum["Dimensions"] == [{"Name": "MonitoringSchedule", "Value.$": "$.detail.monitoringScheduleName"}]
+
+
+def test_a_monitor_of_one_type_has_one_violation_alarm_on_the_passed_topic(minimal: Minimal) -> None:
+    (alarm,) = minimal.monitor.violation_alarms.values()
+    props = resource_of(minimal.raw, alarm)["Properties"]
+    assert props["Dimensions"] == [{"Name": "MonitoringSchedule", "Value": "churn-staging-data-quality"}]
+    assert props["Period"] == 86400
+    assert props["AlarmActions"] == [{"Ref": logical_id(minimal.topic)}]
+    assert list(minimal.monitor.violation_alarms) == [MonitoringType.DATA_QUALITY]
+
+
 def _render_input_transformer(transformer: dict[str, Any], event: dict[str, Any]) -> Any:
     """What EventBridge sends to the target: each <variable> replaced by the JSON of its path's value."""
 
@@ -717,10 +762,41 @@ def test_a_completed_execution_with_violations_becomes_the_event_the_retrain_han
         execution_id=execution["detail"]["ProcessingJobArn"],
         violations=None,
     )
-    # The retrain trigger's "Requested" rule matches the published source and detail type.
-    requested = resource_of(prod.raw, prod.trigger.rules["Requested"])["Properties"]["EventPattern"]
-    assert published["source"] in requested["source"]
-    assert published["detail-type"] in requested["detail-type"]
+    # The retrain trigger's "Violations" rule matches the published event.
+    violations = resource_of(prod.raw, prod.trigger.rules["Violations"])["Properties"]["EventPattern"]
+    assert matches(violations, published)
+
+
+def _trigger_rules_matching(prod: Prod, event: dict[str, Any]) -> list[str]:
+    """The retrain trigger's rules (those without deploy-time values in their pattern) that match ``event``."""
+    found = []
+    for name in ("Requested", "Violations"):
+        pattern = resource_of(prod.raw, prod.trigger.rules[name])["Properties"]["EventPattern"]
+        if matches(pattern, event):
+            found.append(name)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("monitoring_type", "retrains"),
+    [
+        (MonitoringType.DATA_QUALITY, True),
+        (MonitoringType.MODEL_QUALITY, True),
+        (MonitoringType.MODEL_BIAS, False),
+        (MonitoringType.MODEL_EXPLAINABILITY, False),
+    ],
+)
+def test_by_default_quality_violations_retrain_and_bias_and_explainability_violations_only_alert(
+    prod: Prod, monitoring_type: MonitoringType, retrains: bool
+) -> None:
+    assert (monitoring_type in DEFAULT_RETRAIN_ON_VIOLATIONS) is retrains
+    execution = load_event("monitoring_execution_completed.json")
+    (published,) = _published_events(prod, execution, monitoring_type)
+    assert published["detail"]["monitoringType"] == monitoring_type.value
+    assert _trigger_rules_matching(prod, published) == (["Violations"] if retrains else [])
+    # Every type's violation reaches a person through its alarm, whether or not it retrains.
+    alarm = prod.monitor.violation_alarms[monitoring_type]
+    assert resource_of(prod.raw, alarm)["Properties"]["AlarmActions"] == [{"Ref": logical_id(prod.monitor.alarm_topic)}]
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,18 @@ from aws_cdk.assertions import Annotations, Capture, Match, Template
 from cfnlint.api import ManualArgs, lint
 
 from cdk_mlops.constructs.data_store import VersionedDataStore
-from cdk_mlops.constructs.retrain_trigger import RetrainMode, RetrainPolicy, RetrainTrigger
+from cdk_mlops.constructs.model_monitor import MonitoringType
+from cdk_mlops.constructs.retrain_trigger import (
+    DEFAULT_RETRAIN_ON_VIOLATIONS,
+    RetrainMode,
+    RetrainPolicy,
+    RetrainTrigger,
+)
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.lambdas.retrain_trigger.settings import Settings
-from tests.quality import actions_of, cfn_lint_findings, nag_findings, statements
+from tests.conftest import load_event
+from tests.contracts.event_patterns import matches
+from tests.quality import actions_of, cfn_lint_findings, logical_id, nag_findings, statements
 
 
 @dataclass(frozen=True)
@@ -119,13 +127,70 @@ def test_drift_alarms_and_requests_route_to_the_queue(built):
     )
     built.template.has_resource_properties(
         "AWS::Events::Rule",
-        {
-            "EventPattern": {
-                "source": ["cdk-mlops.retrain", "cdk-mlops.monitor"],
-                "detail-type": ["Manual Retrain", "Model Monitor Violation"],
-            }
-        },
+        {"EventPattern": {"source": ["cdk-mlops.retrain"], "detail-type": ["Manual Retrain"]}},
     )
+
+
+def _pattern(built: Built, name: str) -> dict[str, Any]:
+    rules = built.template.to_json()["Resources"]
+    pattern: dict[str, Any] = rules[built.logical_id(built.trigger.rules[name])]["Properties"]["EventPattern"]
+    return pattern
+
+
+def _violation(monitoring_type: str | None) -> dict[str, Any]:
+    event = load_event("model_monitor_violation.json")
+    event["detail"].pop("monitoringType", None)
+    if monitoring_type is not None:
+        event["detail"]["monitoringType"] = monitoring_type
+    return event
+
+
+def test_by_default_data_and_model_quality_violations_retrain_and_the_others_do_not(built):
+    assert built.trigger.retrain_on_violations == DEFAULT_RETRAIN_ON_VIOLATIONS
+    assert DEFAULT_RETRAIN_ON_VIOLATIONS == (MonitoringType.DATA_QUALITY, MonitoringType.MODEL_QUALITY)
+    pattern = _pattern(built, "Violations")
+    assert pattern == {
+        "source": ["cdk-mlops.monitor"],
+        "detail-type": ["Model Monitor Violation"],
+        "detail": {"monitoringType": ["DataQuality", "ModelQuality"]},
+    }
+    retrained = {t for t in MonitoringType if matches(pattern, _violation(t.value))}
+    assert retrained == {MonitoringType.DATA_QUALITY, MonitoringType.MODEL_QUALITY}
+    # An event without a type (not one the monitor publishes) retrains nothing.
+    assert not matches(pattern, _violation(None))
+    # Manual requests have their own rule; a violation never matches it, nor a request the violation rule.
+    manual = load_event("manual_retrain.json")
+    assert matches(_pattern(built, "Requested"), manual)
+    assert not matches(pattern, manual)
+    assert not any(matches(_pattern(built, "Requested"), _violation(t.value)) for t in MonitoringType)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ([MonitoringType.MODEL_BIAS], ["ModelBias"]),
+        ({"ModelExplainability", MonitoringType.DATA_QUALITY}, ["DataQuality", "ModelExplainability"]),
+        (tuple(MonitoringType), ["DataQuality", "ModelQuality", "ModelBias", "ModelExplainability"]),
+    ],
+    ids=["bias-only", "a-set-with-a-value", "all"],
+)
+def test_retrain_on_violations_chooses_the_types_that_retrain(setting, expected):
+    trigger = make(retrain_on_violations=setting)
+    rules = Template.from_stack(cdk.Stack.of(trigger)).to_json()["Resources"]
+    rule = rules[logical_id(trigger.rules["Violations"])]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail"] == {"monitoringType": expected}
+    assert [t.value for t in trigger.retrain_on_violations] == expected
+    assert {t.value for t in MonitoringType if matches(pattern, _violation(t.value))} == set(expected)
+
+
+def test_no_violation_retrains_when_retrain_on_violations_is_empty():
+    trigger = make(retrain_on_violations=[])
+    assert trigger.retrain_on_violations == ()
+    assert sorted(trigger.rules) == ["DataChanged", "PipelineFinished", "Requested"]
+    resources = Template.from_stack(cdk.Stack.of(trigger)).to_json()["Resources"].values()
+    patterns = [r["Properties"]["EventPattern"] for r in resources if r["Type"] == "AWS::Events::Rule"]
+    assert not any("cdk-mlops.monitor" in p["source"] for p in patterns)
 
 
 def test_schedule_sends_a_scheduled_retrain_message_for_the_first_dataset(built):
@@ -388,7 +453,7 @@ def test_eventbridge_may_send_to_the_queue_only_for_the_triggers_rules(built):
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     rules = [{"Fn::GetAtt": [built.logical_id(rule), "Arn"]} for rule in built.trigger.rules.values()]
-    assert len(rules) == 4
+    assert len(rules) == 5
     sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert sorted(map(json.dumps, sources)) == sorted(map(json.dumps, rules))
 
@@ -449,6 +514,21 @@ def make(**kwargs: Any) -> RetrainTrigger:
         ({"function_timeout": Duration.minutes(16)}, "function_timeout (16 minutes) must be from 30 s to 15 min"),
         ({"function_memory_size": 64}, "function_memory_size (64) must be a whole number of MiB from 128 to 10,240"),
         ({"function_memory_size": 10_241}, "function_memory_size (10241) must be a whole number of MiB"),
+        (
+            {"retrain_on_violations": ["DataQuality", "Bias"]},
+            "retrain_on_violations: 'Bias' is not a monitoring type; use MonitoringType.DATA_QUALITY, "
+            "MonitoringType.MODEL_QUALITY, MonitoringType.MODEL_BIAS, MonitoringType.MODEL_EXPLAINABILITY",
+        ),
+        (
+            {"retrain_on_violations": MonitoringType.MODEL_BIAS},
+            "retrain_on_violations must be a collection of MonitoringType, got <MonitoringType.MODEL_BIAS: "
+            "'ModelBias'>; wrap one type in a list",
+        ),
+        ({"retrain_on_violations": 3}, "retrain_on_violations must be a collection of MonitoringType, got 3"),
+        (
+            {"retrain_on_violations": [MonitoringType.DATA_QUALITY, "DataQuality"]},
+            "retrain_on_violations repeats MonitoringType.DATA_QUALITY; list each type once",
+        ),
     ],
 )
 def test_invalid_settings_name_the_construct_value_and_fix(kwargs, expected):
