@@ -214,7 +214,7 @@ def render_registration(registration: Registration) -> list[Line]:
     ]
     for step in run.steps:
         detail = f" ({step.detail})" if step.detail else ""
-        lines.append(("", f"  {step.name:<19} {step.outcome}{detail}"))
+        lines.append(("", f"  {step.name:<20} {step.outcome}{detail}"))
     approval = (
         "approved with UpdateModelPackage"
         if registration.approved_by_update

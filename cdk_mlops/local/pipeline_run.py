@@ -18,8 +18,10 @@ the steps of the *deployed* definition (``DescribePipeline``) for one execution:
 * the ``Condition`` step is evaluated, then its ``RegisterModel`` step's arguments are
   resolved (returned, not sent) or its ``Fail`` step's message.
 
-Not run: ``Processing`` steps without a script (the ``DataQualityBaseline`` step, a Model
-Monitor analyzer image). Their outputs still resolve to URIs, which hold no files.
+Not run: ``Processing`` steps without a script (``DataQualityBaseline`` and
+``ModelQualityBaseline``, whose image is the Model Monitor analyzer, a managed container that
+does not run offline). Their outputs still resolve to URIs, which hold no files: the registered
+package names its data-quality and model-quality baselines where AWS would write them.
 """
 
 from __future__ import annotations

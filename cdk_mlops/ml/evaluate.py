@@ -40,6 +40,17 @@ Output (``--baseline-output-dir``, with ``--baseline-dir``)
         request's, and compares them with the baseline column by column, so a label there would
         be compared with probabilities (``data_type_check``: Integral against Fractional).
 
+Output (``--predictions-output-dir``, optional)
+    ``test_predictions.csv``
+        The dataset of the model-quality baseline: one row per test row, with a header, in the
+        order of the test split. Binary classification: ``label,probability,prediction`` (the
+        label as ``0``/``1``, the probability of class 1, and the predicted label: ``1`` when the
+        probability is at least ``--threshold``, as the metrics count it). Regression:
+        ``label,prediction`` (the true and the predicted value). The Model Monitor analyzer
+        reads it with ``dataset_format`` CSV with header, ``ground_truth_attribute=label``,
+        ``inference_attribute=prediction`` and, for binary classification,
+        ``probability_attribute=probability``.
+
 Metrics are computed with numpy alone, so the script runs in any image with Python and numpy.
 """
 
@@ -66,6 +77,11 @@ SKLEARN_MODEL = "model.joblib"
 EVALUATION_FILE = "evaluation.json"
 COMPARISON_FILE = "comparison.json"
 BASELINE_DATASET_FILE = "train_with_predictions.csv"
+PREDICTIONS_FILE = "test_predictions.csv"
+GROUND_TRUTH_COLUMN = "label"
+PROBABILITY_COLUMN = "probability"
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_THRESHOLD = 0.5
 
 #: Metric name -> whether higher values are better, per problem type.
 METRICS = {
@@ -191,6 +207,32 @@ def write_baseline_dataset(baseline_dir: Path, output_dir: Path, predict: Predic
     return path
 
 
+def write_predictions(
+    output_dir: Path, problem_type: str, labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> Path:
+    """The model-quality baseline dataset: each test row's label with the model's prediction.
+
+    ``scores`` are what the predictor returns: P(class 1) for binary classification, the value
+    for regression. Labels and predicted labels are written as integers, so that the analyzer
+    compares them as classes; probabilities and values keep their decimal point.
+    """
+    if scores.shape != labels.shape:
+        raise EvaluationError(f"{scores.shape} predictions for {labels.shape} labels")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / PREDICTIONS_FILE
+    # Index-based: zip cannot check lengths on the Python 3.8 of older images (shapes are checked above).
+    rows = range(len(labels))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if problem_type == "binary_classification":
+            writer.writerow([GROUND_TRUTH_COLUMN, PROBABILITY_COLUMN, PREDICTION_COLUMN])
+            writer.writerows([int(labels[i]), repr(float(scores[i])), int(scores[i] >= threshold)] for i in rows)
+        else:
+            writer.writerow([GROUND_TRUTH_COLUMN, PREDICTION_COLUMN])
+            writer.writerows([repr(float(labels[i])), repr(float(scores[i]))] for i in rows)
+    return path
+
+
 def read_test(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Labels and features of the label-first, header-less CSV files in ``test_dir``."""
     files = _csv_files(test_dir)
@@ -301,9 +343,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--problem-type", choices=tuple(METRICS), default="binary_classification")
     parser.add_argument("--metric", default="auc", help="the gate's metric")
     parser.add_argument("--champion-metric", type=float, default=0.0, help="metric of the approved model; 0: none")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold for class 1")
+    parser.add_argument(
+        "--threshold", type=float, default=PROBABILITY_THRESHOLD, help="probability threshold for class 1"
+    )
     parser.add_argument("--baseline-dir", type=Path, help="training split with header, label first")
     parser.add_argument("--baseline-output-dir", type=Path, help="where the baseline dataset is written")
+    parser.add_argument(
+        "--predictions-output-dir", type=Path, help="where the test split's labels and predictions are written"
+    )
     args = parser.parse_args(argv)
     if (args.baseline_dir is None) != (args.baseline_output_dir is None):
         parser.error("--baseline-dir and --baseline-output-dir go together")
@@ -329,6 +376,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     value = metrics[args.metric]
     if not isinstance(value, float) or math.isnan(value):
         raise EvaluationError(f"{args.metric} is undefined on this test split (e.g. a single class)")
+    if args.predictions_output_dir is not None:
+        write_predictions(args.predictions_output_dir, args.problem_type, labels, scores, args.threshold)
     report = evaluation_report(args.problem_type, metrics)
     comparison = champion_comparison(args.metric, known[args.metric], value, args.champion_metric)
     args.output_dir.mkdir(parents=True, exist_ok=True)

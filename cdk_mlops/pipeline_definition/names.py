@@ -91,12 +91,15 @@ LINEAGE_METADATA_KEYS: Final = (
 
 PREPROCESS: Final = "Preprocess"
 DATA_QUALITY_BASELINE: Final = "DataQualityBaseline"
+#: Added unless ``TrainingSettings.model_quality_baseline`` is False.
+MODEL_QUALITY_BASELINE: Final = "ModelQualityBaseline"
 TRAIN: Final = "Train"
 EVALUATE: Final = "Evaluate"
 GATE: Final = "Gate"
 REGISTER: Final = "Register"
 FAIL: Final = "Fail"
-STEP_NAMES: Final = (PREPROCESS, DATA_QUALITY_BASELINE, TRAIN, EVALUATE, GATE, REGISTER, FAIL)
+#: The steps of the default definition, in order (branch steps last).
+STEP_NAMES: Final = (PREPROCESS, DATA_QUALITY_BASELINE, TRAIN, EVALUATE, MODEL_QUALITY_BASELINE, GATE, REGISTER, FAIL)
 #: The step that logs each execution to MLflow; only with ``mlflow_tracking_arn`` and ``tracking_script``.
 TRACK: Final = "Track"
 
@@ -106,6 +109,8 @@ OUTPUT_TEST: Final = "test"
 OUTPUT_BASELINE: Final = "baseline"
 OUTPUT_REPORT: Final = "report"
 OUTPUT_EVALUATION: Final = "evaluation"
+#: ``Evaluate``'s output holding the test split's labels and the model's predictions.
+OUTPUT_PREDICTIONS: Final = "predictions"
 #: Output name of the Model Monitor analyzer, as the SageMaker SDK names it.
 OUTPUT_MONITORING: Final = "monitoring_output"
 
@@ -135,11 +140,23 @@ TEST_FILE: Final = "test.csv"
 BASELINE_FILE: Final = "train_with_header.csv"
 #: ``Evaluate``: the data-quality baseline dataset, the model's predictions in place of the labels.
 BASELINE_DATASET_FILE: Final = "train_with_predictions.csv"
+#: ``Evaluate``: the model-quality baseline dataset, the test split's labels with the model's predictions.
+PREDICTIONS_FILE: Final = "test_predictions.csv"
 REPORT_FILE: Final = "preprocess_report.json"
 EVALUATION_FILE: Final = "evaluation.json"
 COMPARISON_FILE: Final = "comparison.json"
 STATISTICS_FILE: Final = "statistics.json"
 CONSTRAINTS_FILE: Final = "constraints.json"
+
+# Columns of PREDICTIONS_FILE, which the ModelQualityBaseline step names to the analyzer.
+#: The test split's label (the ground truth).
+GROUND_TRUTH_COLUMN: Final = "label"
+#: The model's probability of class 1 (binary classification only).
+PROBABILITY_COLUMN: Final = "probability"
+#: The predicted label (the probability thresholded) or, for regression, the predicted value.
+PREDICTION_COLUMN: Final = "prediction"
+#: Probability from which a prediction is class 1: ``Evaluate``'s metrics and the analyzer use it.
+PROBABILITY_THRESHOLD: Final = 0.5
 
 #: PropertyFile names on the Evaluate step.
 EVALUATION_PROPERTY_FILE: Final = "EvaluationReport"

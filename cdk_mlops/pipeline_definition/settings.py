@@ -31,6 +31,21 @@ class ProblemType(StrEnum):
         """Top-level key of the model-quality metrics JSON (``binary_classification_metrics``)."""
         return f"{self.value}_metrics"
 
+    @property
+    def monitor_problem_type(self) -> str:
+        """Model Monitor's name of the problem type (``BinaryClassification``, ``Regression``).
+
+        The ``problem_type`` of the model-quality analyzer and of a model-quality job definition.
+        """
+        return _MONITOR_PROBLEM_TYPES[self]
+
+
+# SageMaker's MonitorProblemType of each problem type (MulticlassClassification has no
+# counterpart here: the pipeline trains binary classifiers and regressors only).
+_MONITOR_PROBLEM_TYPES: Final = MappingProxyType(
+    {ProblemType.BINARY_CLASSIFICATION: "BinaryClassification", ProblemType.REGRESSION: "Regression"}
+)
+
 
 class OnViolation(StrEnum):
     """What a data validation violation does to the run."""
@@ -199,6 +214,12 @@ class TrainingSettings:
         data_validation: What violations of the baseline constraints do. Default: - fail the run.
         inference_instance_types: Instance types recorded on the model package for hosting.
             Default: - ``ml.m5.large``.
+        model_quality_baseline: Add the ``ModelQualityBaseline`` step, which computes the
+            model-quality statistics and constraints of the model's predictions on the test split
+            (Model Monitor analyzer, on the ``ProcessingInstanceType`` parameter's instance, one
+            instance, ``processing_volume_size_gb`` and ``processing_max_runtime_seconds``, as
+            ``DataQualityBaseline``), and register them with the package, where a model-quality
+            monitor takes its baseline. Default: - True.
     """
 
     problem_type: ProblemType = ProblemType.BINARY_CLASSIFICATION
@@ -222,6 +243,7 @@ class TrainingSettings:
     split_seed: int = 42
     data_validation: OnViolation = OnViolation.FAIL
     inference_instance_types: tuple[str, ...] = ("ml.m5.large",)
+    model_quality_baseline: bool = True
 
     @property
     def metric(self) -> MetricInfo:
@@ -280,7 +302,8 @@ class PipelineSpec:
         model_package_group_name: Where ``Register`` adds model package versions.
         sklearn_image_uri: Image of ``Preprocess`` (``image_uris.image_uri("sklearn", ...)``).
         training_image_uri: Image of ``Train``, and of the registered model.
-        model_monitor_image_uri: Image of ``DataQualityBaseline``.
+        model_monitor_image_uri: Image of ``DataQualityBaseline`` and ``ModelQualityBaseline``
+            (the Model Monitor analyzer).
         preprocess_script: ``ml/preprocess.py`` in S3.
         evaluate_script: ``ml/evaluate.py`` in S3.
         artifacts_prefix: Key prefix of every artifact, without slashes at either end.
@@ -293,8 +316,8 @@ class PipelineSpec:
         kms_key_arn: Key for job volumes and outputs. Default: - the bucket's default encryption.
         subnet_ids: Run every job in these VPC subnets (with ``security_group_ids``): the
             processing jobs get a ``NetworkConfig`` (inter-container traffic encrypted; network
-            isolation for ``DataQualityBaseline``, and for ``Evaluate`` without MLflow, which
-            need no network), ``Train`` a ``VpcConfig``. Default: - no VPC.
+            isolation for ``DataQualityBaseline``, ``ModelQualityBaseline``, and ``Evaluate``
+            without MLflow, which need no network), ``Train`` a ``VpcConfig``. Default: - no VPC.
         security_group_ids: Default: - none.
         source_revision: Source revision recorded on model packages. Default: - ``unknown``.
         default_input_manifest_uri: Default of ``InputManifestUri``. Default: - empty; an
@@ -551,6 +574,12 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
     if not isinstance(on_violation, OnViolation):
         accepted = ", ".join(v.value for v in OnViolation)
         problems.append(f"data_validation {s.data_validation!r} is not valid; use one of: {accepted}")
+    model_quality_baseline: object = s.model_quality_baseline  # may hold anything at runtime; checked here
+    if not isinstance(model_quality_baseline, bool):
+        problems.append(
+            f"model_quality_baseline {s.model_quality_baseline!r} must be True (compute and register the "
+            "model-quality baseline, the default) or False (leave the step out)"
+        )
     if s.label_column is not None and (not isinstance(s.label_column, str) or not s.label_column):
         problems.append(f"label_column {s.label_column!r} must be a column name, or None for the first column")
     for instance_type in s.inference_instance_types:

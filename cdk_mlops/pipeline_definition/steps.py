@@ -39,6 +39,7 @@ from cdk_mlops.pipeline_definition.names import (
     EVALUATION_PROPERTY_FILE,
     FAIL,
     GATE,
+    GROUND_TRUTH_COLUMN,
     INPUT_MANIFEST_URI,
     MANIFEST_DIR,
     MANIFEST_SHA256,
@@ -48,16 +49,21 @@ from cdk_mlops.pipeline_definition.names import (
     MLFLOW_TRACKING_ARN_ENV,
     MODEL_APPROVAL_STATUS,
     MODEL_DIR,
+    MODEL_QUALITY_BASELINE,
     OUTPUT_BASELINE,
     OUTPUT_EVALUATION,
     OUTPUT_MONITORING,
+    OUTPUT_PREDICTIONS,
     OUTPUT_REPORT,
     OUTPUT_ROOT,
     OUTPUT_TEST,
     OUTPUT_TRAIN,
     OUTPUT_VALIDATION,
     PIP_INDEX_URL_ENV,
+    PREDICTION_COLUMN,
     PREPROCESS,
+    PROBABILITY_COLUMN,
+    PROBABILITY_THRESHOLD,
     PROCESSING_INSTANCE_TYPE,
     REGISTER,
     STATISTICS_FILE,
@@ -221,6 +227,11 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     )
 
 
+# The analyzer's dataset_format for a CSV with a header, as the SageMaker Python SDK writes it
+# (DatasetFormat.csv()); with a header, the model-quality analyzer finds its columns by name.
+_CSV_WITH_HEADER: Final = '{"csv": {"header": true, "output_columns_position": "START"}}'
+
+
 def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     job = _processing_job(
         spec,
@@ -233,7 +244,7 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         ],
         outputs=[_s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "data-quality-baseline"), OUTPUT_ROOT)],
         environment={
-            "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+            "dataset_format": _CSV_WITH_HEADER,
             "dataset_source": BASELINE_DATASET_DIR,
             "output_path": OUTPUT_ROOT,
             "publish_cloudwatch_metrics": "Disabled",
@@ -246,6 +257,55 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         job,
         description="Data-quality statistics and constraints of the model's predictions on the training split "
         "and its features (Model Monitor analyzer).",
+        retry_policies=(_SERVICE_RETRY, _JOB_RETRY),
+    )
+
+
+def _model_quality_environment(problem_type: ProblemType) -> dict[str, str]:
+    """The analyzer's environment for a model-quality baseline of ``Evaluate``'s predictions file.
+
+    The attributes name columns of the file (it has a header): the label, the predicted label or
+    value and, for binary classification, the probability with the threshold that made the
+    predicted label, so the analyzer computes AUC from the probabilities and the other metrics
+    from the labels, as ``Evaluate`` does.
+    """
+    environment = {
+        "analysis_type": "MODEL_QUALITY",
+        "problem_type": problem_type.monitor_problem_type,
+        "dataset_format": _CSV_WITH_HEADER,
+        "dataset_source": BASELINE_DATASET_DIR,
+        "output_path": OUTPUT_ROOT,
+        "publish_cloudwatch_metrics": "Disabled",
+        "ground_truth_attribute": GROUND_TRUTH_COLUMN,
+        "inference_attribute": PREDICTION_COLUMN,
+    }
+    if problem_type is ProblemType.BINARY_CLASSIFICATION:
+        environment["probability_attribute"] = PROBABILITY_COLUMN
+        environment["probability_threshold_attribute"] = repr(PROBABILITY_THRESHOLD)
+    return environment
+
+
+def _model_quality_baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
+    job = _processing_job(
+        spec,
+        image_uri=spec.model_monitor_image_uri,
+        # The test split, not the training split: the model has not seen it, so its metrics are
+        # the ones a monitor should expect from new labelled traffic.
+        inputs=[
+            _s3_input(
+                "baseline_dataset_input", processing_output_uri(EVALUATE, OUTPUT_PREDICTIONS), BASELINE_DATASET_DIR
+            )
+        ],
+        outputs=[_s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "model-quality-baseline"), OUTPUT_ROOT)],
+        environment=_model_quality_environment(ProblemType(spec.settings.problem_type)),
+        needs_network=False,
+    )
+    b.step(
+        MODEL_QUALITY_BASELINE,
+        "Processing",
+        job,
+        description="Model-quality statistics and constraints of the model's predictions on the test split "
+        "against its labels (Model Monitor analyzer).",
         retry_policies=(_SERVICE_RETRY, _JOB_RETRY),
     )
 
@@ -324,6 +384,16 @@ def _mlflow_environment(spec: PipelineSpec) -> dict[str, Any] | None:
 
 def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     s = spec.settings
+    outputs = [
+        _s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}"),
+        # Not under evaluate/: an S3Prefix input of that folder (Track) would download it too.
+        _s3_output(OUTPUT_BASELINE, _artifact_uri(spec, "baseline-dataset"), f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}"),
+    ]
+    predictions: list[Any] = []
+    if s.model_quality_baseline:
+        predictions_dir = f"{OUTPUT_ROOT}/{OUTPUT_PREDICTIONS}"
+        outputs.append(_s3_output(OUTPUT_PREDICTIONS, _artifact_uri(spec, "test-predictions"), predictions_dir))
+        predictions = ["--predictions-output-dir", predictions_dir]
     job = _processing_job(
         spec,
         image_uri=spec.evaluation_image_uri or spec.training_image_uri,
@@ -333,11 +403,7 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             _s3_input("test", processing_output_uri(PREPROCESS, OUTPUT_TEST), TEST_DIR),
             _s3_input(OUTPUT_BASELINE, processing_output_uri(PREPROCESS, OUTPUT_BASELINE), BASELINE_INPUT_DIR),
         ],
-        outputs=[
-            _s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}"),
-            # Not under evaluate/: an S3Prefix input of that folder (Track) would download it too.
-            _s3_output(OUTPUT_BASELINE, _artifact_uri(spec, "baseline-dataset"), f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}"),
-        ],
+        outputs=outputs,
         entrypoint=_script_entrypoint(spec.evaluate_script),
         arguments=[
             "--model-dir",
@@ -355,6 +421,7 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             BASELINE_INPUT_DIR,
             "--baseline-output-dir",
             f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}",
+            *predictions,
         ],
         environment=_mlflow_environment(spec),
         # Scripts given the tracking server's ARN may log to it; otherwise Evaluate reads and writes files only.
@@ -364,8 +431,11 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         EVALUATE,
         "Processing",
         job,
-        description="Score the test split; write evaluation.json, the champion comparison and the "
-        "data-quality baseline dataset (predictions on the training split, then its features).",
+        description=(
+            "Score the test split; write evaluation.json, the champion comparison"
+            + (", the test split's labels with the predictions" if s.model_quality_baseline else "")
+            + " and the data-quality baseline dataset (predictions on the training split, then its features)."
+        ),
         property_files=(
             {
                 "PropertyFileName": EVALUATION_PROPERTY_FILE,
@@ -438,6 +508,23 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
         "Statistics": {"ContentType": "application/json", "S3Uri": statistics},
         "Constraints": {"ContentType": "application/json", "S3Uri": constraints},
     }
+    # evaluation.json stays the model-quality statistics: the champion's metric is read there.
+    model_quality: dict[str, Any] = {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}}
+    drift_check: dict[str, Any] = {"ModelDataQuality": data_quality}
+    if s.model_quality_baseline:
+        quality_baseline = processing_output_uri(MODEL_QUALITY_BASELINE, OUTPUT_MONITORING)
+        quality_constraints = {
+            "ContentType": "application/json",
+            "S3Uri": join([quality_baseline, CONSTRAINTS_FILE], on="/"),
+        }
+        model_quality["Constraints"] = quality_constraints
+        drift_check["ModelQuality"] = {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": join([quality_baseline, STATISTICS_FILE], on="/"),
+            },
+            "Constraints": quality_constraints,
+        }
     container: dict[str, Any] = {
         "Image": spec.training_image_uri,
         "ModelDataUrl": get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"),
@@ -462,11 +549,8 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
         "ModelPackageDescription": get_parameter(TRIGGER_REASON),
         "InferenceSpecification": inference,
         "ModelApprovalStatus": get_parameter(MODEL_APPROVAL_STATUS),
-        "ModelMetrics": {
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation}},
-            "ModelDataQuality": data_quality,
-        },
-        "DriftCheckBaselines": {"ModelDataQuality": data_quality},
+        "ModelMetrics": {"ModelQuality": model_quality, "ModelDataQuality": data_quality},
+        "DriftCheckBaselines": drift_check,
         "MetadataProperties": {
             "GeneratedBy": get_execution("PipelineExecutionArn"),
             "CommitId": spec.source_revision,
@@ -563,6 +647,8 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     _baseline_step(b, spec)
     _train_step(b, spec)
     _evaluate_step(b, spec)
+    if s.model_quality_baseline:
+        _model_quality_baseline_step(b, spec)
     _gate_step(b, spec)
     if spec.mlflow_tracking_arn and spec.tracking_script is not None:
         _track_step(b, spec, spec.tracking_script)

@@ -1628,6 +1628,10 @@ NOT_DEPLOYED: Final[Mapping[tuple[str, str], str]] = {
     ("cdk_mlops/datasets.py", "_download"): "datasets.materialize restores a dataset version for a person",
     ("cdk_mlops/datasets.py", "latest_manifest_uri"): "the CLI lists manifests; the trigger writes them",
     ("cdk_mlops/datasets.py", "_written_at"): "latest_manifest_uri orders manifests of one second for the CLI",
+    ("cdk_mlops/datasets.py", "_read_document"): "load_manifest's read of a manifest or index, for the CLI",
+    ("cdk_mlops/manifest_shards.py", "put_shards"): "sharded manifests are written by the CLI and notebooks; the "
+    "retrain trigger writes the single document (format='single')",
+    ("cdk_mlops/manifest_shards.py", "shard_reader"): "reads a sharded manifest's shards for the CLI and notebooks",
 }
 
 

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +82,10 @@ def read_rows(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def baseline_dataset_source() -> tuple[str, str]:
-    """(step, output name) whose files the DataQualityBaseline step analyses, as the definition wires it."""
+def baseline_dataset_source(step: str = pd.DATA_QUALITY_BASELINE) -> tuple[str, str]:
+    """(step, output name) whose files a baseline step analyses, as the definition wires it."""
     definition = pd.build_pipeline_definition(SPEC)
-    (source,) = [i for i in pd.job_s3_inputs(definition) if i.step == pd.DATA_QUALITY_BASELINE]
+    (source,) = [i for i in pd.job_s3_inputs(definition) if i.step == step]
     match = re.fullmatch(
         r"Steps\.(\w+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", source.s3_uri["Get"]
     )
@@ -136,6 +137,7 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pack_model(model, artifact)
     evaluation = root / "evaluation"
     baseline = root / "baseline-dataset"
+    predictions = root / "test-predictions"
     assert (
         evaluate.main(
             [
@@ -153,13 +155,19 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 str(out / pd.OUTPUT_BASELINE),
                 "--baseline-output-dir",
                 str(baseline),
+                "--predictions-output-dir",
+                str(predictions),
             ]
         )
         == 0
     )
     # Each ProcessingOutput of the definition, by (step, output name), as its local folder.
     outputs = {(pd.PREPROCESS, p.name): p for p in out.iterdir() if p.is_dir()}
-    outputs |= {(pd.EVALUATE, pd.OUTPUT_EVALUATION): evaluation, (pd.EVALUATE, pd.OUTPUT_BASELINE): baseline}
+    outputs |= {
+        (pd.EVALUATE, pd.OUTPUT_EVALUATION): evaluation,
+        (pd.EVALUATE, pd.OUTPUT_BASELINE): baseline,
+        (pd.EVALUATE, pd.OUTPUT_PREDICTIONS): predictions,
+    }
     return {
         "root": root,
         "out": out,
@@ -646,6 +654,46 @@ def test_the_data_quality_baseline_holds_what_the_endpoint_returns_then_what_it_
     assert np.array_equal(values[:, 1:], train_rows[:, 1:])
 
 
+def analyzer_environment(spec: pd.PipelineSpec) -> dict[str, str]:
+    """The environment of the ModelQualityBaseline step, as the definition writes it."""
+    definition = pd.build_pipeline_definition(spec)
+    (step,) = [s for s in definition["Steps"] if s["Name"] == pd.MODEL_QUALITY_BASELINE]
+    environment: dict[str, str] = step["Arguments"]["Environment"]
+    return environment
+
+
+def test_the_model_quality_baseline_holds_the_test_labels_with_the_models_predictions(pipeline_run):
+    # GIVEN the dataset the ModelQualityBaseline step analyses, found through the definition
+    header, values = read_dataset(pipeline_run["outputs"][baseline_dataset_source(pd.MODEL_QUALITY_BASELINE)])
+    test_rows = np.array(read_rows(pipeline_run["out"] / pd.OUTPUT_TEST / pd.TEST_FILE), dtype=np.float64)
+    # THEN the columns the analyzer is told about are the file's columns, by name
+    environment = analyzer_environment(SPEC)
+    assert header == [
+        environment["ground_truth_attribute"],
+        environment["probability_attribute"],
+        environment["inference_attribute"],
+    ]
+    assert header == ["label", "probability", "prediction"]
+    # AND each test row, in order: its label, the model's probability of class 1, that probability
+    # thresholded as the analyzer is told to threshold it
+    labels, probabilities, predicted = values[:, 0], values[:, 1], values[:, 2]
+    assert np.array_equal(labels, test_rows[:, 0])
+    returned = train.predict_fn(test_rows[:, 1:], train.model_fn(str(pipeline_run["model"])))
+    assert probabilities == pytest.approx(returned)
+    threshold = float(environment["probability_threshold_attribute"])
+    assert np.array_equal(predicted, (probabilities >= threshold).astype(np.float64))
+    # AND labels and predicted labels are written as classes, probabilities as fractions
+    rows = read_rows(pipeline_run["outputs"][(pd.EVALUATE, pd.OUTPUT_PREDICTIONS)] / pd.PREDICTIONS_FILE)[1:]
+    assert {row[0] for row in rows} == {"0", "1"}
+    assert {row[2] for row in rows} <= {"0", "1"}
+    assert all("." in row[1] or "e" in row[1] for row in rows)
+    # AND the metrics of the file are those of evaluation.json, which the gate read
+    report = json.loads((pipeline_run["evaluation"] / pd.EVALUATION_FILE).read_text())
+    metrics = evaluate.binary_classification_metrics(labels, probabilities, threshold)
+    assert metrics["auc"] == pytest.approx(report["binary_classification_metrics"]["auc"]["value"])
+    assert metrics["accuracy"] == pytest.approx(report["binary_classification_metrics"]["accuracy"]["value"])
+
+
 def test_a_challenger_worse_than_the_champion_has_negative_improvement(pipeline_run, tmp_path):
     # WHEN
     code = evaluate.main(
@@ -737,10 +785,25 @@ def test_evaluate_regression(tmp_path):
             str(out / pd.OUTPUT_BASELINE),
             "--baseline-output-dir",
             str(tmp_path / "baseline-dataset"),
+            "--predictions-output-dir",
+            str(tmp_path / "test-predictions"),
         ]
     )
     # THEN
     assert code == 0
+    # AND the model-quality baseline dataset holds each test target with its predicted value,
+    # in the columns the analyzer is told about (no probability for a regressor)
+    header, predictions = read_dataset(tmp_path / "test-predictions")
+    environment = analyzer_environment(
+        replace(SPEC, settings=pd.TrainingSettings(problem_type=pd.ProblemType.REGRESSION, metric_name="rmse"))
+    )
+    assert environment["problem_type"] == "Regression"
+    assert "probability_attribute" not in environment
+    assert header == [environment["ground_truth_attribute"], environment["inference_attribute"]]
+    test_rows = np.array(read_rows(out / pd.OUTPUT_TEST / pd.TEST_FILE), dtype=np.float64)
+    assert np.array_equal(predictions[:, 0], test_rows[:, 0])
+    expected = train.predict_fn(test_rows[:, 1:], train.model_fn(str(tmp_path / "model")))
+    assert predictions[:, 1] == pytest.approx(expected)
     # AND the baseline's output column is the predicted value the endpoint returns, not the target
     header, values = read_dataset(tmp_path / "baseline-dataset")
     predicted = train.predict_fn(values[:, 1:], train.model_fn(str(tmp_path / "model")))

@@ -155,12 +155,14 @@ def test_steps_run_in_order_with_register_and_fail_as_gate_branches(definition):
         "DataQualityBaseline",
         "Train",
         "Evaluate",
+        "ModelQualityBaseline",
         "Gate",
     ]
     assert [s["Type"] for s in definition["Steps"]] == [
         "Processing",
         "Processing",
         "Training",
+        "Processing",
         "Processing",
         "Condition",
     ]
@@ -232,6 +234,7 @@ def test_every_job_input_and_its_data_type_is_listed(definition):
         ("Evaluate", "model", "S3Prefix"),
         ("Evaluate", "test", "S3Prefix"),
         ("Evaluate", "baseline", "S3Prefix"),
+        ("ModelQualityBaseline", "baseline_dataset_input", "S3Prefix"),
     ]
     assert pd.job_s3_inputs(definition)[0].s3_uri == "s3://assets-bucket/1a2b3c.py"
     # AND spot training's checkpoints, which SageMaker copies down when a job resumes
@@ -242,7 +245,7 @@ def test_every_job_input_and_its_data_type_is_listed(definition):
 
 def test_processing_jobs_encrypt_volumes_and_outputs_with_the_key(definition):
     # THEN
-    for name in ("Preprocess", "DataQualityBaseline", "Evaluate"):
+    for name in ("Preprocess", "DataQualityBaseline", "ModelQualityBaseline", "Evaluate"):
         args = args_of(definition, name)
         assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KEY, name
         assert args["ProcessingOutputConfig"]["KmsKeyId"] == KEY, name
@@ -496,7 +499,7 @@ def test_vpc_settings_reach_every_job():
     definition = build_pipeline_definition(spec)
     # THEN
     vpc = {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
-    for name in ("Preprocess", "DataQualityBaseline", "Evaluate"):
+    for name in ("Preprocess", "DataQualityBaseline", "ModelQualityBaseline", "Evaluate"):
         assert args_of(definition, name)["NetworkConfig"]["VpcConfig"] == vpc
     assert args_of(definition, "Train")["VpcConfig"] == vpc
 
@@ -510,21 +513,21 @@ def test_in_a_vpc_jobs_that_need_no_network_are_isolated():
     def isolated(definition: dict[str, Any]) -> set[str]:
         found = {
             name
-            for name in ("Preprocess", "DataQualityBaseline", "Evaluate", pd.TRACK)
+            for name in ("Preprocess", "DataQualityBaseline", "ModelQualityBaseline", "Evaluate", pd.TRACK)
             if name in steps_by_name(definition)
             and args_of(definition, name)["NetworkConfig"]["EnableNetworkIsolation"]
         }
         return found | ({"Train"} if args_of(definition, "Train")["EnableNetworkIsolation"] else set())
 
     # THEN the Model Monitor analyzer and, unless scripts may log to MLflow, Evaluate run isolated
-    assert isolated(plain) == {"DataQualityBaseline", "Evaluate", "Train"}
-    assert isolated(tracked) == {"DataQualityBaseline", "Train"}
+    assert isolated(plain) == {"DataQualityBaseline", "ModelQualityBaseline", "Evaluate", "Train"}
+    assert isolated(tracked) == {"DataQualityBaseline", "ModelQualityBaseline", "Train"}
     # AND Track runs in the VPC too, every processing job encrypting traffic between its instances
     assert args_of(tracked, pd.TRACK)["NetworkConfig"]["VpcConfig"] == {
         "Subnets": ["subnet-1"],
         "SecurityGroupIds": ["sg-1"],
     }
-    for name in ("Preprocess", "DataQualityBaseline", "Evaluate", pd.TRACK):
+    for name in ("Preprocess", "DataQualityBaseline", "ModelQualityBaseline", "Evaluate", pd.TRACK):
         assert args_of(tracked, name)["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
     assert validate_definition(tracked) == []
 
@@ -576,6 +579,7 @@ def resolve(value: Any, parameters: dict[str, Any]) -> Any:
     [
         ("Preprocess", "CreateProcessingJob", "ProcessingJobName"),
         ("DataQualityBaseline", "CreateProcessingJob", "ProcessingJobName"),
+        ("ModelQualityBaseline", "CreateProcessingJob", "ProcessingJobName"),
         ("Train", "CreateTrainingJob", "TrainingJobName"),
         ("Evaluate", "CreateProcessingJob", "ProcessingJobName"),
         ("Register", "CreateModelPackage", None),
@@ -710,7 +714,7 @@ def test_validator_reports_references_to_unknown_steps_outputs_and_property_file
     train = d["Steps"][2]["Arguments"]
     train["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = output_uri("Prepare", "train")
     train["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"] = output_uri("Preprocess", "holdout")
-    d["Steps"][4]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["PropertyFile"] = {
+    d["Steps"][5]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["PropertyFile"] = {
         "Get": "Steps.Evaluate.PropertyFiles.Metrics"
     }
     d["Steps"][3]["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3Uri"] = {"Get": "Steps.Train.ModelArtefacts"}
@@ -767,7 +771,7 @@ def test_validator_reports_missing_required_fields(definition):
     del d["Steps"][2]["Arguments"]["RoleArn"]
     del d["Steps"][2]["Arguments"]["StoppingCondition"]
     del d["Steps"][1]["Arguments"]["AppSpecification"]["ImageUri"]
-    del d["Steps"][4]["Arguments"]["IfSteps"][0]["Arguments"]["ModelPackageGroupName"]
+    del d["Steps"][5]["Arguments"]["IfSteps"][0]["Arguments"]["ModelPackageGroupName"]
     del d["Steps"][0]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"]
     # WHEN
     problems = validate_definition(d)
@@ -775,7 +779,7 @@ def test_validator_reports_missing_required_fields(definition):
     assert "Steps[2] (Train): Arguments.RoleArn is missing" in problems
     assert "Steps[2] (Train): Arguments.StoppingCondition.MaxRuntimeInSeconds is missing" in problems
     assert "Steps[1] (DataQualityBaseline): Arguments.AppSpecification.ImageUri is missing" in problems
-    assert "Steps[4].Arguments.IfSteps[0] (Register): Arguments.ModelPackageGroupName is missing" in problems
+    assert "Steps[5].Arguments.IfSteps[0] (Register): Arguments.ModelPackageGroupName is missing" in problems
     assert (
         "Steps[0] (Preprocess): Arguments.ProcessingOutputConfig.Outputs[0].S3Output.S3UploadMode is missing"
         in problems
@@ -786,11 +790,11 @@ def test_validator_reports_missing_required_fields(definition):
 def test_validator_reports_a_duplicate_step_name(definition):
     # GIVEN the Fail step also appears at the top level
     d = broken(definition)
-    d["Steps"].append(copy.deepcopy(d["Steps"][4]["Arguments"]["ElseSteps"][0]))
+    d["Steps"].append(copy.deepcopy(d["Steps"][5]["Arguments"]["ElseSteps"][0]))
     # WHEN
     problems = validate_definition(d)
     # THEN
-    assert problems == ["Steps[5]: duplicate step name 'Fail'"]
+    assert problems == ["Steps[6]: duplicate step name 'Fail'"]
 
 
 def test_validator_reports_bad_depends_on_and_self_references(definition):
@@ -812,8 +816,8 @@ def test_validator_reports_parameter_and_condition_problems(definition):
     d["Parameters"][6]["DefaultValue"] = "1"  # TrainingInstanceCount is an Integer
     d["Parameters"].append({"Name": "ChampionMetric", "Type": "Float"})
     d["Parameters"].append({"Name": "Extra", "Type": "Decimal"})
-    d["Steps"][4]["Arguments"]["Conditions"].append({"Type": "Between", "LeftValue": 1, "RightValue": 2})
-    d["Steps"][4]["Arguments"]["Conditions"].append({"Type": "GreaterThan", "LeftValue": 1})
+    d["Steps"][5]["Arguments"]["Conditions"].append({"Type": "Between", "LeftValue": 1, "RightValue": 2})
+    d["Steps"][5]["Arguments"]["Conditions"].append({"Type": "GreaterThan", "LeftValue": 1})
     # WHEN
     problems = "\n".join(validate_definition(d))
     # THEN
@@ -1107,6 +1111,11 @@ def test_script_file_names_match_the_definition():
     assert evaluate.EVALUATION_FILE == pd.EVALUATION_FILE
     assert evaluate.COMPARISON_FILE == pd.COMPARISON_FILE
     assert evaluate.BASELINE_DATASET_FILE == pd.BASELINE_DATASET_FILE
+    assert evaluate.PREDICTIONS_FILE == pd.PREDICTIONS_FILE
+    assert evaluate.GROUND_TRUTH_COLUMN == pd.GROUND_TRUTH_COLUMN
+    assert evaluate.PROBABILITY_COLUMN == pd.PROBABILITY_COLUMN
+    assert evaluate.PREDICTION_COLUMN == pd.PREDICTION_COLUMN
+    assert evaluate.PROBABILITY_THRESHOLD == pd.PROBABILITY_THRESHOLD
     assert {p: set(m) for p, m in evaluate.METRICS.items()} == {p.value: set(m) for p, m in pd.METRICS.items()}
     for problem_type, metrics in pd.METRICS.items():
         for name, info in metrics.items():

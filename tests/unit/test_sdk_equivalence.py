@@ -290,8 +290,9 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
     comparison = PropertyFile(name="ChampionComparison", output_name="evaluation", path="comparison.json")
     evaluate = ProcessingStep(
         name="Evaluate",
-        description="Score the test split; write evaluation.json, the champion comparison and the "
-        "data-quality baseline dataset (predictions on the training split, then its features).",
+        description="Score the test split; write evaluation.json, the champion comparison, the test split's "
+        "labels with the predictions and the data-quality baseline dataset (predictions on the training split, "
+        "then its features).",
         property_files=[evaluation_report, comparison],
         retry_policies=[service_retry, job_retry],
         step_args=processor(XGBOOST, ["python3", f"{root}/input/code/4567ef01.py"], env=environment).run(
@@ -304,6 +305,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
             outputs=[
                 s3_output("evaluation", artifact("evaluate"), f"{root}/output/evaluation"),
                 s3_output("baseline", artifact("baseline-dataset"), f"{root}/output/baseline"),
+                s3_output("predictions", artifact("test-predictions"), f"{root}/output/predictions"),
             ],
             arguments=[
                 *("--model-dir", f"{root}/input/model", "--test-dir", f"{root}/input/test"),
@@ -311,6 +313,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
                 *("--metric", "auc"),
                 Join(on="", values=["--champion-metric=", champion]),
                 *("--baseline-dir", f"{root}/input/baseline", "--baseline-output-dir", f"{root}/output/baseline"),
+                *("--predictions-output-dir", f"{root}/output/predictions"),
             ],
         ),
     )
@@ -339,12 +342,48 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
         ),
     )
 
+    # The model's predictions on the test split with its labels, by column name.
+    quality_analyzer = processor(
+        MONITOR,
+        env={
+            "analysis_type": "MODEL_QUALITY",
+            "problem_type": "BinaryClassification",
+            "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+            "dataset_source": f"{root}/input/baseline_dataset_input",
+            "output_path": f"{root}/output",
+            "publish_cloudwatch_metrics": "Disabled",
+            "ground_truth_attribute": "label",
+            "inference_attribute": "prediction",
+            "probability_attribute": "probability",
+            "probability_threshold_attribute": "0.5",
+        },
+    )
+    model_quality = ProcessingStep(
+        name="ModelQualityBaseline",
+        description="Model-quality statistics and constraints of the model's predictions on the test split "
+        "against its labels (Model Monitor analyzer).",
+        retry_policies=[service_retry, job_retry],
+        step_args=quality_analyzer.run(
+            inputs=[
+                s3_input(
+                    "baseline_dataset_input",
+                    output_uri(evaluate, "predictions"),
+                    f"{root}/input/baseline_dataset_input",
+                )
+            ],
+            outputs=[s3_output("monitoring_output", artifact("model-quality-baseline"), f"{root}/output")],
+        ),
+    )
+
     def report(uri: Any) -> Any:
         return MetricsSource(content_type="application/json", s3_uri=uri)
 
     baseline_uri = output_uri(data_quality, "monitoring_output")
     statistics = report(Join(on="/", values=[baseline_uri, "statistics.json"]))
     constraints = report(Join(on="/", values=[baseline_uri, "constraints.json"]))
+    quality_uri = output_uri(model_quality, "monitoring_output")
+    quality_statistics = report(Join(on="/", values=[quality_uri, "statistics.json"]))
+    quality_constraints = report(Join(on="/", values=[quality_uri, "constraints.json"]))
     model = ModelBuilder(
         image_uri=XGBOOST, s3_model_data_url=model_data, role_arn=ROLE, sagemaker_session=session, dependencies=None
     )
@@ -362,11 +401,15 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
             description=reason,
             model_metrics=ModelMetrics(
                 model_statistics=report(Join(on="/", values=[output_uri(evaluate, "evaluation"), "evaluation.json"])),
+                model_constraints=quality_constraints,
                 model_data_statistics=statistics,
                 model_data_constraints=constraints,
             ),
             drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=statistics, model_data_constraints=constraints
+                model_statistics=quality_statistics,
+                model_constraints=quality_constraints,
+                model_data_statistics=statistics,
+                model_data_constraints=constraints,
             ),
             metadata_properties=MetadataProperties(
                 commit_id=REVISION, generated_by=ExecutionVariables.PIPELINE_EXECUTION_ARN
@@ -423,7 +466,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
             *(manifest, sha256, data_version, reason, processing_type, training_type, training_count),
             *(approval, champion, baseline),
         ],
-        steps=[preprocess, data_quality, train, evaluate, gate],
+        steps=[preprocess, data_quality, train, evaluate, model_quality, gate],
         mlflow_config=MlflowConfig(mlflow_resource_arn=MLFLOW_ARN, mlflow_experiment_name="churn-training")
         if mlflow
         else None,

@@ -210,7 +210,24 @@ def test_step_5_the_model_package_is_approved_with_the_lineage_of_the_first_run(
     # Dev registers approved (its ModelApprovalStatus default); elsewhere the loop would approve
     default = {p["Name"]: p.get("DefaultValue") for p in run.report.platform.definition["Parameters"]}
     assert registration.registered_status == default[pd.MODEL_APPROVAL_STATUS] == "Approved"
-    assert [s.outcome for s in registration.run.steps] == ["ran", "skipped", "ran", "ran", "passed", "ran"]
+    outcomes = [(s.name, s.outcome) for s in registration.run.steps]
+    assert outcomes == [
+        (pd.PREPROCESS, "ran"),
+        (pd.DATA_QUALITY_BASELINE, "skipped"),
+        (pd.TRAIN, "ran"),
+        (pd.EVALUATE, "ran"),
+        (pd.MODEL_QUALITY_BASELINE, "skipped"),
+        (pd.GATE, "passed"),
+        (pd.REGISTER, "ran"),
+    ]
+    # Both baseline steps run the Model Monitor analyzer, which does not run offline; the package
+    # still names the model-quality baseline where that step writes it in AWS
+    skipped = [s.detail for s in registration.run.steps if s.outcome == "skipped"]
+    assert skipped == ["its image (sagemaker-model-monitor-analyzer) runs no script locally"] * 2
+    execution_id = first.execution_arn.rsplit("/", 1)[-1]
+    quality = package["DriftCheckBaselines"]["ModelQuality"]
+    assert quality["Constraints"]["S3Uri"].endswith(f"/{execution_id}/model-quality-baseline/{pd.CONSTRAINTS_FILE}")
+    assert quality["Statistics"]["S3Uri"].endswith(f"/{execution_id}/model-quality-baseline/{pd.STATISTICS_FILE}")
 
 
 def test_step_5_the_metrics_are_a_real_evaluation_stored_where_the_package_says(run):

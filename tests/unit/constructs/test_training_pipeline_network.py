@@ -45,7 +45,7 @@ PACKAGE_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-trai
 #: Step types that start a SageMaker job, and those that start none; any other type fails the checks.
 JOB_STEP_TYPES = frozenset({"Processing", "QualityCheck", "ClarifyCheck", "Training", "Tuning", "Transform"})
 NO_JOB_STEP_TYPES = frozenset({"Condition", "Fail", "RegisterModel"})
-JOB_STEPS = {"Preprocess", "DataQualityBaseline", "Train", "Evaluate", "Track"}
+JOB_STEPS = {"Preprocess", "DataQualityBaseline", "ModelQualityBaseline", "Train", "Evaluate", "Track"}
 #: What SageMaker reads about the network before it attaches containers to it.
 DESCRIBE_ACTIONS = [
     "ec2:DescribeNetworkInterfaces",
@@ -199,7 +199,7 @@ def test_jobs_encrypt_traffic_between_instances_and_run_isolated_where_they_need
         assert network["EnableInterContainerTrafficEncryption"] is True, name
     isolated = {name for name, network in networks.items() if network["EnableNetworkIsolation"]}
     # Preprocess reads S3 with boto3, Track calls SageMaker and MLflow, Evaluate gets the MLflow ARN.
-    assert isolated == {"Train", "DataQualityBaseline"}
+    assert isolated == {"Train", "DataQualityBaseline", "ModelQualityBaseline"}
 
 
 def test_without_a_vpc_no_job_has_a_vpc_config_and_the_role_no_ec2_permission(public):
