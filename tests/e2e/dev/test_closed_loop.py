@@ -361,7 +361,9 @@ def test_the_readme_sample_is_what_the_demo_prints_in_that_order(run):
     for line in readme_sample():
         pattern = sample_pattern(line)
         found = next((i for i in range(position, len(printed)) if pattern.match(printed[i].strip())), None)
-        assert found is not None, f"README sample line not printed (after line {position}): {line}"
+        label = " ".join(line.split()[:2])
+        alike = [p for p in printed[position:] if p.split()[:2] == label.split()]
+        assert found is not None, f"README sample line not printed (after line {position}): {line}; printed: {alike}"
         position = found + 1
 
 
