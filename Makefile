@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # never see it: the Lambda asset is copied without __pycache__.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help install test test-fast lint typecheck unit synth demo summary diagram docs bench mutation clean
+.PHONY: help install test test-fast lint typecheck unit synth demo demo-batch summary diagram docs bench mutation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -80,6 +80,9 @@ synth: install  ## synthesize every environment into cdk.out/ (no AWS access nee
 
 demo: install  ## deploy Dev with the real CDK CLI to the embedded local AWS (moto on loopback), run the closed loop, destroy
 	$(PY) -m cdk_mlops.local demo
+
+demo-batch: install  ## deploy Dev to the embedded local AWS, approve a model, redeploy it to score a dataset, score one data drop, destroy
+	$(PY) -m cdk_mlops.local demo-batch
 
 summary: synth  ## synthesize every environment and print its stacks and resources by type
 	$(PY) -m cdk_mlops.local.summary cdk.out

@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "ModelExplainabilitySettings": "cdk_mlops.constructs.model_monitor",
     "feature_drift_alarm_name": "cdk_mlops.constructs.model_monitor",
     "model_quality_alarm_name": "cdk_mlops.constructs.model_monitor",
+    "BatchTransformCapture": "cdk_mlops.constructs.model_monitor",
+    "CapturedDatasetFormat": "cdk_mlops.constructs.model_monitor",
+    "IBatchTransformCapture": "cdk_mlops.constructs.model_monitor",
     "PlatformDeliveryPipeline": "cdk_mlops.constructs.delivery",
     "ModelDeliveryPipeline": "cdk_mlops.constructs.delivery",
     "PipelineSource": "cdk_mlops.constructs.delivery",
@@ -74,10 +77,15 @@ _EXPORTS: dict[str, str] = {
     "TrainingSettings": "cdk_mlops.pipeline_definition",
     "ProblemType": "cdk_mlops.pipeline_definition",
     "OnViolation": "cdk_mlops.pipeline_definition",
+    "ClarifySettings": "cdk_mlops.pipeline_definition",
+    "BiasFacet": "cdk_mlops.pipeline_definition",
+    "ShapAggregation": "cdk_mlops.pipeline_definition",
     "PrivateNetwork": "cdk_mlops.constructs.private_network",
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
+    "BatchInference": "cdk_mlops.constructs.batch_inference",
+    "BatchTransformSettings": "cdk_mlops.constructs.batch_inference",
     "Manifest": "cdk_mlops.datasets",
     "ManifestDiff": "cdk_mlops.datasets",
     "ManifestEntry": "cdk_mlops.datasets",
@@ -99,6 +107,7 @@ if TYPE_CHECKING:
         load_tooling,
         profile_defaults,
     )
+    from cdk_mlops.constructs.batch_inference import BatchInference, BatchTransformSettings
     from cdk_mlops.constructs.data_store import (
         IDataStore,
         ImportedDataStore,
@@ -130,7 +139,10 @@ if TYPE_CHECKING:
     )
     from cdk_mlops.constructs.model_monitor import (
         Baselines,
+        BatchTransformCapture,
+        CapturedDatasetFormat,
         DataQualitySettings,
+        IBatchTransformCapture,
         ModelBiasSettings,
         ModelExplainabilitySettings,
         ModelMonitor,
@@ -152,12 +164,25 @@ if TYPE_CHECKING:
     from cdk_mlops.datasets import DatasetVersionError, Manifest, ManifestDiff, ManifestEntry
     from cdk_mlops.errors import ConfigurationError
     from cdk_mlops.guardrails import GuardrailSettings, Severity, apply_guardrails
-    from cdk_mlops.pipeline_definition import OnViolation, ProblemType, TrainingSettings
+    from cdk_mlops.pipeline_definition import (
+        BiasFacet,
+        ClarifySettings,
+        OnViolation,
+        ProblemType,
+        ShapAggregation,
+        TrainingSettings,
+    )
     from cdk_mlops.stacks.delivery_stack import DeliveryStack, ToolingStage
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
     "Baselines",
+    "BatchInference",
+    "BatchTransformCapture",
+    "BatchTransformSettings",
+    "BiasFacet",
+    "CapturedDatasetFormat",
+    "ClarifySettings",
     "ConfigurationError",
     "DataCaptureSettings",
     "DataQualitySettings",
@@ -170,6 +195,7 @@ __all__ = [
     "EnvironmentConfig",
     "ErrorCountThreshold",
     "GuardrailSettings",
+    "IBatchTransformCapture",
     "IDataStore",
     "IModelEndpoint",
     "ImportedDataStore",
@@ -209,6 +235,7 @@ __all__ = [
     "SdkTrainingPipeline",
     "ServerlessSettings",
     "Severity",
+    "ShapAggregation",
     "ToolingConfig",
     "ToolingStage",
     "TrafficShift",

@@ -32,6 +32,7 @@ import aws_cdk as cdk
 
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrail_ids import RULE_IDS
+from cdk_mlops.pipeline_definition import BiasFacet, ClarifySettings, clarify_settings_problems
 
 #: Where the reference app reads its configuration from.
 CONTEXT_KEY = "environments"
@@ -113,6 +114,31 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BatchInferenceConfig:
+    """Batch scoring of a dataset with the environment's approved model (the ``batch_inference`` key).
+
+    ``{"dataset": "churn-scoring", "schedule": "cron(0 4 * * ? *)"}``: every new version of
+    ``datasets/<dataset>/`` is scored once, and the schedule scores versions not yet scored.
+
+    Attributes:
+        dataset: The dataset scored (under ``datasets/<name>/``); another than the one trained on.
+        schedule: EventBridge Scheduler expression of scheduled runs. Default: - none: data
+            drops and requests start runs.
+    """
+
+    dataset: str
+    schedule: str | None = None
+
+
+#: The monitoring baselines a training execution can write, each in ``<name>-baseline/`` under its
+#: artifacts prefix; the ``MonitoringType`` slugs of the model monitor (a test keeps them equal).
+MONITOR_BASELINES: tuple[str, ...] = ("data-quality", "model-quality", "model-bias", "model-explainability")
+DATA_QUALITY_BASELINE = MONITOR_BASELINES[0]
+#: The baselines whose monitors merge predictions with ground-truth labels.
+LABELLED_BASELINES: frozenset[str] = frozenset({"model-quality", "model-bias"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     """Everything that differs between dev, staging and prod.
 
@@ -175,6 +201,28 @@ class EnvironmentConfig:
             from its own, since models registered here are promoted to them. The model
             registry, the model artifacts and baselines under ``artifacts/`` and the data
             store's key may be read from those accounts. Default: - none.
+        model_baselines: The monitoring baselines the served model package carries next to
+            ``model_baseline_prefix`` (``data-quality``, ``model-quality``, ``model-bias``,
+            ``model-explainability``; a list, or the same comma-separated as the model delivery
+            pipeline records it). A realtime endpoint's Model Monitor runs one schedule per
+            baseline: ``<type>-baseline/`` beside ``data-quality-baseline/``, where the training
+            pipeline writes it. The model delivery pipeline sets it from the package's
+            ``DriftCheckBaselines``. Default: - ``data-quality`` alone.
+        ground_truth: Labels for the endpoint's predictions arrive under
+            ``ground-truth/<endpoint>/`` (:mod:`cdk_mlops.ground_truth`). Model-quality and bias
+            monitoring merge predictions with labels, so they run only once this is true (and
+            the package has their baselines); before that their executions would find nothing
+            to merge and fail. Default: - False.
+        batch_inference: Batch scoring of a dataset with the served model
+            (:class:`BatchInferenceConfig`); needs ``model_package_arn``. Where the served
+            package has a data-quality baseline, a daily Model Monitor schedule checks the
+            scored data against it. Default: - none.
+        bias_facets: The sensitive columns of the training data
+            (``[{"name": "age", "threshold": 40}]`` or ``[{"name": "sex", "values": [1]}]``).
+            With them, every training run computes SageMaker Clarify bias (pre- and
+            post-training) and SHAP explainability baselines and registers them with the
+            model package (:class:`cdk_mlops.pipeline_definition.ClarifySettings`), so the
+            bias and explainability monitors have baselines. Default: - none: no Clarify jobs.
         drift_thresholds: Per-feature baseline drift above which the drift alarm
             fires and retraining starts. Default: - no drift alarms (violation
             events still reach the retrain trigger).
@@ -208,6 +256,10 @@ class EnvironmentConfig:
     model_package_arn: str | None = None
     model_baseline_prefix: str | None = None
     model_source_bucket: str | None = None
+    model_baselines: tuple[str, ...] = (DATA_QUALITY_BASELINE,)
+    ground_truth: bool = False
+    batch_inference: BatchInferenceConfig | None = None
+    bias_facets: tuple[BiasFacet, ...] = ()
     model_reader_accounts: tuple[str, ...] = ()
     drift_thresholds: Mapping[str, float] = field(default_factory=dict)
     disabled_guardrails: tuple[str, ...] = ()
@@ -395,6 +447,67 @@ def _check_bucket_name(value: object) -> str | None:
     return f"{value!r} is not an S3 bucket name; use the name (not the ARN or an s3:// URI) of the data bucket, or null"
 
 
+def baseline_names(value: object) -> tuple[str, ...]:
+    """The baseline names of a checked ``model_baselines`` value (a list, or comma-separated)."""
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _check_model_baselines(value: object) -> str | None:
+    accepted = ", ".join(MONITOR_BASELINES)
+    if isinstance(value, str | list) and all(isinstance(v, str) for v in value):
+        names = baseline_names(value)
+        unknown = [n for n in names if n not in MONITOR_BASELINES]
+        if names and not unknown and len(set(names)) == len(names) and DATA_QUALITY_BASELINE in names:
+            return None
+    return (
+        f"{value!r} is not a list of monitoring baselines that includes data-quality; use names from: {accepted}, "
+        'each once (e.g. ["data-quality", "model-quality"]), or the same comma-separated'
+    )
+
+
+_FACET_KEYS = frozenset({"name", "values", "threshold"})
+
+
+def _to_facets(value: object) -> tuple[BiasFacet, ...]:
+    """The facets of a ``bias_facets`` value whose entries are maps with known keys."""
+    assert isinstance(value, list)
+    return tuple(
+        BiasFacet(name=f["name"], values=tuple(f.get("values", ())), threshold=f.get("threshold")) for f in value
+    )
+
+
+def _check_bias_facets(value: object) -> str | None:
+    example = '[{"name": "age", "threshold": 40}]'
+    if not isinstance(value, list) or not value:
+        return f"{value!r} is not a list of facets; use e.g. {example}"
+    for facet in value:
+        if not isinstance(facet, Mapping) or "name" not in facet or set(facet) - _FACET_KEYS:
+            return f"{facet!r} is not a facet; use a map of name and values or threshold, e.g. {example}"
+        if not isinstance(facet.get("values", []), list):
+            return f"{facet!r}: values must be a list of numbers, e.g. [1]"
+    problems = clarify_settings_problems(ClarifySettings(facets=_to_facets(value)))
+    return "; ".join(p.replace("clarify.facets", "bias_facets") for p in problems) or None
+
+
+_BATCH_KEYS = frozenset({"dataset", "schedule"})
+
+
+def _check_batch_inference(value: object) -> str | None:
+    if value is None:
+        return None
+    example = '{"dataset": "churn-scoring", "schedule": "cron(0 4 * * ? *)"}'
+    if not isinstance(value, Mapping):
+        return f"{value!r} is not a batch inference setting; use e.g. {example}, or null"
+    found = [f"unknown key {k!r} (known: dataset, schedule)" for k in sorted(set(value) - _BATCH_KEYS, key=str)]
+    if "dataset" not in value:
+        found.append("dataset is missing: name the dataset to score")
+    else:
+        found += [f"dataset: {p}" for p in [_check_dataset(value["dataset"])] if p]
+    found += [f"schedule: {p}" for p in [_check_schedule(value.get("schedule"))] if p]
+    return f"{'; '.join(found)}; use e.g. {example}" if found else None
+
+
 def _check_drift_thresholds(value: object) -> str | None:
     if isinstance(value, dict) and all(
         isinstance(k, str) and _FEATURE.match(k) and not isinstance(v, bool) and isinstance(v, int | float) and v > 0
@@ -510,6 +623,10 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "model_package_arn": _check_model_package_arn,
     "model_baseline_prefix": _check_baseline_prefix,
     "model_source_bucket": _check_bucket_name,
+    "model_baselines": _check_model_baselines,
+    "ground_truth": _check_bool,
+    "batch_inference": _check_batch_inference,
+    "bias_facets": _check_bias_facets,
     "drift_thresholds": _check_drift_thresholds,
     "disabled_guardrails": _check_guardrail_ids,
     "warning_guardrails": _check_guardrail_ids,
@@ -532,6 +649,12 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
             values[key] = tuple(values[key])
     if "network" in values:
         values["network"] = _to_network(values["network"])
+    if values.get("batch_inference") is not None:
+        values["batch_inference"] = BatchInferenceConfig(**values["batch_inference"])
+    if "bias_facets" in values:
+        values["bias_facets"] = _to_facets(values["bias_facets"])
+    if "model_baselines" in values:
+        values["model_baselines"] = baseline_names(values["model_baselines"])
     return replace(profile_defaults(name, profile), **values)
 
 
@@ -581,6 +704,26 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             f"{path}.model_baseline_prefix: missing; a realtime endpoint is monitored against its model's "
             "drift-check baseline: set the data-store prefix of the statistics.json and constraints.json "
             "that the training execution wrote (artifacts/<pipeline>/<execution id>/data-quality-baseline/)"
+        )
+    if set(config.model_baselines) - {DATA_QUALITY_BASELINE} and not (config.model_baseline_prefix or "").endswith(
+        f"/{DATA_QUALITY_BASELINE}-baseline/"
+    ):
+        problems.append(
+            f"{path}.model_baselines: {', '.join(config.model_baselines)} are found beside the "
+            f"data-quality baseline, but model_baseline_prefix ({config.model_baseline_prefix!r}) is not a "
+            "training execution's .../data-quality-baseline/ prefix; set it to "
+            "artifacts/<pipeline>/<execution id>/data-quality-baseline/, or list data-quality alone"
+        )
+    batch = config.batch_inference
+    if batch is not None and config.model_package_arn is None:
+        problems.append(
+            f"{path}.batch_inference: set without model_package_arn; batch scoring runs the environment's "
+            "approved model, so set model_package_arn too (the model delivery pipeline does), or remove the key"
+        )
+    if batch is not None and batch.dataset == config.dataset:
+        problems.append(
+            f"{path}.batch_inference.dataset: {batch.dataset!r} is the dataset the environment trains on; "
+            "score another dataset (each drop would otherwise start both training and scoring)"
         )
     if config.model_source_bucket is not None and config.model_package_arn is None:
         problems.append(

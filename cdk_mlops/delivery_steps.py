@@ -383,7 +383,14 @@ def stack_problems(
 
 
 #: The environment settings (``cdk.json``) that say which model an environment serves.
-MODEL_SETTINGS: Final = ("model_package_arn", "model_baseline_prefix", "model_source_bucket")
+MODEL_SETTINGS: Final = ("model_package_arn", "model_baseline_prefix", "model_source_bucket", "model_baselines")
+# DriftCheckBaselines section of each monitoring baseline (config.MONITOR_BASELINES), and the file
+# in ``<name>-baseline/`` that proves it is the training execution's.
+_PACKAGE_BASELINES: Final = (
+    ("model-quality", "ModelQuality", "Constraints"),
+    ("model-bias", "Bias", "PostTrainingConstraints"),
+    ("model-explainability", "Explainability", "Constraints"),
+)
 _BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/\Z")
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)\Z")
 
@@ -395,7 +402,10 @@ def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
     drift-check baseline (``DriftCheckBaselines.ModelDataQuality``), which a realtime endpoint's
     Model Monitor is checked against (a package without such a baseline gets no prefix); and
     ``model_source_bucket``: the data bucket holding that baseline and the model archive (the
-    registry environment's), which the environments the model is promoted to read it from.
+    registry environment's), which the environments the model is promoted to read it from; and
+    ``model_baselines``: ``data-quality`` plus each other monitoring baseline the package
+    carries beside it, in ``<execution>/<name>-baseline/`` of the same bucket, as the training
+    pipeline writes them (comma-separated; see ``EnvironmentConfig.model_baselines``).
 
     Raises:
         ValueError: if the response has no versioned model package ARN.
@@ -412,6 +422,7 @@ def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
             if _BASELINE_PREFIX.match(prefix) and ".." not in prefix:
                 settings["model_baseline_prefix"] = prefix
                 settings["model_source_bucket"] = match.group(1)
+                settings["model_baselines"] = ",".join(_package_baselines(package, match.group(1), prefix))
                 break
     if "model_source_bucket" not in settings:
         containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
@@ -420,6 +431,22 @@ def model_settings(package: Mapping[str, Any]) -> dict[str, str]:
         if match:
             settings["model_source_bucket"] = match.group(1)
     return settings
+
+
+def _package_baselines(package: Mapping[str, Any], bucket: str, data_quality_prefix: str) -> list[str]:
+    """``data-quality`` and the package's other baselines found where the same execution wrote them."""
+    found = ["data-quality"]
+    suffix = "data-quality-baseline/"
+    if not data_quality_prefix.endswith(f"/{suffix}"):
+        return found
+    execution = data_quality_prefix[: -len(suffix)]
+    drift = package.get("DriftCheckBaselines") or {}
+    for name, section, key in _PACKAGE_BASELINES:
+        uri = str(((drift.get(section) or {}).get(key) or {}).get("S3Uri") or "")
+        match = _S3_URI.match(uri)
+        if match and match.group(1) == bucket and match.group(2).startswith(f"{execution}{name}-baseline/"):
+            found.append(name)
+    return found
 
 
 def model_record(settings: Mapping[str, str]) -> str:
@@ -866,6 +893,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--model-package-arn", required=True)
     deploy.add_argument("--model-baseline-prefix", default=None)
     deploy.add_argument("--model-source-bucket", default=None)
+    deploy.add_argument("--model-baselines", default=None, help="comma-separated monitoring baselines")
     deploy.add_argument("--record", required=True)
     deploy.add_argument("--revision-record", required=True)
     deploy.add_argument("--cdk-json", default="cdk.json")

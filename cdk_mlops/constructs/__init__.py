@@ -31,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     "ModelExplainabilitySettings": "cdk_mlops.constructs.model_monitor",
     "feature_drift_alarm_name": "cdk_mlops.constructs.model_monitor",
     "model_quality_alarm_name": "cdk_mlops.constructs.model_monitor",
+    "BatchTransformCapture": "cdk_mlops.constructs.model_monitor",
+    "CapturedDatasetFormat": "cdk_mlops.constructs.model_monitor",
+    "IBatchTransformCapture": "cdk_mlops.constructs.model_monitor",
     "PlatformDeliveryPipeline": "cdk_mlops.constructs.delivery",
     "ModelDeliveryPipeline": "cdk_mlops.constructs.delivery",
     "PipelineSource": "cdk_mlops.constructs.delivery",
@@ -54,9 +57,12 @@ _EXPORTS: dict[str, str] = {
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
+    "BatchInference": "cdk_mlops.constructs.batch_inference",
+    "BatchTransformSettings": "cdk_mlops.constructs.batch_inference",
 }
 
 if TYPE_CHECKING:
+    from cdk_mlops.constructs.batch_inference import BatchInference, BatchTransformSettings
     from cdk_mlops.constructs.data_store import (
         IDataStore,
         ImportedDataStore,
@@ -88,7 +94,10 @@ if TYPE_CHECKING:
     )
     from cdk_mlops.constructs.model_monitor import (
         Baselines,
+        BatchTransformCapture,
+        CapturedDatasetFormat,
         DataQualitySettings,
+        IBatchTransformCapture,
         ModelBiasSettings,
         ModelExplainabilitySettings,
         ModelMonitor,
@@ -110,12 +119,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Baselines",
+    "BatchInference",
+    "BatchTransformCapture",
+    "BatchTransformSettings",
+    "CapturedDatasetFormat",
     "DataCaptureSettings",
     "DataQualitySettings",
     "DeliveryAccess",
     "DeliveryTarget",
     "EndpointTest",
     "ErrorCountThreshold",
+    "IBatchTransformCapture",
     "IDataStore",
     "IModelEndpoint",
     "ImportedDataStore",

@@ -198,7 +198,9 @@ class RetrainTrigger(Construct):
     champion every run must beat: it looks up the newest ``Approved`` package of
     the model package group at each start and passes its metric
     (``ChampionMetric``) and data-quality constraints (``BaselineConstraintsUri``);
-    with no approved package (the first model) ``ChampionMetric`` is 0. A DynamoDB
+    with no approved package (the first model) ``ChampionMetric`` is 0. With
+    ``compare_with_champion=False`` (a scoring pipeline such as :class:`BatchInference`'s)
+    it sends the data parameters only, looks nothing up and is granted nothing for it. A DynamoDB
     table holds idempotency records (one run per manifest digest), the lock
     while an execution runs, the pending data version and the cool-down and
     daily counters. Failed records retry with the queue's visibility timeout
@@ -219,8 +221,10 @@ class RetrainTrigger(Construct):
     Attributes:
         pipeline_name: The pipeline it starts.
         pipeline_arn: That pipeline's ARN.
-        model_package_group_name: The group whose newest approved package is the champion.
-        artifacts_prefix: Where in the data store the champion's ``evaluation.json`` is read.
+        model_package_group_name: The group whose newest approved package is the champion;
+            None with ``compare_with_champion=False``.
+        artifacts_prefix: Where in the data store the champion's ``evaluation.json`` is read;
+            None with ``compare_with_champion=False``.
         queue: The queue every trigger event goes through.
         dead_letter_queue: Where records land after ``max_receive_count`` failed attempts.
         table: Idempotency, lock and pending state (TTL attribute ``expires_at``).
@@ -233,8 +237,8 @@ class RetrainTrigger(Construct):
         retrain_on_violations: The monitoring types whose violation events
             retrain, in ``MonitoringType`` order; empty when none does.
         rules: The EventBridge rules feeding the queue, by source name:
-            ``DataChanged``, ``PipelineFinished``, ``Requested`` (manual requests),
-            ``Violations`` (unless ``retrain_on_violations`` is empty) and ``Drift``
+            ``DataChanged`` (unless ``retrain_on_new_data`` is False), ``PipelineFinished``,
+            ``Requested`` (manual requests), ``Violations`` (unless ``retrain_on_violations`` is empty) and ``Drift``
             (with ``drift_alarms``).
         schedule: The EventBridge Scheduler schedule, when ``schedule`` is given.
         dead_letter_alarm: In ALARM when any record is in the dead-letter queue.
@@ -252,6 +256,8 @@ class RetrainTrigger(Construct):
         pipeline_name: str,
         model_package_group_name: str | None = None,
         artifacts_prefix: str | None = None,
+        compare_with_champion: bool = True,
+        retrain_on_new_data: bool = True,
         policy: RetrainPolicy | None = None,
         schedule: scheduler.ScheduleExpression | None = None,
         retrain_unchanged_data_on_schedule: bool = False,
@@ -292,6 +298,15 @@ class RetrainTrigger(Construct):
                 pipeline writes its artifacts; the handler may read objects there
                 (the champion's ``evaluation.json``). Default: -
                 ``artifacts/<pipeline_name>/``, where :class:`TrainingPipeline` writes.
+            compare_with_champion: Look up the champion at each start and pass
+                ``ChampionMetric`` (and ``BaselineConstraintsUri``). False is for a pipeline
+                without a champion/challenger gate (batch scoring): starts carry
+                ``InputManifestUri``, ``ManifestSha256``, ``DataVersion`` and ``TriggerReason``
+                only, and the handler gets no registry or artifacts permission. Not together
+                with ``model_package_group_name`` or ``artifacts_prefix``. Default: - True.
+            retrain_on_new_data: Route the datasets' ``Object Created`` events, so that a
+                data drop starts a run. False leaves the schedule and ``Manual Retrain``
+                requests (and drift, violations) as the only sources. Default: - True.
             policy: Batching, filters, cool-down and daily cap.
                 Default: - quiet period of 15 minutes, 1 hour cool-down, 4 runs a day.
             schedule: Periodic retraining (EventBridge Scheduler). Default: - none.
@@ -367,14 +382,32 @@ class RetrainTrigger(Construct):
         problems += _function_problems(function_timeout, function_memory_size)
         if powertools_layer is None:
             problems += _powertools_problems(Stack.of(self).region)
+        if not compare_with_champion:
+            given = [
+                n
+                for n, v in (
+                    ("model_package_group_name", model_package_group_name),
+                    ("artifacts_prefix", artifacts_prefix),
+                )
+                if v is not None
+            ]
+            problems += [
+                f"{n} is given with compare_with_champion=False, which reads no champion; "
+                "remove it, or compare with the champion"
+                for n in given
+            ]
         group = model_package_group_name or f"{pipeline_name}-models"
-        if not Token.is_unresolved(group) and not SAGEMAKER_NAME.match(group):
+        if compare_with_champion and not Token.is_unresolved(group) and not SAGEMAKER_NAME.match(group):
             problems.append(
                 f"model_package_group_name {group!r} is not valid; use 1-63 lower-case letters, digits and "
                 "hyphens, starting and ending with a letter or digit"
             )
         prefix = artifacts_prefix or f"{data_store.artifacts_prefix}{pipeline_name}/"
-        if not Token.is_unresolved(prefix) and (prefix.startswith("/") or not prefix.endswith("/") or "*" in prefix):
+        if (
+            compare_with_champion
+            and not Token.is_unresolved(prefix)
+            and (prefix.startswith("/") or not prefix.endswith("/") or "*" in prefix)
+        ):
             problems.append(
                 f"artifacts_prefix {prefix!r} must be a key prefix ending in '/' without '*' or a leading '/', "
                 f"e.g. '{data_store.artifacts_prefix}{pipeline_name}/'"
@@ -391,8 +424,9 @@ class RetrainTrigger(Construct):
         self.datasets = names
         self.retrain_on_violations: tuple[MonitoringType, ...] = violation_types
         self.pipeline_name = pipeline_name
-        self.model_package_group_name = group
-        self.artifacts_prefix = prefix
+        self.compare_with_champion = compare_with_champion
+        self.model_package_group_name: str | None = group if compare_with_champion else None
+        self.artifacts_prefix: str | None = prefix if compare_with_champion else None
         stack = Stack.of(self)
         self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
 
@@ -476,18 +510,8 @@ class RetrainTrigger(Construct):
         depend_on_role_policy(self.function, self.role)
 
         self.rules: dict[str, events.Rule] = {}
-        self._route(
-            "DataChanged",
-            "New objects under the watched datasets",
-            events.EventPattern(
-                source=["aws.s3"],
-                detail_type=[OBJECT_CREATED],
-                detail={
-                    "bucket": {"name": [data_store.bucket.bucket_name]},
-                    "object": {"key": [{"prefix": data_store.dataset_prefix(n)} for n in names]},
-                },
-            ),
-        )
+        if retrain_on_new_data:
+            self._route_data(data_store, names)
         self._route(
             "PipelineFinished",
             "The pipeline's executions ending (releases the lock, starts the pending version)",
@@ -580,7 +604,6 @@ class RetrainTrigger(Construct):
             "DATASETS": json.dumps(list(self.datasets)),
             "STATE_TABLE": self.table.table_name,
             "QUEUE_URL": self.queue.queue_url,
-            "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
             "MODE": policy.mode.value,
             "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
             "MARKER_NAME": policy.marker_name,
@@ -591,6 +614,10 @@ class RetrainTrigger(Construct):
             "LEASE_SECONDS": str(lease_seconds),
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
+        if self.model_package_group_name is not None:
+            env["MODEL_PACKAGE_GROUP_NAME"] = self.model_package_group_name
+        else:
+            env["COMPARE_WITH_CHAMPION"] = "false"
         if policy.key_prefix:
             env["KEY_PREFIX"] = policy.key_prefix
         if policy.key_suffixes:
@@ -609,7 +636,8 @@ class RetrainTrigger(Construct):
             # ListObjectVersions builds the manifest; PutObject writes it under manifests/<name>/.
             data_store.grant_read(self.role, dataset=name)
             data_store.grant_write_manifests(self.role, name)
-        self._grant_champion_lookup(data_store)
+        if self.model_package_group_name is not None and self.artifacts_prefix is not None:
+            self._grant_champion_lookup(data_store, self.model_package_group_name, self.artifacts_prefix)
         acknowledge(
             self.role,
             "kms:GenerateDataKey*/ReEncrypt* come from the key grants of this construct's own key "
@@ -623,19 +651,15 @@ class RetrainTrigger(Construct):
             *iam5_findings(resources=(f"{log_arn}:*",)),
         )
 
-    def _grant_champion_lookup(self, data_store: IDataStore) -> None:
+    def _grant_champion_lookup(self, data_store: IDataStore, group_name: str, artifacts_prefix: str) -> None:
         """Find the group's newest approved package and read its evaluation.json (and decrypt it).
 
         Both the group and its versions are named: AWS's registry policies authorize
         ``ListModelPackages`` on the group, ``DescribeModelPackage`` on a version.
         """
         stack = Stack.of(self)
-        group = stack.format_arn(
-            service="sagemaker", resource="model-package-group", resource_name=self.model_package_group_name
-        )
-        packages = stack.format_arn(
-            service="sagemaker", resource="model-package", resource_name=f"{self.model_package_group_name}/*"
-        )
+        group = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group_name)
+        packages = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name}/*")
         iam.Grant.add_to_principal(grantee=self.role, actions=[_LIST_PACKAGES], resource_arns=[group, packages])
         iam.Grant.add_to_principal(grantee=self.role, actions=[_DESCRIBE_PACKAGE], resource_arns=[packages])
         acknowledge(
@@ -643,7 +667,7 @@ class RetrainTrigger(Construct):
             "model package versions are numbered by SageMaker; listing and describing are limited to this one group",
             *iam5_findings(resources=(nag_resource(self, packages),)),
         )
-        data_store.grant_read(self.role, prefix=self.artifacts_prefix)
+        data_store.grant_read(self.role, prefix=artifacts_prefix)
 
     def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
         group = ec2.SecurityGroup(
@@ -688,6 +712,20 @@ class RetrainTrigger(Construct):
         # (which the function names) after the subnets' routes keeps the function after them, as
         # lambda.Function does, so it never runs, or is deleted, without its routes to the endpoints.
         self.role.node.add_dependency(subnets.internet_connectivity_established)
+
+    def _route_data(self, data_store: IDataStore, names: Sequence[str]) -> None:
+        self._route(
+            "DataChanged",
+            "New objects under the watched datasets",
+            events.EventPattern(
+                source=["aws.s3"],
+                detail_type=[OBJECT_CREATED],
+                detail={
+                    "bucket": {"name": [data_store.bucket.bucket_name]},
+                    "object": {"key": [{"prefix": data_store.dataset_prefix(n)} for n in names]},
+                },
+            ),
+        )
 
     def _route(self, id: str, description: str, pattern: events.EventPattern) -> None:
         rule = events.Rule(self, id, description=f"{self.node.path}: {description}", event_pattern=pattern)

@@ -11,6 +11,7 @@ Usage::
     python -m cdk_mlops.local deploy --app path/to/your/app [--stage Team | 'Team/Data' ...]
     python -m cdk_mlops.local destroy [--app ...] [--stage ... | PATTERN ...]   # on the running server
     python -m cdk_mlops.local demo               # own server: deploy Dev, run the closed loop, destroy, stop
+    python -m cdk_mlops.local demo-batch         # own server: deploy Dev, approve a model, score a data drop, destroy
 
 Without ``--app`` the reference app (this repository's ``cdk.json``, or the current directory's)
 is deployed, one stage of it (default ``Dev``), pinned to the local account. With ``--app`` (a
@@ -21,8 +22,9 @@ account (no ``env=``, or ``CDK_DEFAULT_ACCOUNT``/``CDK_DEFAULT_REGION``); a stac
 account or region is refused with the fix.
 
 ``status``, ``destroy`` and ``deploy --endpoint`` find the server ``up`` started through a
-state file, or take ``--endpoint``. Every endpoint must be loopback. ``demo`` always runs its
-own server in this process: the loop (:mod:`cdk_mlops.local.loop`) reaches into moto's backends.
+state file, or take ``--endpoint``. Every endpoint must be loopback. ``demo`` and ``demo-batch``
+always run their own server in this process: the loop (:mod:`cdk_mlops.local.loop`) and batch
+scoring (:mod:`cdk_mlops.local.batch_demo`) reach into moto's backends.
 """
 
 from __future__ import annotations
@@ -239,19 +241,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     total = time.perf_counter() - start
     progress("stopped", f"the local AWS on {endpoint}; nothing is left running")
     rows = [
+        *_stack_rows(states),
+        *render_summary(report),
+        ("time", f"{total:.1f} s: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())),
+    ]
+    _print_summary(rows)
+    if args.timings:
+        args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(timings.steps)}, indent=2))
+    return 0
+
+
+def _stack_rows(states: list[StackState]) -> list[tuple[str, str]]:
+    return [
         ("stacks deployed", ", ".join(f"{s.name} ({s.total} resources)" for s in states)),
         (
             "resources by type",
             f"{sum(s.total for s in states)} resources of {len({t for s in states for t in s.resources})} types "
             "(listed per stack above)",
         ),
-        *render_summary(report),
-        ("time", f"{total:.1f} s: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())),
     ]
+
+
+def _print_summary(rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     print("== summary")
     for label, value in rows:
         print(f"   {label:<{width}}  {value}")
+
+
+def cmd_demo_batch(args: argparse.Namespace) -> int:
+    from cdk_mlops.local.batch_demo import render_batch_summary, run_batch
+
+    start = time.perf_counter()
+    with local_aws() as aws, _assembly_dir(args.output) as output:
+        progress("server", f"{aws.endpoint_url} (loopback only)")
+        server_s = time.perf_counter() - start
+        _, timings = deploy_stage(aws, output=output)
+        timings.steps = {"server": server_s, **timings.steps}
+        run_start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cdk-mlops-batch-") as work:
+            # The redeploy writes its assembly to `output`, so the destroy below removes the Scoring stack too.
+            report = run_batch(aws, work_dir=Path(work), output=output)
+        timings.steps["batch"] = time.perf_counter() - run_start
+        states = stack_states(aws, prefix=f"{STAGE}-")
+        timings.steps["destroy"] = destroy_stage(aws, output=output)
+        endpoint = aws.endpoint_url
+    total = time.perf_counter() - start
+    progress("stopped", f"the local AWS on {endpoint}; nothing is left running")
+    _print_summary(
+        [
+            *_stack_rows(states),
+            *render_batch_summary(report.trained, report.scored),
+            ("time", f"{total:.1f} s: " + ", ".join(f"{n} {s:.1f} s" for n, s in timings.steps.items())),
+        ]
+    )
     if args.timings:
         args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(timings.steps)}, indent=2))
     return 0
@@ -319,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
     demo.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
     demo.set_defaults(func=cmd_demo)
+    batch = commands.add_parser(
+        "demo-batch",
+        help=f"own server: deploy {STAGE}, approve a model, redeploy to score a dataset, score a data drop, destroy",
+    )
+    batch.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
+    batch.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
+    batch.set_defaults(func=cmd_demo_batch)
     return parser
 
 

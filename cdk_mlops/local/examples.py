@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, EndpointKind, load_environments
+from cdk_mlops.config import CONTEXT_KEY, MONITOR_BASELINES, TOOLING_KEY, EndpointKind, load_environments
 
 
 def example_model_package_arn(
@@ -33,8 +33,10 @@ def example_model_package_arn(
 def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``context`` where every environment without a model serves the example package.
 
-    Realtime environments also get the example model's drift-check baseline and a
-    drift threshold, so their Model Monitor and drift alarm are part of the picture.
+    Realtime environments also get the example model's drift-check baselines (all four
+    monitoring types, as a package trained with Clarify settings carries them), labels
+    (``ground_truth``) and a drift threshold, so every Model Monitor schedule and the drift
+    alarm are part of the picture.
     """
     result = copy.deepcopy(context)
     environments = result[CONTEXT_KEY]
@@ -48,6 +50,8 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
         if config.endpoint_kind is EndpointKind.REALTIME:
             pipeline = f"{config.project}-{config.name}-training"
             settings.setdefault("model_baseline_prefix", f"artifacts/{pipeline}/example/data-quality-baseline/")
+            settings.setdefault("model_baselines", list(MONITOR_BASELINES))
+            settings.setdefault("ground_truth", True)
             settings.setdefault("drift_thresholds", {"mean_radius": 0.2})
     return result
 

@@ -16,7 +16,20 @@ the steps of the *deployed* definition (``DescribePipeline``) for one execution:
   since the built-in XGBoost image cannot run offline; ``model.tar.gz`` is uploaded under
   the step's ``S3OutputPath`` as SageMaker would;
 * the ``Condition`` step is evaluated, then its ``RegisterModel`` step's arguments are
-  resolved (returned, not sent) or its ``Fail`` step's message.
+  resolved (returned, not sent) or its ``Fail`` step's message;
+* a ``Model`` step creates the model in the local SageMaker (moto's ``CreateModel``). A
+  container given by ``ModelPackageName`` is first resolved to the package's image and
+  ``ModelDataUrl`` (``DescribeModelPackage``), which is what SageMaker itself does with a
+  package when it creates a model; the model is created with those;
+* a ``Transform`` step is emulated as the ``Training`` step is, since the built-in XGBoost image
+  cannot run offline: the model's ``model.tar.gz`` (``model.joblib``, as the local ``Training``
+  wrote it with ``train.py``) predicts each line of each input file, and the predictions are
+  written one per line to ``<S3OutputPath>/<input file relative to the input prefix>.out``, as
+  Batch Transform names its outputs (the probability of class 1 for a classifier, as XGBoost's
+  ``binary:logistic`` returns). With a ``DataCaptureConfig``, the inputs and outputs are also
+  copied under ``<DestinationS3Uri>input/`` and ``<DestinationS3Uri>output/`` with the
+  execution's job name; AWS does not document Batch Transform's capture layout beyond
+  ``DestinationS3Uri``, so this layout is the emulation's own.
 
 Not run: ``Processing`` steps without a script (``DataQualityBaseline`` and
 ``ModelQualityBaseline``, whose image is the Model Monitor analyzer, a managed container that
@@ -276,6 +289,40 @@ def upload(s3: Any, directory: Path, uri: str) -> list[str]:
     return keys
 
 
+# --- the Transform emulation ------------------------------------------------------------------------
+
+
+def _load_predictor(s3: Any, model_uri: str, directory: Path) -> Any:
+    """A function from CSV lines (features, no header) to predictions, for the local ``model.tar.gz``.
+
+    The archive holds ``model.joblib`` as ``cdk_mlops/ml/train.py`` saves it; only archives that
+    this runner's ``Training`` emulation wrote are loaded (joblib unpickles).
+    """
+    import joblib
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    archive = directory / "model.tar.gz"
+    bucket, key = parse_s3_uri(model_uri)
+    s3.download_file(bucket, key, str(archive))
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory, filter="data")
+    model_file = directory / "model.joblib"
+    if not model_file.is_file():
+        raise StepFailed(f"{model_uri} holds no model.joblib; only models trained by the local Training step score")
+    model = joblib.load(model_file)
+
+    def predict(lines: Sequence[str]) -> list[str]:
+        if not lines:
+            return []
+        features = np.array([[float(v) if v.strip() else np.nan for v in line.split(",")] for line in lines])
+        if hasattr(model, "predict_proba"):
+            return [repr(float(p)) for p in model.predict_proba(features)[:, 1]]
+        return [repr(float(p)) for p in model.predict(features)]
+
+    return predict
+
+
 # --- running ---------------------------------------------------------------------------------------
 
 
@@ -318,6 +365,8 @@ class _Runner:
         self.resolver = Resolver(definition, parameters=parameters, execution_arn=execution_arn)
         self.work_dir = work_dir
         self.result = ExecutionRun(execution_arn)
+        # ModelDataUrl of each model a Model step created, by model name.
+        self._model_data: dict[str, str] = {}
 
     def run(self) -> ExecutionRun:
         for step in self.definition.get("Steps", []):
@@ -335,6 +384,10 @@ class _Runner:
         elif kind == "RegisterModel":
             self.result.register_arguments = self.resolver.resolve(step["Arguments"])
             self._record(step, "ran", "CreateModelPackage arguments resolved")
+        elif kind == "Model":
+            self._model(step)
+        elif kind == "Transform":
+            self._transform(step)
         elif kind == "Fail":
             self.result.failure_message = _text(self.resolver.resolve(step["Arguments"].get("ErrorMessage", "")))
             self._record(step, "ran", self.result.failure_message)
@@ -420,6 +473,61 @@ class _Runner:
         self.resolver.properties[f"Steps.{name}.ModelArtifacts.S3ModelArtifacts"] = model_uri
         summary = last_line.split(" -> ", 1)[0].removeprefix("train: ")
         self._record(step, "ran", f"cdk_mlops/ml/train.py (scikit-learn) for the built-in image: {summary}")
+
+    def _job_name(self, step: Mapping[str, Any]) -> str:
+        return f"pipelines-{self.resolver.execution['PipelineExecutionId']}-{step['Name']}"
+
+    def _model(self, step: Mapping[str, Any]) -> None:
+        arguments = self.resolver.resolve(step["Arguments"])
+        container = dict(arguments.get("PrimaryContainer") or {})
+        package = container.pop("ModelPackageName", None)
+        sagemaker = self.aws.client("sagemaker")
+        if package:
+            # What SageMaker does with a package: the model runs the package's first container.
+            described = sagemaker.describe_model_package(ModelPackageName=package)
+            first = described["InferenceSpecification"]["Containers"][0]
+            container.update({k: first[k] for k in ("Image", "ModelDataUrl", "Environment") if first.get(k)})
+        name = self._job_name(step)
+        sagemaker.create_model(
+            ModelName=name, ExecutionRoleArn=arguments["ExecutionRoleArn"], PrimaryContainer=container
+        )
+        self.resolver.properties[f"Steps.{step['Name']}.ModelName"] = name
+        self._model_data[name] = str(container.get("ModelDataUrl", ""))
+        source = f" of {package}" if package else ""
+        self._record(step, "ran", f"CreateModel {name}{source} ({container.get('ModelDataUrl', 'no model data')})")
+
+    def _transform(self, step: Mapping[str, Any]) -> None:
+        arguments = self.resolver.resolve(step["Arguments"])
+        model_name = str(arguments["ModelName"])
+        model_data = self._model_data.get(model_name) or self.aws.client("sagemaker").describe_model(
+            ModelName=model_name
+        )["PrimaryContainer"].get("ModelDataUrl", "")
+        if not model_data:
+            raise StepFailed(f"step {step['Name']}: model {model_name} has no ModelDataUrl to load")
+        root = self.work_dir / step["Name"]
+        predict = _load_predictor(self.s3, str(model_data), root / "model")
+        input_uri = str(arguments["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+        files = download(self.s3, input_uri, root / "input")
+        output_uri = str(arguments["TransformOutput"]["S3OutputPath"]).rstrip("/")
+        capture = arguments.get("DataCaptureConfig")
+        job_name = self._job_name(step)
+        rows = 0
+        for path in sorted(files):
+            relative = path.relative_to(root / "input").as_posix()
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            predictions = predict(lines)
+            rows += len(lines)
+            out = path.with_name(path.name + ".out")
+            out.write_text("".join(f"{value}\n" for value in predictions), encoding="utf-8")
+            bucket, key = parse_s3_uri(f"{output_uri}/{relative}.out")
+            self.s3.upload_file(str(out), bucket, key)
+            if capture:
+                destination = str(capture["DestinationS3Uri"]).rstrip("/")
+                for kind, source in (("input", path), ("output", out)):
+                    bucket, key = parse_s3_uri(f"{destination}/{kind}/{job_name}/{source.name}")
+                    self.s3.upload_file(str(source), bucket, key)
+        self.resolver.properties[f"Steps.{step['Name']}.TransformOutput.S3OutputPath"] = output_uri
+        self._record(step, "ran", f"{rows} rows of {len(files)} files scored with {model_name} -> {output_uri}/")
 
     def _condition(self, step: Mapping[str, Any]) -> None:
         arguments = step["Arguments"]

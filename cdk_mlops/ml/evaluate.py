@@ -51,6 +51,32 @@ Output (``--predictions-output-dir``, optional)
         ``inference_attribute=prediction`` and, for binary classification,
         ``probability_attribute=probability``.
 
+Output (``--clarify-config-dir``, optional: the SageMaker Clarify steps)
+    One folder per Clarify output of the ``Evaluate`` step, each uploaded to its own prefix:
+
+    ``clarify_dataset/clarify_sample.csv``
+        At most ``--clarify-sample-rows`` rows of the test split (drawn with ``--clarify-seed``,
+        in the split's order), label first, without a header: the rows the post-training bias
+        and SHAP jobs send to the shadow endpoint.
+    ``data_bias_config/analysis_config.json``
+        The pre-training bias job's configuration (the training split, ``pre_training_bias``).
+    ``model_bias_config/analysis_config.json``
+        The post-training bias job's: ``post_training_bias``, ``probability_threshold`` and the
+        ``predictor`` (``--clarify-model-name``, the shadow endpoint's instances, CSV in and out).
+    ``explainability_config/analysis_config.json``
+        The SHAP job's: ``shap`` (``baseline``, ``num_samples``, ``agg_method``, ``use_logit``,
+        ``seed``) and the ``predictor``. The baseline is the k-means centres of the training
+        split's features (``--clarify-shap-baseline-rows`` rows; one row is the features' means).
+    ``model_bias_monitor_config/analysis_config.json``
+        What a model-bias monitor takes: the facets, the positive label values, the headers and
+        the label (no methods, no predictor: the monitor reads the endpoint's captures).
+    ``explainability_monitor_config/analysis_config.json``
+        What a model-explainability monitor takes: the same ``shap`` method, the predictor
+        without the model name (the monitor serves the endpoint's model) and the feature headers.
+
+    Every configuration names the columns with the header of ``--baseline-dir`` (the label
+    first); facets and the group column must be features of that header.
+
 Metrics are computed with numpy alone, so the script runs in any image with Python and numpy.
 """
 
@@ -82,6 +108,27 @@ GROUND_TRUTH_COLUMN = "label"
 PROBABILITY_COLUMN = "probability"
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_THRESHOLD = 0.5
+# The Clarify files, by Evaluate output name (the folder under --clarify-config-dir).
+CLARIFY_DATASET = "clarify_dataset"
+DATA_BIAS_CONFIG = "data_bias_config"
+MODEL_BIAS_CONFIG = "model_bias_config"
+EXPLAINABILITY_CONFIG = "explainability_config"
+MODEL_BIAS_MONITOR_CONFIG = "model_bias_monitor_config"
+EXPLAINABILITY_MONITOR_CONFIG = "explainability_monitor_config"
+CLARIFY_OUTPUTS = (
+    CLARIFY_DATASET,
+    DATA_BIAS_CONFIG,
+    MODEL_BIAS_CONFIG,
+    EXPLAINABILITY_CONFIG,
+    MODEL_BIAS_MONITOR_CONFIG,
+    EXPLAINABILITY_MONITOR_CONFIG,
+)
+CLARIFY_DATASET_FILE = "clarify_sample.csv"
+ANALYSIS_CONFIG_FILE = "analysis_config.json"
+SHAP_AGG_METHODS = ("mean_abs", "median", "mean_sq")
+# Rows of the training split the k-means of the SHAP baseline runs on: enough for stable centres.
+_KMEANS_ROWS = 10000
+_KMEANS_ITERATIONS = 50
 
 #: Metric name -> whether higher values are better, per problem type.
 METRICS = {
@@ -233,6 +280,190 @@ def write_predictions(
     return path
 
 
+# ------------------------------------------------------------------------------------------------
+# SageMaker Clarify
+# ------------------------------------------------------------------------------------------------
+
+
+def sample_indices(rows: int, size: int, seed: int) -> np.ndarray:
+    """At most ``size`` row indices of ``rows``, drawn with ``seed`` without replacement, in order."""
+    if rows <= size:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+
+
+def shap_baseline(features: np.ndarray, rows: int, seed: int) -> list[list[float]]:
+    """The SHAP baseline: ``rows`` k-means centres of ``features`` (one row: each feature's mean).
+
+    Missing values count as the feature's mean (0 for a feature with no value at all), so the
+    baseline holds numbers only.
+    """
+    data = np.array(features, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        means = np.nanmean(data, axis=0) if data.size else np.zeros(data.shape[1])
+    means = np.where(np.isnan(means), 0.0, means)
+    missing = np.isnan(data)
+    data[missing] = np.take(means, np.nonzero(missing)[1])
+    distinct = np.unique(data, axis=0) if len(data) else data
+    k = min(rows, len(distinct))
+    if k <= 1:
+        return [[float(v) for v in means]]
+    rng = np.random.default_rng(seed)
+    points = data[sample_indices(len(data), _KMEANS_ROWS, seed)]
+    centres = distinct[rng.choice(len(distinct), size=k, replace=False)]
+    for _ in range(_KMEANS_ITERATIONS):
+        # Squared distances without an n x k x features array: |x|^2 - 2 x.c + |c|^2.
+        distances = (points**2).sum(axis=1)[:, None] - 2 * points @ centres.T + (centres**2).sum(axis=1)[None, :]
+        nearest = distances.argmin(axis=1)
+        moved = np.array([points[nearest == j].mean(axis=0) if (nearest == j).any() else centres[j] for j in range(k)])
+        if np.allclose(moved, centres):
+            break
+        centres = moved
+    return [[float(v) for v in centre] for centre in centres]
+
+
+def clarify_configs(
+    header: Sequence[str],
+    *,
+    facets: Sequence[dict[str, Any]],
+    label_values: Sequence[int],
+    group_column: str | None,
+    model_name: str,
+    baseline: list[list[float]],
+    num_samples: int,
+    agg_method: str,
+    use_logit: bool,
+    seed: int,
+    endpoint_instance_type: str,
+    endpoint_instance_count: int,
+    probability_threshold: float,
+) -> dict[str, dict[str, Any]]:
+    """The Clarify analysis configurations, by Evaluate output name (see the module docstring).
+
+    ``header`` is the dataset's, label first. Raises :class:`EvaluationError` for a facet or group
+    column that is not a feature of it.
+    """
+    label, features = header[0], list(header[1:])
+    wanted = [("facet", str(f.get("name_or_index"))) for f in facets]
+    if group_column is not None:
+        wanted.append(("group column", group_column))
+    for kind, column in wanted:
+        if column not in features:
+            raise EvaluationError(
+                f"the Clarify {kind} {column!r} is not a feature of the dataset; features: {', '.join(features)} "
+                f"(the label is {label!r}): fix TrainingSettings.clarify"
+            )
+    bias: dict[str, Any] = {"label_values_or_threshold": list(label_values), "facet": [dict(f) for f in facets]}
+    if group_column is not None:
+        bias["group_variable"] = group_column
+    data = {"dataset_type": "text/csv", "headers": list(header), "label": label}
+    endpoint = {
+        "instance_type": endpoint_instance_type,
+        "initial_instance_count": endpoint_instance_count,
+        # The model takes the features as CSV and returns one score, P(class 1), as CSV.
+        "content_type": "text/csv",
+        "accept_type": "text/csv",
+    }
+    predictor = {"model_name": model_name, **endpoint}
+    shap = {
+        "baseline": baseline,
+        "num_samples": num_samples,
+        "agg_method": agg_method,
+        "use_logit": use_logit,
+        "save_local_shap_values": False,
+        "seed": seed,
+    }
+    return {
+        DATA_BIAS_CONFIG: {**data, **bias, "methods": {"pre_training_bias": {"methods": "all"}}},
+        MODEL_BIAS_CONFIG: {
+            **data,
+            **bias,
+            "probability_threshold": probability_threshold,
+            "methods": {"post_training_bias": {"methods": "all"}},
+            "predictor": predictor,
+        },
+        EXPLAINABILITY_CONFIG: {**data, "methods": {"shap": shap}, "predictor": predictor},
+        # What SageMaker's ModelBiasMonitor uploads: the bias groups with the headers and the label.
+        MODEL_BIAS_MONITOR_CONFIG: {**bias, "headers": list(header), "label": label},
+        # What ModelExplainabilityMonitor uploads: the method, the predictor without a model, the features.
+        EXPLAINABILITY_MONITOR_CONFIG: {"methods": {"shap": shap}, "predictor": endpoint, "headers": features},
+    }
+
+
+def write_clarify_files(
+    config_dir: Path, configs: dict[str, dict[str, Any]], labels: np.ndarray, features: np.ndarray
+) -> dict[str, Path]:
+    """Write each configuration and the test sample into its output folder; returns the files by output name."""
+    written: dict[str, Path] = {}
+    for name, config in configs.items():
+        folder = config_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        written[name] = folder / ANALYSIS_CONFIG_FILE
+        written[name].write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    folder = config_dir / CLARIFY_DATASET
+    folder.mkdir(parents=True, exist_ok=True)
+    path = written[CLARIFY_DATASET] = folder / CLARIFY_DATASET_FILE
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        # No header: the configurations name the columns. Labels as classes, missing features empty.
+        writer.writerows(
+            [int(labels[i]), *("" if math.isnan(v) else repr(float(v)) for v in features[i])]
+            for i in range(len(labels))
+        )
+    return written
+
+
+def run_clarify(args: argparse.Namespace, labels: np.ndarray, features: np.ndarray) -> dict[str, Path]:
+    """The Clarify files of ``--clarify-config-dir`` from the test split and the header'd training split."""
+    header, rows = read_baseline(args.baseline_dir)
+    try:
+        training = np.array([[float(cell) if cell.strip() else math.nan for cell in row[1:]] for row in rows])
+    except ValueError as error:
+        raise EvaluationError(f"{args.baseline_dir}: a feature is not a number ({error})") from None
+    if features.shape[1] != len(header) - 1:
+        raise EvaluationError(
+            f"the test split has {features.shape[1]} features, the header of {args.baseline_dir} {len(header) - 1}"
+        )
+    configs = clarify_configs(
+        header,
+        facets=args.clarify_facet,
+        label_values=args.clarify_label_values,
+        group_column=args.clarify_group_column,
+        model_name=args.clarify_model_name,
+        baseline=shap_baseline(training, args.clarify_shap_baseline_rows, args.clarify_seed),
+        num_samples=args.clarify_shap_samples,
+        agg_method=args.clarify_shap_agg_method,
+        use_logit=args.clarify_shap_use_logit,
+        seed=args.clarify_seed,
+        endpoint_instance_type=args.clarify_endpoint_instance_type,
+        endpoint_instance_count=args.clarify_endpoint_instance_count,
+        probability_threshold=args.threshold,
+    )
+    chosen = sample_indices(len(labels), args.clarify_sample_rows, args.clarify_seed)
+    return write_clarify_files(args.clarify_config_dir, configs, labels[chosen], features[chosen])
+
+
+def _facet(text: str) -> dict[str, Any]:
+    """A ``--clarify-facet``: an analysis configuration's facet entry as JSON."""
+    try:
+        facet = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON") from None
+    values = facet.get("value_or_threshold", []) if isinstance(facet, dict) else None
+    if not isinstance(facet, dict) or not isinstance(facet.get("name_or_index"), str) or not isinstance(values, list):
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a facet; use {{"name_or_index": "<column>", "value_or_threshold": [<numbers>]}}'
+        )
+    return facet
+
+
+def _label_values(text: str) -> list[int]:
+    """A ``--clarify-label-values``: the favourable label, ``1`` or ``0`` (binary labels)."""
+    if text.strip() not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the positive label value is 1 or 0")
+    return [int(text)]
+
+
 def read_test(test_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Labels and features of the label-first, header-less CSV files in ``test_dir``."""
     files = _csv_files(test_dir)
@@ -351,9 +582,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--predictions-output-dir", type=Path, help="where the test split's labels and predictions are written"
     )
+    clarify = parser.add_argument_group("SageMaker Clarify (with --clarify-config-dir)")
+    clarify.add_argument("--clarify-config-dir", type=Path, help="where the Clarify configurations are written")
+    clarify.add_argument("--clarify-model-name", help="the SageMaker model the shadow endpoints serve")
+    clarify.add_argument("--clarify-label-values", type=_label_values, default=[1], help="the positive label: 1 or 0")
+    clarify.add_argument("--clarify-facet", type=_facet, action="append", default=[], help="a facet entry as JSON")
+    clarify.add_argument("--clarify-group-column", help="the group variable of the CDD metrics")
+    clarify.add_argument("--clarify-sample-rows", type=int, default=1000, help="test rows sent to the endpoint")
+    clarify.add_argument("--clarify-shap-samples", type=int, default=100, help="Kernel SHAP num_samples")
+    clarify.add_argument("--clarify-shap-baseline-rows", type=int, default=1, help="k-means centres in the baseline")
+    clarify.add_argument("--clarify-shap-agg-method", choices=SHAP_AGG_METHODS, default="mean_abs")
+    clarify.add_argument("--clarify-shap-use-logit", action="store_true", help="explain log-odds")
+    clarify.add_argument("--clarify-endpoint-instance-type", default="ml.m5.large")
+    clarify.add_argument("--clarify-endpoint-instance-count", type=int, default=1)
+    clarify.add_argument("--clarify-seed", type=int, default=42, help="seed of the sample, the baseline and SHAP")
     args = parser.parse_args(argv)
     if (args.baseline_dir is None) != (args.baseline_output_dir is None):
         parser.error("--baseline-dir and --baseline-output-dir go together")
+    if args.clarify_config_dir is not None:
+        if args.problem_type != "binary_classification":
+            parser.error("--clarify-config-dir: Clarify's bias metrics need --problem-type binary_classification")
+        missing = [
+            flag
+            for flag, value in (
+                ("--clarify-model-name", args.clarify_model_name),
+                ("--clarify-facet", args.clarify_facet),
+                ("--baseline-dir", args.baseline_dir),
+            )
+            if not value
+        ]
+        if missing:
+            parser.error(f"--clarify-config-dir needs {', '.join(missing)}")
+        for flag in ("sample_rows", "shap_samples", "shap_baseline_rows", "endpoint_instance_count"):
+            if getattr(args, f"clarify_{flag}") < 1:
+                parser.error(f"--clarify-{flag.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -378,6 +640,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         raise EvaluationError(f"{args.metric} is undefined on this test split (e.g. a single class)")
     if args.predictions_output_dir is not None:
         write_predictions(args.predictions_output_dir, args.problem_type, labels, scores, args.threshold)
+    if args.clarify_config_dir is not None:
+        run_clarify(args, labels, features)
     report = evaluation_report(args.problem_type, metrics)
     comparison = champion_comparison(args.metric, known[args.metric], value, args.champion_metric)
     args.output_dir.mkdir(parents=True, exist_ok=True)

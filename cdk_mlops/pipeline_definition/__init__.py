@@ -43,6 +43,18 @@ The default pipeline
     ``probability_threshold_attribute=0.5``; ``problem_type`` is ``BinaryClassification`` or
     ``Regression``. It runs on the ``ProcessingInstanceType`` parameter's instance like every
     processing step.
+The Clarify steps (``TrainingSettings.clarify``)
+    ``ClarifyModel``, ``DataBiasBaseline``, ``ModelBiasBaseline``, ``ModelExplainabilityBaseline``.
+    Off by default; binary classification only. ``ClarifyModel`` (a ``Model`` step, CreateModel)
+    makes a SageMaker model of ``Train``'s artifact; ``Evaluate`` gets its name
+    (``Steps.ClarifyModel.ModelName``) and writes the Clarify analysis configurations, a sample
+    of the test split and the configurations the bias and explainability monitors take; three
+    SageMaker Clarify processing jobs then write ``analysis.json`` to ``data-bias-baseline/``
+    (pre-training bias of the training split), ``model-bias-baseline/`` (post-training bias)
+    and ``model-explainability-baseline/`` (SHAP), the last two through a shadow endpoint of the
+    model. ``Register`` records them as ``ModelMetrics.Bias``/``Explainability`` and
+    ``DriftCheckBaselines.Bias``/``Explainability`` (the monitors' ``analysis_config.json``
+    beside each ``analysis.json``).
 ``Train`` (Training)
     The built-in XGBoost algorithm image by default (``train``/``validation`` CSV channels);
     instance type and count come from parameters; optional managed spot training with a
@@ -196,6 +208,8 @@ from cdk_mlops.pipeline_definition.expressions import (
     processing_output_uri,
 )
 from cdk_mlops.pipeline_definition.names import (
+    ANALYSIS_CONFIG_FILE,
+    ANALYSIS_FILE,
     APPROVAL_STATUSES,
     BASELINE_CONSTRAINTS_URI,
     BASELINE_DATASET_DIR,
@@ -204,10 +218,18 @@ from cdk_mlops.pipeline_definition.names import (
     BASELINE_INPUT_DIR,
     CHAMPION_METRIC,
     CHECKPOINT_DIR,
+    CLARIFY_CONFIG_DIR,
+    CLARIFY_DATA_DIR,
+    CLARIFY_DATASET_FILE,
+    CLARIFY_DIR,
+    CLARIFY_MODEL,
+    CLARIFY_OUTPUTS,
+    CLARIFY_STEP_NAMES,
     CODE_DIR,
     COMPARISON_FILE,
     COMPARISON_PROPERTY_FILE,
     CONSTRAINTS_FILE,
+    DATA_BIAS_BASELINE,
     DATA_QUALITY_BASELINE,
     DATA_VERSION,
     EVALUATE,
@@ -227,11 +249,20 @@ from cdk_mlops.pipeline_definition.names import (
     METADATA_SOURCE_REVISION,
     MLFLOW_TRACKING_ARN_ENV,
     MODEL_APPROVAL_STATUS,
+    MODEL_BIAS_BASELINE,
     MODEL_DIR,
+    MODEL_EXPLAINABILITY_BASELINE,
     MODEL_QUALITY_BASELINE,
     NO_MANIFEST_KEY,
+    OUTPUT_ANALYSIS,
     OUTPUT_BASELINE,
+    OUTPUT_CLARIFY_DATASET,
+    OUTPUT_DATA_BIAS_CONFIG,
     OUTPUT_EVALUATION,
+    OUTPUT_EXPLAINABILITY_CONFIG,
+    OUTPUT_EXPLAINABILITY_MONITOR_CONFIG,
+    OUTPUT_MODEL_BIAS_CONFIG,
+    OUTPUT_MODEL_BIAS_MONITOR_CONFIG,
     OUTPUT_MONITORING,
     OUTPUT_PREDICTIONS,
     OUTPUT_REPORT,
@@ -269,12 +300,17 @@ from cdk_mlops.pipeline_definition.settings import (
     METRICS,
     PROCESSING_INSTANCE_FAMILIES,
     TRAINING_INSTANCE_FAMILIES,
+    BiasFacet,
+    ClarifySettings,
     MetricInfo,
     OnViolation,
     PipelineSpec,
     ProblemType,
     ScriptSource,
+    ShapAggregation,
     TrainingSettings,
+    clarify_facet_argument,
+    clarify_settings_problems,
     has_instance_storage,
     is_unresolved,
     package_index_problem,
@@ -284,6 +320,9 @@ from cdk_mlops.pipeline_definition.settings import (
 )
 from cdk_mlops.pipeline_definition.steps import (
     build_pipeline_definition,
+)
+from cdk_mlops.pipeline_definition.validation import (
+    _MODEL_PROPERTIES as _MODEL_PROPERTIES,
 )
 from cdk_mlops.pipeline_definition.validation import (
     _PROCESSING_PROPERTIES as _PROCESSING_PROPERTIES,
@@ -305,6 +344,8 @@ from cdk_mlops.pipeline_definition.validation import (
 champion_parameters = _champion.champion_parameters
 
 __all__ = [
+    "ANALYSIS_CONFIG_FILE",
+    "ANALYSIS_FILE",
     "APPROVAL_STATUSES",
     "BASELINE_CONSTRAINTS_URI",
     "BASELINE_DATASET_DIR",
@@ -313,10 +354,18 @@ __all__ = [
     "BASELINE_INPUT_DIR",
     "CHAMPION_METRIC",
     "CHECKPOINT_DIR",
+    "CLARIFY_CONFIG_DIR",
+    "CLARIFY_DATASET_FILE",
+    "CLARIFY_DATA_DIR",
+    "CLARIFY_DIR",
+    "CLARIFY_MODEL",
+    "CLARIFY_OUTPUTS",
+    "CLARIFY_STEP_NAMES",
     "CODE_DIR",
     "COMPARISON_FILE",
     "COMPARISON_PROPERTY_FILE",
     "CONSTRAINTS_FILE",
+    "DATA_BIAS_BASELINE",
     "DATA_QUALITY_BASELINE",
     "DATA_VERSION",
     "DEFAULT_HYPERPARAMETERS",
@@ -338,11 +387,20 @@ __all__ = [
     "METRICS",
     "MLFLOW_TRACKING_ARN_ENV",
     "MODEL_APPROVAL_STATUS",
+    "MODEL_BIAS_BASELINE",
     "MODEL_DIR",
+    "MODEL_EXPLAINABILITY_BASELINE",
     "MODEL_QUALITY_BASELINE",
     "NO_MANIFEST_KEY",
+    "OUTPUT_ANALYSIS",
     "OUTPUT_BASELINE",
+    "OUTPUT_CLARIFY_DATASET",
+    "OUTPUT_DATA_BIAS_CONFIG",
     "OUTPUT_EVALUATION",
+    "OUTPUT_EXPLAINABILITY_CONFIG",
+    "OUTPUT_EXPLAINABILITY_MONITOR_CONFIG",
+    "OUTPUT_MODEL_BIAS_CONFIG",
+    "OUTPUT_MODEL_BIAS_MONITOR_CONFIG",
     "OUTPUT_MONITORING",
     "OUTPUT_PREDICTIONS",
     "OUTPUT_REPORT",
@@ -376,6 +434,8 @@ __all__ = [
     "TRIGGER_REASON",
     "UNVERIFIED_SHA256",
     "VALIDATION_FILE",
+    "BiasFacet",
+    "ClarifySettings",
     "DefinitionBuilder",
     "Expr",
     "JobS3Input",
@@ -384,9 +444,12 @@ __all__ = [
     "PipelineSpec",
     "ProblemType",
     "ScriptSource",
+    "ShapAggregation",
     "TrainingSettings",
     "build_pipeline_definition",
     "champion_parameters",
+    "clarify_facet_argument",
+    "clarify_settings_problems",
     "condition",
     "condition_or",
     "get_execution",

@@ -102,6 +102,17 @@ FAIL: Final = "Fail"
 STEP_NAMES: Final = (PREPROCESS, DATA_QUALITY_BASELINE, TRAIN, EVALUATE, MODEL_QUALITY_BASELINE, GATE, REGISTER, FAIL)
 #: The step that logs each execution to MLflow; only with ``mlflow_tracking_arn`` and ``tracking_script``.
 TRACK: Final = "Track"
+# The SageMaker Clarify steps, only with ``TrainingSettings.clarify`` (binary classification).
+#: A ``Model`` step (CreateModel): the trained model, which Clarify serves on a shadow endpoint.
+CLARIFY_MODEL: Final = "ClarifyModel"
+#: Pre-training bias of the training split (Clarify, no endpoint).
+DATA_BIAS_BASELINE: Final = "DataBiasBaseline"
+#: Post-training bias of the model's predictions on a sample of the test split (Clarify, shadow endpoint).
+MODEL_BIAS_BASELINE: Final = "ModelBiasBaseline"
+#: SHAP feature attributions on a sample of the test split (Clarify, shadow endpoint).
+MODEL_EXPLAINABILITY_BASELINE: Final = "ModelExplainabilityBaseline"
+#: The Clarify steps, in the order the definition lists them.
+CLARIFY_STEP_NAMES: Final = (CLARIFY_MODEL, DATA_BIAS_BASELINE, MODEL_BIAS_BASELINE, MODEL_EXPLAINABILITY_BASELINE)
 
 OUTPUT_TRAIN: Final = "train"
 OUTPUT_VALIDATION: Final = "validation"
@@ -113,6 +124,31 @@ OUTPUT_EVALUATION: Final = "evaluation"
 OUTPUT_PREDICTIONS: Final = "predictions"
 #: Output name of the Model Monitor analyzer, as the SageMaker SDK names it.
 OUTPUT_MONITORING: Final = "monitoring_output"
+# Evaluate's outputs for the Clarify steps (with ``TrainingSettings.clarify``); each is a folder
+# of the same name under CLARIFY_DIR, which Evaluate's ``--clarify-config-dir`` names.
+#: The sample of the test split the ModelBiasBaseline and ModelExplainabilityBaseline jobs analyse.
+OUTPUT_CLARIFY_DATASET: Final = "clarify_dataset"
+#: ``analysis_config.json`` of the DataBiasBaseline job.
+OUTPUT_DATA_BIAS_CONFIG: Final = "data_bias_config"
+#: ``analysis_config.json`` of the ModelBiasBaseline job.
+OUTPUT_MODEL_BIAS_CONFIG: Final = "model_bias_config"
+#: ``analysis_config.json`` of the ModelExplainabilityBaseline job.
+OUTPUT_EXPLAINABILITY_CONFIG: Final = "explainability_config"
+#: ``analysis_config.json`` a model-bias monitor takes (uploaded to ``model-bias-baseline/``).
+OUTPUT_MODEL_BIAS_MONITOR_CONFIG: Final = "model_bias_monitor_config"
+#: ``analysis_config.json`` a model-explainability monitor takes (uploaded to ``model-explainability-baseline/``).
+OUTPUT_EXPLAINABILITY_MONITOR_CONFIG: Final = "explainability_monitor_config"
+#: Evaluate's Clarify outputs, in the order the step declares them.
+CLARIFY_OUTPUTS: Final = (
+    OUTPUT_CLARIFY_DATASET,
+    OUTPUT_DATA_BIAS_CONFIG,
+    OUTPUT_MODEL_BIAS_CONFIG,
+    OUTPUT_EXPLAINABILITY_CONFIG,
+    OUTPUT_MODEL_BIAS_MONITOR_CONFIG,
+    OUTPUT_EXPLAINABILITY_MONITOR_CONFIG,
+)
+#: Output name of a Clarify job, as the SageMaker SDK names it (``analysis.json`` and reports).
+OUTPUT_ANALYSIS: Final = "analysis_result"
 
 PROCESSING_ROOT: Final = "/opt/ml/processing"
 CODE_DIR: Final = f"{PROCESSING_ROOT}/input/code"
@@ -125,6 +161,12 @@ TEST_DIR: Final = f"{PROCESSING_ROOT}/input/test"
 #: Where ``Track`` finds ``Evaluate``'s output (``evaluation.json``, ``comparison.json``).
 EVALUATION_INPUT_DIR: Final = f"{PROCESSING_ROOT}/input/evaluation"
 OUTPUT_ROOT: Final = f"{PROCESSING_ROOT}/output"
+#: Where ``Evaluate`` writes the Clarify files (one folder per name of :data:`CLARIFY_OUTPUTS`).
+CLARIFY_DIR: Final = f"{OUTPUT_ROOT}/clarify"
+#: Clarify's container contract: the dataset, the analysis configuration (``analysis_config.json``)
+#: and the results (``analysis.json``) are at these paths.
+CLARIFY_DATA_DIR: Final = f"{PROCESSING_ROOT}/input/data"
+CLARIFY_CONFIG_DIR: Final = f"{PROCESSING_ROOT}/input/config"
 CHECKPOINT_DIR: Final = "/opt/ml/checkpoints"
 #: Environment variable of ``Train``, ``Evaluate`` and ``Track`` holding the MLflow tracking server
 #: ARN (``mlflow.set_tracking_uri(os.environ[...])`` with the ``sagemaker-mlflow`` plugin).
@@ -147,6 +189,12 @@ EVALUATION_FILE: Final = "evaluation.json"
 COMPARISON_FILE: Final = "comparison.json"
 STATISTICS_FILE: Final = "statistics.json"
 CONSTRAINTS_FILE: Final = "constraints.json"
+#: A Clarify job's configuration, in its config input (and the one a Clarify monitor takes).
+ANALYSIS_CONFIG_FILE: Final = "analysis_config.json"
+#: A Clarify job's results: bias metrics (the bias constraints) or SHAP values (the explainability constraints).
+ANALYSIS_FILE: Final = "analysis.json"
+#: ``Evaluate``: the rows of the test split the post-training bias and SHAP jobs analyse (no header, label first).
+CLARIFY_DATASET_FILE: Final = "clarify_sample.csv"
 
 # Columns of PREDICTIONS_FILE, which the ModelQualityBaseline step names to the analyzer.
 #: The test split's label (the ground truth).

@@ -6,6 +6,7 @@ problem (value, why, fix) for ``ConfigurationError``; CDK tokens are never rejec
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -173,6 +174,102 @@ def is_unresolved(value: object) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+class ShapAggregation(StrEnum):
+    """How Clarify aggregates the SHAP values of the rows into one global value per feature."""
+
+    MEAN_ABS = "mean_abs"
+    """The mean of the absolute values (how much a feature moves predictions, either way)."""
+    MEDIAN = "median"
+    """The median of the values."""
+    MEAN_SQ = "mean_sq"
+    """The mean of the squared values."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BiasFacet:
+    """A sensitive column (a *facet*) whose group SageMaker Clarify compares with the other rows.
+
+    Every feature is a number (``preprocess.py`` accepts numeric columns only), so a categorical
+    column is compared by its numeric codes. Give ``values`` or ``threshold``, not both.
+
+    Attributes:
+        name: The column's name in the dataset's header; a feature, not the label.
+        values: The codes that put a row in the sensitive group (a binary or categorical
+            column). Default: - none; without a threshold either, Clarify reports each value of
+            the column as a group of its own.
+        threshold: For a continuous column: rows whose value is above it (exclusive) form the
+            sensitive group. Default: - none.
+    """
+
+    name: str
+    values: tuple[float, ...] = ()
+    threshold: float | None = None
+
+    @property
+    def value_or_threshold(self) -> list[float]:
+        """Clarify's ``value_or_threshold`` of the facet (empty: every value is a group)."""
+        if self.threshold is not None:
+            return [self.threshold]
+        return list(self.values)
+
+    def analysis_config(self) -> dict[str, object]:
+        """The facet as an entry of the analysis configuration's ``facet`` list."""
+        facet: dict[str, object] = {"name_or_index": self.name}
+        if self.value_or_threshold:
+            facet["value_or_threshold"] = self.value_or_threshold
+        return facet
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClarifySettings:
+    """SageMaker Clarify bias (pre- and post-training) and SHAP explainability baselines.
+
+    With these set, the pipeline creates a SageMaker model of each trained model (the
+    ``ClarifyModel`` step), ``Evaluate`` writes the Clarify analysis configurations and a sample
+    of the test split, and three Clarify processing jobs compute the data-bias (pre-training),
+    model-bias (post-training) and SHAP baselines that ``Register`` records on the model package
+    (``ModelMetrics.Bias``/``Explainability``, ``DriftCheckBaselines.Bias``/``Explainability``).
+    The model-bias and SHAP jobs each start a shadow endpoint of the model for their run.
+    Binary classification only: the positive outcome is a label value, which a regressor has not.
+
+    Attributes:
+        facets: The sensitive columns (at least one).
+        positive_label_values: The label value that is the favourable outcome, ``(1,)`` or
+            ``(0,)`` (labels are 0 or 1). Default: - ``(1,)``.
+        group_column: A column whose groups condition the demographic disparity metrics
+            (CDDL, CDDPL). Default: - none; those metrics are not computed.
+        sample_rows: Rows of the test split (drawn with the split seed) that the post-training
+            bias and SHAP jobs send to the shadow endpoint; the pre-training bias job reads the
+            whole training split. Default: - 1000.
+        shap_num_samples: Synthetic rows per explained row in Kernel SHAP (Clarify's
+            ``num_samples``); the SHAP job makes about ``sample_rows`` x ``shap_num_samples`` x
+            ``shap_baseline_rows`` predictions. Default: - 100.
+        shap_baseline_rows: Rows of the SHAP baseline: the k-means centres of the training
+            split's features; 1 is the mean of each feature. Default: - 1.
+        shap_agg_method: How the global SHAP value of a feature aggregates its rows' values.
+            Default: - mean of the absolute values.
+        shap_use_logit: Explain the log-odds instead of the probability. Default: - False.
+        instance_type: Instance of the three Clarify processing jobs. Default: - ``ml.m5.xlarge``.
+        instance_count: Instances per Clarify job (more than one runs Clarify on Spark).
+            Default: - 1.
+        endpoint_instance_type: Instance of the shadow endpoints. Default: - ``ml.m5.large``.
+        endpoint_instance_count: Instances of each shadow endpoint. Default: - 1.
+    """
+
+    facets: tuple[BiasFacet, ...]
+    positive_label_values: tuple[int, ...] = (1,)
+    group_column: str | None = None
+    sample_rows: int = 1000
+    shap_num_samples: int = 100
+    shap_baseline_rows: int = 1
+    shap_agg_method: ShapAggregation = ShapAggregation.MEAN_ABS
+    shap_use_logit: bool = False
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_count: int = 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingSettings:
     """User-facing settings of the training pipeline; per-environment config supplies them.
@@ -220,6 +317,9 @@ class TrainingSettings:
             instance, ``processing_volume_size_gb`` and ``processing_max_runtime_seconds``, as
             ``DataQualityBaseline``), and register them with the package, where a model-quality
             monitor takes its baseline. Default: - True.
+        clarify: Add the SageMaker Clarify steps (bias and SHAP explainability baselines,
+            registered with the package, where bias and explainability monitors take them); binary
+            classification only. See :class:`ClarifySettings`. Default: - none; no Clarify step.
     """
 
     problem_type: ProblemType = ProblemType.BINARY_CLASSIFICATION
@@ -244,6 +344,7 @@ class TrainingSettings:
     data_validation: OnViolation = OnViolation.FAIL
     inference_instance_types: tuple[str, ...] = ("ml.m5.large",)
     model_quality_baseline: bool = True
+    clarify: ClarifySettings | None = None
 
     @property
     def metric(self) -> MetricInfo:
@@ -304,6 +405,8 @@ class PipelineSpec:
         training_image_uri: Image of ``Train``, and of the registered model.
         model_monitor_image_uri: Image of ``DataQualityBaseline`` and ``ModelQualityBaseline``
             (the Model Monitor analyzer).
+        clarify_image_uri: Image of the Clarify steps (``image_uris.image_uri("clarify", ...)``);
+            required with ``settings.clarify``. Default: - none.
         preprocess_script: ``ml/preprocess.py`` in S3.
         evaluate_script: ``ml/evaluate.py`` in S3.
         artifacts_prefix: Key prefix of every artifact, without slashes at either end.
@@ -376,6 +479,7 @@ class PipelineSpec:
     mlflow_client_requirements: tuple[str, ...] = ()
     package_index_url: str | None = None
     experiments: bool = True
+    clarify_image_uri: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,7 +691,137 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
             problems.append(
                 f"inference_instance_types entry {instance_type!r} is not an instance type; use ml.<family>.<size>"
             )
+    if s.clarify is not None:
+        problems += clarify_settings_problems(s.clarify, problem_type=problem_type, label_column=s.label_column)
     return problems
+
+
+# Limits of the Clarify settings: what a job can hold in memory and a container argument in characters.
+_MAX_SAMPLE_ROWS = 1_000_000
+_MAX_SHAP_SAMPLES = 100_000
+_MAX_BASELINE_ROWS = 1000
+_MAX_CLARIFY_INSTANCES = 100
+_MAX_ENDPOINT_INSTANCES = 10
+_MAX_CONTAINER_ARGUMENT = 256
+
+
+def clarify_facet_argument(facet: BiasFacet) -> str:
+    """The facet as ``Evaluate`` receives it: its analysis-configuration entry as compact JSON."""
+    return json.dumps(facet.analysis_config(), separators=(",", ":"))
+
+
+def _whole_number_problem(name: str, value: object, low: int, high: int, why: str = "") -> str | None:
+    if _is_int(value) and low <= value <= high:  # type: ignore[operator]
+        return None
+    return f"{name} {value!r} must be a whole number from {low} to {high}{why}"
+
+
+def clarify_settings_problems(
+    clarify: object, *, problem_type: object = ProblemType.BINARY_CLASSIFICATION, label_column: object = None
+) -> list[str]:
+    """Every problem with the Clarify settings (``clarify.<name>`` value, why, fix); empty when sound.
+
+    ``problem_type`` and ``label_column`` are the pipeline's (:class:`TrainingSettings`): Clarify
+    needs binary classification, and a facet or group column cannot be the label.
+    """
+    if not isinstance(clarify, ClarifySettings):
+        return [f"clarify {clarify!r} must be ClarifySettings(facets=(BiasFacet(name=...),), ...) or None"]
+    c = clarify
+    problems: list[str] = []
+    if isinstance(problem_type, ProblemType) and problem_type is not ProblemType.BINARY_CLASSIFICATION:
+        problems.append(
+            f"clarify is set but problem_type is {problem_type.value!r}; Clarify's bias metrics compare a "
+            "positive label value across groups, which a regressor does not predict: use "
+            "problem_type=binary_classification, or remove clarify"
+        )
+    facets: object = c.facets
+    if not isinstance(facets, tuple) or not facets:
+        problems.append(
+            f"clarify.facets {facets!r} must be a non-empty tuple of BiasFacet, e.g. (BiasFacet(name='gender', "
+            "values=(1,)),)"
+        )
+        facets = ()
+    seen: set[str] = set()
+    for index, facet in enumerate(facets):
+        where = f"clarify.facets[{index}]"
+        if not isinstance(facet, BiasFacet):
+            problems.append(f"{where} {facet!r} must be a BiasFacet(name=..., values=... or threshold=...)")
+            continue
+        problems += _column_problems(f"{where}.name", facet.name, label_column)
+        if facet.name in seen:
+            problems.append(f"{where}.name {facet.name!r} is given twice; give each facet once")
+        seen.add(facet.name)
+        values: object = facet.values
+        if not isinstance(values, tuple) or not all(_is_number(v) for v in values):
+            problems.append(
+                f"{where}.values {values!r} must be a tuple of numbers (the column's codes of the sensitive group)"
+            )
+        if facet.threshold is not None:
+            if not _is_number(facet.threshold):
+                problems.append(f"{where}.threshold {facet.threshold!r} must be a number")
+            if values:
+                problems.append(
+                    f"{where} has values {values!r} and threshold {facet.threshold!r}; give values for a "
+                    "categorical column or threshold for a continuous one, not both"
+                )
+        if isinstance(facet.name, str) and len(_facet_argument_or_empty(facet)) > _MAX_CONTAINER_ARGUMENT:
+            problems.append(
+                f"{where} {facet.name!r} with {len(facet.value_or_threshold)} values is over "
+                f"{_MAX_CONTAINER_ARGUMENT} characters as Evaluate's argument; shorten the name or give fewer values"
+            )
+    labels: object = c.positive_label_values
+    if not isinstance(labels, tuple) or labels not in ((0,), (1,)) or any(isinstance(v, bool) for v in labels):
+        problems.append(
+            f"clarify.positive_label_values {labels!r} must be (1,) or (0,): the label value of the favourable "
+            "outcome (binary labels are 0 or 1)"
+        )
+    if c.group_column is not None:
+        problems += _column_problems("clarify.group_column", c.group_column, label_column)
+    for name, value, high, why in (
+        ("clarify.sample_rows", c.sample_rows, _MAX_SAMPLE_ROWS, " (rows of the test split sent to the endpoint)"),
+        ("clarify.shap_num_samples", c.shap_num_samples, _MAX_SHAP_SAMPLES, ""),
+        ("clarify.shap_baseline_rows", c.shap_baseline_rows, _MAX_BASELINE_ROWS, " (the baseline is in the config)"),
+        ("clarify.instance_count", c.instance_count, _MAX_CLARIFY_INSTANCES, ""),
+        ("clarify.endpoint_instance_count", c.endpoint_instance_count, _MAX_ENDPOINT_INSTANCES, ""),
+    ):
+        problem = _whole_number_problem(name, value, 1, high, why)
+        if problem:
+            problems.append(problem)
+    agg_method: object = c.shap_agg_method  # may hold anything at runtime; checked here
+    if not isinstance(agg_method, ShapAggregation):
+        accepted = ", ".join(a.value for a in ShapAggregation)
+        problems.append(f"clarify.shap_agg_method {c.shap_agg_method!r} is not valid; use one of: {accepted}")
+    use_logit: object = c.shap_use_logit
+    if not isinstance(use_logit, bool):
+        problems.append(f"clarify.shap_use_logit {c.shap_use_logit!r} must be True (explain log-odds) or False")
+    problem = _instance_type_problem("clarify.instance_type", c.instance_type, PROCESSING_INSTANCE_FAMILIES)
+    if problem:
+        problems.append(problem)
+    endpoint_type: object = c.endpoint_instance_type
+    if not is_unresolved(endpoint_type) and not (
+        isinstance(endpoint_type, str) and _INSTANCE_TYPE.match(endpoint_type)
+    ):
+        problems.append(
+            f"clarify.endpoint_instance_type {endpoint_type!r} is not an instance type; use ml.<family>.<size>, "
+            "e.g. ml.m5.large"
+        )
+    return problems
+
+
+def _facet_argument_or_empty(facet: BiasFacet) -> str:
+    # Values that are not numbers are reported on their own; they need no length message too.
+    try:
+        return clarify_facet_argument(facet)
+    except (TypeError, ValueError):
+        return ""
+
+
+def _column_problems(name: str, column: object, label_column: object) -> list[str]:
+    if not isinstance(column, str) or not column.strip():
+        return [f"{name} {column!r} must be the name of a feature column in the dataset's header"]
+    if label_column is not None and column == label_column:
+        return [f"{name} {column!r} is the label column; name a feature (a facet is an input of the model)"]
+    return []
 
 
 def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
@@ -632,11 +866,27 @@ def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
     for name, script in scripts:
         if not script.file_name or "/" in script.file_name:
             problems.append(f"{name}.file_name {script.file_name!r} must be a file name without '/'")
+    if isinstance(s.clarify, ClarifySettings):
+        if not spec.clarify_image_uri:
+            problems.append(
+                "settings.clarify is set but clarify_image_uri is not; pass the SageMaker Clarify image "
+                "(image_uris.image_uri('clarify', region))"
+            )
+        if spec.subnet_ids and len(spec.subnet_ids) < 2:
+            problems.append(
+                f"settings.clarify in a VPC needs at least 2 subnet_ids (in distinct availability zones) for "
+                f"Clarify's shadow endpoints, got {len(spec.subnet_ids)}; add a subnet, or remove clarify"
+            )
+    elif spec.clarify_image_uri is not None:
+        problems.append("clarify_image_uri is set but settings.clarify is not; set both, or remove clarify_image_uri")
     if spec.kms_key_arn is not None:
-        for name, instance_type in (
+        storage_checked = [
             ("processing_instance_type", s.processing_instance_type),
             ("training_instance_type", s.training_instance_type),
-        ):
+        ]
+        if isinstance(s.clarify, ClarifySettings):
+            storage_checked.append(("clarify.instance_type", s.clarify.instance_type))
+        for name, instance_type in storage_checked:
             if isinstance(instance_type, str) and has_instance_storage(instance_type):
                 problems.append(
                     f"{name} {instance_type!r} has instance storage, which takes no volume KMS key; "

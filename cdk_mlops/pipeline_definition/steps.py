@@ -22,15 +22,23 @@ from cdk_mlops.pipeline_definition.expressions import (
     processing_output_uri,
 )
 from cdk_mlops.pipeline_definition.names import (
+    ANALYSIS_CONFIG_FILE,
+    ANALYSIS_FILE,
     BASELINE_CONSTRAINTS_URI,
     BASELINE_DATASET_DIR,
     BASELINE_INPUT_DIR,
     CHAMPION_METRIC,
     CHECKPOINT_DIR,
+    CLARIFY_CONFIG_DIR,
+    CLARIFY_DATA_DIR,
+    CLARIFY_DIR,
+    CLARIFY_MODEL,
+    CLARIFY_OUTPUTS,
     CODE_DIR,
     COMPARISON_FILE,
     COMPARISON_PROPERTY_FILE,
     CONSTRAINTS_FILE,
+    DATA_BIAS_BASELINE,
     DATA_QUALITY_BASELINE,
     DATA_VERSION,
     EVALUATE,
@@ -48,10 +56,19 @@ from cdk_mlops.pipeline_definition.names import (
     METADATA_SOURCE_REVISION,
     MLFLOW_TRACKING_ARN_ENV,
     MODEL_APPROVAL_STATUS,
+    MODEL_BIAS_BASELINE,
     MODEL_DIR,
+    MODEL_EXPLAINABILITY_BASELINE,
     MODEL_QUALITY_BASELINE,
+    OUTPUT_ANALYSIS,
     OUTPUT_BASELINE,
+    OUTPUT_CLARIFY_DATASET,
+    OUTPUT_DATA_BIAS_CONFIG,
     OUTPUT_EVALUATION,
+    OUTPUT_EXPLAINABILITY_CONFIG,
+    OUTPUT_EXPLAINABILITY_MONITOR_CONFIG,
+    OUTPUT_MODEL_BIAS_CONFIG,
+    OUTPUT_MODEL_BIAS_MONITOR_CONFIG,
     OUTPUT_MONITORING,
     OUTPUT_PREDICTIONS,
     OUTPUT_REPORT,
@@ -75,7 +92,14 @@ from cdk_mlops.pipeline_definition.names import (
     TRIGGER_REASON,
     UNVERIFIED_SHA256,
 )
-from cdk_mlops.pipeline_definition.settings import OnViolation, PipelineSpec, ProblemType, ScriptSource
+from cdk_mlops.pipeline_definition.settings import (
+    ClarifySettings,
+    OnViolation,
+    PipelineSpec,
+    ProblemType,
+    ScriptSource,
+    clarify_facet_argument,
+)
 
 # Retries that every job step gets: transient service errors, then SageMaker capacity
 # (spot included) and internal errors, with exponential backoff.
@@ -132,16 +156,20 @@ def _processing_job(
     arguments: Sequence[Any] = (),
     environment: Mapping[str, Any] | None = None,
     needs_network: bool = True,
+    instance_type: str | None = None,
+    instance_count: int = 1,
 ) -> dict[str, Any]:
     """A CreateProcessingJob request body (without ProcessingJobName; the pipeline names jobs).
 
     In a VPC, a job that ``needs_network`` (AWS APIs from its code, a package index) runs
-    without network isolation; SageMaker still moves its inputs and outputs either way.
+    without network isolation; SageMaker still moves its inputs and outputs either way. The
+    job runs on one instance of the ``ProcessingInstanceType`` parameter's type unless
+    ``instance_type`` (and ``instance_count``) say otherwise.
     """
     s = spec.settings
     cluster: dict[str, Any] = {
-        "InstanceCount": 1,
-        "InstanceType": get_parameter(PROCESSING_INSTANCE_TYPE),
+        "InstanceCount": instance_count,
+        "InstanceType": instance_type or get_parameter(PROCESSING_INSTANCE_TYPE),
         "VolumeSizeInGB": s.processing_volume_size_gb,
     }
     app: dict[str, Any] = {"ImageUri": image_uri}
@@ -377,6 +405,146 @@ def _train_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     )
 
 
+def _clarify_model_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
+    """The trained model as a SageMaker model: Clarify serves it on a shadow endpoint by its name."""
+    container: dict[str, Any] = {
+        "Image": spec.training_image_uri,
+        "ModelDataUrl": get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"),
+    }
+    if spec.training_source is not None:
+        container["Environment"] = _script_mode_environment(spec.training_source)
+    request: dict[str, Any] = {
+        "ExecutionRoleArn": spec.role_arn,
+        "PrimaryContainer": container,
+        # As in training: the built-in algorithm needs no network; a script-mode container downloads its source.
+        "EnableNetworkIsolation": spec.training_source is None,
+    }
+    if spec.subnet_ids:
+        # Clarify gives its shadow endpoints the model's VPC configuration.
+        request["VpcConfig"] = {"Subnets": list(spec.subnet_ids), "SecurityGroupIds": list(spec.security_group_ids)}
+    b.step(
+        CLARIFY_MODEL,
+        "Model",
+        request,
+        description="The trained model as a SageMaker model, which the Clarify jobs serve on shadow endpoints.",
+        retry_policies=(_SERVICE_RETRY,),
+    )
+
+
+def _script_mode_environment(source: ScriptSource) -> dict[str, str]:
+    """What the framework serving container needs to load a script-mode model's entry point."""
+    return {"SAGEMAKER_PROGRAM": source.file_name, "SAGEMAKER_SUBMIT_DIRECTORY": source.s3_uri}
+
+
+def _clarify_arguments(spec: PipelineSpec, clarify: ClarifySettings) -> list[Any]:
+    """``Evaluate``'s arguments for the Clarify configurations (see ``ml/evaluate.py``)."""
+    arguments: list[Any] = [
+        "--clarify-config-dir",
+        CLARIFY_DIR,
+        # A step property: the model exists only once the ClarifyModel step of this execution ran.
+        join(["--clarify-model-name=", get_step(CLARIFY_MODEL, "ModelName")]),
+        "--clarify-label-values",
+        ",".join(str(v) for v in clarify.positive_label_values),
+    ]
+    for facet in clarify.facets:
+        # One facet per argument: a container argument holds at most 256 characters.
+        arguments += ["--clarify-facet", clarify_facet_argument(facet)]
+    if clarify.group_column is not None:
+        arguments += ["--clarify-group-column", clarify.group_column]
+    arguments += [
+        "--clarify-sample-rows",
+        str(clarify.sample_rows),
+        "--clarify-shap-samples",
+        str(clarify.shap_num_samples),
+        "--clarify-shap-baseline-rows",
+        str(clarify.shap_baseline_rows),
+        "--clarify-shap-agg-method",
+        str(clarify.shap_agg_method.value),
+        "--clarify-endpoint-instance-type",
+        clarify.endpoint_instance_type,
+        "--clarify-endpoint-instance-count",
+        str(clarify.endpoint_instance_count),
+        "--clarify-seed",
+        str(spec.settings.split_seed),
+    ]
+    if clarify.shap_use_logit:
+        arguments.append("--clarify-shap-use-logit")
+    return arguments
+
+
+# Where each Clarify job's result lands, under the execution's artifacts prefix. The model-bias and
+# explainability folders also hold the analysis configuration their monitors take (Evaluate writes it).
+_CLARIFY_RESULTS: Final = {
+    DATA_BIAS_BASELINE: "data-bias-baseline",
+    MODEL_BIAS_BASELINE: "model-bias-baseline",
+    MODEL_EXPLAINABILITY_BASELINE: "model-explainability-baseline",
+}
+# Evaluate's Clarify outputs and their folders under the execution's artifacts prefix.
+_CLARIFY_OUTPUT_FOLDERS: Final = {
+    OUTPUT_CLARIFY_DATASET: "clarify-dataset",
+    OUTPUT_DATA_BIAS_CONFIG: "clarify-config/data-bias",
+    OUTPUT_MODEL_BIAS_CONFIG: "clarify-config/model-bias",
+    OUTPUT_EXPLAINABILITY_CONFIG: "clarify-config/model-explainability",
+    OUTPUT_MODEL_BIAS_MONITOR_CONFIG: _CLARIFY_RESULTS[MODEL_BIAS_BASELINE],
+    OUTPUT_EXPLAINABILITY_MONITOR_CONFIG: _CLARIFY_RESULTS[MODEL_EXPLAINABILITY_BASELINE],
+}
+
+
+def _clarify_outputs(spec: PipelineSpec) -> list[dict[str, Any]]:
+    return [
+        _s3_output(name, _artifact_uri(spec, _CLARIFY_OUTPUT_FOLDERS[name]), f"{CLARIFY_DIR}/{name}")
+        for name in CLARIFY_OUTPUTS
+    ]
+
+
+def _clarify_steps(b: DefinitionBuilder, spec: PipelineSpec, clarify: ClarifySettings) -> None:
+    """The three Clarify jobs: pre-training bias, post-training bias and SHAP, each with its own config."""
+    jobs = (
+        (
+            DATA_BIAS_BASELINE,
+            # The whole training split (label first, no header; the config names the columns).
+            processing_output_uri(PREPROCESS, OUTPUT_TRAIN),
+            OUTPUT_DATA_BIAS_CONFIG,
+            False,
+            "Pre-training bias metrics of the training split's labels across the facets (SageMaker Clarify).",
+        ),
+        (
+            MODEL_BIAS_BASELINE,
+            processing_output_uri(EVALUATE, OUTPUT_CLARIFY_DATASET),
+            OUTPUT_MODEL_BIAS_CONFIG,
+            True,
+            "Post-training bias metrics of the model's predictions on a sample of the test split "
+            "(SageMaker Clarify, shadow endpoint).",
+        ),
+        (
+            MODEL_EXPLAINABILITY_BASELINE,
+            processing_output_uri(EVALUATE, OUTPUT_CLARIFY_DATASET),
+            OUTPUT_EXPLAINABILITY_CONFIG,
+            True,
+            "SHAP feature attributions of the model on a sample of the test split "
+            "(SageMaker Clarify, shadow endpoint).",
+        ),
+    )
+    if not spec.clarify_image_uri:
+        raise ValueError("settings.clarify needs PipelineSpec.clarify_image_uri (see pipeline_spec_problems)")
+    for name, dataset, config, uses_endpoint, description in jobs:
+        job = _processing_job(
+            spec,
+            image_uri=spec.clarify_image_uri,
+            # Clarify's container contract: input names and paths as the SageMaker SDK writes them.
+            inputs=[
+                _s3_input("dataset", dataset, CLARIFY_DATA_DIR),
+                _s3_input("analysis_config", processing_output_uri(EVALUATE, config), CLARIFY_CONFIG_DIR),
+            ],
+            outputs=[_s3_output(OUTPUT_ANALYSIS, _artifact_uri(spec, _CLARIFY_RESULTS[name]), OUTPUT_ROOT)],
+            # The shadow endpoint is created, invoked and deleted through the SageMaker APIs.
+            needs_network=uses_endpoint,
+            instance_type=clarify.instance_type,
+            instance_count=clarify.instance_count,
+        )
+        b.step(name, "Processing", job, description=description, retry_policies=(_SERVICE_RETRY, _JOB_RETRY))
+
+
 def _mlflow_environment(spec: PipelineSpec) -> dict[str, Any] | None:
     """The environment that points a job's scripts at the MLflow tracking server, if any."""
     return {MLFLOW_TRACKING_ARN_ENV: spec.mlflow_tracking_arn} if spec.mlflow_tracking_arn else None
@@ -394,6 +562,10 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         predictions_dir = f"{OUTPUT_ROOT}/{OUTPUT_PREDICTIONS}"
         outputs.append(_s3_output(OUTPUT_PREDICTIONS, _artifact_uri(spec, "test-predictions"), predictions_dir))
         predictions = ["--predictions-output-dir", predictions_dir]
+    clarify: list[Any] = []
+    if s.clarify is not None:
+        outputs += _clarify_outputs(spec)
+        clarify = _clarify_arguments(spec, s.clarify)
     job = _processing_job(
         spec,
         image_uri=spec.evaluation_image_uri or spec.training_image_uri,
@@ -422,6 +594,7 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
             "--baseline-output-dir",
             f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}",
             *predictions,
+            *clarify,
         ],
         environment=_mlflow_environment(spec),
         # Scripts given the tracking server's ARN may log to it; otherwise Evaluate reads and writes files only.
@@ -434,6 +607,7 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         description=(
             "Score the test split; write evaluation.json, the champion comparison"
             + (", the test split's labels with the predictions" if s.model_quality_baseline else "")
+            + (", the Clarify configurations and test sample" if s.clarify is not None else "")
             + " and the data-quality baseline dataset (predictions on the training split, then its features)."
         ),
         property_files=(
@@ -525,15 +699,15 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
             },
             "Constraints": quality_constraints,
         }
+    model_metrics: dict[str, Any] = {"ModelQuality": model_quality, "ModelDataQuality": data_quality}
+    if s.clarify is not None:
+        _register_clarify(model_metrics, drift_check)
     container: dict[str, Any] = {
         "Image": spec.training_image_uri,
         "ModelDataUrl": get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"),
     }
     if spec.training_source is not None:
-        container["Environment"] = {
-            "SAGEMAKER_PROGRAM": spec.training_source.file_name,
-            "SAGEMAKER_SUBMIT_DIRECTORY": spec.training_source.s3_uri,
-        }
+        container["Environment"] = _script_mode_environment(spec.training_source)
     inference: dict[str, Any] = {
         "Containers": [container],
         "SupportedContentTypes": ["text/csv"],
@@ -549,7 +723,7 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
         "ModelPackageDescription": get_parameter(TRIGGER_REASON),
         "InferenceSpecification": inference,
         "ModelApprovalStatus": get_parameter(MODEL_APPROVAL_STATUS),
-        "ModelMetrics": {"ModelQuality": model_quality, "ModelDataQuality": data_quality},
+        "ModelMetrics": model_metrics,
         "DriftCheckBaselines": drift_check,
         "MetadataProperties": {
             "GeneratedBy": get_execution("PipelineExecutionArn"),
@@ -564,6 +738,29 @@ def _register_arguments(spec: PipelineSpec) -> dict[str, Any]:
             METADATA_EVALUATION_METRIC: f"{ProblemType(s.problem_type).metrics_key}.{s.metric_name}.value",
         },
         "SkipModelValidation": "None",
+    }
+
+
+def _register_clarify(model_metrics: dict[str, Any], drift_check: dict[str, Any]) -> None:
+    """The Clarify reports and baselines, where ``Baselines.from_model_package`` reads them."""
+
+    def file(step: str, output: str, name: str) -> dict[str, Any]:
+        return {"ContentType": "application/json", "S3Uri": join([processing_output_uri(step, output), name], on="/")}
+
+    data_bias = file(DATA_BIAS_BASELINE, OUTPUT_ANALYSIS, ANALYSIS_FILE)
+    model_bias = file(MODEL_BIAS_BASELINE, OUTPUT_ANALYSIS, ANALYSIS_FILE)
+    explainability = file(MODEL_EXPLAINABILITY_BASELINE, OUTPUT_ANALYSIS, ANALYSIS_FILE)
+    model_metrics["Bias"] = {"PreTrainingReport": data_bias, "PostTrainingReport": model_bias}
+    model_metrics["Explainability"] = {"Report": explainability}
+    drift_check["Bias"] = {
+        # The monitors' analysis configurations, which Evaluate uploads beside the jobs' results.
+        "ConfigFile": file(EVALUATE, OUTPUT_MODEL_BIAS_MONITOR_CONFIG, ANALYSIS_CONFIG_FILE),
+        "PreTrainingConstraints": data_bias,
+        "PostTrainingConstraints": model_bias,
+    }
+    drift_check["Explainability"] = {
+        "Constraints": explainability,
+        "ConfigFile": file(EVALUATE, OUTPUT_EXPLAINABILITY_MONITOR_CONFIG, ANALYSIS_CONFIG_FILE),
     }
 
 
@@ -646,9 +843,13 @@ def build_pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     _preprocess_step(b, spec)
     _baseline_step(b, spec)
     _train_step(b, spec)
+    if s.clarify is not None:
+        _clarify_model_step(b, spec)
     _evaluate_step(b, spec)
     if s.model_quality_baseline:
         _model_quality_baseline_step(b, spec)
+    if s.clarify is not None:
+        _clarify_steps(b, spec, s.clarify)
     _gate_step(b, spec)
     if spec.mlflow_tracking_arn and spec.tracking_script is not None:
         _track_step(b, spec, spec.tracking_script)

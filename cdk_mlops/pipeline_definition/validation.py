@@ -40,6 +40,9 @@ _REQUIRED: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "StoppingCondition.MaxRuntimeInSeconds",
         ),
         "RegisterModel": ("ModelPackageGroupName", "InferenceSpecification.Containers"),
+        # CreateModel (the pipeline names the model): a container (an image, or a model package's
+        # own), and the role it runs as.
+        "Model": ("PrimaryContainer.Image|PrimaryContainer.ModelPackageName|Containers", "ExecutionRoleArn"),
         "Condition": ("Conditions",),
         "Fail": ("ErrorMessage",),
         "QualityCheck": ("CheckType", "AppSpecification.ImageUri", "RoleArn"),
@@ -57,7 +60,7 @@ _PARAMETER_TYPES: Final[Mapping[str, tuple[type, ...]]] = MappingProxyType(
 _COMPARISONS: Final = frozenset({"Equals", "GreaterThan", "GreaterThanOrEqualTo", "LessThan", "LessThanOrEqualTo"})
 
 # Top-level properties a `Get` may read from a step, per type: the Describe* response members
-# (DescribeProcessingJob, DescribeTrainingJob, DescribeModelPackage; a test compares them).
+# (DescribeProcessingJob, DescribeTrainingJob, DescribeModelPackage, DescribeModel; a test compares them).
 _PROCESSING_PROPERTIES: Final = _words(
     "ProcessingInputs ProcessingOutputConfig ProcessingJobName ProcessingResources StoppingCondition "
     "AppSpecification Environment NetworkConfig RoleArn ExperimentConfig ProcessingJobArn "
@@ -84,9 +87,14 @@ _REGISTER_PROPERTIES: Final = _words(
     "DriftCheckBaselines AdditionalInferenceSpecifications SkipModelValidation SourceUri SecurityConfig "
     "ModelCard ModelLifeCycle"
 )
+_MODEL_PROPERTIES: Final = _words(
+    "ModelName PrimaryContainer Containers InferenceExecutionConfig ExecutionRoleArn VpcConfig CreationTime "
+    "ModelArn EnableNetworkIsolation DeploymentRecommendation"
+)
 _STEP_PROPERTIES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {
         "Processing": _PROCESSING_PROPERTIES,
+        "Model": _MODEL_PROPERTIES,
         "Training": _TRAINING_PROPERTIES,
         "RegisterModel": _REGISTER_PROPERTIES,
         "Condition": frozenset({"Outcome"}),

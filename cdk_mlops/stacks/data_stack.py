@@ -24,7 +24,8 @@ class DataStack(cdk.Stack):
         self.store = VersionedDataStore(
             self,
             "Store",
-            datasets=[config.dataset],
+            # The scored dataset too: its drops reach the scoring trigger.
+            datasets=[config.dataset, *([config.batch_inference.dataset] if config.batch_inference else [])],
             removal_policy=config.data_removal_policy,
             noncurrent_version_transition=cdk.Duration.days(config.noncurrent_version_transition_days),
             noncurrent_version_expiration=cdk.Duration.days(expiration) if expiration is not None else None,

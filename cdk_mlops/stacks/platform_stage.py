@@ -1,4 +1,4 @@
-"""The per-environment Stage of the reference platform: network, data, training and serving stacks."""
+"""The per-environment Stage of the reference platform: network, data, training, serving and scoring stacks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
 from cdk_mlops.stacks.network_stack import NetworkStack
+from cdk_mlops.stacks.scoring_stack import ScoringStack
 from cdk_mlops.stacks.serving_stack import ServingStack
 from cdk_mlops.stacks.training_stack import TrainingStack
 
@@ -30,17 +31,24 @@ class MlopsPlatformStage(cdk.Stage):
         data: The stack holding the versioned data store.
         training: The stack holding the training pipeline, model registry and retrain trigger.
         serving: The stack holding the model endpoint, or None until a model is approved.
+        scoring: The stack holding batch inference, or None without ``batch_inference`` (or a model).
     """
 
     #: Construct ids of the stacks a stage can hold, in deployment order; ``Network`` exists
     #: only in an environment with a private network (``network``, prod by default), and
-    #: ``Serving`` only once it has an approved model (``model_package_arn``).
-    STACK_IDS: ClassVar[tuple[str, ...]] = ("Network", "Data", "Training", "Serving")
+    #: ``Serving`` only once it has an approved model (``model_package_arn``), and ``Scoring``
+    #: only with an approved model and ``batch_inference``.
+    STACK_IDS: ClassVar[tuple[str, ...]] = ("Network", "Data", "Training", "Serving", "Scoring")
 
     @classmethod
     def stack_ids(cls, config: EnvironmentConfig) -> tuple[str, ...]:
         """The ids of :attr:`STACK_IDS` that a stage of ``config`` holds, in deployment order."""
-        present = {"Network": config.network.private, "Serving": config.model_package_arn is not None}
+        model = config.model_package_arn is not None
+        present = {
+            "Network": config.network.private,
+            "Serving": model,
+            "Scoring": model and config.batch_inference is not None,
+        }
         return tuple(stack for stack in cls.STACK_IDS if present.get(stack, True))
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
@@ -58,6 +66,18 @@ class MlopsPlatformStage(cdk.Stage):
                 self,
                 "Serving",
                 config=config,
+                data_store=self.data.store,
+                model_package_arn=config.model_package_arn,
+                alarm_topic=self.training.training.topic,
+                network=network,
+            )
+        self.scoring: ScoringStack | None = None
+        if config.model_package_arn is not None and config.batch_inference is not None:
+            self.scoring = ScoringStack(
+                self,
+                "Scoring",
+                config=config,
+                batch=config.batch_inference,
                 data_store=self.data.store,
                 model_package_arn=config.model_package_arn,
                 alarm_topic=self.training.training.topic,

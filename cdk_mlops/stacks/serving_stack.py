@@ -8,7 +8,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile
+from cdk_mlops.config import (
+    DATA_QUALITY_BASELINE,
+    LABELLED_BASELINES,
+    EndpointKind,
+    EnvironmentConfig,
+    Profile,
+)
 from cdk_mlops.constructs.common import sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_endpoint import (
@@ -22,9 +28,63 @@ from cdk_mlops.constructs.model_endpoint import (
     ServerlessSettings,
     grant_model_source_read,
 )
-from cdk_mlops.constructs.model_monitor import Baselines, DataQualitySettings, ModelMonitor, MonitorSchedule
+from cdk_mlops.constructs.model_monitor import (
+    Baselines,
+    DataQualitySettings,
+    ModelBiasSettings,
+    ModelExplainabilitySettings,
+    ModelMonitor,
+    ModelQualitySettings,
+    MonitorProblemType,
+    MonitorSchedule,
+)
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.ground_truth import ground_truth_prefix
+
+#: The column of the served model's CSV response that holds the positive class's probability
+#: (the built-in XGBoost's ``binary:logistic`` answers one probability per record).
+_PROBABILITY_ATTRIBUTE = "0"
+#: The probability above which a prediction counts as the positive label.
+_PROBABILITY_THRESHOLD = 0.5
+#: The predictions a daily labelled monitor merges with labels: the 24 hours that ended an hour
+#: before it runs (one schedule interval, so every prediction is evaluated once, and labels
+#: written within the hour are in).
+_LABEL_WINDOW = ("-P1DT1H", "-PT1H")
+
+
+def baseline_root(config: EnvironmentConfig, data_store: IDataStore) -> str:
+    """The ``s3://`` URI of the served package's data-quality baseline (``model_baseline_prefix``).
+
+    In the bucket the model was promoted from (``model_source_bucket``), else in ``data_store``.
+    """
+    prefix = config.model_baseline_prefix
+    if prefix is None:  # load_environments requires it wherever a monitor needs it
+        raise ConfigurationError(
+            f"environments.{config.name}",
+            "model_baseline_prefix is not set; set it to the served model's data-quality-baseline prefix",
+        )
+    source = config.model_source_bucket
+    return f"s3://{source}/{prefix}" if source else data_store.s3_uri(prefix)
+
+
+def labelled_quality(config: EnvironmentConfig, data_store: IDataStore, labels: str) -> ModelQualitySettings:
+    """Daily model-quality monitoring of the served model against its ``model-quality-baseline/``.
+
+    ``labels`` is the ground-truth key prefix (``ground-truth/<endpoint or batch job>/``); each
+    run merges the 24 hours of predictions that ended an hour before it.
+    """
+    execution = baseline_root(config, data_store).removesuffix(f"{DATA_QUALITY_BASELINE}-baseline/")
+    return ModelQualitySettings(
+        baselines=Baselines.from_uris(constraints=f"{execution}model-quality-baseline/constraints.json"),
+        problem_type=MonitorProblemType.BINARY_CLASSIFICATION,
+        ground_truth_prefix=labels,
+        probability_attribute=_PROBABILITY_ATTRIBUTE,
+        probability_threshold=_PROBABILITY_THRESHOLD,
+        start_time_offset=_LABEL_WINDOW[0],
+        end_time_offset=_LABEL_WINDOW[1],
+        schedule=MonitorSchedule.daily(hour=1),
+    )
 
 
 def endpoint_name(config: EnvironmentConfig) -> str:
@@ -35,11 +95,18 @@ def endpoint_name(config: EnvironmentConfig) -> str:
 class ServingStack(cdk.Stack):
     """Serves ``model_package_arn``: serverless in dev, realtime with canary rollout and rollback elsewhere.
 
-    A realtime endpoint captures requests and is watched by Model Monitor
-    (data quality, against the served model's drift-check baseline): hourly in
-    prod, daily in staging. Violations become ``Model Monitor Violation``
-    events and per-feature drift alarms, both of which the retrain trigger
-    consumes.
+    A realtime endpoint captures requests and is watched by Model Monitor, one schedule per
+    baseline the served package carries (``EnvironmentConfig.model_baselines``), each against
+    that baseline:
+
+    * data quality: hourly in prod, daily in staging;
+    * model quality and bias: daily, once ``EnvironmentConfig.ground_truth`` says labels arrive
+      under ``ground-truth/<endpoint>/`` (they merge predictions with labels of the past day);
+    * explainability: daily.
+
+    Violations become ``Model Monitor Violation`` events and alarms, and per-feature drift
+    alarms; the retrain trigger retrains on data- and model-quality violations and drift, while
+    bias and explainability violations alert a person.
 
     A model promoted from another environment (``model_source_bucket``) stays where it was
     trained: the endpoint reads its artifacts, and the monitor its baseline, in that
@@ -53,8 +120,9 @@ class ServingStack(cdk.Stack):
 
     Attributes:
         endpoint: The model endpoint.
-        monitor: The data-quality monitor, or None for a serverless endpoint
+        monitor: The model monitor, or None for a serverless endpoint
             (serverless endpoints cannot capture data).
+        unmonitored: The baselines of the served package that no monitor uses, with why.
     """
 
     def __init__(
@@ -108,6 +176,7 @@ class ServingStack(cdk.Stack):
             **placement(None if serverless else network),
         )
         self.monitor: ModelMonitor | None = None
+        self.unmonitored: dict[str, str] = {}
         if not serverless:
             self.monitor = self._monitor(config, data_store, alarm_topic)
         if config.model_source_bucket is not None:
@@ -120,13 +189,25 @@ class ServingStack(cdk.Stack):
     def _monitor(
         self, config: EnvironmentConfig, data_store: IDataStore, alarm_topic: sns.ITopic | None
     ) -> ModelMonitor:
-        prefix = config.model_baseline_prefix
-        if prefix is None:  # load_environments requires it for realtime endpoints
-            raise ConfigurationError(
-                self,
-                f"model_baseline_prefix is not set for {config.name}; set environments.{config.name}."
-                "model_baseline_prefix to the served model's data-quality-baseline prefix",
-            )
+        root = baseline_root(config, data_store)
+        # load_environments checked that the prefix is an execution's .../data-quality-baseline/ when
+        # other baselines are listed: the training pipeline writes each beside it.
+        execution = root.removesuffix(f"{DATA_QUALITY_BASELINE}-baseline/")
+
+        def beside(name: str, file: str) -> str:
+            return f"{execution}{name}-baseline/{file}"
+
+        labels = ground_truth_prefix(endpoint_name(config))
+        daily = MonitorSchedule.daily(hour=1)
+        monitored = set(config.model_baselines)
+        if not config.ground_truth:
+            for name in sorted(monitored & LABELLED_BASELINES):
+                self.unmonitored[name] = (
+                    f"labels are not delivered yet: set environments.{config.name}.ground_truth to true once "
+                    f"cdk_mlops.ground_truth writes them under {labels}"
+                )
+                cdk.Annotations.of(self).add_info(f"{name} monitoring is off: {self.unmonitored[name]}")
+            monitored -= LABELLED_BASELINES
         return ModelMonitor(
             self,
             "Monitor",
@@ -134,14 +215,35 @@ class ServingStack(cdk.Stack):
             data_store=data_store,
             dataset=config.dataset,
             data_quality=DataQualitySettings(
-                baselines=Baselines.from_prefix(
-                    f"s3://{config.model_source_bucket}/{prefix}"
-                    if config.model_source_bucket
-                    else data_store.s3_uri(prefix)
-                ),
+                baselines=Baselines.from_prefix(root),
                 schedule=MonitorSchedule.hourly() if config.profile is Profile.PROD else MonitorSchedule.daily(),
                 drift_thresholds=dict(config.drift_thresholds),
             ),
+            model_quality=labelled_quality(config, data_store, labels) if "model-quality" in monitored else None,
+            model_bias=ModelBiasSettings(
+                baselines=Baselines.from_uris(
+                    constraints=beside("model-bias", "analysis.json"),
+                    analysis_config=beside("model-bias", "analysis_config.json"),
+                ),
+                ground_truth_prefix=labels,
+                probability_attribute=_PROBABILITY_ATTRIBUTE,
+                probability_threshold=_PROBABILITY_THRESHOLD,
+                start_time_offset=_LABEL_WINDOW[0],
+                end_time_offset=_LABEL_WINDOW[1],
+                schedule=daily,
+            )
+            if "model-bias" in monitored
+            else None,
+            model_explainability=ModelExplainabilitySettings(
+                baselines=Baselines.from_uris(
+                    constraints=beside("model-explainability", "analysis.json"),
+                    analysis_config=beside("model-explainability", "analysis_config.json"),
+                ),
+                probability_attribute=_PROBABILITY_ATTRIBUTE,
+                schedule=daily,
+            )
+            if "model-explainability" in monitored
+            else None,
             alarm_topic=alarm_topic,
             removal_policy=config.removal_policy,
         )

@@ -15,6 +15,7 @@ from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+from cdk_mlops.pipeline_definition import ClarifySettings, TrainingSettings
 from cdk_mlops.stacks.serving_stack import endpoint_name
 
 
@@ -55,6 +56,11 @@ class TrainingStack(cdk.Stack):
             # The later environments' accounts serve the models registered here.
             cross_account_read_accounts=config.model_reader_accounts,
             removal_policy=config.data_removal_policy,
+            # Clarify's bias and SHAP baselines, for the bias and explainability monitors, where the
+            # environment names its sensitive columns.
+            settings=TrainingSettings(clarify=ClarifySettings(facets=config.bias_facets))
+            if config.bias_facets
+            else None,
             **in_network,
         )
         schedule = config.retrain_schedule

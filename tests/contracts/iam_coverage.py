@@ -1084,6 +1084,47 @@ def _job_contexts(script: str) -> Callable[[Platform], Iterator[Context]]:
     return lambda platform: job_contexts(platform, runs)
 
 
+def _prepare_batch_contexts(platform: Platform) -> Iterator[Context]:
+    """The scoring pipelines' ``PrepareInput`` jobs (they run prepare_batch.py), with their role."""
+    for stage, deployment in platform.environments:
+        if stage.scoring is None:
+            continue
+        scoring = stage.scoring.scoring
+        st, _ = deployment.logical(scoring.pipeline)
+        body = deployment.properties(scoring.pipeline)["PipelineDefinition"]["PipelineDefinitionBody"]
+        definition = json.loads(body)
+        for step in _steps(definition):
+            entrypoint = step.get("Arguments", {}).get("AppSpecification", {}).get("ContainerEntrypoint", [])
+            if any(str(part).endswith(scoring.script.s3_object_key) for part in entrypoint):
+                yield Context(
+                    f"{stage.node.path} scoring step {step['Name']}",
+                    deployment,
+                    {"job": deployment.role_by_arn(step["Arguments"]["RoleArn"])},
+                    st.region,
+                    st.account,
+                    {
+                        "definition": definition,
+                        "step": step,
+                        "bucket": deployment.value(stage.data.store, stage.data.store.bucket.bucket_name),
+                        "dataset": scoring.dataset,
+                    },
+                )
+
+
+def _prepare_batch_uses() -> tuple[Use, ...]:
+    return (
+        Use(
+            "s3.get_object",
+            "job",
+            lambda c: [
+                *c.s3_get(c.values["bucket"], _dataset_object(c), version=True),
+                *c.s3_get(c.values["bucket"], _dataset_object(c)),
+            ],
+            "the scored manifest's object versions (a version id, or none for an unversioned object)",
+        ),
+    )
+
+
 def _training_contexts(platform: Platform) -> Iterator[Context]:
     """The training jobs (a script-mode ``train.py`` runs in them)."""
     return job_contexts(platform, lambda _, step: step.get("Type") == "Training")
@@ -1595,6 +1636,15 @@ UNITS: Final[tuple[Unit, ...]] = (
         (("cdk_mlops/ml/preprocess.py", "*"),),
         _preprocess_uses(),
         _job_contexts("preprocess"),
+    ),
+    Unit(
+        "prepare batch script",
+        "the RoleArn of the scoring pipeline's step whose entry point is the prepare_batch script's asset",
+        (("cdk_mlops/ml/prepare_batch.py", "*"),),
+        _prepare_batch_uses(),
+        _prepare_batch_contexts,
+        optional="the scoring pipeline exists only with batch_inference, which the reference platform's "
+        "layouts leave unset; tests/unit/constructs/test_batch_inference.py checks its role statement by statement",
     ),
     Unit(
         "evaluate script",

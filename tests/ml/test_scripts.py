@@ -939,3 +939,199 @@ def test_preprocess_runs_as_a_script_outside_the_package(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("preprocess: 100 rows, 31 columns -> train 70, validation 15, test 15")
     assert PREPROCESS_SCRIPT.parent == SCRIPTS_DIR
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate.py: the SageMaker Clarify configurations
+# ------------------------------------------------------------------------------------------------
+
+CLARIFY = pd.ClarifySettings(
+    facets=(pd.BiasFacet(name="mean_radius", threshold=14.0), pd.BiasFacet(name="mean_texture", values=(20.0,))),
+    group_column="mean_area",
+    sample_rows=40,
+    shap_num_samples=25,
+    shap_baseline_rows=3,
+)
+CLARIFY_SPEC = replace(SPEC, settings=pd.TrainingSettings(clarify=CLARIFY), clarify_image_uri="clarify")
+MODEL_NAME = "pipelines-k1x9xq0f2v3a-ClarifyModel-q2w3e4r5t6"
+
+
+def clarify_arguments(spec: pd.PipelineSpec, config_dir: Path) -> list[str]:
+    """Evaluate's Clarify arguments as the definition writes them, with a model name and a local folder."""
+    definition = pd.build_pipeline_definition(spec)
+    (step,) = [s for s in definition["Steps"] if s["Name"] == pd.EVALUATE]
+    arguments = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    clarify = arguments[arguments.index("--clarify-config-dir") :]
+    joined = {
+        "Std:Join": {"On": "", "Values": ["--clarify-model-name=", {"Get": f"Steps.{pd.CLARIFY_MODEL}.ModelName"}]}
+    }
+    assert clarify[2] == joined
+    return ["--clarify-config-dir", str(config_dir), f"--clarify-model-name={MODEL_NAME}", *clarify[3:]]
+
+
+@pytest.fixture(scope="module")
+def clarify_run(pipeline_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Evaluate with the Clarify arguments of CLARIFY_SPEC's definition."""
+    root = tmp_path_factory.mktemp("clarify")
+    out = pipeline_run["out"]
+    config_dir = root / "clarify"
+    code = evaluate.main(
+        [
+            *("--model-dir", str(pipeline_run["artifact"]), "--test-dir", str(out / pd.OUTPUT_TEST)),
+            *("--output-dir", str(root / "evaluation"), "--metric", "auc"),
+            *("--baseline-dir", str(out / pd.OUTPUT_BASELINE), "--baseline-output-dir", str(root / "baseline")),
+            *clarify_arguments(CLARIFY_SPEC, config_dir),
+        ]
+    )
+    assert code == 0
+    configs = {
+        name: json.loads((config_dir / name / pd.ANALYSIS_CONFIG_FILE).read_text())
+        for name in pd.CLARIFY_OUTPUTS
+        if name != pd.OUTPUT_CLARIFY_DATASET
+    }
+    header = read_rows(out / pd.OUTPUT_BASELINE / pd.BASELINE_FILE)[0]
+    return {"config_dir": config_dir, "configs": configs, "header": header, "out": out}
+
+
+def test_evaluate_names_the_clarify_files_as_the_definition_does():
+    assert evaluate.CLARIFY_OUTPUTS == pd.CLARIFY_OUTPUTS
+    assert evaluate.CLARIFY_DATASET_FILE == pd.CLARIFY_DATASET_FILE
+    assert evaluate.ANALYSIS_CONFIG_FILE == pd.ANALYSIS_CONFIG_FILE
+    assert tuple(a.value for a in pd.ShapAggregation) == evaluate.SHAP_AGG_METHODS
+
+
+def test_the_clarify_jobs_configurations_name_the_columns_the_model_and_the_groups(clarify_run):
+    # GIVEN the header of the training split (label first) and the written configurations
+    header, configs = clarify_run["header"], clarify_run["configs"]
+    bias = {
+        "label_values_or_threshold": [1],
+        "facet": [
+            {"name_or_index": "mean_radius", "value_or_threshold": [14.0]},
+            {"name_or_index": "mean_texture", "value_or_threshold": [20.0]},
+        ],
+        "group_variable": "mean_area",
+    }
+    data = {"dataset_type": "text/csv", "headers": header, "label": LABEL}
+    predictor = {
+        "model_name": MODEL_NAME,
+        "instance_type": "ml.m5.large",
+        "initial_instance_count": 1,
+        "content_type": "text/csv",
+        "accept_type": "text/csv",
+    }
+    # THEN the pre-training job: the dataset's columns, the groups, the pre-training methods
+    assert configs[pd.OUTPUT_DATA_BIAS_CONFIG] == {**data, **bias, "methods": {"pre_training_bias": {"methods": "all"}}}
+    # AND the post-training job: the same with the model the ClarifyModel step created and its threshold
+    assert configs[pd.OUTPUT_MODEL_BIAS_CONFIG] == {
+        **data,
+        **bias,
+        "probability_threshold": pd.PROBABILITY_THRESHOLD,
+        "methods": {"post_training_bias": {"methods": "all"}},
+        "predictor": predictor,
+    }
+    # AND the SHAP job: the settings' SHAP parameters, a 3-row baseline of the 30 features
+    explainability = configs[pd.OUTPUT_EXPLAINABILITY_CONFIG]
+    shap = explainability["methods"]["shap"]
+    assert {k: v for k, v in shap.items() if k != "baseline"} == {
+        "num_samples": 25,
+        "agg_method": "mean_abs",
+        "use_logit": False,
+        "save_local_shap_values": False,
+        "seed": 42,
+    }
+    assert np.array(shap["baseline"]).shape == (3, len(header) - 1)
+    assert explainability == {**data, "methods": {"shap": shap}, "predictor": predictor}
+
+
+def test_the_monitor_configurations_are_what_the_sagemaker_monitors_take(clarify_run):
+    # GIVEN
+    header, configs = clarify_run["header"], clarify_run["configs"]
+    job = configs[pd.OUTPUT_MODEL_BIAS_CONFIG]
+    # THEN the bias monitor's: the groups, the headers and the label; no methods, no predictor (it reads captures)
+    assert configs[pd.OUTPUT_MODEL_BIAS_MONITOR_CONFIG] == {
+        "label_values_or_threshold": job["label_values_or_threshold"],
+        "facet": job["facet"],
+        "group_variable": "mean_area",
+        "headers": header,
+        "label": LABEL,
+    }
+    # AND the explainability monitor's: the job's SHAP method, the endpoint without a model, the features only
+    explainability = configs[pd.OUTPUT_EXPLAINABILITY_CONFIG]
+    endpoint = {k: v for k, v in explainability["predictor"].items() if k != "model_name"}
+    assert configs[pd.OUTPUT_EXPLAINABILITY_MONITOR_CONFIG] == {
+        "methods": explainability["methods"],
+        "predictor": endpoint,
+        "headers": header[1:],
+    }
+    assert MODEL_NAME not in json.dumps(configs[pd.OUTPUT_EXPLAINABILITY_MONITOR_CONFIG])
+
+
+def test_the_clarify_sample_is_test_rows_label_first_without_a_header(clarify_run):
+    # GIVEN
+    (path,) = (clarify_run["config_dir"] / pd.OUTPUT_CLARIFY_DATASET).iterdir()
+    sample = read_rows(path)
+    test_rows = read_rows(clarify_run["out"] / pd.OUTPUT_TEST / pd.TEST_FILE)
+    # THEN sample_rows rows of the test split, as many columns as the configurations' headers
+    assert path.name == pd.CLARIFY_DATASET_FILE
+    assert len(sample) == CLARIFY.sample_rows < len(test_rows)
+    assert {len(row) for row in sample} == {len(clarify_run["header"])}
+    assert {row[0] for row in sample} <= {"0", "1"}
+    # AND each is a row of the test split, in the split's order
+    test_values = [tuple(float(v) for v in row) for row in test_rows]
+    positions = [test_values.index(tuple(float(v) for v in row)) for row in sample]
+    assert positions == sorted(positions)
+
+
+def test_the_shap_baseline_is_the_k_means_centres_of_the_training_features():
+    # GIVEN two well-separated clusters, one value missing
+    features = np.array([[0.0, 0.0], [0.2, 0.0], [10.0, 10.0], [10.2, 10.0], [np.nan, 0.1]])
+    # WHEN / THEN one row is the features' means (the missing value left out)
+    assert evaluate.shap_baseline(features, 1, seed=1) == [pytest.approx([5.1, 4.02])]
+    # AND two rows are the clusters' centres, the missing value counted as its column's mean
+    centres = sorted(evaluate.shap_baseline(features, 2, seed=1))
+    assert centres[0] == pytest.approx([(0.0 + 0.2 + 5.1) / 3, (0.0 + 0.0 + 0.1) / 3])
+    assert centres[1] == pytest.approx([10.1, 10.0])
+
+
+def test_a_facet_that_is_not_a_feature_fails_evaluate_naming_the_columns(pipeline_run, tmp_path, capsys):
+    # GIVEN a facet on the label
+    spec = replace(SPEC, settings=pd.TrainingSettings(clarify=replace(CLARIFY, facets=(pd.BiasFacet(name="age"),))))
+    out = pipeline_run["out"]
+    # WHEN
+    code = evaluate.main(
+        [
+            *("--model-dir", str(pipeline_run["artifact"]), "--test-dir", str(out / pd.OUTPUT_TEST)),
+            *("--output-dir", str(tmp_path / "evaluation")),
+            *("--baseline-dir", str(out / pd.OUTPUT_BASELINE), "--baseline-output-dir", str(tmp_path / "baseline")),
+            *clarify_arguments(replace(spec, clarify_image_uri="clarify"), tmp_path / "clarify"),
+        ]
+    )
+    # THEN
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "the Clarify facet 'age' is not a feature of the dataset; features: mean_radius, mean_texture" in error
+    assert "fix TrainingSettings.clarify" in error
+
+
+def test_evaluate_refuses_clarify_without_what_it_needs(tmp_path):
+    common = ["--model-dir", str(tmp_path), "--test-dir", str(tmp_path), "--output-dir", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        evaluate.parse_args([*common, "--clarify-config-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args([*common, "--problem-type", "regression", "--clarify-config-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args([*common, "--clarify-facet", '{"name": "x"}'])
+
+
+@pytest.mark.slow
+def test_the_clarify_jobs_configurations_pass_the_sagemaker_sdks_schema(clarify_run, monkeypatch):
+    # GIVEN the SDK's schema of analysis_config.json, imported without any AWS call
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    from cdk_mlops import sdk
+
+    with sdk.offline() as refused:
+        from sagemaker.core.clarify import ANALYSIS_CONFIG_SCHEMA_V1_0  # type: ignore[import-untyped]
+    assert refused == []
+    # THEN each job's configuration is valid
+    for name in (pd.OUTPUT_DATA_BIAS_CONFIG, pd.OUTPUT_MODEL_BIAS_CONFIG, pd.OUTPUT_EXPLAINABILITY_CONFIG):
+        ANALYSIS_CONFIG_SCHEMA_V1_0.validate(clarify_run["configs"][name])

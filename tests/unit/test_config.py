@@ -8,6 +8,9 @@ import aws_cdk as cdk
 import pytest
 
 from cdk_mlops.config import (
+    LABELLED_BASELINES,
+    MONITOR_BASELINES,
+    BatchInferenceConfig,
     EndpointKind,
     NetworkConfig,
     NetworkMode,
@@ -17,6 +20,7 @@ from cdk_mlops.config import (
     profile_defaults,
 )
 from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.pipeline_definition import BiasFacet
 
 
 def problems_of(context: object) -> list[str]:
@@ -141,6 +145,28 @@ def test_malformed_context_reports_every_problem_at_once():
             {"prod": {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"}},
             "environments.prod.model_baseline_prefix: missing; a realtime endpoint is monitored",
         ),
+        ({"dev": {"model_baselines": ["model-quality"]}}, "model_baselines: ['model-quality'] is not a list of"),
+        ({"dev": {"model_baselines": "data-quality,drift"}}, "model_baselines: 'data-quality,drift' is not a list"),
+        ({"dev": {"model_baselines": ["data-quality"] * 2}}, "model_baselines: ['data-quality', 'data-quality'] is"),
+        ({"dev": {"model_baselines": []}}, "environments.dev.model_baselines: [] is not a list of monitoring"),
+        (
+            {"dev": {"model_baselines": "data-quality,model-bias", "model_baseline_prefix": "artifacts/p/e/dq/"}},
+            "dev.model_baselines: data-quality, model-bias are found beside the data-quality baseline, but",
+        ),
+        ({"dev": {"ground_truth": "yes"}}, "environments.dev.ground_truth: 'yes' is not a boolean"),
+        ({"dev": {"batch_inference": "daily"}}, "environments.dev.batch_inference: 'daily' is not a batch inference"),
+        ({"dev": {"batch_inference": {"schedule": "daily"}}}, "dataset is missing: name the dataset to score; sche"),
+        ({"dev": {"batch_inference": {"dataset": "a", "when": 1}}}, "batch_inference: unknown key 'when' (known: d"),
+        ({"dev": {"batch_inference": {"dataset": "../x"}}}, "environments.dev.batch_inference: dataset: "),
+        ({"dev": {"batch_inference": {"dataset": "scores"}}}, "dev.batch_inference: set without model_package_arn"),
+        (
+            {"dev": {"batch_inference": {"dataset": "churn"}}},
+            "dev.batch_inference.dataset: 'churn' is the dataset the environment trains on",
+        ),
+        ({"dev": {"bias_facets": []}}, "environments.dev.bias_facets: [] is not a list of facets; use e.g."),
+        ({"dev": {"bias_facets": [{"column": "age"}]}}, "bias_facets: {'column': 'age'} is not a facet; use a map"),
+        ({"dev": {"bias_facets": [{"name": "age", "values": 1}]}}, "values must be a list of numbers"),
+        ({"dev": {"bias_facets": [{"name": "age", "values": [1], "threshold": 2}]}}, "environments.dev.bias_facets"),
         ({"dev": {"disabled_guardrails": ["MLOPS-999"]}}, "environments.dev.disabled_guardrails: ['MLOPS-999'] is not"),
         (
             {"dev": {"warning_guardrails": "MLOPS-001"}},
@@ -168,6 +194,46 @@ def test_each_invalid_setting_is_named_with_its_fix(context, expected):
         return
     problems = problems_of(context)
     assert any(expected in p for p in problems), problems
+
+
+def test_model_baselines_are_a_list_or_the_delivery_records_comma_separated_form():
+    prefix = "artifacts/p/exec-1/data-quality-baseline/"
+    listed, recorded, default = load_environments(
+        {
+            "a": {
+                "profile": "staging",
+                "model_baseline_prefix": prefix,
+                "model_baselines": ["data-quality", "model-bias"],
+            },
+            "b": {"profile": "staging", "model_baseline_prefix": prefix, "model_baselines": "data-quality, model-bias"},
+            "c": {"profile": "staging"},
+        }
+    )
+    assert listed.model_baselines == recorded.model_baselines == ("data-quality", "model-bias")
+    assert default.model_baselines == ("data-quality",)
+    assert not default.ground_truth
+
+
+def test_batch_inference_and_bias_facets_become_typed_settings():
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+    (dev,) = load_environments(
+        {
+            "dev": {
+                "model_package_arn": arn,
+                "batch_inference": {"dataset": "churn-scoring", "schedule": "cron(0 4 * * ? *)"},
+                "bias_facets": [{"name": "age", "threshold": 40}, {"name": "sex", "values": [1]}],
+            }
+        }
+    )
+    assert dev.batch_inference == BatchInferenceConfig(dataset="churn-scoring", schedule="cron(0 4 * * ? *)")
+    assert dev.bias_facets == (BiasFacet(name="age", threshold=40), BiasFacet(name="sex", values=(1,)))
+
+
+def test_the_baseline_names_are_the_monitoring_types_slugs():
+    from cdk_mlops.constructs.model_monitor import MonitoringType
+
+    assert tuple(t.slug for t in MonitoringType) == MONITOR_BASELINES
+    assert {t.slug for t in (MonitoringType.MODEL_QUALITY, MonitoringType.MODEL_BIAS)} == LABELLED_BASELINES
 
 
 def test_later_environments_in_other_accounts_may_read_an_environments_models():

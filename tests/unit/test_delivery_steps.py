@@ -252,6 +252,7 @@ def test_a_packages_settings_carry_its_drift_check_baseline_and_the_bucket_holdi
         "model_package_arn": ARN,
         "model_baseline_prefix": BASELINE,
         "model_source_bucket": "store",
+        "model_baselines": "data-quality",
     }
     assert model_settings(package(DriftCheckBaselines={})) == {"model_package_arn": ARN}
     outside = package(DriftCheckBaselines={"ModelDataQuality": {"Statistics": {"S3Uri": "s3://b/other/s.json"}}})
@@ -267,6 +268,33 @@ def test_a_packages_settings_carry_its_drift_check_baseline_and_the_bucket_holdi
     }
     with pytest.raises(ValueError, match=r"'nope' is not a model package version ARN"):
         model_settings({"ModelPackageArn": "nope"})
+
+
+def test_a_packages_other_monitoring_baselines_count_only_where_its_training_execution_wrote_them():
+    execution = BASELINE.removesuffix("data-quality-baseline/")
+
+    def at(prefix: str, name: str, bucket: str = "store") -> dict[str, str]:
+        return {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/{prefix}{name}"}
+
+    drift = package()["DriftCheckBaselines"] | {
+        "ModelQuality": {"Constraints": at(f"{execution}model-quality-baseline/", "constraints.json")},
+        "Bias": {
+            "PostTrainingConstraints": at(f"{execution}model-bias-baseline/", "analysis.json"),
+            "ConfigFile": at(f"{execution}model-bias-baseline/", "analysis_config.json"),
+        },
+        "Explainability": {"Constraints": at(f"{execution}model-explainability-baseline/", "analysis.json")},
+    }
+    every = model_settings(package(DriftCheckBaselines=drift))
+    assert every["model_baselines"] == "data-quality,model-quality,model-bias,model-explainability"
+    # Another execution's or another bucket's files are not this package's monitoring baselines.
+    elsewhere = drift | {
+        "ModelQuality": {"Constraints": at("artifacts/churn/other/model-quality-baseline/", "constraints.json")},
+        "Bias": {"PostTrainingConstraints": at(f"{execution}model-bias-baseline/", "analysis.json", "other")},
+        "Explainability": {},
+    }
+    assert model_settings(package(DriftCheckBaselines=elsewhere))["model_baselines"] == "data-quality"
+    record = model_record(every)
+    assert parse_model_record(record) == every
 
 
 def test_model_records_round_trip_and_accept_none_and_bare_arns():
@@ -466,6 +494,7 @@ def test_select_model_prints_the_newest_approved_package(aws, capsys):
     assert lines[1:] == [  # moto's packages have no drift-check baseline and no model archive
         "export MODEL_BASELINE_PREFIX=none",
         "export MODEL_SOURCE_BUCKET=none",
+        "export MODEL_BASELINES=none",
         "export DELIVER=true",
     ]
     assert "promote" in captured.err

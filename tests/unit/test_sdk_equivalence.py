@@ -60,6 +60,17 @@ SKLEARN = image_uris.image_uri("sklearn", REGION)
 XGBOOST = image_uris.image_uri("xgboost", REGION)
 MONITOR = image_uris.image_uri("model-monitor", REGION)
 
+# Not compared here: the SageMaker Clarify steps (TrainingSettings.clarify, off by default). The
+# SDK's own way to write them, ClarifyCheckStep, writes a ClarifyCheck step (not a Processing step)
+# and uploads its analysis_config.json to S3 while the definition is built, which the offline
+# build forbids; and our configurations are written at run time by Evaluate, because they name
+# the model the ClarifyModel step creates in each execution. Restating our Processing and Model
+# steps with the SDK's Processor and ModelStep would compare our JSON with a transcription of
+# itself. What is checked instead (tests/unit/test_pipeline_definition_clarify.py and
+# tests/ml/test_scripts.py): every Clarify step is a CreateModel/CreateProcessingJob request
+# botocore's model accepts, the job configurations pass the SDK's ANALYSIS_CONFIG_SCHEMA_V1_0, and
+# the monitor configurations hold what the SDK's ModelBiasMonitor/ModelExplainabilityMonitor upload.
+
 # Members the SDK writes that the library leaves out, each with the value the SDK writes.
 # Every one states a default or an empty value explicitly; none changes what SageMaker does.
 SDK_ONLY: dict[str, tuple[Any, str]] = {

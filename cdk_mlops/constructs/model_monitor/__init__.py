@@ -1,9 +1,11 @@
-"""ModelMonitor: scheduled Model Monitor jobs on an endpoint's captured data, with alarms that feed retraining.
+"""ModelMonitor: scheduled Model Monitor jobs on captured endpoint or batch data, with alarms that feed retraining.
 
 The public API is re-exported here; import from ``cdk_mlops.constructs.model_monitor``. Where
 each part lives:
 
 - :mod:`.construct`: the ``ModelMonitor`` construct, which validates and wires the parts below;
+- :mod:`.batch`: a batch transform job as the monitored source (``IBatchTransformCapture``,
+  ``BatchTransformCapture``, ``CapturedDatasetFormat``) and its network;
 - :mod:`.monitoring_type`: ``MonitoringType``, the four things Model Monitor checks;
 - one module per type, with its settings and its job definition: :mod:`.data_quality`,
   :mod:`.model_quality` (and ``MonitorProblemType``), :mod:`.model_bias`,
@@ -20,7 +22,13 @@ from __future__ import annotations
 
 from cdk_mlops.constructs.model_monitor.alarms import feature_drift_alarm_name, model_quality_alarm_name
 from cdk_mlops.constructs.model_monitor.baselines import Baselines
-from cdk_mlops.constructs.model_monitor.construct import ModelMonitor
+from cdk_mlops.constructs.model_monitor.batch import (
+    BATCH_CAPTURE_PREFIX,
+    BatchTransformCapture,
+    CapturedDatasetFormat,
+    IBatchTransformCapture,
+)
+from cdk_mlops.constructs.model_monitor.construct import BATCH_SCHEDULE_WARNING, ModelMonitor
 from cdk_mlops.constructs.model_monitor.data_quality import DataQualitySettings
 from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings
 from cdk_mlops.constructs.model_monitor.model_explainability import ModelExplainabilitySettings
@@ -35,12 +43,17 @@ from cdk_mlops.constructs.model_monitor.violations import (
 )
 
 __all__ = [
+    "BATCH_CAPTURE_PREFIX",
+    "BATCH_SCHEDULE_WARNING",
     "FAILED_STATUSES",
     "METRICS_NAMESPACE",
     "PROCESSING_JOB_STATE_CHANGE",
     "VIOLATIONS_EXIT_PREFIX",
     "Baselines",
+    "BatchTransformCapture",
+    "CapturedDatasetFormat",
     "DataQualitySettings",
+    "IBatchTransformCapture",
     "ModelBiasSettings",
     "ModelExplainabilitySettings",
     "ModelMonitor",

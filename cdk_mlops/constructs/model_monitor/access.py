@@ -1,14 +1,15 @@
 """The monitoring jobs' execution role: least-privilege grants, each next to the finding it explains.
 
-The role reads this endpoint's captured data, the ground truth and exactly the baseline objects;
-writes reports under the endpoint's monitoring prefix; pulls the jobs' images; writes their logs
-and metrics; attaches them to the endpoint's VPC; and, for explainability, manages Clarify's
-shadow endpoint.
+The role reads this endpoint's (or batch job's) captured data, the ground truth and exactly the
+baseline objects; for a batch job also the transform input and output its capture manifests
+list; writes reports under the monitoring prefix; pulls the jobs' images; writes their logs and
+metrics; attaches them to the jobs' VPC; and, for explainability, manages Clarify's shadow
+endpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import ArnFormat, Aws, Fn, Stack, Token
@@ -32,9 +33,13 @@ from cdk_mlops.constructs.model_monitor.model_explainability import grant_clarif
 from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 
-__all__ = ["grant_job_access"]
+__all__ = ["BATCH_METRIC_NAMESPACES", "ENDPOINT_METRIC_NAMESPACES", "grant_job_access"]
 
 _PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+#: Where Model Monitor publishes the metrics of endpoint schedules.
+ENDPOINT_METRIC_NAMESPACES = "aws/sagemaker/Endpoints/*"
+#: Where it publishes the metrics of batch transform schedules.
+BATCH_METRIC_NAMESPACES = "aws/sagemaker/ModelMonitoring/*"
 _VOLUME_KEY_ACTIONS = (
     "kms:CreateGrant",
     "kms:DescribeKey",
@@ -48,30 +53,40 @@ def grant_job_access(
     scope: Construct,
     role: iam.IRole,
     *,
-    endpoint_name: str,
+    capture_prefix: str,
     data_store: IDataStore,
     monitoring_prefix: str,
     requested: Mapping[MonitoringType, JobSettings],
     images: Mapping[MonitoringType, str],
     volume_key: kms.IKey,
     vpc_config: Any,
+    captured_object_prefixes: Sequence[str] = (),
+    metric_namespaces: str = ENDPOINT_METRIC_NAMESPACES,
 ) -> None:
     """Grant ``role`` what the ``requested`` jobs of the monitor ``scope`` need, and nothing else.
 
     Args:
         scope: The monitor; acknowledgments name ARNs as its stack writes them.
         role: The jobs' execution role.
-        endpoint_name: The monitored endpoint, whose captured data the jobs read.
+        capture_prefix: The key prefix of the captured data the jobs read (one endpoint's or
+            one batch job's).
         data_store: Holds captured data, ground truth, baselines and reports.
         monitoring_prefix: The key prefix of this endpoint's reports.
         requested: The settings per monitoring type.
         images: The image per monitoring type.
         volume_key: Encrypts the jobs' volumes.
         vpc_config: The jobs' ``VpcConfig`` (see ``job_network``), or ``None`` outside a VPC.
+        captured_object_prefixes: Key prefixes of the objects a batch job's capture manifests
+            list (its input and output). Default: - none (an endpoint's capture holds the data).
+        metric_namespaces: The CloudWatch namespaces the jobs publish to (a ``StringLike``
+            pattern). Default: - the endpoint namespaces.
     """
     stack = Stack.of(scope)
-    # Captured requests and responses of this endpoint only.
-    data_store.grant_read(role, prefix=f"{data_store.capture_prefix}{endpoint_name}/")
+    # Captured requests and responses of this endpoint (or manifests of this batch job) only.
+    data_store.grant_read(role, prefix=capture_prefix)
+    # Batch capture lists the transform's input and output objects instead of copying them.
+    for prefix in dict.fromkeys(captured_object_prefixes):
+        data_store.grant_read(role, prefix=prefix)
     # Reports (and model quality's merged ground truth) under this endpoint's monitoring prefix.
     data_store.grant_read_write(role, prefix=monitoring_prefix)
     for prefix in dict.fromkeys(
@@ -108,7 +123,7 @@ def grant_job_access(
         grantee=role,
         actions=["cloudwatch:PutMetricData"],
         resource_arns=["*"],
-        conditions={"StringLike": {"cloudwatch:namespace": ["aws/sagemaker/Endpoints/*"]}},
+        conditions={"StringLike": {"cloudwatch:namespace": [metric_namespaces]}},
     )
     log_group = stack.format_arn(
         service="logs",

@@ -12,7 +12,14 @@ from aws_cdk import Token
 
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 
-__all__ = ["ground_truth_problems", "image_problems", "probability_problems", "whole_problem", "window_problems"]
+__all__ = [
+    "ground_truth_problems",
+    "image_problems",
+    "offset_seconds",
+    "probability_problems",
+    "whole_problem",
+    "window_problems",
+]
 
 _KEY_PREFIX = re.compile(r"^[^/*].*/\Z")
 # Negative ISO-8601 durations, e.g. -PT1H, -P1D, -P1DT12H (Model Monitor's time offsets).
@@ -28,7 +35,8 @@ def whole_problem(name: str, value: object, low: int, high: int) -> list[str]:
     return [f"{name} ({value!r}) must be a whole number from {low} to {high}"]
 
 
-def _offset_seconds(offset: str) -> int | None:
+def offset_seconds(offset: str) -> int | None:
+    """A negative ISO-8601 offset (``-PT2H``, ``-P1D``) in seconds, or None when it is not one."""
     match = _OFFSET.match(offset)
     if match is None or offset in ("-P", "-PT"):
         return None
@@ -43,7 +51,7 @@ def window_problems(where: str, start: str | None, end: str | None) -> list[str]
     for name, value in (("start_time_offset", start), ("end_time_offset", end)):
         if value is None or Token.is_unresolved(value):
             continue
-        parsed[name] = _offset_seconds(value)
+        parsed[name] = offset_seconds(value)
         if parsed[name] is None:
             found.append(f"{where}.{name} {value!r} is not a negative ISO-8601 duration; use e.g. '-PT2H' or '-P1D'")
     if (start is None) != (end is None):

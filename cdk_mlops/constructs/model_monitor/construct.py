@@ -1,4 +1,7 @@
-"""ModelMonitor: the construct that wires an endpoint's monitoring jobs, schedules, events, alarms and dashboard.
+"""ModelMonitor: the construct that wires the monitoring jobs, schedules, events, alarms and dashboard of a model.
+
+The model is an endpoint (its captured traffic) or a batch transform job (its captured
+batch data, see :mod:`.batch`).
 
 Each monitoring type's module builds its job definition; :mod:`.schedule` runs it on a
 schedule; :mod:`.access` grants the jobs' role; :mod:`.violations` routes the executions'
@@ -25,9 +28,16 @@ from constructs import Construct, IConstruct
 from cdk_mlops.constructs.common import SAGEMAKER_NAME, metric_props, sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.model_endpoint import IModelEndpoint
-from cdk_mlops.constructs.model_monitor.access import grant_job_access
+from cdk_mlops.constructs.model_monitor.access import BATCH_METRIC_NAMESPACES, grant_job_access
 from cdk_mlops.constructs.model_monitor.alarms import define_alarms
 from cdk_mlops.constructs.model_monitor.baselines import Baselines
+from cdk_mlops.constructs.model_monitor.batch import (
+    BatchSource,
+    BatchTransformCapture,
+    CapturedDatasetFormat,
+    IBatchTransformCapture,
+    batch_network,
+)
 from cdk_mlops.constructs.model_monitor.checks import whole_problem
 from cdk_mlops.constructs.model_monitor.data_quality import DataQualitySettings, define_data_quality_job
 from cdk_mlops.constructs.model_monitor.job import JobContext, job_network
@@ -48,17 +58,23 @@ from cdk_mlops.errors import ConfigurationError
 __all__ = ["ModelMonitor"]
 
 _Settings = DataQualitySettings | ModelQualitySettings | ModelBiasSettings | ModelExplainabilitySettings
+#: The warning on a batch monitor that runs hourly, which a daily batch job's capture does not fill.
+BATCH_SCHEDULE_WARNING = "cdk-mlops:monitor-batch-schedule"
 
 
 class ModelMonitor(Construct):
-    """Scheduled Model Monitor jobs on an endpoint's captured data, with alarms that feed retraining.
+    """Scheduled Model Monitor jobs on an endpoint's or a batch job's captured data, with alarms that feed retraining.
 
     One job definition and one monitoring schedule per requested type (data
     quality, model quality, bias, explainability), each on its own schedule,
     comparing the captured traffic with the baselines of the model the
     endpoint serves. Reports land under ``monitoring/<endpoint>/<type>/`` of
     the data store, encrypted with its key; job volumes use the construct's
-    key; jobs run in the endpoint's VPC with its network isolation. Every
+    key; jobs run in the endpoint's VPC with its network isolation. With
+    ``batch_transform=`` instead of ``endpoint=``, the jobs read a batch
+    transform job's captured data (``BatchTransformInput``), reports land under
+    ``monitoring/<batch name>/<type>/``, and the jobs run in ``vpc`` or outside
+    any VPC, network-isolated by default. Every
     completed execution that found violations raises the type's violation alarm
     (to the topic, for a person) and becomes a ``cdk-mlops.monitor`` / ``Model
     Monitor Violation`` event on the default bus (the retrain trigger's input,
@@ -78,13 +94,17 @@ class ModelMonitor(Construct):
         RetrainTrigger(self, "Retrain", ..., drift_alarms=monitor.drift_alarms)
 
     Attributes:
-        endpoint_name: The monitored endpoint.
+        endpoint_name: The monitored endpoint; None for a batch job.
+        batch_name: The monitored batch job; None for an endpoint.
+        source_name: The endpoint's or batch job's name.
         data_store: The store holding captured data, ground truth and reports.
         types: The monitoring types, in ``MonitoringType`` order.
         schedule_names: Monitoring schedule name per type.
         schedule_arns: Monitoring schedule ARN per type.
-        output_uris: ``s3://<store>/monitoring/<endpoint>/<type>/`` per type.
+        output_uris: ``s3://<store>/monitoring/<endpoint or batch name>/<type>/`` per type.
         role: The monitoring jobs' execution role.
+        job_security_groups: The security group a batch monitor created for its jobs
+            in ``vpc``; empty otherwise.
         encryption_key: Encrypts job volumes, the dead-letter queue and the
             created topic.
         alarm_topic: Where alarms and failed executions notify.
@@ -115,7 +135,8 @@ class ModelMonitor(Construct):
         scope: Construct,
         id: str,
         *,
-        endpoint: IModelEndpoint,
+        endpoint: IModelEndpoint | None = None,
+        batch_transform: IBatchTransformCapture | BatchTransformCapture | None = None,
         data_store: IDataStore,
         data_quality: DataQualitySettings | None = None,
         model_quality: ModelQualitySettings | None = None,
@@ -125,6 +146,10 @@ class ModelMonitor(Construct):
         name_prefix: str | None = None,
         enable_network_isolation: bool | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        dataset_format: CapturedDatasetFormat | None = None,
+        batch_data_prefixes: Sequence[str] | None = None,
         alarm_topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         missing_execution_periods: int = 2,
@@ -140,9 +165,14 @@ class ModelMonitor(Construct):
             endpoint: The endpoint to monitor; it must capture data
                 (``ModelEndpoint(data_capture=...)``), or an endpoint created
                 elsewhere (``ModelEndpoint.from_endpoint_name(..., data_store=...)``).
-            data_store: The store the endpoint captures into; reports are
-                written under ``monitoring/<endpoint>/<type>/`` and ground truth
-                is read from it.
+                Default: - none; then ``batch_transform`` is required (exactly one of the two).
+            batch_transform: The batch transform job to monitor: a construct with the
+                attributes of ``IBatchTransformCapture`` whose ``capture_uri`` is set, or
+                ``BatchTransformCapture.from_capture_uri(...)`` for a job created elsewhere.
+                Default: - none; then ``endpoint`` is required.
+            data_store: The store the endpoint or batch job captures into; reports are
+                written under ``monitoring/<endpoint or batch name>/<type>/`` and ground
+                truth is read from it.
             data_quality: Monitor data quality. Default: - not monitored.
             model_quality: Monitor model quality. Default: - not monitored.
             model_bias: Monitor bias drift. Default: - not monitored.
@@ -154,8 +184,20 @@ class ModelMonitor(Construct):
             enable_network_isolation: Jobs make no network calls. Default: - the
                 endpoint model's setting, True for an imported endpoint (explainability
                 jobs never: Clarify calls the SageMaker API).
-            security_groups: Security groups of the jobs in the endpoint's VPC.
-                Default: - the endpoint model's security groups.
+            security_groups: Security groups of the jobs in the endpoint's VPC (or in
+                ``vpc`` for a batch job). Default: - the endpoint model's security groups;
+                for a batch job in ``vpc``, a new group without ingress.
+            vpc: Batch jobs only: the VPC the monitoring jobs run in. Default: - no VPC
+                (the jobs still run network-isolated unless ``enable_network_isolation=False``).
+            vpc_subnets: Batch jobs only: the jobs' subnets in ``vpc``. Default: - the
+                VPC's private subnets.
+            dataset_format: Batch jobs only: how the captured data is encoded. Default: -
+                ``CapturedDatasetFormat.csv()``, CSV without a header (what a ``text/csv``
+                transform captures).
+            batch_data_prefixes: Batch jobs only, and required with them: the key prefixes
+                in ``data_store`` of the transform's input and output, which the capture's
+                manifests list and the jobs read (e.g. the scored dataset's prefix and the
+                job's output prefix).
             alarm_topic: Every alarm and failed execution notifies it. Default: - a
                 new topic encrypted with ``encryption_key``.
             encryption_key: Encrypts job volumes, the dead-letter queue and a
@@ -164,7 +206,8 @@ class ModelMonitor(Construct):
                 execution before an execution alarm fires (2 to 10). Default: - 2.
             add_to_endpoint_dashboard: Add the monitoring widgets to the
                 endpoint's dashboard when it is in this construct's stack.
-                Default: - True.
+                Default: - True. A batch job has no dashboard: call
+                ``add_to_dashboard`` with one of yours.
             log_retention: How long the violation publisher's log is kept. Default: - 3 months.
             removal_policy: For the created key, queue and log group. Default: - RETAIN.
 
@@ -183,14 +226,33 @@ class ModelMonitor(Construct):
             )
             if s is not None
         }
-        prefix = endpoint.endpoint_name if name_prefix is None else name_prefix
+        source_problems = self._source_problems(
+            endpoint,
+            batch_transform,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            dataset_format=dataset_format,
+            batch_data_prefixes=batch_data_prefixes,
+        )
+        if source_problems:  # everything below depends on the source
+            raise ConfigurationError(self, source_problems)
+        batch = None if batch_transform is None else BatchSource.of(batch_transform)
+        captured_format = dataset_format or CapturedDatasetFormat.csv()
+        source_name = endpoint.endpoint_name if endpoint is not None else cast(BatchSource, batch).name
+        prefix = source_name if name_prefix is None else name_prefix
         problems = self._problems(endpoint, requested, prefix, dataset, missing_execution_periods, security_groups)
+        if batch is not None:
+            problems += batch.problems(data_store, requested, captured_format, batch_data_prefixes)
+            if security_groups is not None and vpc is None:
+                problems.append("security_groups need vpc=...; pass the VPC the jobs run in, or remove security_groups")
         problems += environment_problems(self, data_store, construct="ModelMonitor")
         if problems:
             raise ConfigurationError(self, problems)
 
         stack = Stack.of(self)
-        self.endpoint_name: str = endpoint.endpoint_name
+        self.endpoint_name: str | None = None if endpoint is None else endpoint.endpoint_name
+        self.batch_name: str | None = None if batch is None else batch.name
+        self.source_name: str = source_name
         self.types: tuple[MonitoringType, ...] = tuple(requested)
         self._settings = requested
         self._prefix = prefix
@@ -199,7 +261,7 @@ class ModelMonitor(Construct):
             t: stack.format_arn(service="sagemaker", resource="monitoring-schedule", resource_name=n)
             for t, n in self.schedule_names.items()
         }
-        monitoring_prefix = f"{data_store.monitoring_prefix}{endpoint.endpoint_name}/"
+        monitoring_prefix = f"{data_store.monitoring_prefix}{source_name}/"
         self.data_store = data_store
         self._monitoring_prefix = monitoring_prefix
         self.output_uris: dict[MonitoringType, str] = {
@@ -218,21 +280,57 @@ class ModelMonitor(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Runs the Model Monitor jobs of the {endpoint.endpoint_name} endpoint (least privilege)",
+            description=(
+                f"Runs the Model Monitor jobs of the {source_name} endpoint (least privilege)"
+                if batch is None
+                else f"Runs the Model Monitor jobs of the {source_name} batch transform job (least privilege)"
+            ),
         )
-        vpc_config, isolated = job_network(endpoint, enable_network_isolation, security_groups)
         images = self._images(requested)
-        grant_job_access(
-            self,
-            self.role,
-            endpoint_name=endpoint.endpoint_name,
-            data_store=data_store,
-            monitoring_prefix=monitoring_prefix,
-            requested=requested,
-            images=images,
-            volume_key=self.encryption_key,
-            vpc_config=vpc_config,
-        )
+        self.job_security_groups: list[ec2.ISecurityGroup] = []
+        batch_input: dict[str, Any] | None = None
+        if endpoint is not None:
+            vpc_config, isolated = job_network(endpoint, enable_network_isolation, security_groups)
+            grant_job_access(
+                self,
+                self.role,
+                capture_prefix=f"{data_store.capture_prefix}{endpoint.endpoint_name}/",
+                data_store=data_store,
+                monitoring_prefix=monitoring_prefix,
+                requested=requested,
+                images=images,
+                volume_key=self.encryption_key,
+                vpc_config=vpc_config,
+            )
+        else:
+            batch = cast(BatchSource, batch)
+            vpc_config, isolated, created = batch_network(
+                self,
+                vpc=vpc,
+                vpc_subnets=vpc_subnets,
+                security_groups=security_groups,
+                isolation=enable_network_isolation,
+                egress_https=MonitoringType.MODEL_EXPLAINABILITY in requested,
+            )
+            self.job_security_groups = created if security_groups is None else []
+            grant_job_access(
+                self,
+                self.role,
+                capture_prefix=batch.capture_key_prefix(),
+                data_store=data_store,
+                monitoring_prefix=monitoring_prefix,
+                requested=requested,
+                images=images,
+                volume_key=self.encryption_key,
+                vpc_config=vpc_config,
+                captured_object_prefixes=list(batch_data_prefixes or ()),
+                metric_namespaces=BATCH_METRIC_NAMESPACES,
+            )
+            batch_input = {
+                "dataCapturedDestinationS3Uri": batch.capture_uri,
+                "datasetFormat": captured_format.to_cfn(),
+            }
+            self._warn_hourly_batch_schedules(requested)
 
         self._scopes: dict[MonitoringType, Construct] = {}
         self.job_definitions: dict[MonitoringType, CfnResource] = {}
@@ -247,6 +345,7 @@ class ModelMonitor(Construct):
                 image_uri=images[monitoring_type],
                 vpc_config=vpc_config,
                 network_isolation=isolated,
+                batch_input=batch_input,
             )
             self._define_job(endpoint, monitoring_type, settings, job)
 
@@ -257,6 +356,7 @@ class ModelMonitor(Construct):
             schedule_arns=self.schedule_arns,
             endpoint_name=self.endpoint_name,
             dataset=dataset,
+            batch_name=self.batch_name,
             encryption_key=self.encryption_key,
             alarm_topic=self.alarm_topic,
             log_retention=log_retention,
@@ -287,15 +387,41 @@ class ModelMonitor(Construct):
         self.publisher_failed_alarm = alarms.publisher_failed
         self.dead_letter_alarm = alarms.dead_letter
 
-        dashboard = endpoint.dashboard
+        dashboard = None if endpoint is None else endpoint.dashboard
         if add_to_endpoint_dashboard and dashboard is not None and Stack.of(cast(IConstruct, endpoint)) is stack:
             self.add_to_dashboard(dashboard)
 
     # ------------------------------------------------------------------ validation
 
+    @staticmethod
+    def _source_problems(
+        endpoint: IModelEndpoint | None,
+        batch_transform: IBatchTransformCapture | BatchTransformCapture | None,
+        **batch_only: object,
+    ) -> list[str]:
+        """Exactly one source; the batch-only arguments only with a batch job."""
+        if endpoint is not None and batch_transform is not None:
+            return [
+                "pass endpoint= or batch_transform=, not both: one monitor watches one model's captured data; "
+                "define a second ModelMonitor for the other"
+            ]
+        if endpoint is None and batch_transform is None:
+            return [
+                "nothing to read: pass endpoint= (a ModelEndpoint with data capture) or batch_transform= (a batch "
+                "inference construct, or BatchTransformCapture.from_capture_uri(...))"
+            ]
+        if endpoint is not None:
+            given = [name for name, value in batch_only.items() if value is not None]
+            if given:
+                return [
+                    f"{', '.join(given)} apply to batch_transform only; an endpoint's jobs take their network from "
+                    "its model and read its captured JSON Lines, so remove them"
+                ]
+        return []
+
     def _problems(
         self,
-        endpoint: IModelEndpoint,
+        endpoint: IModelEndpoint | None,
         requested: Mapping[MonitoringType, _Settings],
         prefix: str,
         dataset: str | None,
@@ -303,7 +429,7 @@ class ModelMonitor(Construct):
         security_groups: Sequence[ec2.ISecurityGroup] | None,
     ) -> list[str]:
         found: list[str] = []
-        if endpoint.capture_uri is None:
+        if endpoint is not None and endpoint.capture_uri is None:
             found.append(
                 f"endpoint {endpoint.node.path} captures no data, and Model Monitor analyses captured requests; "
                 + (
@@ -318,7 +444,8 @@ class ModelMonitor(Construct):
             )
         for monitoring_type, settings in requested.items():
             found += settings.problems()
-            found += self._stale_baseline_problems(endpoint, monitoring_type, settings.baselines)
+            if endpoint is not None:
+                found += self._stale_baseline_problems(endpoint, monitoring_type, settings.baselines)
         if not Token.is_unresolved(prefix):
             longest = max((len(schedule_name(prefix, t)) for t in requested), default=0)
             if not SAGEMAKER_NAME.match(prefix) or longest > 63:
@@ -330,7 +457,11 @@ class ModelMonitor(Construct):
         if dataset is not None and not Token.is_unresolved(dataset):
             found += [f"dataset: {p}" for p in dataset_name_problems(dataset)]
         found += whole_problem("missing_execution_periods", missing_periods, 2, 10)
-        if security_groups is not None and (endpoint.model is None or endpoint.model.vpc_config is None):
+        if (
+            endpoint is not None
+            and security_groups is not None
+            and (endpoint.model is None or endpoint.model.vpc_config is None)
+        ):
             found.append("security_groups need an endpoint in a VPC; the endpoint has none, remove security_groups")
         return found
 
@@ -361,6 +492,18 @@ class ModelMonitor(Construct):
             self.encryption_key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey")
         return sns.Topic(self, "AlarmTopic", master_key=self.encryption_key, enforce_ssl=True)
 
+    def _warn_hourly_batch_schedules(self, requested: Mapping[MonitoringType, _Settings]) -> None:
+        """Warn when a batch monitor runs hourly: hours without a batch run have no data and fail."""
+        intervals = {t: s.schedule.interval for t, s in requested.items()}
+        hourly = [t.value for t, i in intervals.items() if i is not None and i.to_hours() == 1]
+        if hourly:
+            Annotations.of(self).add_warning_v2(
+                BATCH_SCHEDULE_WARNING,
+                f"{', '.join(hourly)} run hourly on batch data: an execution whose window holds no batch run "
+                "fails ('Job inputs had no data') and notifies the topic; unless the batch job runs hourly, "
+                "schedule the monitor after it, e.g. MonitorSchedule.daily(hour=<an hour after the job ends>)",
+            )
+
     def _images(self, requested: Mapping[MonitoringType, _Settings]) -> dict[MonitoringType, str]:
         images: dict[MonitoringType, str] = {}
         for monitoring_type, settings in requested.items():
@@ -371,7 +514,7 @@ class ModelMonitor(Construct):
         return images
 
     def _define_job(
-        self, endpoint: IModelEndpoint, monitoring_type: MonitoringType, settings: _Settings, job: JobContext
+        self, endpoint: IModelEndpoint | None, monitoring_type: MonitoringType, settings: _Settings, job: JobContext
     ) -> None:
         """The type's job definition and the schedule that runs it, under a scope named for the type."""
         scope = Construct(self, monitoring_type.value)
@@ -380,7 +523,7 @@ class ModelMonitor(Construct):
         # The definition names the role with Fn::GetAtt, so it already follows the role; its
         # policy and the endpoint (named by a plain string) are not referenced.
         definition.node.add_dependency(self._role_policy())
-        if endpoint.endpoint is not None:
+        if endpoint is not None and endpoint.endpoint is not None:
             definition.node.add_dependency(endpoint.endpoint)
         self.job_definitions[monitoring_type] = definition
         schedule = define_schedule(
@@ -391,7 +534,7 @@ class ModelMonitor(Construct):
             schedule=settings.schedule,
             job_definition=definition,
         )
-        if endpoint.endpoint is not None:
+        if endpoint is not None and endpoint.endpoint is not None:
             schedule.node.add_dependency(endpoint.endpoint)
         self.schedules[monitoring_type] = schedule
 
@@ -440,7 +583,7 @@ class ModelMonitor(Construct):
         dashboard.add_widgets(cw.AlarmStatusWidget(title="Model Monitor alarms", alarms=self.alarms, width=24))
 
     def grant_read_reports(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let a principal read the monitoring reports of this endpoint (e.g. a notebook or reporting role)."""
+        """Let a principal read the monitoring reports of this endpoint or batch job (e.g. a reporting role)."""
         return self.data_store.grant_read(grantee, prefix=self._monitoring_prefix)
 
     # ------------------------------------------------------------------ metrics and alarms
@@ -462,8 +605,9 @@ class ModelMonitor(Construct):
 
         Dimensions ``Endpoint`` and ``MonitoringSchedule``, in the type's
         namespace (``aws/sagemaker/Endpoints/data-metrics``, ``model-metrics``,
-        ``bias-metrics``, ``explainability-metrics``). Bias metrics carry more
-        dimensions; pass them with ``dimensions_map``.
+        ``bias-metrics``, ``explainability-metrics``). On a batch job: dimension
+        ``MonitoringSchedule`` only, in ``aws/sagemaker/ModelMonitoring/<kind>-metrics``.
+        Bias metrics carry more dimensions; pass them with ``dimensions_map``.
 
         Args:
             monitoring_type: One of the monitored types.
@@ -474,15 +618,16 @@ class ModelMonitor(Construct):
             ConfigurationError: if this construct does not monitor ``monitoring_type``.
         """
         schedule = self._schedule_name("metric", monitoring_type)
+        if self.endpoint_name is None:  # a batch job's schedule: no endpoint dimension
+            dimensions = {"MonitoringSchedule": schedule}
+            namespace = monitoring_type.batch_namespace
+        else:
+            dimensions = {"Endpoint": self.endpoint_name, "MonitoringSchedule": schedule}
+            namespace = monitoring_type.namespace
         props = metric_props(
-            self,
-            "metric",
-            options,
-            dimensions={"Endpoint": self.endpoint_name, "MonitoringSchedule": schedule},
-            statistic="Maximum",
-            period=self._period(monitoring_type),
+            self, "metric", options, dimensions=dimensions, statistic="Maximum", period=self._period(monitoring_type)
         )
-        return cw.Metric(namespace=monitoring_type.namespace, metric_name=metric_name, **props)
+        return cw.Metric(namespace=namespace, metric_name=metric_name, **props)
 
     def metric_feature_drift(self, feature: str, **options: Any) -> cw.Metric:
         """``feature_baseline_drift_<feature>`` (data quality): the distance from the baseline distribution."""

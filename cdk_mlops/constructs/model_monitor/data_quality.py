@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aws_cdk import CfnResource
+from aws_cdk import CfnResource, Token
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -34,9 +34,13 @@ class DataQualitySettings(JobSettings):
         drift_thresholds: Opt-in alarms: feature name → the highest acceptable
             ``feature_baseline_drift_<feature>`` (a distance from 0 to 1).
             Default: - no drift alarm.
+        exclude_features_attribute: Index (CSV) or JSON path of captured columns the
+            analysis skips, e.g. the inference id and time columns a batch transform with
+            ``GenerateInferenceId`` appends. Default: - every column is analysed.
     """
 
     drift_thresholds: Mapping[str, float] = field(default_factory=dict)
+    exclude_features_attribute: str | None = None
 
     def problems(self, where: str = "data_quality") -> list[str]:
         """Every invalid setting, each with its value and the fix; tokens are not checked."""
@@ -48,6 +52,10 @@ class DataQualitySettings(JobSettings):
                     f"{where}.drift_thresholds[{feature!r}] ({threshold!r}) must be a distance between 0 and 1 "
                     "(exclusive), e.g. 0.1"
                 )
+        exclude = self.exclude_features_attribute
+        # SageMaker's ExcludeFeaturesAttribute is at most 100 characters.
+        if exclude is not None and not Token.is_unresolved(exclude) and not 1 <= len(exclude) <= 100:
+            found.append(f"{where}.exclude_features_attribute {exclude!r} must be 1 to 100 characters")
         return found
 
 
@@ -68,7 +76,7 @@ def define_data_quality_job(scope: Construct, settings: DataQualitySettings, job
             **baseline_constraints(baselines),
             "statisticsResource": {"s3Uri": baselines.statistics_uri},
         },
-        data_quality_job_input={"endpointInput": job.endpoint_input()},
+        data_quality_job_input=job.captured_input(excludeFeaturesAttribute=settings.exclude_features_attribute),
         data_quality_job_output_config=job.output_config(),
         **job.properties(settings),
     )

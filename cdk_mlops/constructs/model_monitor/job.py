@@ -2,12 +2,12 @@
 
 Each monitoring type's module builds its own ``AWS::SageMaker::*JobDefinition`` from a
 :class:`JobContext`, which holds what the construct decided for all of them: the role, the
-endpoint, the keys, the image, where reports go and the network.
+endpoint or the batch job's capture, the keys, the image, where reports go and the network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from cdk_mlops.pipeline_definition import PROCESSING_INSTANCE_FAMILIES
 __all__ = ["JobContext", "JobSettings", "baseline_constraints", "job_network", "present", "required"]
 
 _INPUT_PATH = "/opt/ml/processing/input/endpoint"
+_BATCH_INPUT_PATH = "/opt/ml/processing/input/batch"
 _OUTPUT_PATH = "/opt/ml/processing/output"
 
 
@@ -70,23 +71,26 @@ class JobContext:
 
     Attributes:
         role_arn: The jobs' execution role.
-        endpoint_name: The monitored endpoint.
+        endpoint_name: The monitored endpoint, or ``None`` for a batch job.
         volume_key_arn: Encrypts the job's volumes.
         report_key_arn: Encrypts the reports (the data store's key).
         report_uri: Where the job writes its reports.
         image_uri: The job's container image.
         vpc_config: The endpoint's ``VpcConfig``, or ``None`` outside a VPC.
         network_isolation: Whether the job makes no network calls.
+        batch_input: For a batch job, the required fields of its ``BatchTransformInput``
+            (``dataCapturedDestinationS3Uri`` and ``datasetFormat``); ``None`` for an endpoint.
     """
 
     role_arn: str
-    endpoint_name: str
+    endpoint_name: str | None
     volume_key_arn: str
     report_key_arn: str
     report_uri: str
     image_uri: str
     vpc_config: Any
     network_isolation: bool
+    batch_input: Mapping[str, Any] | None = None
 
     def properties(self, settings: JobSettings) -> dict[str, Any]:
         """The keyword arguments every job definition takes: role, endpoint, cluster, network, time limit."""
@@ -112,6 +116,23 @@ class JobContext:
     def app_specification(self, **fields: Any) -> dict[str, Any]:
         """The container: the image, ``fields`` and publishing the metrics to CloudWatch."""
         return {"imageUri": self.image_uri, **fields, "environment": {"publish_cloudwatch_metrics": "Enabled"}}
+
+    def captured_input(self, **optional: Any) -> dict[str, Any]:
+        """The job input's captured data: ``{"endpointInput": ...}`` or ``{"batchTransformInput": ...}``.
+
+        The ``optional`` fields (attributes, time offsets) that are not ``None`` apply to either.
+        """
+        if self.batch_input is None:
+            return {"endpointInput": self.endpoint_input(**optional)}
+        return {
+            "batchTransformInput": {
+                **self.batch_input,
+                "localPath": _BATCH_INPUT_PATH,
+                "s3InputMode": "File",
+                "s3DataDistributionType": "FullyReplicated",
+                **present(**optional),
+            }
+        }
 
     def endpoint_input(self, **optional: Any) -> dict[str, Any]:
         """The endpoint's captured data as the job's input, with the ``optional`` fields that are not ``None``."""

@@ -79,7 +79,7 @@ def define_model_bias_job(
         model_bias_app_specification=job.app_specification(configUri=baselines.analysis_config_uri),
         model_bias_baseline_config=baseline_constraints(baselines),
         model_bias_job_input={
-            "endpointInput": job.endpoint_input(
+            **job.captured_input(
                 featuresAttribute=settings.features_attribute,
                 inferenceAttribute=settings.inference_attribute,
                 probabilityAttribute=settings.probability_attribute,

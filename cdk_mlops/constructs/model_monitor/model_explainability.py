@@ -98,7 +98,7 @@ def define_model_explainability_job(
         model_explainability_app_specification=job.app_specification(configUri=baselines.analysis_config_uri),
         model_explainability_baseline_config=baseline_constraints(baselines),
         model_explainability_job_input={
-            "endpointInput": job.endpoint_input(
+            **job.captured_input(
                 featuresAttribute=settings.features_attribute,
                 inferenceAttribute=settings.inference_attribute,
                 probabilityAttribute=settings.probability_attribute,

@@ -165,7 +165,7 @@ def define_model_quality_job(
         model_quality_app_specification=job.app_specification(problemType=settings.problem_type.value),
         model_quality_baseline_config=baseline_constraints(settings.baselines),
         model_quality_job_input={
-            "endpointInput": job.endpoint_input(
+            **job.captured_input(
                 inferenceAttribute=settings.inference_attribute,
                 probabilityAttribute=settings.probability_attribute,
                 probabilityThresholdAttribute=settings.probability_threshold,

@@ -31,6 +31,15 @@ class MonitoringType(StrEnum):
         """The CloudWatch namespace Model Monitor publishes this type's metrics to (real-time endpoints)."""
         return _NAMESPACES[self]
 
+    @property
+    def batch_namespace(self) -> str:
+        """The CloudWatch namespace of this type's metrics on batch transform data.
+
+        AWS documents ``aws/sagemaker/ModelMonitoring/data-metrics`` (dimension
+        ``MonitoringSchedule`` only) for batch jobs; the other types follow the same pattern.
+        """
+        return _NAMESPACES[self].replace("/Endpoints/", "/ModelMonitoring/")
+
 
 _NAMESPACES: Final = {
     MonitoringType.DATA_QUALITY: "aws/sagemaker/Endpoints/data-metrics",

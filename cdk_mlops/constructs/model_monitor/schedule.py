@@ -2,7 +2,7 @@
 
 Every monitoring type shares this: a :class:`MonitorSchedule` (validated before synth), a fixed
 schedule name that metrics, alarms and event patterns can use at synth, and one
-``AWS::SageMaker::MonitoringSchedule`` that runs a job definition on the endpoint.
+``AWS::SageMaker::MonitoringSchedule`` that runs a job definition on the endpoint or batch job.
 """
 
 from __future__ import annotations
@@ -136,12 +136,16 @@ def define_schedule(
     scope: Construct,
     *,
     name: str,
-    endpoint_name: str,
+    endpoint_name: str | None,
     monitoring_type: MonitoringType,
     schedule: MonitorSchedule,
     job_definition: CfnResource,
 ) -> sagemaker.CfnMonitoringSchedule:
-    """The ``Schedule`` under ``scope`` that runs ``job_definition`` on the endpoint's captured data."""
+    """The ``Schedule`` under ``scope`` that runs ``job_definition`` on the captured data.
+
+    ``endpoint_name`` is the monitored endpoint, or ``None`` for a batch job (its job
+    definition's ``BatchTransformInput`` names the capture).
+    """
     return sagemaker.CfnMonitoringSchedule(
         scope,
         "Schedule",

@@ -78,8 +78,9 @@ def define_violation_routing(
     scopes: Mapping[MonitoringType, Construct],
     schedule_names: Mapping[MonitoringType, str],
     schedule_arns: Mapping[MonitoringType, str],
-    endpoint_name: str,
+    endpoint_name: str | None,
     dataset: str | None,
+    batch_name: str | None = None,
     encryption_key: kms.IKey,
     alarm_topic: sns.ITopic,
     log_retention: logs.RetentionDays,
@@ -97,8 +98,9 @@ def define_violation_routing(
         scopes: Per monitoring type, the scope of its two rules.
         schedule_names: The schedule name per type.
         schedule_arns: The schedule ARN per type.
-        endpoint_name: The monitored endpoint (``detail.endpointName``).
+        endpoint_name: The monitored endpoint (``detail.endpointName``), or None for a batch job.
         dataset: The dataset a violation retrains (``detail.dataset``), if any.
+        batch_name: The monitored batch job (``detail.batchName``), or None for an endpoint.
         encryption_key: Encrypts the dead-letter queue.
         alarm_topic: Failed executions notify it.
         log_retention: How long the state machine's log is kept.
@@ -122,7 +124,8 @@ def define_violation_routing(
         detail: dict[str, Any] = {
             "monitoringScheduleName": name,
             "monitoringType": monitoring_type.value,
-            "endpointName": endpoint_name,
+            # The source: an endpoint's name, or a batch job's (batch monitors have no endpoint).
+            **({"endpointName": endpoint_name} if endpoint_name is not None else {"batchName": batch_name}),
             "processingJobArn": events.EventField.from_path("$.detail.ProcessingJobArn"),
         }
         if dataset is not None:

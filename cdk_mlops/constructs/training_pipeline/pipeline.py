@@ -23,7 +23,12 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, sagemaker_image_uri, select_subnets
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
-from cdk_mlops.constructs.training_pipeline.grants import grant_data, grant_jobs, grant_script_inputs
+from cdk_mlops.constructs.training_pipeline.grants import (
+    grant_clarify_endpoints,
+    grant_data,
+    grant_jobs,
+    grant_script_inputs,
+)
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import MlflowSettings
 from cdk_mlops.constructs.training_pipeline.resources import _has_experiments, _PipelineResources
 from cdk_mlops.constructs.training_pipeline.sdk_pipeline import SdkTrainingPipeline
@@ -132,8 +137,10 @@ class TrainingPipeline(_PipelineResources):
             dataset: The dataset the pipeline trains on.
             pipeline_name: Lower-case name of the pipeline (1-63 letters, digits, hyphens).
             settings: Metric, threshold, champion margin, instance types, spot
-                training, hyperparameters, split. Default: - binary
-                classification, AUC >= 0.7, ml.m5 instances, no spot.
+                training, hyperparameters, split, and the SageMaker Clarify bias and
+                explainability baselines (``settings.clarify``; the execution role then may also
+                create SageMaker models and manage the ``sagemaker-clarify-*`` shadow endpoints).
+                Default: - binary classification, AUC >= 0.7, ml.m5 instances, no spot, no Clarify.
             model_package_group_name: The registry group. Default: - ``<pipeline_name>-models``.
             create_model_package_group: Create the group here; False registers
                 into an existing group of that name. Default: - True.
@@ -227,6 +234,7 @@ class TrainingPipeline(_PipelineResources):
         self._define_mlflow(mlflow, data_store, removal_policy)
 
         xgboost = training_image_uri or sagemaker_image_uri(self, "xgboost")
+        clarify_image = sagemaker_image_uri(self, "clarify") if settings.clarify is not None else None
         artifacts_prefix = f"{data_store.artifacts_prefix.rstrip('/')}/{pipeline_name}"
         spec = pd.PipelineSpec(
             role_arn=self.role.role_arn,
@@ -258,6 +266,7 @@ class TrainingPipeline(_PipelineResources):
             subnet_ids=tuple(subnets),
             security_group_ids=tuple(group_ids),
             experiments=_has_experiments(Stack.of(self).region),
+            clarify_image_uri=clarify_image,
         )
         spec_problems = pd.pipeline_spec_problems(spec)
         if spec_problems:
@@ -273,7 +282,19 @@ class TrainingPipeline(_PipelineResources):
         images = [sagemaker_image_uri(self, "sklearn"), xgboost, sagemaker_image_uri(self, "model-monitor")]
         if mlflow is not None and mlflow.logging_image_uri is not None:
             images.append(mlflow.logging_image_uri)
-        grant_jobs(self, self.role, ("processing-job", "training-job"), [group_arn, package_arns], images)
+        if clarify_image is not None:
+            images.append(clarify_image)
+        grant_jobs(
+            self,
+            self.role,
+            ("processing-job", "training-job"),
+            [group_arn, package_arns],
+            images,
+            # The ClarifyModel step creates the model the Clarify jobs serve on shadow endpoints.
+            create_models=clarify_image is not None,
+        )
+        if clarify_image is not None:
+            grant_clarify_endpoints(self, self.role)
         if subnets:
             grant_sagemaker_vpc_access(self.role, subnet_ids=subnets, security_group_ids=group_ids)
         self._define_notifications(notification_topic, removal_policy)

@@ -716,7 +716,8 @@ class Champion:
     Attributes:
         model_package_arn: The group's newest ``Approved`` package, or ``None`` for the first model.
         parameters: ``ChampionMetric`` and, when the package has a data-quality baseline,
-            ``BaselineConstraintsUri`` (``cdk_mlops.champion``).
+            ``BaselineConstraintsUri`` (``cdk_mlops.champion``); empty when the trigger does not
+            compare with a champion (``Settings.compare_with_champion`` false).
     """
 
     model_package_arn: str | None

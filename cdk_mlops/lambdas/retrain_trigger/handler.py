@@ -22,6 +22,11 @@ violation, a person):
    ``EvaluationMetric`` metadata names) and, when it has a data-quality baseline,
    ``BaselineConstraintsUri``, so that ``Preprocess`` validates the new data against it.
 
+With ``COMPARE_WITH_CHAMPION=false`` (a pipeline that scores or otherwise has no gate, such as
+``BatchInference``'s) a start sends only the four data parameters and looks nothing up: steps
+1-3 are not called, no ``ChampionMetric`` or ``BaselineConstraintsUri`` is sent, and the
+function needs no permission for them.
+
 No approved package is the first model: ``ChampionMetric`` is ``0`` (the gate then registers
 the first model that meets the threshold) and ``BaselineConstraintsUri`` keeps its empty
 default (no data validation). An approved package whose evaluation cannot be read, or lacks
@@ -97,10 +102,11 @@ IAM permissions of the function's role
   queue's key if it has one.
 * ``sagemaker:StartPipelineExecution`` and ``sagemaker:ListPipelineExecutions``
   on ``arn:aws:sagemaker:<region>:<account>:pipeline/<pipeline name>``.
-* ``sagemaker:ListModelPackages`` and ``sagemaker:DescribeModelPackage`` on
-  ``arn:aws:sagemaker:<region>:<account>:model-package/<group>/*`` (the champion).
-* ``s3:GetObject`` on the pipeline's artifacts prefix (``artifacts/<pipeline>/*``, where
-  the champion's ``evaluation.json`` is) and ``kms:Decrypt`` on the bucket's key.
+* Unless ``COMPARE_WITH_CHAMPION`` is ``false``: ``sagemaker:ListModelPackages`` and
+  ``sagemaker:DescribeModelPackage`` on
+  ``arn:aws:sagemaker:<region>:<account>:model-package/<group>/*`` (the champion), and
+  ``s3:GetObject`` on the pipeline's artifacts prefix (``artifacts/<pipeline>/*``, where
+  the champion's ``evaluation.json`` is) with ``kms:Decrypt`` on the bucket's key.
 * ``s3:ListBucketVersions`` on the data bucket (the manifest is built from
   ``ListObjectVersions``; a ``s3:prefix`` condition may limit it to ``datasets/<name>/``),
   ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``, and ``kms:GenerateDataKey``
@@ -118,9 +124,13 @@ Required:
   one drift alarms retrain.
 * ``STATE_TABLE``: the DynamoDB state table's name.
 * ``QUEUE_URL``: the trigger queue's URL (delayed checks are sent to it).
-* ``MODEL_PACKAGE_GROUP_NAME``: the group whose newest approved package is the champion.
+* ``MODEL_PACKAGE_GROUP_NAME``: the group whose newest approved package is the champion
+  (not read, and not required, with ``COMPARE_WITH_CHAMPION=false``).
 
 Optional (default in brackets):
+
+* ``COMPARE_WITH_CHAMPION`` [``true``]: ``false`` starts executions with the data parameters
+  only and never looks up a champion (see "What a start sends").
 
 * ``MODE`` [``QUIET_PERIOD``]: or ``COMMIT_MARKER``.
 * ``QUIET_PERIOD_SECONDS`` [900]: quiet-period mode starts once no object arrived
@@ -713,7 +723,7 @@ class _Run:
             objects=len(manifest.entries),
             bytes=manifest.total_bytes,
             champion=champion.model_package_arn,
-            champion_metric=champion.parameters[CHAMPION_METRIC],
+            champion_metric=champion.parameters.get(CHAMPION_METRIC),
             **common,
         )
         return DecisionKind.STARTED
@@ -721,13 +731,16 @@ class _Run:
     def _champion(self, dataset: str) -> Champion:
         """The group's newest approved model package, as the parameters that make it the champion.
 
-        No approved package means the first model: ``ChampionMetric`` 0, no baseline.
+        No approved package means the first model: ``ChampionMetric`` 0, no baseline. Without
+        ``compare_with_champion`` there is no champion and no parameter: nothing is looked up.
 
         Raises:
             ChampionUnreadable: the newest approved package's evaluation cannot be read or lacks
                 the metric. The start is abandoned (and retried with the records) rather than
                 compared with no champion.
         """
+        if not self.settings.compare_with_champion:
+            return Champion(None, {})
         group = self.settings.model_package_group
         listed = _sagemaker().list_model_packages(
             ModelPackageGroupName=group,

@@ -119,6 +119,7 @@ class Settings:
     lock_recheck: timedelta = timedelta(minutes=15)
     lock_grace: timedelta = timedelta(minutes=2)
     metrics_namespace: str = "CdkMlops/RetrainTrigger"
+    compare_with_champion: bool = True
 
     @property
     def primary_dataset(self) -> str:
@@ -141,11 +142,17 @@ class Settings:
             ValueError: A variable has a bad value; the message names it, quotes the
                 value and says what is expected.
         """
-        required = ("PIPELINE_NAME", "DATA_BUCKET", "DATASETS", "STATE_TABLE", "QUEUE_URL", "MODEL_PACKAGE_GROUP_NAME")
+        compare_text = environ.get("COMPARE_WITH_CHAMPION", "true").strip().lower()
+        compare = compare_text != "false"
+        required: tuple[str, ...] = ("PIPELINE_NAME", "DATA_BUCKET", "DATASETS", "STATE_TABLE", "QUEUE_URL")
+        # Without the champion lookup there is no group to look in.
+        required += ("MODEL_PACKAGE_GROUP_NAME",) if compare else ()
         missing = [name for name in required if not environ.get(name, "").strip()]
         if missing:
             raise KeyError(f"missing required environment variable(s): {', '.join(missing)}")
         reader = _EnvReader(environ)
+        if compare_text not in ("true", "false"):
+            reader.problems.append(f"COMPARE_WITH_CHAMPION={compare_text!r}: expected true or false")
         datasets = reader.datasets("DATASETS")
         mode_text = environ.get("MODE", Mode.QUIET_PERIOD.value).strip().upper()
         try:
@@ -165,7 +172,7 @@ class Settings:
             datasets=datasets,
             state_table=environ["STATE_TABLE"].strip(),
             queue_url=environ["QUEUE_URL"].strip(),
-            model_package_group=environ["MODEL_PACKAGE_GROUP_NAME"].strip(),
+            model_package_group=environ.get("MODEL_PACKAGE_GROUP_NAME", "").strip() if compare else "",
             mode=mode,
             quiet_period=reader.seconds("QUIET_PERIOD_SECONDS", 900, minimum=0, maximum=7 * 86400),
             marker_name=marker,
@@ -180,6 +187,7 @@ class Settings:
             lock_recheck=reader.seconds("LOCK_RECHECK_SECONDS", 900, minimum=60, maximum=MAX_DELAY_SECONDS),
             lock_grace=reader.seconds("LOCK_GRACE_SECONDS", 120, minimum=0, maximum=3600),
             metrics_namespace=environ.get("METRICS_NAMESPACE", "").strip() or "CdkMlops/RetrainTrigger",
+            compare_with_champion=compare,
         )
         if reader.problems:
             raise ValueError("invalid environment: " + "; ".join(reader.problems))

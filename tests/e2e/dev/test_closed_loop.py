@@ -210,24 +210,42 @@ def test_step_5_the_model_package_is_approved_with_the_lineage_of_the_first_run(
     # Dev registers approved (its ModelApprovalStatus default); elsewhere the loop would approve
     default = {p["Name"]: p.get("DefaultValue") for p in run.report.platform.definition["Parameters"]}
     assert registration.registered_status == default[pd.MODEL_APPROVAL_STATUS] == "Approved"
-    outcomes = [(s.name, s.outcome) for s in registration.run.steps]
-    assert outcomes == [
-        (pd.PREPROCESS, "ran"),
-        (pd.DATA_QUALITY_BASELINE, "skipped"),
-        (pd.TRAIN, "ran"),
-        (pd.EVALUATE, "ran"),
-        (pd.MODEL_QUALITY_BASELINE, "skipped"),
-        (pd.GATE, "passed"),
-        (pd.REGISTER, "ran"),
+    outcomes = dict((s.name, s.outcome) for s in registration.run.steps)
+    assert [s.name for s in registration.run.steps if s.outcome != "skipped"] == [
+        pd.PREPROCESS,
+        pd.TRAIN,
+        # Dev names a bias facet (cdk.json), so the run creates the model Clarify's shadow endpoints serve
+        pd.CLARIFY_MODEL,
+        pd.EVALUATE,
+        pd.GATE,
+        pd.REGISTER,
     ]
-    # Both baseline steps run the Model Monitor analyzer, which does not run offline; the package
-    # still names the model-quality baseline where that step writes it in AWS
-    skipped = [s.detail for s in registration.run.steps if s.outcome == "skipped"]
-    assert skipped == ["its image (sagemaker-model-monitor-analyzer) runs no script locally"] * 2
+    assert outcomes[pd.GATE] == "passed"
+    # The analyzer and Clarify steps run managed containers, which do not run offline; the package
+    # still names their baselines where those steps write them in AWS
+    analyzer = "its image (sagemaker-model-monitor-analyzer) runs no script locally"
+    clarify = "its image (sagemaker-clarify-processing:1.0) runs no script locally"
+    skipped = {s.name: s.detail for s in registration.run.steps if s.outcome == "skipped"}
+    assert skipped == {
+        pd.DATA_QUALITY_BASELINE: analyzer,
+        pd.MODEL_QUALITY_BASELINE: analyzer,
+        pd.DATA_BIAS_BASELINE: clarify,
+        pd.MODEL_BIAS_BASELINE: clarify,
+        pd.MODEL_EXPLAINABILITY_BASELINE: clarify,
+    }
     execution_id = first.execution_arn.rsplit("/", 1)[-1]
     quality = package["DriftCheckBaselines"]["ModelQuality"]
     assert quality["Constraints"]["S3Uri"].endswith(f"/{execution_id}/model-quality-baseline/{pd.CONSTRAINTS_FILE}")
     assert quality["Statistics"]["S3Uri"].endswith(f"/{execution_id}/model-quality-baseline/{pd.STATISTICS_FILE}")
+    # Evaluate ran, so the monitors' Clarify configurations are real files, naming the model it created
+    drift = package["DriftCheckBaselines"]
+    for section, folder in (("Bias", "model-bias-baseline"), ("Explainability", "model-explainability-baseline")):
+        uri = drift[section]["ConfigFile"]["S3Uri"]
+        assert uri.endswith(f"/{execution_id}/{folder}/{pd.ANALYSIS_CONFIG_FILE}")
+        bucket, key = datasets.parse_s3_uri(uri)
+        config = json.loads(run.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert config["headers"], config
+    assert drift["Bias"]["PostTrainingConstraints"]["S3Uri"].endswith(f"/model-bias-baseline/{pd.ANALYSIS_FILE}")
 
 
 def test_step_5_the_metrics_are_a_real_evaluation_stored_where_the_package_says(run):

@@ -7,8 +7,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from cdk_mlops.config import load_environments
-from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
+from cdk_mlops.config import MONITOR_BASELINES, load_environments
+from cdk_mlops.constructs.model_monitor import MonitoringType, feature_drift_alarm_name
 from cdk_mlops.stacks.stage import MlopsPlatformStage
 from tests.conftest import Platform
 
@@ -54,14 +54,74 @@ def test_without_an_approved_model_there_is_no_serving_stack():
     assert [c.node.id for c in stage.node.children if isinstance(c, cdk.Stack)] == ["Data", "Training"]
 
 
-def test_realtime_endpoints_are_monitored_hourly_in_prod_and_daily_in_staging(platform):
-    (prod,) = resources_of(platform, "Prod/Serving", "AWS::SageMaker::MonitoringSchedule")
-    (staging,) = resources_of(platform, "Staging/Serving", "AWS::SageMaker::MonitoringSchedule")
-    hourly = prod["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]
-    daily = staging["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]
-    assert hourly.startswith("cron(0 * ")
-    assert daily != hourly
+#: Each monitoring type's job definition, its baseline section, and the files it reads there.
+JOB_DEFINITIONS = {
+    "AWS::SageMaker::DataQualityJobDefinition": (
+        "DataQualityBaselineConfig",
+        "data-quality-baseline/",
+        ["constraints.json", "statistics.json"],
+    ),
+    "AWS::SageMaker::ModelQualityJobDefinition": (
+        "ModelQualityBaselineConfig",
+        "model-quality-baseline/",
+        ["constraints.json"],
+    ),
+    "AWS::SageMaker::ModelBiasJobDefinition": (
+        "ModelBiasBaselineConfig",
+        "model-bias-baseline/",
+        ["analysis.json", "analysis_config.json"],
+    ),
+    "AWS::SageMaker::ModelExplainabilityJobDefinition": (
+        "ModelExplainabilityBaselineConfig",
+        "model-explainability-baseline/",
+        ["analysis.json", "analysis_config.json"],
+    ),
+}
+
+
+def test_staging_and_prod_run_all_four_monitors_each_against_the_served_packages_own_baseline(platform):
+    for stage, data_quality_schedule in (("Prod", "cron(0 * ? * * *)"), ("Staging", "cron(0 0 ? * * *)")):
+        path = f"{stage}/Serving"
+        config = next(c for c in platform.configs if c.stage_name == stage)
+        execution = str(config.model_baseline_prefix).removesuffix("data-quality-baseline/")
+        schedules = resources_of(platform, path, "AWS::SageMaker::MonitoringSchedule")
+        types = sorted(s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] for s in schedules)
+        assert types == ["DataQuality", "ModelBias", "ModelExplainability", "ModelQuality"]
+        by_type = {s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: s for s in schedules}
+        expression = by_type["DataQuality"]["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]
+        assert expression["ScheduleExpression"] == data_quality_schedule
+        for kind, (section, folder, files) in JOB_DEFINITIONS.items():
+            (definition,) = resources_of(platform, path, kind)
+            read = json.dumps(definition["Properties"][section]) + json.dumps(definition["Properties"])
+            for file in files:
+                # The baseline the training execution of the served package wrote, beside data quality.
+                assert f"{execution}{folder}{file}" in read, (kind, file)
+        for kind in ("AWS::SageMaker::ModelQualityJobDefinition", "AWS::SageMaker::ModelBiasJobDefinition"):
+            (definition,) = resources_of(platform, path, kind)
+            assert f"ground-truth/{config.project}-{config.name}/" in json.dumps(definition["Properties"])
     assert resources_of(platform, "Dev/Serving", "AWS::SageMaker::MonitoringSchedule") == []
+
+
+def test_labelled_monitors_wait_for_ground_truth_and_say_so():
+    # GIVEN staging serving a package with all four baselines, before labels are delivered
+    prefix = "artifacts/cdk-mlops-staging-training/exec-1/data-quality-baseline/"
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+    settings = {"model_package_arn": arn, "model_baseline_prefix": prefix, "model_baselines": list(MONITOR_BASELINES)}
+    (staging,) = load_environments({"staging": settings})
+    stage = MlopsPlatformStage(cdk.App(), "Staging", config=staging)
+    serving = stage.serving
+    assert serving is not None
+    assert serving.monitor is not None
+    # THEN data quality and explainability run; model quality and bias wait, naming the fix
+    assert sorted(serving.monitor.schedules) == [MonitoringType.DATA_QUALITY, MonitoringType.MODEL_EXPLAINABILITY]
+    assert sorted(serving.unmonitored) == ["model-bias", "model-quality"]
+    assert all("ground_truth to true" in why for why in serving.unmonitored.values())
+    # AND a package with data quality alone gets that monitor alone
+    (plain,) = load_environments({"staging": settings | {"model_baselines": ["data-quality"], "ground_truth": True}})
+    serving = MlopsPlatformStage(cdk.App(), "Staging", config=plain).serving
+    assert serving is not None
+    assert serving.monitor is not None
+    assert list(serving.monitor.schedules) == [MonitoringType.DATA_QUALITY]
 
 
 def test_a_drift_alarm_reaches_the_retrain_trigger(platform):
