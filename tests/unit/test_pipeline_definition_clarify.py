@@ -502,7 +502,8 @@ def test_a_model_step_without_a_role_or_image_is_reported():
     # THEN
     problems = validate_definition(definition)
     assert problems == [
-        "Steps[3] (ClarifyModel): Arguments.PrimaryContainer.Image or Arguments.Containers is missing",
+        "Steps[3] (ClarifyModel): Arguments.PrimaryContainer.Image or Arguments.PrimaryContainer.ModelPackageName "
+        "or Arguments.Containers is missing",
         "Steps[3] (ClarifyModel): Arguments.ExecutionRoleArn is missing",
     ]
 

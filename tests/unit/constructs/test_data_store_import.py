@@ -362,5 +362,5 @@ def test_a_bucket_where_an_endpoint_belongs_names_the_import() -> None:
             data_store=store,
             data_quality=DataQualitySettings(baselines=Baselines.from_prefix(store.s3_uri("ml/baseline/"))),
         )
-    assert str(caught.value).startswith("[Team/Monitor] endpoint must be ModelEndpoint, got ")
+    assert str(caught.value).startswith("[Team/Monitor] endpoint must be ModelEndpoint or None, got ")
     assert "ModelEndpoint.from_endpoint_name(scope, id, endpoint_name=..., data_store=...)" in str(caught.value)

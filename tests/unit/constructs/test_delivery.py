@@ -668,18 +668,26 @@ def test_deploy_step_deploys_the_environment_with_the_selected_package_and_recor
     assert '--model-package-arn \\"$MODEL_PACKAGE_ARN\\"' in spec
     assert '--model-baseline-prefix \\"$MODEL_BASELINE_PREFIX\\"' in spec
     assert '--model-source-bucket \\"$MODEL_SOURCE_BUCKET\\"' in spec
+    assert '--model-baselines \\"$MODEL_BASELINES\\"' in spec
     assert "Tooling/Delivery/Platform/Prod/*" in spec
     assert "--revision-record /cdk-mlops/delivery/prod/source-revision" in spec
     select = commands_of(project_for(built, "ModelsSelect"))
     assert "select-model --group churn-dev-models" in select
     exported = json.loads(commands_of(project_for(built, "ModelsSelect")))["env"]["exported-variables"]
-    assert exported == ["MODEL_PACKAGE_ARN", "MODEL_BASELINE_PREFIX", "MODEL_SOURCE_BUCKET", "DELIVER"]
+    assert exported == [
+        "MODEL_PACKAGE_ARN",
+        "MODEL_BASELINE_PREFIX",
+        "MODEL_SOURCE_BUCKET",
+        "MODEL_BASELINES",
+        "DELIVER",
+    ]
     deploy = next(a for a in built.stage("models", "Prod")["Actions"] if a["Name"] == "Deploy")
     variables = json.loads(deploy["Configuration"]["EnvironmentVariables"])
     assert {v["name"]: v["value"] for v in variables} == {
         "MODEL_PACKAGE_ARN": "#{Model.MODEL_PACKAGE_ARN}",
         "MODEL_BASELINE_PREFIX": "#{Model.MODEL_BASELINE_PREFIX}",
         "MODEL_SOURCE_BUCKET": "#{Model.MODEL_SOURCE_BUCKET}",
+        "MODEL_BASELINES": "#{Model.MODEL_BASELINES}",
     }
 
 

@@ -18,7 +18,14 @@ from aws_cdk import aws_cloudwatch as cw
 from cdk_mlops.constructs.common import METRIC_OPTIONS
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_endpoint import ModelEndpoint
-from cdk_mlops.constructs.model_monitor import ModelMonitor, MonitoringType
+from cdk_mlops.constructs.model_monitor import (
+    Baselines,
+    BatchTransformCapture,
+    DataQualitySettings,
+    ModelMonitor,
+    MonitoringType,
+    MonitorSchedule,
+)
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
 from cdk_mlops.errors import ConfigurationError
@@ -66,10 +73,29 @@ def every_method(platform: Platform, private_prod: Platform) -> dict[str, tuple[
 
 @pytest.fixture(scope="module")
 def methods(every_method) -> dict[str, tuple[Any, Callable[..., Any]]]:
-    """Every method that has a metric to give: the shared monitor watches data quality only."""
+    """Every method, each with a metric to give: the shared monitor watches all four types."""
     monitor, _ = every_method["ModelMonitor.metric"]
-    assert set(monitor.schedule_names) == {MonitoringType.DATA_QUALITY}
-    return {label: pair for label, pair in every_method.items() if label != "ModelMonitor.metric_model_quality"}
+    assert set(monitor.schedule_names) == set(MonitoringType)
+    return dict(every_method)
+
+
+def data_quality_monitor() -> ModelMonitor:
+    """A monitor of data quality alone (of a batch job's captured data: no endpoint to build)."""
+    stack = cdk.Stack(cdk.App(), "Team")
+    store = VersionedDataStore(stack, "Store", datasets=["churn"])
+    batch = BatchTransformCapture.from_capture_uri(
+        batch_name="churn-nightly", capture_uri=store.s3_uri("batch-capture/churn-nightly/")
+    )
+    return ModelMonitor(
+        stack,
+        "Monitor",
+        batch_transform=batch,
+        batch_data_prefixes=["batch-output/churn-nightly/"],
+        data_store=store,
+        data_quality=DataQualitySettings(
+            baselines=Baselines.from_prefix(store.s3_uri("ml/baseline/")), schedule=MonitorSchedule.daily()
+        ),
+    )
 
 
 def test_the_shared_syntheses_hold_every_construct_with_metrics(every_method) -> None:
@@ -124,10 +150,10 @@ def test_without_options_the_documented_defaults_hold(methods) -> None:
     assert (latency().statistic, latency().period.to_minutes()) == ("p90", 5)
 
 
-def test_a_metric_of_a_type_the_monitor_does_not_watch_is_refused_naming_what_it_watches(every_method) -> None:
-    monitor, model_quality = every_method["ModelMonitor.metric_model_quality"]
+def test_a_metric_of_a_type_the_monitor_does_not_watch_is_refused_naming_what_it_watches() -> None:
+    monitor = data_quality_monitor()
     with pytest.raises(ConfigurationError) as caught:
-        model_quality("accuracy")
+        monitor.metric_model_quality("accuracy")
     assert str(caught.value) == (
         f"[{monitor.node.path}] metric: this monitor has no ModelQuality schedule, so it has no such metric; it "
         "monitors MonitoringType.DATA_QUALITY (add model_quality= settings to monitor it)"
