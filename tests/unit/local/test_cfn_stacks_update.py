@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,7 +25,7 @@ def cloudformation():
         yield aws.client("cloudformation")
 
 
-def _deploy(cloudformation, stack: str, template: dict, kind: str, **extra) -> None:
+def _deploy(cloudformation, stack: str, template: dict[str, Any], kind: str, **extra: Any) -> None:
     cloudformation.create_change_set(
         StackName=stack,
         ChangeSetName="cdk-deploy-change-set",
