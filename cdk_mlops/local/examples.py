@@ -35,8 +35,8 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
 
     Realtime environments also get the example model's drift-check baselines (all four
     monitoring types, as a package trained with Clarify settings carries them), labels
-    (``ground_truth``) and a drift threshold, so every Model Monitor schedule and the drift
-    alarm are part of the picture.
+    (``ground_truth``), a drift threshold and batch scoring of a second dataset, so every
+    Model Monitor schedule, the drift alarm and the Scoring stack are part of the picture.
     """
     result = copy.deepcopy(context)
     environments = result[CONTEXT_KEY]
@@ -52,6 +52,7 @@ def with_example_models(context: dict[str, Any]) -> dict[str, Any]:
             settings.setdefault("model_baseline_prefix", f"artifacts/{pipeline}/example/data-quality-baseline/")
             settings.setdefault("model_baselines", list(MONITOR_BASELINES))
             settings.setdefault("ground_truth", True)
+            settings.setdefault("batch_inference", {"dataset": "churn-scoring", "schedule": "cron(0 4 * * ? *)"})
             settings.setdefault("drift_thresholds", {"mean_radius": 0.2})
     return result
 

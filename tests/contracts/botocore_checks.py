@@ -413,11 +413,16 @@ def assert_valid_step_requests(pipelines: Sequence[Any], scenario: str) -> None:
     unexpected: dict[str, list[str]] = {}
     for pipeline in pipelines:
         options = {"pipeline_name": pipeline.name, "region": pipeline.region, "account": pipeline.account}
-        (execution,) = [e for e in executions(pipeline.definition, **options) if e.scenario == scenario]
+        if is_scoring(pipeline.definition):
+            execution = scoring_execution(pipeline.definition, scenario, **options)
+            floor = {"CreateModel", "CreateProcessingJob", "CreateTransformJob"}
+        else:
+            (execution,) = [e for e in executions(pipeline.definition, **options) if e.scenario == scenario]
+            floor = {"CreateProcessingJob", "CreateTrainingJob", "CreateModelPackage"}
         requests = step_requests(pipeline.definition, execution)
-        # Not vacuous: the pipeline has its processing, training and registration steps.
+        # Not vacuous: the pipeline has its processing and training or scoring steps.
         operations = {r.operation for r in requests}
-        assert operations >= {"CreateProcessingJob", "CreateTrainingJob", "CreateModelPackage"}, operations
+        assert operations >= floor, operations
         for request in requests:
             for problem in request.problems():
                 unexpected.setdefault(f"{pipeline.stack_path} {request.step} ({request.operation})", []).append(problem)
@@ -497,6 +502,29 @@ def champion_of(definition: Mapping[str, Any], execution: Execution) -> core.Cha
     node[leaf] = 0.9123
     arn = f"arn:aws:sagemaker:{execution.region}:{execution.account}:model-package/{package['ModelPackageGroupName']}/3"
     return core.Champion(arn, champion.champion_parameters(package, evaluation))
+
+
+def is_scoring(definition: Mapping[str, Any]) -> bool:
+    """A scoring pipeline (BatchInference's): it transforms data and registers no model."""
+    types = {step.get("Type") for step in definition.get("Steps", [])}
+    return "Transform" in types and "RegisterModel" not in types
+
+
+def scoring_execution(
+    definition: Mapping[str, Any], scenario: str, *, pipeline_name: str, region: str, account: str
+) -> Execution:
+    """A scoring pipeline's execution: its defaults, or the trigger's start, which names no champion.
+
+    The trigger of a scoring pipeline (``compare_with_champion=False``) sends the data parameters
+    alone, whichever scenario: there is no champion to look up.
+    """
+    if scenario == DEFAULTS:
+        return Execution(DEFAULTS, pipeline_name, region, account)
+    bucket = f"cdk-mlops-data-{account}-{region}"
+    start = trigger_start(pipeline_name=pipeline_name, bucket=bucket, rival=core.Champion(None, {}))
+    sent = {p["Name"]: p["Value"] for p in start["PipelineParameters"]}
+    assert set(sent) <= {p["Name"] for p in definition.get("Parameters", [])}, sent
+    return Execution(scenario, pipeline_name, region, account, sent)
 
 
 def executions(definition: Mapping[str, Any], *, pipeline_name: str, region: str, account: str) -> list[Execution]:

@@ -1643,8 +1643,6 @@ UNITS: Final[tuple[Unit, ...]] = (
         (("cdk_mlops/ml/prepare_batch.py", "*"),),
         _prepare_batch_uses(),
         _prepare_batch_contexts,
-        optional="the scoring pipeline exists only with batch_inference, which the reference platform's "
-        "layouts leave unset; tests/unit/constructs/test_batch_inference.py checks its role statement by statement",
     ),
     Unit(
         "evaluate script",

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import aws_cdk as cdk
 import botocore.session
@@ -25,7 +25,7 @@ from botocore.model import StringShape
 from moto.events.models import EventPattern
 
 from cdk_mlops import datasets, delivery_steps
-from cdk_mlops.constructs.model_monitor import MonitoringType
+from cdk_mlops.constructs.model_monitor import ModelMonitor, MonitoringType
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.lambdas.retrain_trigger import events as trigger_events
 from cdk_mlops.stacks.delivery_stack import ToolingStage
@@ -117,6 +117,16 @@ def _environment(rule: Rule) -> MlopsPlatformStage:
     return stage
 
 
+_Owner = TypeVar("_Owner")
+
+
+def _owner(rule: Rule, kind: type[_Owner]) -> _Owner:
+    """The construct of ``kind`` the rule belongs to (a stage holds several triggers and monitors)."""
+    found = [s for s in rule.construct.node.scopes if isinstance(s, kind)]
+    assert found, f"{rule} is not in a {kind.__name__}"
+    return found[-1]
+
+
 def _object_event(rule: Rule, bucket: str, key: str, name: str = "s3_object_created.json") -> dict[str, Any]:
     event = rule.envelope(aws_sample(name))
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
@@ -129,7 +139,7 @@ def object_created(rule: Rule) -> Case:
     stage = _environment(rule)
     bucket = str(rule.deployment.value(stage.data.store, stage.data.store.bucket.bucket_name))
     case = Case()
-    for dataset in stage.training.retrain.datasets:
+    for dataset in _owner(rule, RetrainTrigger).datasets:
         key = f"{datasets.dataset_prefix(dataset)}2025-03-04/part-00000.csv"
         case.every.append((f"a new object of dataset {dataset}", _object_event(rule, bucket, key)))
         case.never += [
@@ -153,9 +163,10 @@ def _pipeline_event(rule: Rule, pipeline_arn: str, status: str) -> dict[str, Any
 
 
 def pipeline_status(rule: Rule) -> Case:
-    stage = _environment(rule)
-    st, logical_id = rule.deployment.logical(stage.training.training.pipeline)
-    arn = str(rule.deployment.arn_of(st, logical_id))
+    # The trigger, training pipeline or batch inference the rule belongs to names its pipeline.
+    owner = next((s for s in reversed(rule.construct.node.scopes) if hasattr(s, "pipeline_arn")), None)
+    assert owner is not None, f"{rule} watches pipeline executions, but belongs to no pipeline's construct"
+    arn = str(rule.deployment.value(owner, owner.pipeline_arn))
     statuses = _enum("sagemaker", "PipelineExecutionStatus")
     ended = sorted(trigger_events.TERMINAL_STATUSES)
     return Case(
@@ -177,9 +188,7 @@ def _processing_event(rule: Rule, schedule_arn: str | None, status: str) -> dict
 
 
 def processing_job(rule: Rule) -> Case:
-    stage = _environment(rule)
-    monitor = stage.serving.monitor if stage.serving is not None else None
-    assert monitor is not None, f"{rule} watches processing jobs, but {stage.node.path} has no model monitor"
+    monitor = _owner(rule, ModelMonitor)
     arns = [str(rule.deployment.value(monitor, s.attr_monitoring_schedule_arn)) for s in monitor.schedules.values()]
     ended = ("Completed", "Failed", "Stopped")
     case = Case()

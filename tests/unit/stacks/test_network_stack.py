@@ -102,8 +102,9 @@ def test_prod_with_defaults_deploys_its_network_first(private_prod):
     stage = private_prod.stages["Prod"]
     assert isinstance(stage.network, NetworkStack)
     stacks = [c.node.id for c in stage.node.children if isinstance(c, cdk.Stack)]
-    assert stacks == ["Network", "Data", "Training", "Serving"] == list(MlopsPlatformStage.stack_ids(stage.config))
-    for dependent in (stage.training, stage.serving):
+    assert stacks == ["Network", "Data", "Training", "Serving", "Scoring"]
+    assert stacks == list(MlopsPlatformStage.stack_ids(stage.config))
+    for dependent in (stage.training, stage.serving, stage.scoring):
         assert dependent is not None
         assert stage.network in dependent.dependencies
 

@@ -1,28 +1,16 @@
-"""The scoring stack: batch inference of a second dataset with the approved model, and its monitor."""
+"""The scoring stack: batch inference of a second dataset with the approved model, and its monitor.
+
+The shared platform synthesis serves every environment an example model; its realtime ones
+(staging, and prod in its private network) also score ``churn-scoring``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
-
-from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY
-from cdk_mlops.local.examples import with_example_models
 from cdk_mlops.stacks.scoring_stack import scoring_name
-from tests.conftest import PRIVATE_PROD_ENV, Platform, cdk_json_context, synthesize_platform
-
-BATCH = {"dataset": "churn-scoring", "schedule": "cron(0 4 * * ? *)"}
-
-
-@pytest.fixture(scope="module")
-def platform() -> Platform:
-    """Staging (no VPC) and prod (a private network) scoring a second dataset, with cdk-nag and guardrails."""
-    context = cdk_json_context()
-    environments = with_example_models({CONTEXT_KEY: {"staging": {}, "prod": dict(PRIVATE_PROD_ENV)}})[CONTEXT_KEY]
-    context[CONTEXT_KEY] = {name: {**settings, "batch_inference": BATCH} for name, settings in environments.items()}
-    context[TOOLING_KEY] = None
-    return synthesize_platform(context)
+from tests.conftest import Platform
 
 
 def resources_of(platform: Platform, path: str, type_: str) -> list[dict[str, Any]]:
@@ -31,7 +19,10 @@ def resources_of(platform: Platform, path: str, type_: str) -> list[dict[str, An
 
 
 def test_environments_with_batch_inference_score_with_their_approved_model(platform):
-    for config in platform.configs:
+    scored = [c for c in platform.configs if c.batch_inference is not None]
+    assert [c.stage_name for c in scored] == ["Staging", "Prod"]
+    assert "Dev/Scoring" not in {s.path for s in platform.stacks}
+    for config in scored:
         stage = config.stage_name
         assert config.batch_inference is not None
         (pipeline,) = resources_of(platform, f"{stage}/Scoring", "AWS::SageMaker::Pipeline")
@@ -51,7 +42,7 @@ def test_environments_with_batch_inference_score_with_their_approved_model(platf
 
 
 def test_scored_data_is_monitored_against_the_served_packages_baselines(platform):
-    for config in platform.configs:
+    for config in (c for c in platform.configs if c.batch_inference is not None):
         path = f"{config.stage_name}/Scoring"
         schedules = resources_of(platform, path, "AWS::SageMaker::MonitoringSchedule")
         types = sorted(s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] for s in schedules)
