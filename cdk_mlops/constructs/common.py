@@ -371,6 +371,57 @@ def select_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection | None) -> ec2.
     )
 
 
+#: A SageMaker job's ``VpcConfig`` takes at most 16 subnets and 5 security groups.
+_MAX_JOB_SUBNETS, _MAX_JOB_SECURITY_GROUPS = 16, 5
+
+
+def job_subnets(
+    vpc: ec2.IVpc | None, selection: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
+) -> tuple[list[str], list[str]]:
+    """The ids of the subnets SageMaker jobs run in, and every problem of the network arguments.
+
+    Without ``vpc``, no subnets, and a problem if ``selection`` or ``groups`` were given.
+    """
+    if vpc is None:
+        given = [name for name, value in (("vpc_subnets", selection), ("security_groups", groups)) if value is not None]
+        return [], [f"{' and '.join(given)} need vpc; pass vpc=..., or remove them"] if given else []
+    problems: list[str] = []
+    if groups is not None and not 1 <= len(groups) <= _MAX_JOB_SECURITY_GROUPS:
+        problems.append(
+            f"security_groups has {len(groups)} groups; a SageMaker job takes 1 to {_MAX_JOB_SECURITY_GROUPS}: "
+            "pass that many, or leave it out for a new group"
+        )
+    try:
+        subnets = list(select_subnets(vpc, selection).subnet_ids)
+    except RuntimeError as error:  # jsii: the selection names subnets the VPC does not have
+        return [], [*problems, f"vpc_subnets: {error}"]
+    if not 1 <= len(subnets) <= _MAX_JOB_SUBNETS:
+        problems.append(
+            f"vpc_subnets selects {len(subnets)} subnets of the VPC; a SageMaker job takes 1 to {_MAX_JOB_SUBNETS}: "
+            "change the selection"
+        )
+    return subnets, problems
+
+
+#: Where SageMaker Pipelines publishes execution metrics (dimension ``PipelineName``).
+PIPELINE_METRICS_NAMESPACE: Final = "AWS/Sagemaker/ModelBuildingPipeline"
+
+
+def pipeline_execution_metric(
+    construct: IConstruct, method: str, metric_name: str, pipeline_name: str, options: dict[str, Any]
+) -> cw.Metric:
+    """A pipeline's execution metric (``ExecutionStarted``, ...), summed over 5 minutes, with ``options``."""
+    props = metric_props(
+        construct,
+        method,
+        options,
+        dimensions={"PipelineName": pipeline_name},
+        statistic="Sum",
+        period=Duration.minutes(5),
+    )
+    return cw.Metric(namespace=PIPELINE_METRICS_NAMESPACE, metric_name=metric_name, **props)
+
+
 #: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
 #: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
 SAGEMAKER_VPC_DESCRIBE_ACTIONS: Final = (

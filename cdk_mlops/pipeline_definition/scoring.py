@@ -73,6 +73,7 @@ from cdk_mlops.pipeline_definition.names import (
     UNVERIFIED_SHA256,
 )
 from cdk_mlops.pipeline_definition.settings import ScriptSource, is_unresolved
+from cdk_mlops.pipeline_definition.steps import s3_input, s3_output
 
 __all__ = [
     "BATCH_CAPTURE_PREFIX",
@@ -270,29 +271,6 @@ def _model_step(b: DefinitionBuilder, spec: ScoringSpec) -> None:
     )
 
 
-def _s3_input(name: str, uri: Any, local_path: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "AppManaged": False,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local_path,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-            "S3CompressionType": "None",
-        },
-    }
-
-
-def _s3_output(name: str, uri: Any, local_path: str) -> dict[str, Any]:
-    return {
-        "OutputName": name,
-        "AppManaged": False,
-        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
-    }
-
-
 def _prepare_step(b: DefinitionBuilder, spec: ScoringSpec) -> None:
     arguments: list[Any] = [
         "--manifest-dir",
@@ -331,13 +309,13 @@ def _prepare_step(b: DefinitionBuilder, spec: ScoringSpec) -> None:
         },
         "RoleArn": spec.role_arn,
         "ProcessingInputs": [
-            _s3_input("code", spec.prepare_script.s3_uri, CODE_DIR),
-            _s3_input("manifest", get_parameter(INPUT_MANIFEST_URI), MANIFEST_DIR),
+            s3_input("code", spec.prepare_script.s3_uri, CODE_DIR),
+            s3_input("manifest", get_parameter(INPUT_MANIFEST_URI), MANIFEST_DIR),
         ],
         "ProcessingOutputConfig": {
             "Outputs": [
-                _s3_output(OUTPUT_TRANSFORM_INPUT, _execution_prefix(spec, "input"), _TRANSFORM_INPUT_DIR),
-                _s3_output(OUTPUT_LINEAGE, _execution_prefix(spec), _LINEAGE_DIR),
+                s3_output(OUTPUT_TRANSFORM_INPUT, _execution_prefix(spec, "input"), _TRANSFORM_INPUT_DIR),
+                s3_output(OUTPUT_LINEAGE, _execution_prefix(spec), _LINEAGE_DIR),
             ],
             "KmsKeyId": spec.kms_key_arn,
         },

@@ -123,7 +123,8 @@ def _artifact_uri(spec: PipelineSpec, *parts: str) -> Expr:
     return join(["s3:/", spec.bucket_name, *prefix, get_execution("PipelineExecutionId"), *parts], on="/")
 
 
-def _s3_input(name: str, s3_uri: Any, local_path: str) -> dict[str, Any]:
+def s3_input(name: str, s3_uri: Any, local_path: str) -> dict[str, Any]:
+    """A ``ProcessingInput``: the S3 prefix ``s3_uri`` downloaded in full to ``local_path`` before the job starts."""
     return {
         "InputName": name,
         "AppManaged": False,
@@ -138,7 +139,8 @@ def _s3_input(name: str, s3_uri: Any, local_path: str) -> dict[str, Any]:
     }
 
 
-def _s3_output(name: str, s3_uri: Any, local_path: str) -> dict[str, Any]:
+def s3_output(name: str, s3_uri: Any, local_path: str) -> dict[str, Any]:
+    """A ``ProcessingOutput``: ``local_path`` uploaded to ``s3_uri`` when the job ends."""
     return {
         "OutputName": name,
         "AppManaged": False,
@@ -232,15 +234,15 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     if s.label_column:
         arguments += ["--label-column", s.label_column]
     outputs = [
-        _s3_output(name, _artifact_uri(spec, "preprocess", name), f"{OUTPUT_ROOT}/{name}")
+        s3_output(name, _artifact_uri(spec, "preprocess", name), f"{OUTPUT_ROOT}/{name}")
         for name in (OUTPUT_TRAIN, OUTPUT_VALIDATION, OUTPUT_TEST, OUTPUT_BASELINE, OUTPUT_REPORT)
     ]
     job = _processing_job(
         spec,
         image_uri=spec.sklearn_image_uri,
         inputs=[
-            _s3_input("code", spec.preprocess_script.s3_uri, CODE_DIR),
-            _s3_input("manifest", get_parameter(INPUT_MANIFEST_URI), MANIFEST_DIR),
+            s3_input("code", spec.preprocess_script.s3_uri, CODE_DIR),
+            s3_input("manifest", get_parameter(INPUT_MANIFEST_URI), MANIFEST_DIR),
         ],
         outputs=outputs,
         entrypoint=_script_entrypoint(spec.preprocess_script),
@@ -268,9 +270,9 @@ def _baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         # record as the response's columns then the request's, so the baseline holds the model's
         # predictions first, then the features.
         inputs=[
-            _s3_input("baseline_dataset_input", processing_output_uri(EVALUATE, OUTPUT_BASELINE), BASELINE_DATASET_DIR)
+            s3_input("baseline_dataset_input", processing_output_uri(EVALUATE, OUTPUT_BASELINE), BASELINE_DATASET_DIR)
         ],
-        outputs=[_s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "data-quality-baseline"), OUTPUT_ROOT)],
+        outputs=[s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "data-quality-baseline"), OUTPUT_ROOT)],
         environment={
             "dataset_format": _CSV_WITH_HEADER,
             "dataset_source": BASELINE_DATASET_DIR,
@@ -320,11 +322,11 @@ def _model_quality_baseline_step(b: DefinitionBuilder, spec: PipelineSpec) -> No
         # The test split, not the training split: the model has not seen it, so its metrics are
         # the ones a monitor should expect from new labelled traffic.
         inputs=[
-            _s3_input(
+            s3_input(
                 "baseline_dataset_input", processing_output_uri(EVALUATE, OUTPUT_PREDICTIONS), BASELINE_DATASET_DIR
             )
         ],
-        outputs=[_s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "model-quality-baseline"), OUTPUT_ROOT)],
+        outputs=[s3_output(OUTPUT_MONITORING, _artifact_uri(spec, "model-quality-baseline"), OUTPUT_ROOT)],
         environment=_model_quality_environment(ProblemType(spec.settings.problem_type)),
         needs_network=False,
     )
@@ -492,7 +494,7 @@ _CLARIFY_OUTPUT_FOLDERS: Final = {
 
 def _clarify_outputs(spec: PipelineSpec) -> list[dict[str, Any]]:
     return [
-        _s3_output(name, _artifact_uri(spec, _CLARIFY_OUTPUT_FOLDERS[name]), f"{CLARIFY_DIR}/{name}")
+        s3_output(name, _artifact_uri(spec, _CLARIFY_OUTPUT_FOLDERS[name]), f"{CLARIFY_DIR}/{name}")
         for name in CLARIFY_OUTPUTS
     ]
 
@@ -533,10 +535,10 @@ def _clarify_steps(b: DefinitionBuilder, spec: PipelineSpec, clarify: ClarifySet
             image_uri=spec.clarify_image_uri,
             # Clarify's container contract: input names and paths as the SageMaker SDK writes them.
             inputs=[
-                _s3_input("dataset", dataset, CLARIFY_DATA_DIR),
-                _s3_input("analysis_config", processing_output_uri(EVALUATE, config), CLARIFY_CONFIG_DIR),
+                s3_input("dataset", dataset, CLARIFY_DATA_DIR),
+                s3_input("analysis_config", processing_output_uri(EVALUATE, config), CLARIFY_CONFIG_DIR),
             ],
-            outputs=[_s3_output(OUTPUT_ANALYSIS, _artifact_uri(spec, _CLARIFY_RESULTS[name]), OUTPUT_ROOT)],
+            outputs=[s3_output(OUTPUT_ANALYSIS, _artifact_uri(spec, _CLARIFY_RESULTS[name]), OUTPUT_ROOT)],
             # The shadow endpoint is created, invoked and deleted through the SageMaker APIs.
             needs_network=uses_endpoint,
             instance_type=clarify.instance_type,
@@ -553,14 +555,14 @@ def _mlflow_environment(spec: PipelineSpec) -> dict[str, Any] | None:
 def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     s = spec.settings
     outputs = [
-        _s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}"),
+        s3_output(OUTPUT_EVALUATION, _artifact_uri(spec, "evaluate"), f"{OUTPUT_ROOT}/{OUTPUT_EVALUATION}"),
         # Not under evaluate/: an S3Prefix input of that folder (Track) would download it too.
-        _s3_output(OUTPUT_BASELINE, _artifact_uri(spec, "baseline-dataset"), f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}"),
+        s3_output(OUTPUT_BASELINE, _artifact_uri(spec, "baseline-dataset"), f"{OUTPUT_ROOT}/{OUTPUT_BASELINE}"),
     ]
     predictions: list[Any] = []
     if s.model_quality_baseline:
         predictions_dir = f"{OUTPUT_ROOT}/{OUTPUT_PREDICTIONS}"
-        outputs.append(_s3_output(OUTPUT_PREDICTIONS, _artifact_uri(spec, "test-predictions"), predictions_dir))
+        outputs.append(s3_output(OUTPUT_PREDICTIONS, _artifact_uri(spec, "test-predictions"), predictions_dir))
         predictions = ["--predictions-output-dir", predictions_dir]
     clarify: list[Any] = []
     if s.clarify is not None:
@@ -570,10 +572,10 @@ def _evaluate_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         spec,
         image_uri=spec.evaluation_image_uri or spec.training_image_uri,
         inputs=[
-            _s3_input("code", spec.evaluate_script.s3_uri, CODE_DIR),
-            _s3_input("model", get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"), MODEL_DIR),
-            _s3_input("test", processing_output_uri(PREPROCESS, OUTPUT_TEST), TEST_DIR),
-            _s3_input(OUTPUT_BASELINE, processing_output_uri(PREPROCESS, OUTPUT_BASELINE), BASELINE_INPUT_DIR),
+            s3_input("code", spec.evaluate_script.s3_uri, CODE_DIR),
+            s3_input("model", get_step(TRAIN, "ModelArtifacts.S3ModelArtifacts"), MODEL_DIR),
+            s3_input("test", processing_output_uri(PREPROCESS, OUTPUT_TEST), TEST_DIR),
+            s3_input(OUTPUT_BASELINE, processing_output_uri(PREPROCESS, OUTPUT_BASELINE), BASELINE_INPUT_DIR),
         ],
         outputs=outputs,
         entrypoint=_script_entrypoint(spec.evaluate_script),
@@ -654,8 +656,8 @@ def _track_step(b: DefinitionBuilder, spec: PipelineSpec, script: ScriptSource) 
         spec,
         image_uri=spec.tracking_image_uri or spec.sklearn_image_uri,
         inputs=[
-            _s3_input("code", script.s3_uri, CODE_DIR),
-            _s3_input("evaluation", processing_output_uri(EVALUATE, OUTPUT_EVALUATION), EVALUATION_INPUT_DIR),
+            s3_input("code", script.s3_uri, CODE_DIR),
+            s3_input("evaluation", processing_output_uri(EVALUATE, OUTPUT_EVALUATION), EVALUATION_INPUT_DIR),
         ],
         outputs=[],
         entrypoint=_script_entrypoint(script),

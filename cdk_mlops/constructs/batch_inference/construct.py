@@ -30,7 +30,13 @@ from constructs import Construct
 from cdk_mlops import image_uris
 from cdk_mlops.constructs.batch_inference.grants import grant_job_role, grant_pipeline_role
 from cdk_mlops.constructs.batch_inference.settings import BatchTransformSettings, missing_run_problems
-from cdk_mlops.constructs.common import SAGEMAKER_NAME, metric_props, sagemaker_image_uri, select_subnets
+from cdk_mlops.constructs.common import (
+    PIPELINE_METRICS_NAMESPACE,
+    SAGEMAKER_NAME,
+    job_subnets,
+    pipeline_execution_metric,
+    sagemaker_image_uri,
+)
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.retrain_trigger import RetrainPolicy, RetrainTrigger, _powertools_problems
@@ -51,10 +57,8 @@ from cdk_mlops.pipeline_definition.scoring import (
 __all__ = ["PIPELINE_METRICS_NAMESPACE", "BatchInference"]
 
 #: CloudWatch namespace of SageMaker Pipelines execution metrics (dimension ``PipelineName``).
-PIPELINE_METRICS_NAMESPACE: Final = "AWS/Sagemaker/ModelBuildingPipeline"
 _PACKAGE_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+\Z")
 # At most this many subnets and security groups in a job's VpcConfig (SageMaker API).
-_MAX_SUBNETS, _MAX_SECURITY_GROUPS = 16, 5
 _HOUR: Final = 3600
 
 
@@ -212,7 +216,7 @@ class BatchInference(Construct):
         problems += settings.problems()
         window, found = missing_run_problems(schedule, missing_run_window)
         problems += found
-        subnets, found = _job_subnets(vpc, vpc_subnets, security_groups)
+        subnets, found = job_subnets(vpc, vpc_subnets, security_groups)
         problems += found
         # The trigger checks these too, but only once this construct's resources exist.
         if policy is not None:
@@ -408,15 +412,7 @@ class BatchInference(Construct):
     # ------------------------------------------------------------------ metrics
 
     def _metric(self, method: str, metric_name: str, options: dict[str, Any]) -> cw.Metric:
-        props = metric_props(
-            self,
-            method,
-            options,
-            dimensions={"PipelineName": self.pipeline_name},
-            statistic="Sum",
-            period=Duration.minutes(5),
-        )
-        return cw.Metric(namespace=PIPELINE_METRICS_NAMESPACE, metric_name=metric_name, **props)
+        return pipeline_execution_metric(self, method, metric_name, self.pipeline_name, options)
 
     def metric_executions_started(self, **options: Any) -> cw.Metric:
         """Scoring executions started, summed over 5 minutes (``options``: any ``cloudwatch.MetricOptions``)."""
@@ -429,28 +425,3 @@ class BatchInference(Construct):
     def metric_executions_failed(self, **options: Any) -> cw.Metric:
         """Scoring executions that failed, summed over 5 minutes."""
         return self._metric("metric_executions_failed", "ExecutionFailed", options)
-
-
-def _job_subnets(
-    vpc: ec2.IVpc | None, selection: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
-) -> tuple[list[str], list[str]]:
-    """The ids of the subnets the jobs run in, and every problem of the network arguments."""
-    if vpc is None:
-        given = [n for n, v in (("vpc_subnets", selection), ("security_groups", groups)) if v is not None]
-        return [], [f"{' and '.join(given)} need vpc; pass vpc=..., or remove them"] if given else []
-    problems: list[str] = []
-    if groups is not None and not 1 <= len(groups) <= _MAX_SECURITY_GROUPS:
-        problems.append(
-            f"security_groups has {len(groups)} groups; a SageMaker job takes 1 to {_MAX_SECURITY_GROUPS}: "
-            "pass that many, or leave it out for a new group"
-        )
-    try:
-        subnets = list(select_subnets(vpc, selection).subnet_ids)
-    except RuntimeError as error:  # jsii: the selection names subnets the VPC does not have
-        return [], [*problems, f"vpc_subnets: {error}"]
-    if not 1 <= len(subnets) <= _MAX_SUBNETS:
-        problems.append(
-            f"vpc_subnets selects {len(subnets)} subnets; a SageMaker job takes 1 to {_MAX_SUBNETS}: "
-            "change the selection"
-        )
-    return subnets, problems

@@ -23,6 +23,7 @@ Every public name is importable from ``cdk_mlops.constructs.training_pipeline``.
 
 from __future__ import annotations
 
+from cdk_mlops.constructs.common import PIPELINE_METRICS_NAMESPACE
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
     MLFLOW_CLIENT_REQUIREMENTS,
     MLFLOW_LOGGING_ACTIONS,
@@ -33,7 +34,6 @@ from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
     mlflow_settings_problems,
 )
 from cdk_mlops.constructs.training_pipeline.pipeline import TrainingPipeline
-from cdk_mlops.constructs.training_pipeline.resources import PIPELINE_METRICS_NAMESPACE
 
 # The base of both pipeline constructs; the delivery pipelines find trainings by it.
 from cdk_mlops.constructs.training_pipeline.resources import _PipelineResources as _PipelineResources

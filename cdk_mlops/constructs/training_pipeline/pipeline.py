@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops import pipeline_definition as pd
-from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, sagemaker_image_uri, select_subnets
+from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, job_subnets, sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import (
@@ -38,7 +38,6 @@ from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.ml import EVALUATE_SCRIPT, PREPROCESS_SCRIPT, TRACK_SCRIPT
 
 #: At most this many subnets and security groups in a job's ``VpcConfig`` (SageMaker API).
-_MAX_SUBNETS, _MAX_SECURITY_GROUPS = 16, 5
 
 
 class TrainingPipeline(_PipelineResources):
@@ -196,7 +195,7 @@ class TrainingPipeline(_PipelineResources):
                 f"training_image_uri {training_image_uri!r} is not an ECR image URI "
                 "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)"
             )
-        subnets, network_problems = _job_subnets(vpc, vpc_subnets, security_groups)
+        subnets, network_problems = job_subnets(vpc, vpc_subnets, security_groups)
         problems += network_problems
         installs_from_pypi = (
             mlflow is not None and mlflow.logging_image_uri is None and mlflow.package_index_url is None
@@ -362,28 +361,3 @@ class TrainingPipeline(_PipelineResources):
         asset = self.scripts[name]
         # Jobs download an input object under the last segment of its key (the asset hash + .py).
         return pd.ScriptSource(s3_uri=asset.s3_object_url, file_name=asset.s3_object_key.rsplit("/", 1)[-1])
-
-
-def _job_subnets(
-    vpc: ec2.IVpc | None, selection: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
-) -> tuple[list[str], list[str]]:
-    """The ids of the subnets the jobs run in, and every problem of the network arguments."""
-    if vpc is None:
-        given = [name for name, value in (("vpc_subnets", selection), ("security_groups", groups)) if value is not None]
-        return [], [f"{' and '.join(given)} need vpc; pass vpc=..., or remove them"] if given else []
-    problems: list[str] = []
-    if groups is not None and not 1 <= len(groups) <= _MAX_SECURITY_GROUPS:
-        problems.append(
-            f"security_groups has {len(groups)} groups; a SageMaker job takes 1 to {_MAX_SECURITY_GROUPS}: "
-            "pass that many, or leave it out for a new group"
-        )
-    try:
-        subnets = list(select_subnets(vpc, selection).subnet_ids)
-    except RuntimeError as error:  # jsii: the selection names subnets the VPC does not have
-        return [], [*problems, f"vpc_subnets: {error}"]
-    if not 1 <= len(subnets) <= _MAX_SUBNETS:
-        problems.append(
-            f"vpc_subnets selects {len(subnets)} subnets of the VPC; a SageMaker job takes 1 to {_MAX_SUBNETS}: "
-            "change the selection"
-        )
-    return subnets, problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Aws, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -28,7 +28,7 @@ from cdk_mlops.constructs.common import (
     SAGEMAKER_NAME,
     acknowledge_grantee,
     depend_on_role_policy,
-    metric_props,
+    pipeline_execution_metric,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
@@ -41,7 +41,6 @@ from cdk_mlops.constructs.training_pipeline.mlflow_settings import (
 from cdk_mlops.errors import ConfigurationError
 
 #: CloudWatch namespace of SageMaker Pipelines execution metrics (dimension ``PipelineName``).
-PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 
 # What the registry's readers (other accounts, deployment steps) may do.
 _CROSS_ACCOUNT_READ = (
@@ -308,15 +307,7 @@ class _PipelineResources(Construct):
     # ------------------------------------------------------------------ metrics
 
     def _metric(self, method: str, name: str, options: dict[str, Any]) -> cw.Metric:
-        props = metric_props(
-            self,
-            method,
-            options,
-            dimensions={"PipelineName": self.pipeline_name},
-            statistic="Sum",
-            period=Duration.minutes(5),
-        )
-        return cw.Metric(namespace=PIPELINE_METRICS_NAMESPACE, metric_name=name, **props)
+        return pipeline_execution_metric(self, method, name, self.pipeline_name, options)
 
     def metric_executions_started(self, **options: Any) -> cw.Metric:
         """Executions started, summed over 5 minutes (``options``: any ``cloudwatch.MetricOptions``)."""
