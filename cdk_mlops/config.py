@@ -216,7 +216,8 @@ class EnvironmentConfig:
         batch_inference: Batch scoring of a dataset with the served model
             (:class:`BatchInferenceConfig`); needs ``model_package_arn``. Where the served
             package has a data-quality baseline, a daily Model Monitor schedule checks the
-            scored data against it. Default: - none.
+            scored data against it, and, with ``ground_truth`` and a model-quality baseline,
+            a daily model-quality schedule too. Default: - none.
         bias_facets: The sensitive columns of the training data
             (``[{"name": "age", "threshold": 40}]`` or ``[{"name": "sex", "values": [1]}]``).
             With them, every training run computes SageMaker Clarify bias (pre- and
