@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import json
 import re
 import shlex
@@ -1048,22 +1049,25 @@ def all_templates(platform: Platform) -> Iterator[tuple[Deployment, StackTemplat
 
 
 def _function_contexts(platform: Platform) -> Iterator[Context]:
-    """The retrain trigger's function in every environment: its role is the one its resource names."""
+    """Every retrain trigger's function: the training one per environment, and the scoring one where
+    there is batch inference; its role is the one its resource names."""
     for stage, deployment in platform.environments:
-        function = stage.training.retrain.function
-        props = deployment.properties(function)
-        st, _ = deployment.logical(function)
-        yield Context(
-            stage.node.path,
-            deployment,
-            {"function": deployment.role_by_arn(props["Role"])},
-            st.region,
-            st.account,
-            {
-                "env": props.get("Environment", {}).get("Variables", {}),
-                "definition": pipeline_definition(deployment, stage),
-            },
-        )
+        triggers = [(stage.node.path, stage.training.retrain.function, stage.training.training.pipeline)]
+        if stage.scoring is not None:
+            scoring = stage.scoring.scoring
+            triggers.append((f"{stage.node.path} scoring", scoring.trigger.function, scoring.pipeline))
+        for label, function, pipeline in triggers:
+            props = deployment.properties(function)
+            st, _ = deployment.logical(function)
+            body = deployment.properties(pipeline)["PipelineDefinition"]["PipelineDefinitionBody"]
+            yield Context(
+                label,
+                deployment,
+                {"function": deployment.role_by_arn(props["Role"])},
+                st.region,
+                st.account,
+                {"env": props.get("Environment", {}).get("Variables", {}), "definition": json.loads(body)},
+            )
 
 
 def pipeline_definition(deployment: Deployment, stage: MlopsPlatformStage) -> dict[str, Any]:
@@ -1078,8 +1082,7 @@ def _job_contexts(script: str) -> Callable[[Platform], Iterator[Context]]:
 
     def runs(stage: MlopsPlatformStage, step: Mapping[str, Any]) -> bool:
         asset = getattr(stage.training.training, "scripts", {}).get(script)
-        entrypoint = step.get("Arguments", {}).get("AppSpecification", {}).get("ContainerEntrypoint", [])
-        return asset is not None and any(str(part).endswith(asset.s3_object_key) for part in entrypoint)
+        return asset is not None and _runs_asset(step, asset)
 
     return lambda platform: job_contexts(platform, runs)
 
@@ -1090,25 +1093,16 @@ def _prepare_batch_contexts(platform: Platform) -> Iterator[Context]:
         if stage.scoring is None:
             continue
         scoring = stage.scoring.scoring
-        st, _ = deployment.logical(scoring.pipeline)
-        body = deployment.properties(scoring.pipeline)["PipelineDefinition"]["PipelineDefinitionBody"]
-        definition = json.loads(body)
-        for step in _steps(definition):
-            entrypoint = step.get("Arguments", {}).get("AppSpecification", {}).get("ContainerEntrypoint", [])
-            if any(str(part).endswith(scoring.script.s3_object_key) for part in entrypoint):
-                yield Context(
-                    f"{stage.node.path} scoring step {step['Name']}",
-                    deployment,
-                    {"job": deployment.role_by_arn(step["Arguments"]["RoleArn"])},
-                    st.region,
-                    st.account,
-                    {
-                        "definition": definition,
-                        "step": step,
-                        "bucket": deployment.value(stage.data.store, stage.data.store.bucket.bucket_name),
-                        "dataset": scoring.dataset,
-                    },
-                )
+        definition = json.loads(deployment.properties(scoring.pipeline)["PipelineDefinition"]["PipelineDefinitionBody"])
+        yield from _pipeline_job_contexts(
+            stage,
+            deployment,
+            scoring.pipeline,
+            definition,
+            dataset=scoring.dataset,
+            label="scoring step",
+            selected=functools.partial(_runs_asset, asset=scoring.script),
+        )
 
 
 def _prepare_batch_uses() -> tuple[Use, ...]:
@@ -1267,25 +1261,52 @@ def job_input_needs(c: Context) -> Iterator[tuple[str, list[Need]]]:
 def job_contexts(
     platform: Platform, selected: Callable[[MlopsPlatformStage, Mapping[str, Any]], bool] = lambda _, step: True
 ) -> Iterator[Context]:
-    """Every (selected) job step of every pipeline, with the role it runs as (its ``RoleArn``) and the definition."""
+    """Every (selected) job step of every training pipeline, with the role it runs as (its ``RoleArn``)."""
     for stage, deployment in platform.environments:
-        definition = pipeline_definition(deployment, stage)
-        st, _ = deployment.logical(stage.training.training.pipeline)
-        for step in _steps(definition):
-            if "RoleArn" in step.get("Arguments", {}) and selected(stage, step):
-                yield Context(
-                    f"{stage.node.path} step {step['Name']}",
-                    deployment,
-                    {"job": deployment.role_by_arn(step["Arguments"]["RoleArn"])},
-                    st.region,
-                    st.account,
-                    {
-                        "definition": definition,
-                        "step": step,
-                        "bucket": deployment.value(stage.data.store, stage.data.store.bucket.bucket_name),
-                        "dataset": stage.config.dataset,
-                    },
-                )
+        yield from _pipeline_job_contexts(
+            stage,
+            deployment,
+            stage.training.training.pipeline,
+            pipeline_definition(deployment, stage),
+            dataset=stage.config.dataset,
+            label="step",
+            selected=functools.partial(selected, stage),
+        )
+
+
+def _pipeline_job_contexts(
+    stage: MlopsPlatformStage,
+    deployment: Deployment,
+    pipeline: Any,
+    definition: dict[str, Any],
+    *,
+    dataset: str,
+    label: str,
+    selected: Callable[[Mapping[str, Any]], bool],
+) -> Iterator[Context]:
+    """The selected job steps of one pipeline of ``stage``, each with its role and the definition."""
+    st, _ = deployment.logical(pipeline)
+    for step in _steps(definition):
+        if "RoleArn" in step.get("Arguments", {}) and selected(step):
+            yield Context(
+                f"{stage.node.path} {label} {step['Name']}",
+                deployment,
+                {"job": deployment.role_by_arn(step["Arguments"]["RoleArn"])},
+                st.region,
+                st.account,
+                {
+                    "definition": definition,
+                    "step": step,
+                    "bucket": deployment.value(stage.data.store, stage.data.store.bucket.bucket_name),
+                    "dataset": dataset,
+                },
+            )
+
+
+def _runs_asset(step: Mapping[str, Any], asset: Any) -> bool:
+    """Whether a processing step's entry point is the script ``asset``."""
+    entrypoint = step.get("Arguments", {}).get("AppSpecification", {}).get("ContainerEntrypoint", [])
+    return any(str(part).endswith(asset.s3_object_key) for part in entrypoint)
 
 
 # ============================================================================================ the map
@@ -1324,6 +1345,10 @@ def _lambda_uses() -> tuple[Use, ...]:
     def manifest_key(c: Context) -> str:
         return f"{datasets.manifest_prefix(_first_dataset(c))}20250304T101530Z-0123456789abcdef.json"
 
+    def champion(needs: Callable[[Context], list[Need]]) -> Callable[[Context], list[Need]]:
+        # With COMPARE_WITH_CHAMPION=false (a scoring pipeline's trigger) no champion is looked up.
+        return lambda c: needs(c) if str(c.values["env"].get("COMPARE_WITH_CHAMPION", "true")) != "false" else []
+
     return (
         Use("dynamodb.batch_get_item", "function", table("BatchGetItem"), "load the lock and dataset states"),
         Use("dynamodb.get_item", "function", table("GetItem"), "read an idempotency record"),
@@ -1349,19 +1374,19 @@ def _lambda_uses() -> tuple[Use, ...]:
         Use(
             "sagemaker.list_model_packages",
             "function",
-            lambda c: [list_model_packages(c, env(c, "MODEL_PACKAGE_GROUP_NAME"))],
+            champion(lambda c: [list_model_packages(c, env(c, "MODEL_PACKAGE_GROUP_NAME"))]),
             "find the champion: the newest Approved package of the group",
         ),
         Use(
             "sagemaker.describe_model_package",
             "function",
-            lambda c: [describe_model_package(c, env(c, "MODEL_PACKAGE_GROUP_NAME"))],
+            champion(lambda c: [describe_model_package(c, env(c, "MODEL_PACKAGE_GROUP_NAME"))]),
             "the champion's metrics, evaluation and baseline",
         ),
         Use(
             "s3.get_object",
             "function",
-            lambda c: c.s3_get(*registered_uri(c, "ModelMetrics", "ModelQuality", "Statistics")),
+            champion(lambda c: c.s3_get(*registered_uri(c, "ModelMetrics", "ModelQuality", "Statistics"))),
             "the champion's evaluation.json (its ModelMetrics.ModelQuality.Statistics)",
         ),
     )

@@ -339,17 +339,11 @@ def _states(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from _states(branch)
 
 
-def _trigger_of(rule: Rule) -> RetrainTrigger:
-    found = [s for s in rule.construct.node.scopes if isinstance(s, RetrainTrigger)]
-    assert found, f"{rule} routes Model Monitor violations, but is not a retrain trigger's rule"
-    return found[-1]
-
-
 def monitor_violation(rule: Rule, producers: set[tuple[str, str]]) -> Case:
     sample = load_event("model_monitor_violation.json")["detail"]
     published = sorted(p for p in producers if p[1] == trigger_events.MONITOR_VIOLATION)
     assert published, "no state machine of the platform publishes Model Monitor Violation events"
-    retrains = _trigger_of(rule).retrain_on_violations
+    retrains = _owner(rule, RetrainTrigger).retrain_on_violations
 
     def violation(monitoring_type: MonitoringType) -> dict[str, Any]:
         return {**sample, "monitoringType": monitoring_type.value}
