@@ -424,6 +424,51 @@ def pipeline_execution_metric(
 
 #: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
 #: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
+#: What Lambda does with a function's role to attach it to subnets (besides creating the interface).
+_LAMBDA_INTERFACE_ACTIONS: Final = (
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+_LAMBDA_DESCRIBE_NETWORK: Final = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+
+
+def grant_lambda_vpc_access(role: iam.IRole, *, subnet_ids: Sequence[str], security_group_ids: Sequence[str]) -> None:
+    """Let Lambda attach a function that runs as ``role`` to these subnets, and nothing more.
+
+    Creating a network interface is limited to ``subnet_ids`` and ``security_group_ids``;
+    deleting one and changing its addresses to this account and region (EC2 generates the
+    ids, and Lambda must still remove the interfaces of subnets the function no longer uses);
+    the two Describe actions Lambda requires on ``*``. The cdk-nag findings are acknowledged on
+    ``role`` with these reasons.
+    """
+    stack = Stack.of(role)
+    interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
+    placement = [stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in subnet_ids]
+    placement += [
+        stack.format_arn(service="ec2", resource="security-group", resource_name=g) for g in security_group_ids
+    ]
+    iam.Grant.add_to_principal(
+        grantee=role, actions=["ec2:CreateNetworkInterface"], resource_arns=[interfaces, *placement]
+    )
+    iam.Grant.add_to_principal(grantee=role, actions=list(_LAMBDA_INTERFACE_ACTIONS), resource_arns=[interfaces])
+    iam.Grant.add_to_principal(grantee=role, actions=list(_LAMBDA_DESCRIBE_NETWORK), resource_arns=["*"])
+    acknowledge(
+        role,
+        "Lambda manages the function's network interfaces with this role, and EC2 generates their ids: "
+        "creating one is limited to the function's subnets and security groups; deleting one and changing "
+        "its addresses to this account and region, so that Lambda can still remove the interfaces of "
+        "subnets the function no longer uses",
+        *iam5_findings(resources=(nag_resource(role, interfaces),)),
+    )
+    acknowledge(
+        role,
+        "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions "
+        "(Lambda requires them on '*'); they read network metadata only",
+        *iam5_findings(resources=("*",)),
+    )
+
+
 SAGEMAKER_VPC_DESCRIBE_ACTIONS: Final = (
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeVpcs",

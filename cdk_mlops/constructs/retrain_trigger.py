@@ -34,6 +34,7 @@ from cdk_mlops.constructs.common import (
     acknowledge_grantee,
     dead_letter_queue,
     depend_on_role_policy,
+    grant_lambda_vpc_access,
     iam5_findings,
     lambda_code,
     metric_props,
@@ -88,9 +89,6 @@ _TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateI
 # What Lambda needs from the execution role to attach the function to VPC subnets (the actions of
 # AWSLambdaVPCAccessExecutionRole). Creating is granted in the chosen subnets with the chosen groups;
 # the interfaces themselves get ids from EC2, and Describe* supports no resource-level permissions.
-_CREATE_INTERFACE = "ec2:CreateNetworkInterface"
-_INTERFACE_ACTIONS = ("ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses")
-_DESCRIBE_NETWORK = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
 _HTTPS = 443
 _EVENTS = "events.amazonaws.com"
 # What EventBridge needs to put a message on a queue encrypted with a customer managed key.
@@ -682,31 +680,10 @@ class RetrainTrigger(Construct):
 
     def _grant_network_interfaces(self, subnets: ec2.SelectedSubnets) -> None:
         """What Lambda does with the role to attach the function to its subnets, and nothing more."""
-        stack = Stack.of(self)
-        interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
-        placement = [stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in subnets.subnet_ids]
-        placement += [
-            stack.format_arn(service="ec2", resource="security-group", resource_name=g.security_group_id)
-            for g in self.security_groups
-        ]
-        iam.Grant.add_to_principal(
-            grantee=self.role, actions=[_CREATE_INTERFACE], resource_arns=[interfaces, *placement]
-        )
-        iam.Grant.add_to_principal(grantee=self.role, actions=list(_INTERFACE_ACTIONS), resource_arns=[interfaces])
-        iam.Grant.add_to_principal(grantee=self.role, actions=list(_DESCRIBE_NETWORK), resource_arns=["*"])
-        acknowledge(
+        grant_lambda_vpc_access(
             self.role,
-            "Lambda manages the function's network interfaces with this role, and EC2 generates their ids: "
-            "creating one is limited to the function's subnets and security groups; deleting one and changing "
-            "its addresses to this account and region, so that Lambda can still remove the interfaces of "
-            "subnets the function no longer uses",
-            *iam5_findings(resources=(nag_resource(self, interfaces),)),
-        )
-        acknowledge(
-            self.role,
-            "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions "
-            "(Lambda requires them on '*'); they read network metadata only",
-            *iam5_findings(resources=("*",)),
+            subnet_ids=subnets.subnet_ids,
+            security_group_ids=[g.security_group_id for g in self.security_groups],
         )
         # depend_on_role_policy leaves only the policy in the function's DependsOn. Ordering the role
         # (which the function names) after the subnets' routes keeps the function after them, as

@@ -14,6 +14,10 @@ of moto's type lookup, routes each ``Custom::`` type to an emulation of what its
     ``aws-cdk:auto-delete-objects=true`` tag, as the CDK's handler does.
 ``Custom::S3BucketNotifications``
     puts the notification configuration on the bucket, removes it on delete.
+``Custom::ExplainabilityAnalysisConfig`` (and any custom type served by a local function of ``cdk_mlops.lambdas``)
+    the function's handler runs in this process on CloudFormation's create, update and delete
+    requests, as Lambda runs it, and its answer decides (:mod:`cdk_mlops.local.cfn_function_custom`):
+    ``Fn::GetAtt`` reads its ``Data``, and ``FAILED`` fails the stack operation with its reason.
 
 Any other custom type succeeds without effect and without attributes; each is logged once and
 listed by :func:`unemulated_custom_resources`, and :func:`cdk_mlops.local.deploy.check_stack`
@@ -31,6 +35,7 @@ import moto.cloudformation.parsing as _parsing
 from moto.core.common_models import CloudFormationModel
 
 from cdk_mlops.local.aws_sdk_call import REQUESTS, SdkCall, SdkCallError, SdkCallResult, execute, is_provider
+from cdk_mlops.local.cfn_function_custom import LocalFunctionCustomResource, is_local_function
 from cdk_mlops.local.cfn_resource import Props, ShimResource, s3_backend
 from cdk_mlops.local.cfn_s3 import empty_bucket, notifications_from_api
 
@@ -160,7 +165,11 @@ class AwsSdkCustomResource(ShimResource, CloudFormationModel):
 
 
 class UnemulatedCustomResource(ShimResource, CloudFormationModel):
-    """Any other custom resource: succeeds without effect and without attributes (see the module docstring)."""
+    """Any other custom resource: succeeds without effect and without attributes (see the module docstring).
+
+    A custom type whose ``ServiceToken`` is the ``AwsCustomResource`` provider, or a local function of
+    ``cdk_mlops.lambdas``, is handed to that emulation instead.
+    """
 
     TYPE = "AWS::CloudFormation::CustomResource"
 
@@ -177,6 +186,10 @@ class UnemulatedCustomResource(ShimResource, CloudFormationModel):
     ) -> ShimResource:
         if is_provider(cloudformation_json.get("Properties", {}).get("ServiceToken")):
             return AwsSdkCustomResource.create_from_cloudformation_json(
+                resource_name, cloudformation_json, account_id, region_name, **kwargs
+            )
+        if is_local_function(cloudformation_json.get("Properties", {}).get("ServiceToken")):
+            return LocalFunctionCustomResource.create_from_cloudformation_json(
                 resource_name, cloudformation_json, account_id, region_name, **kwargs
             )
         resource_type = str(kwargs.get("ResourceType") or cls.TYPE)
@@ -196,7 +209,8 @@ class UnemulatedCustomResource(ShimResource, CloudFormationModel):
 
 #: Custom resource types emulated locally.
 CUSTOM_RESOURCES: dict[str, type[CloudFormationModel]] = {
-    model.TYPE: model for model in (S3AutoDeleteObjects, S3BucketNotifications, AwsSdkCustomResource)
+    model.TYPE: model
+    for model in (S3AutoDeleteObjects, S3BucketNotifications, AwsSdkCustomResource, LocalFunctionCustomResource)
 }
 
 

@@ -118,6 +118,13 @@ Covered, on the moto service backends, so the service APIs answer as AWS would a
     ``aws-cdk:auto-delete-objects=true`` tag, as the CDK's handler does.
 ``Custom::S3BucketNotifications``
     puts the notification configuration on the bucket, removes it on delete.
+``Custom::ExplainabilityAnalysisConfig`` (and any custom type served by a local function of ``cdk_mlops.lambdas``)
+    the function's handler runs in this process on CloudFormation's create, update and delete
+    requests, as Lambda would run it: its environment, its role's credentials, the local endpoint;
+    the answer it PUTs to the ``ResponseURL`` (a server on 127.0.0.1) decides
+    (:mod:`~cdk_mlops.local.cfn_function_custom`). ``Ref`` and ``Fn::GetAtt`` read the answered
+    physical id and ``Data``; ``FAILED`` (or no answer) fails the stack operation with the reason,
+    leaving the stack ``*_FAILED``; a new physical id on update deletes the old resource.
 
 Not covered:
 
@@ -125,7 +132,7 @@ Not covered:
   and without attributes (``Fn::GetAtt`` on it resolves to nothing); each such type is logged
   once and listed by :func:`unemulated_custom_resources`, and
   :func:`cdk_mlops.local.deploy.check_stack` fails the deployment on it. Its Lambda would need
-  Docker, and a Lambda calling back to the server would need a bind beyond loopback.
+  Docker (only handlers of ``cdk_mlops.lambdas`` are run in this process).
 * Types neither moto nor these modules know (``AWS::DynamoDB::GlobalTable``, ``AWS::Lambda::Url``,
   ``AWS::Pipes::Pipe``, ...): the change set (or stack) that holds one is refused at once, with
   each such type and why (:mod:`~cdk_mlops.local.cfn_coverage`); resources with a ``Condition``

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cdk_mlops.local.server import LocalAws
+from cdk_mlops.local.endpoint import LocalAws
 
 #: SQS record attributes Lambda passes on to the function.
 _RECORD_ATTRIBUTES = (

@@ -385,7 +385,9 @@ def clarify_configs(
         EXPLAINABILITY_CONFIG: {**data, "methods": {"shap": shap}, "predictor": predictor},
         # What SageMaker's ModelBiasMonitor uploads: the bias groups with the headers and the label.
         MODEL_BIAS_MONITOR_CONFIG: {**bias, "headers": list(header), "label": label},
-        # What ModelExplainabilityMonitor uploads: the method, the predictor without a model, the features.
+        # What ModelExplainabilityMonitor uploads: the method, the predictor, the features. No model: a model
+        # name belongs to one account and region, and each environment's ModelMonitor names the model it
+        # serves in a copy of this file at deploy time.
         EXPLAINABILITY_MONITOR_CONFIG: {"methods": {"shap": shap}, "predictor": endpoint, "headers": features},
     }
 

@@ -180,7 +180,13 @@ class ServingStack(cdk.Stack):
         if not serverless:
             self.monitor = self._monitor(config, data_store, alarm_topic)
         if config.model_source_bucket is not None:
-            for role in (self.endpoint.role, *([self.monitor.role] if self.monitor else [])):
+            readers = [self.endpoint.role]
+            if self.monitor is not None:
+                readers.append(self.monitor.role)
+                # The function that names the served model in the explainability configuration reads it.
+                if self.monitor.analysis_config is not None:
+                    readers.append(self.monitor.analysis_config.role)
+            for role in readers:
                 grant_model_source_read(
                     role, bucket_name=config.model_source_bucket, model_package_arn=model_package_arn
                 )

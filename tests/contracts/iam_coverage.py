@@ -34,6 +34,7 @@ from aws_cdk import aws_iam as iam
 from botocore import xform_name
 
 from cdk_mlops import datasets, delivery_steps
+from cdk_mlops.constructs.model_monitor.served_config import RESOURCE_TYPE as ANALYSIS_CONFIG_RESOURCE
 from cdk_mlops.stacks.delivery_stack import ToolingStage
 from cdk_mlops.stacks.stage import MlopsPlatformStage
 from tests.quality import resolve_like_cloudformation
@@ -1105,6 +1106,49 @@ def _prepare_batch_contexts(platform: Platform) -> Iterator[Context]:
         )
 
 
+def _analysis_config_contexts(platform: Platform) -> Iterator[Context]:
+    """Every explainability monitor's configuration writer: the function its custom resource names, with its role."""
+    for stage, deployment in platform.environments:
+        for st, logical_id, _ in deployment.resources(ANALYSIS_CONFIG_RESOURCE):
+            props = deployment.resolved(st, logical_id)
+            (function,) = [
+                deployment.resolved(fst, fid)
+                for fst, fid, _ in deployment.resources("AWS::Lambda::Function")
+                if deployment.arn_of(fst, fid) == props["ServiceToken"]
+            ]
+            yield Context(
+                f"{stage.node.path} {logical_id}",
+                deployment,
+                {"function": deployment.role_by_arn(function["Role"])},
+                st.region,
+                st.account,
+                {"source": _split_s3_uri(props["SourceUri"]), "target": _split_s3_uri(props["TargetUri"])},
+            )
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _analysis_config_uses() -> tuple[Use, ...]:
+    return (
+        Use(
+            "s3.get_object",
+            "function",
+            lambda c: c.s3_get(*c.values["source"]),
+            "the analysis configuration registered with the served package",
+        ),
+        Use("s3.put_object", "function", lambda c: c.s3_put(*c.values["target"]), "the copy naming the served model"),
+        Use(
+            "s3.delete_object",
+            "function",
+            lambda c: [Need("s3:DeleteObject", "arn:aws:s3:::{}/{}".format(*c.values["target"]))],
+            "the copy, when the resource is deleted",
+        ),
+    )
+
+
 def _prepare_batch_uses() -> tuple[Use, ...]:
     return (
         Use(
@@ -1654,6 +1698,13 @@ UNITS: Final[tuple[Unit, ...]] = (
         (("cdk_mlops/lambdas/retrain_trigger/handler.py", "handler"),),
         _lambda_uses(),
         _function_contexts,
+    ),
+    Unit(
+        "explainability configuration writer",
+        "the role of the function that the monitor's Custom::ExplainabilityAnalysisConfig names (<Env>/Serving)",
+        (("cdk_mlops/lambdas/analysis_config/handler.py", "handler"),),
+        _analysis_config_uses(),
+        _analysis_config_contexts,
     ),
     Unit(
         "preprocess script",

@@ -27,7 +27,15 @@ from tests.contracts import iam_coverage as ic
 
 #: Units of the map that run in the environment's VPC (PrivateNetwork's subnets and group).
 IN_THE_VPC: frozenset[str] = frozenset(
-    {"retrain trigger", "preprocess script", "prepare batch script", "evaluate script", "train script", "track script"}
+    {
+        "retrain trigger",
+        "explainability configuration writer",
+        "preprocess script",
+        "prepare batch script",
+        "evaluate script",
+        "train script",
+        "track script",
+    }
 )
 _BUILD_STEP = (
     "a CodeBuild step of the delivery pipelines in the tooling account: it runs in the tooling's own VPC "

@@ -69,6 +69,8 @@ SCHEDULES = {
     "ModelExplainability": MonitorSchedule.every(hours=12, starting_hour=1),
 }
 _BASELINES = "s3://example-baselines/churn"
+#: The package's explainability configuration, which the monitor reads at deploy time.
+EXPLAINABILITY_CONFIG = f"{_BASELINES}/explainability/analysis_config.json"
 _IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 _PACKAGE = "arn:aws:sagemaker:{region}:{account}:model-package/churn-training-models/3"
 

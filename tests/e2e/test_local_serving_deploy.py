@@ -9,6 +9,7 @@ monitoring schedule's cron expression and job definition. The destroy test comes
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ DEFINITIONS = {
 }
 
 
+#: An explainability configuration as the training pipeline registers it: no model (see ml/evaluate.py).
+REGISTERED_EXPLAINABILITY = {
+    "methods": {"shap": {"baseline": [[0.5, 12.0]], "num_samples": 100, "agg_method": "mean_abs"}},
+    "predictor": {"content_type": "text/csv", "accept_type": "text/csv"},
+    "headers": ["tenure", "total_charges"],
+}
+
+
 @dataclass
 class Serving:
     aws: LocalAws
@@ -61,6 +70,11 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
         require_loopback(aws.endpoint_url)
         account = aws.account_id()
         bootstrap(aws, account=account, directory=REPO_ROOT)
+        # The registered explainability configuration the monitor copies at deploy time (as Evaluate writes it).
+        bucket, key = app.EXPLAINABILITY_CONFIG.removeprefix("s3://").split("/", 1)
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(REGISTERED_EXPLAINABILITY).encode())
         context = ["--context", f"account={account}", "--context", f"region={aws.region}"]
         args = ["deploy", f"{app.STAGE}/*", "--app", _APP, "--require-approval", "never", "--output", str(output)]
         run_cli([*args, *context], aws=aws, directory=REPO_ROOT, label=app.STAGE)
@@ -79,6 +93,21 @@ def test_every_resource_is_provisioned_including_the_vpc_and_its_rules(deployed)
     assert check_stack(deployed.aws, deployed.stack) == []
     types = {r["Type"] for r in deployed.stack.template["Resources"].values()}
     assert {"AWS::EC2::VPC", "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"} <= types
+
+
+def test_the_explainability_job_reads_a_copy_that_names_the_deployed_model(deployed):
+    (model_arn,) = deployed.ids("AWS::SageMaker::Model")  # Ref of a model is its ARN
+    model_name = model_arn.split(":model/", 1)[1]
+    (copy_uri,) = deployed.ids("Custom::ExplainabilityAnalysisConfig")
+    bucket, key = copy_uri.removeprefix("s3://").split("/", 1)
+    copied = json.loads(deployed.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert copied["predictor"]["model_name"] == model_name
+    assert copied["methods"] == REGISTERED_EXPLAINABILITY["methods"]
+    (definition,) = deployed.ids("AWS::SageMaker::ModelExplainabilityJobDefinition")
+    described = deployed.aws.client("sagemaker").describe_model_explainability_job_definition(
+        JobDefinitionName=definition.rsplit("/", 1)[-1]
+    )
+    assert described["ModelExplainabilityAppSpecification"]["ConfigUri"] == copy_uri
 
 
 def test_the_scalable_target_has_the_realtime_capacities_and_the_variants_resource_id(deployed):

@@ -1055,7 +1055,8 @@ def test_the_monitor_configurations_are_what_the_sagemaker_monitors_take(clarify
         "headers": header,
         "label": LABEL,
     }
-    # AND the explainability monitor's: the job's SHAP method, the endpoint without a model, the features only
+    # AND the explainability monitor's: the job's SHAP method, the endpoint without a model (each environment's
+    # ModelMonitor names the model it serves at deploy time), the features only
     explainability = configs[pd.OUTPUT_EXPLAINABILITY_CONFIG]
     endpoint = {k: v for k, v in explainability["predictor"].items() if k != "model_name"}
     assert configs[pd.OUTPUT_EXPLAINABILITY_MONITOR_CONFIG] == {

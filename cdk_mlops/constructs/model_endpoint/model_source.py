@@ -33,7 +33,8 @@ def grant_model_source_read(
     """Let ``grantee`` read a promoted model's artifacts and baselines in the data bucket it was trained in.
 
     For serving in another account or region than the registry's data store: give the
-    endpoint's role (``ModelEndpoint.role``) and the monitor's (``ModelMonitor.role``) read
+    endpoint's role (``ModelEndpoint.role``), the monitor's (``ModelMonitor.role``) and, with
+    explainability, its configuration writer's (``ModelMonitor.analysis_config.role``) read
     access to ``prefix`` of that bucket. The bucket is named, not referenced, so the serving
     stack needs no cross-stack (or cross-region) reference to the data stack; give the store a
     known name with ``VersionedDataStore(bucket_name=...)``.

@@ -9,7 +9,8 @@ each part lives:
 - :mod:`.monitoring_type`: ``MonitoringType``, the four things Model Monitor checks;
 - one module per type, with its settings and its job definition: :mod:`.data_quality`,
   :mod:`.model_quality` (and ``MonitorProblemType``), :mod:`.model_bias`,
-  :mod:`.model_explainability` (and Clarify's shadow-endpoint access);
+  :mod:`.model_explainability` (and Clarify's shadow-endpoint access), with
+  :mod:`.served_config` (``ServedAnalysisConfig``: its configuration naming the served model);
 - what the types share: :mod:`.baselines` (the files they compare with), :mod:`.job` (compute
   settings, network and the job definition's common properties), :mod:`.checks` (validation
   helpers), :mod:`.schedule` (``MonitorSchedule`` and the schedule resource);
@@ -35,6 +36,7 @@ from cdk_mlops.constructs.model_monitor.model_explainability import ModelExplain
 from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings, MonitorProblemType
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.model_monitor.schedule import MonitorSchedule, schedule_name
+from cdk_mlops.constructs.model_monitor.served_config import ServedAnalysisConfig
 from cdk_mlops.constructs.model_monitor.violations import (
     FAILED_STATUSES,
     METRICS_NAMESPACE,
@@ -61,6 +63,7 @@ __all__ = [
     "MonitorProblemType",
     "MonitorSchedule",
     "MonitoringType",
+    "ServedAnalysisConfig",
     "feature_drift_alarm_name",
     "model_quality_alarm_name",
     "schedule_name",

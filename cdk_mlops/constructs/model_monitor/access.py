@@ -33,7 +33,7 @@ from cdk_mlops.constructs.model_monitor.model_explainability import grant_clarif
 from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 
-__all__ = ["BATCH_METRIC_NAMESPACES", "ENDPOINT_METRIC_NAMESPACES", "grant_job_access"]
+__all__ = ["BATCH_METRIC_NAMESPACES", "ENDPOINT_METRIC_NAMESPACES", "grant_job_access", "s3_object_arn"]
 
 _PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 #: Where Model Monitor publishes the metrics of endpoint schedules.
@@ -98,7 +98,7 @@ def grant_job_access(
     # Exactly the baseline objects (and Clarify configurations); baselines the training pipeline
     # wrote are encrypted with the data store's key, which the grants above let the role decrypt.
     baseline_arns = list(
-        dict.fromkeys(_s3_object_arn(uri) for settings in requested.values() for uri in settings.baselines.uris())
+        dict.fromkeys(s3_object_arn(uri) for settings in requested.values() for uri in settings.baselines.uris())
     )
     iam.Grant.add_to_principal(grantee=role, actions=["s3:GetObject"], resource_arns=baseline_arns)
     iam.Grant.add_to_principal(grantee=role, actions=list(_VOLUME_KEY_ACTIONS), resource_arns=[volume_key.key_arn])
@@ -167,7 +167,7 @@ def _grant_vpc_access(scope: Construct, role: iam.IRole, vpc_config: Any) -> Non
     grant_sagemaker_vpc_access(role, subnet_ids=subnets, security_group_ids=groups)
 
 
-def _s3_object_arn(uri: str) -> str:
+def s3_object_arn(uri: str) -> str:
     """``s3://bucket/key`` → ``arn:<partition>:s3:::bucket/key``; a token URI is split at deploy time."""
     if not Token.is_unresolved(uri):
         return f"arn:{Aws.PARTITION}:s3:::{uri.removeprefix('s3://')}"

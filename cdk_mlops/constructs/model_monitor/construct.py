@@ -12,6 +12,7 @@ keys and network, and exposes every resource and metric.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from aws_cdk import Annotations, CfnResource, Duration, RemovalPolicy, Stack, Token
@@ -40,7 +41,7 @@ from cdk_mlops.constructs.model_monitor.batch import (
 )
 from cdk_mlops.constructs.model_monitor.checks import whole_problem
 from cdk_mlops.constructs.model_monitor.data_quality import DataQualitySettings, define_data_quality_job
-from cdk_mlops.constructs.model_monitor.job import JobContext, job_network
+from cdk_mlops.constructs.model_monitor.job import JobContext, job_network, required
 from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings, define_model_bias_job
 from cdk_mlops.constructs.model_monitor.model_explainability import (
     NETWORK_NOTE,
@@ -50,6 +51,7 @@ from cdk_mlops.constructs.model_monitor.model_explainability import (
 from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings, define_model_quality_job
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.model_monitor.schedule import define_schedule, metric_period, schedule_name
+from cdk_mlops.constructs.model_monitor.served_config import ServedAnalysisConfig
 from cdk_mlops.constructs.model_monitor.violations import METRICS_NAMESPACE, define_violation_routing
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.datasets import dataset_name_problems
@@ -333,6 +335,7 @@ class ModelMonitor(Construct):
             self._warn_hourly_batch_schedules(requested)
 
         self._scopes: dict[MonitoringType, Construct] = {}
+        self.analysis_config: ServedAnalysisConfig | None = None
         self.job_definitions: dict[MonitoringType, CfnResource] = {}
         self.schedules: dict[MonitoringType, sagemaker.CfnMonitoringSchedule] = {}
         for monitoring_type, settings in requested.items():
@@ -347,6 +350,10 @@ class ModelMonitor(Construct):
                 network_isolation=isolated,
                 batch_input=batch_input,
             )
+            if isinstance(settings, ModelExplainabilitySettings):
+                settings = self._served_explainability(
+                    endpoint, settings, data_store, vpc_config, log_retention, removal_policy
+                )
             self._define_job(endpoint, monitoring_type, settings, job)
 
         routing = define_violation_routing(
@@ -549,6 +556,47 @@ class ModelMonitor(Construct):
         definition = define_model_explainability_job(scope, settings, job)
         Annotations.of(self).add_info(NETWORK_NOTE)
         return definition
+
+    def _served_explainability(
+        self,
+        endpoint: IModelEndpoint | None,
+        settings: ModelExplainabilitySettings,
+        data_store: IDataStore,
+        vpc_config: Any,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> ModelExplainabilitySettings:
+        """``settings`` reading a copy of its analysis configuration that names the served model.
+
+        Without a model to name (an imported endpoint or a batch job, and no ``model_name``), the
+        configuration is used as it is, with a warning.
+        """
+        model_name = settings.model_name
+        if model_name is None and endpoint is not None and endpoint.model is not None:
+            model_name = endpoint.model.attr_model_name
+        if model_name is None:
+            Annotations.of(self).add_warning_v2(
+                "cdk-mlops:explainability-model-unnamed",
+                f"the explainability job of {self.source_name} uses {settings.baselines.analysis_config_uri} as it "
+                "is: its predictor.model_name must name a SageMaker model of this account and region, which Clarify's "
+                "shadow endpoint serves; set ModelExplainabilitySettings(model_name=...) to have the monitor write it",
+            )
+            return settings
+        self.analysis_config = ServedAnalysisConfig(
+            self,
+            "ExplainabilityConfig",
+            source_uri=required(settings.baselines.analysis_config_uri),
+            data_store=data_store,
+            key=f"{self._monitoring_prefix}{MonitoringType.MODEL_EXPLAINABILITY.slug}-config/analysis_config.json",
+            model_name=model_name,
+            instance_type=settings.shadow_instance_type,
+            instance_count=settings.shadow_instance_count,
+            vpc_config=vpc_config,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        baselines = replace(settings.baselines, analysis_config_uri=self.analysis_config.uri)
+        return replace(settings, baselines=baselines)
 
     def _role_policy(self) -> IConstruct:
         """The jobs' role's default policy (the grants below): scheduled jobs need its permissions."""

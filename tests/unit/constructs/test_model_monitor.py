@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aws_cdk as cdk
@@ -16,11 +16,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
+from aws_cdk.aws_sagemaker import CfnModelExplainabilityJobDefinition
 
 from cdk_mlops.compliance import synth_app
 from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.data_store import VersionedDataStore
-from cdk_mlops.constructs.model_endpoint import DataCaptureSettings, ModelEndpoint
+from cdk_mlops.constructs.model_endpoint import DataCaptureSettings, IModelEndpoint, ModelEndpoint
 from cdk_mlops.constructs.model_monitor import (
     METRICS_NAMESPACE,
     Baselines,
@@ -329,14 +330,71 @@ def test_bias_and_explainability_run_clarify_with_the_analysis_configuration(pro
     assert "GroundTruthS3Input" in bias["ModelBiasJobInput"]
     explain = resource_of(prod.raw, definition_of(prod, MonitoringType.MODEL_EXPLAINABILITY))["Properties"]
     assert explain["ModelExplainabilityAppSpecification"]["ImageUri"] == PREBUILT_CLARIFY_IMAGE
-    assert explain["ModelExplainabilityAppSpecification"]["ConfigUri"] == (
-        f"{BASELINE_PREFIX}/explainability/analysis_config.json"
-    )
+    # The job reads the copy that names the served model, written at deploy time.
+    served = prod.monitor.analysis_config
+    assert served is not None
+    assert explain["ModelExplainabilityAppSpecification"]["ConfigUri"] == {
+        "Fn::GetAtt": [logical_id(served.resource), "Uri"]
+    }
     assert explain["ModelExplainabilityBaselineConfig"] == {
         "ConstraintsResource": {"S3Uri": f"{BASELINE_PREFIX}/explainability/constraints.json"}
     }
     assert explain["JobResources"]["ClusterConfig"]["InstanceType"] == "ml.c5.xlarge"
     assert "GroundTruthS3Input" not in explain["ModelExplainabilityJobInput"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_explainability_configuration_names_the_served_model_at_deploy_time(prod: Prod) -> None:
+    served = prod.monitor.analysis_config
+    assert served is not None
+    resource = resource_of(prod.raw, served.resource)
+    assert resource["Type"] == "Custom::ExplainabilityAnalysisConfig"
+    props = resource["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": [logical_id(served.function), "Arn"]}
+    assert props["SourceUri"] == f"{BASELINE_PREFIX}/explainability/analysis_config.json"
+    assert props["ModelName"] == {"Fn::GetAtt": [logical_id(prod.endpoint.model), "ModelName"]}
+    assert (props["InstanceType"], props["InstanceCount"]) == ("ml.m5.xlarge", "1")
+    target = json.dumps(props["TargetUri"])
+    assert target.endswith('"/monitoring/churn/model-explainability-config/analysis_config.json"]]}'), target
+    function = resource_of(prod.raw, served.function)["Properties"]
+    assert function["Handler"] == "cdk_mlops.lambdas.analysis_config.handler.handler"
+    # It runs where the jobs run: the endpoint's subnets and security group.
+    assert function["VpcConfig"] == {
+        "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "SecurityGroupIds": [{"Fn::GetAtt": [logical_id(prod.endpoint.security_groups[0]), "GroupId"]}],
+    }
+    granted = statements(prod.template, served.role)
+    # It reads exactly the registered configuration, and writes only beside its copy.
+    reads = [st["Resource"] for st in granted if actions_of(st) == ["s3:GetObject"]]
+    source = f":s3:::{BASELINE_PREFIX.removeprefix('s3://')}/explainability/analysis_config.json"
+    assert reads == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, source]]}]
+    writes = [r for st in granted if "s3:PutObject" in actions_of(st) for r in as_list(st["Resource"])]
+    objects = [json.dumps(r) for r in writes if "Fn::Join" in r]
+    assert objects, writes
+    assert all(r.endswith('/monitoring/churn/model-explainability-config/*"]]}') for r in objects), objects
+
+
+def test_an_explainability_monitor_without_a_model_to_name_uses_the_configuration_as_given(bad: Bad) -> None:
+    imported = ModelEndpoint.from_endpoint_name(
+        bad.stack, "Imported", endpoint_name="churn-imported", data_store=bad.store
+    )
+    settings = ModelExplainabilitySettings(
+        baselines=Baselines.from_uris(constraints="s3://bucket/c.json", analysis_config="s3://bucket/a.json")
+    )
+    monitor = bad.monitor(endpoint=imported, model_explainability=settings)
+    assert monitor.analysis_config is None
+    definition = monitor.job_definitions[MonitoringType.MODEL_EXPLAINABILITY]
+    assert isinstance(definition, CfnModelExplainabilityJobDefinition)
+    assert bad.stack.resolve(definition.model_explainability_app_specification)["configUri"] == "s3://bucket/a.json"
+    warnings = [str(m.data) for m in monitor.node.metadata if m.type == "aws:cdk:warning"]
+    assert any("set ModelExplainabilitySettings(model_name=...)" in w for w in warnings), warnings
+    named = bad.monitor(endpoint=imported, model_explainability=replace(settings, model_name="churn-model-7"))
+    assert named.analysis_config is not None
+    resource = named.analysis_config.resource.node.default_child
+    assert bad.stack.resolve(resource._cfn_properties)["ModelName"] == "churn-model-7"  # type: ignore[union-attr]
 
 
 def test_reports_go_under_monitoring_endpoint_type_encrypted_with_the_store_key(prod: Prod) -> None:
@@ -935,7 +993,7 @@ class Bad:
     uncaptured: ModelEndpoint
     counter: list[int]
 
-    def monitor(self, *, endpoint: ModelEndpoint | None = None, **kwargs: Any) -> ModelMonitor:
+    def monitor(self, *, endpoint: IModelEndpoint | None = None, **kwargs: Any) -> ModelMonitor:
         self.counter.append(1)
         return ModelMonitor(
             self.stack,
@@ -1093,6 +1151,33 @@ def test_invalid_model_quality_settings_name_the_value_and_fix(bad: Bad, overrid
                 )
             },
             "model_explainability.baselines.analysis_config_uri is required for ModelExplainability",
+        ),
+        (
+            {
+                "model_explainability": ModelExplainabilitySettings(
+                    baselines=Baselines.from_uris(constraints="s3://b/c.json", analysis_config="s3://b/a.json"),
+                    model_name="churn_model",
+                )
+            },
+            "model_explainability.model_name 'churn_model' is not a SageMaker model name: 1 to 63 letters, digits",
+        ),
+        (
+            {
+                "model_explainability": ModelExplainabilitySettings(
+                    baselines=Baselines.from_uris(constraints="s3://b/c.json", analysis_config="s3://b/a.json"),
+                    shadow_instance_type="ml.m5.large.x",
+                )
+            },
+            "model_explainability.shadow_instance_type 'ml.m5.large.x'",
+        ),
+        (
+            {
+                "model_explainability": ModelExplainabilitySettings(
+                    baselines=Baselines.from_uris(constraints="s3://b/c.json", analysis_config="s3://b/a.json"),
+                    shadow_instance_count=0,
+                )
+            },
+            "model_explainability.shadow_instance_count (0) must be a whole number",
         ),
         (
             {

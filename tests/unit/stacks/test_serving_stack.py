@@ -90,9 +90,18 @@ def test_staging_and_prod_run_all_four_monitors_each_against_the_served_packages
         by_type = {s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: s for s in schedules}
         expression = by_type["DataQuality"]["Properties"]["MonitoringScheduleConfig"]["ScheduleConfig"]
         assert expression["ScheduleExpression"] == data_quality_schedule
+        # Explainability reads a copy of the package's configuration that names the served model.
+        (served,) = resources_of(platform, path, "Custom::ExplainabilityAnalysisConfig")
+        (model,) = [
+            k for k, r in platform.stack(path).template["Resources"].items() if r["Type"] == "AWS::SageMaker::Model"
+        ]
+        assert served["Properties"]["ModelName"] == {"Fn::GetAtt": [model, "ModelName"]}
         for kind, (section, folder, files) in JOB_DEFINITIONS.items():
             (definition,) = resources_of(platform, path, kind)
             read = json.dumps(definition["Properties"][section]) + json.dumps(definition["Properties"])
+            if kind == "AWS::SageMaker::ModelExplainabilityJobDefinition":
+                assert '"ConfigUri": {"Fn::GetAtt": [' in read
+                read += json.dumps(served["Properties"]["SourceUri"])
             for file in files:
                 # The baseline the training execution of the served package wrote, beside data quality.
                 assert f"{execution}{folder}{file}" in read, (kind, file)
