@@ -126,6 +126,9 @@ class ServedAnalysisConfig(Construct):
             "Resource",
             service_token=self.function.function_arn,
             resource_type=RESOURCE_TYPE,
+            # The function answers within its 1-minute timeout, or never (no route to the response URL):
+            # fail the deployment after 5 minutes rather than CloudFormation's default hour.
+            service_timeout=Duration.minutes(5),
             properties={
                 "SourceUri": source_uri,
                 "TargetUri": data_store.s3_uri(key),

@@ -357,6 +357,7 @@ def test_explainability_configuration_names_the_served_model_at_deploy_time(prod
     assert props["SourceUri"] == f"{BASELINE_PREFIX}/explainability/analysis_config.json"
     assert props["ModelName"] == {"Fn::GetAtt": [logical_id(prod.endpoint.model), "ModelName"]}
     assert (props["InstanceType"], props["InstanceCount"]) == ("ml.m5.xlarge", "1")
+    assert props["ServiceTimeout"] == "300"  # a function that cannot answer fails the deployment in 5 minutes
     target = json.dumps(props["TargetUri"])
     assert target.endswith('"/monitoring/churn/model-explainability-config/analysis_config.json"]]}'), target
     function = resource_of(prod.raw, served.function)["Properties"]
