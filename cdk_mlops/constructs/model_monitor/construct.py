@@ -76,7 +76,10 @@ class ModelMonitor(Construct):
     ``batch_transform=`` instead of ``endpoint=``, the jobs read a batch
     transform job's captured data (``BatchTransformInput``), reports land under
     ``monitoring/<batch name>/<type>/``, and the jobs run in ``vpc`` or outside
-    any VPC, network-isolated by default. Every
+    any VPC, network-isolated by default. For explainability, a deploy-time
+    custom resource copies the analysis configuration with ``predictor.model_name``
+    set to the served model (``analysis_config``), which Clarify's shadow
+    endpoint runs. Every
     completed execution that found violations raises the type's violation alarm
     (to the topic, for a person) and becomes a ``cdk-mlops.monitor`` / ``Model
     Monitor Violation`` event on the default bus (the retrain trigger's input,
@@ -111,6 +114,8 @@ class ModelMonitor(Construct):
             created topic.
         alarm_topic: Where alarms and failed executions notify.
         job_definitions: The ``AWS::SageMaker::*JobDefinition`` per type.
+        analysis_config: The explainability configuration naming the served model
+            (:class:`ServedAnalysisConfig`); None without explainability or a model to name.
         schedules: The ``AWS::SageMaker::MonitoringSchedule`` per type.
         completed_rules: EventBridge rule per type: completed executions → the violation publisher.
         failed_rules: EventBridge rule per type: failed or stopped executions → the topic.
