@@ -131,18 +131,20 @@ def test_snapshot_rejects_a_naive_timestamp(s3: Any) -> None:
         datasets.build_manifest(BUCKET, "churn", s3=s3, now=datetime(2025, 1, 1))
 
 
-@pytest.mark.slow  # 1,001 objects through moto take seconds
-def test_snapshot_pages_through_more_than_one_thousand_objects(s3: Any) -> None:
-    # GIVEN 2,500 objects (three ListObjectVersions pages)
-    for i in range(2500):
+@pytest.mark.slow  # 250 objects through moto take seconds
+def test_snapshot_pages_through_three_full_listing_pages(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN 250 objects and pages of 100 (S3's pages hold 1,000; the snapshot passes no MaxKeys, so the
+    # server's page size is all that differs): three ListObjectVersions pages, the last one partial
+    monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "100")
+    for i in range(250):
         put(s3, f"datasets/big/part-{i:05d}.csv", str(i).encode())
 
     # WHEN a manifest is built
     manifest = datasets.build_manifest(BUCKET, "big", s3=s3, now=T0)
 
     # THEN every object is listed once, in key order
-    assert len(manifest.entries) == 2500
-    assert [e.key for e in manifest.entries] == sorted(f"datasets/big/part-{i:05d}.csv" for i in range(2500))
+    assert len(manifest.entries) == 250
+    assert [e.key for e in manifest.entries] == sorted(f"datasets/big/part-{i:05d}.csv" for i in range(250))
 
 
 def test_snapshot_pages_correctly_when_versions_of_one_key_span_pages(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
