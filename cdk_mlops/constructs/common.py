@@ -424,6 +424,46 @@ def pipeline_execution_metric(
 
 #: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
 #: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
+#: The name prefix of SageMaker Clarify's shadow endpoints (``predictor.endpoint_name_prefix``). Every
+#: analysis configuration the library writes sets it (``ml/evaluate.py``, the explainability monitor's
+#: copy), so the grant below names the endpoints by it rather than by Clarify's own default.
+CLARIFY_ENDPOINT_PREFIX: Final = "cdk-mlops-clarify"
+#: What a Clarify job does with its shadow endpoint: create it from the model, wait for it, invoke it, delete it.
+CLARIFY_ENDPOINT_ACTIONS: Final = (
+    "sagemaker:CreateEndpointConfig",
+    "sagemaker:DescribeEndpointConfig",
+    "sagemaker:DeleteEndpointConfig",
+    "sagemaker:CreateEndpoint",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:AddTags",
+)
+
+
+def grant_clarify_endpoints(scope: IConstruct, role: iam.IRole) -> iam.Grant:
+    """Let the Clarify jobs running as ``role`` manage and invoke their shadow endpoints, and no others.
+
+    Limited to endpoints and endpoint configurations named ``cdk-mlops-clarify*``
+    (:data:`CLARIFY_ENDPOINT_PREFIX`, which the analysis configurations set); the cdk-nag
+    finding of the name wildcard is acknowledged on ``role``.
+    """
+    stack = Stack.of(scope)
+    resources = [
+        stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{CLARIFY_ENDPOINT_PREFIX}*")
+        for kind in ("endpoint", "endpoint-config")
+    ]
+    grant = iam.Grant.add_to_principal(grantee=role, actions=list(CLARIFY_ENDPOINT_ACTIONS), resource_arns=resources)
+    acknowledge(
+        role,
+        "Clarify names each shadow endpoint and its configuration per job, after the prefix the analysis "
+        f"configuration sets ({CLARIFY_ENDPOINT_PREFIX}), so they can only be matched by that prefix; the actions "
+        "are those of one endpoint's life",
+        *iam5_findings(resources=(nag_resource(scope, r) for r in resources)),
+    )
+    return grant
+
+
 #: What Lambda does with a function's role to attach it to subnets (besides creating the interface).
 _LAMBDA_INTERFACE_ACTIONS: Final = (
     "ec2:DeleteNetworkInterface",

@@ -115,6 +115,9 @@ MODEL_BIAS_CONFIG = "model_bias_config"
 EXPLAINABILITY_CONFIG = "explainability_config"
 MODEL_BIAS_MONITOR_CONFIG = "model_bias_monitor_config"
 EXPLAINABILITY_MONITOR_CONFIG = "explainability_monitor_config"
+#: The name prefix of Clarify's shadow endpoints, which the roles may manage
+#: (the same as constructs.common.CLARIFY_ENDPOINT_PREFIX; this script ships without the package).
+CLARIFY_ENDPOINT_PREFIX = "cdk-mlops-clarify"
 CLARIFY_OUTPUTS = (
     CLARIFY_DATASET,
     DATA_BIAS_CONFIG,
@@ -363,6 +366,8 @@ def clarify_configs(
         # The model takes the features as CSV and returns one score, P(class 1), as CSV.
         "content_type": "text/csv",
         "accept_type": "text/csv",
+        # The shadow endpoint's name prefix, which the jobs' role is limited to.
+        "endpoint_name_prefix": CLARIFY_ENDPOINT_PREFIX,
     }
     predictor = {"model_name": model_name, **endpoint}
     shap = {

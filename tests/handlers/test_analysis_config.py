@@ -88,6 +88,7 @@ def test_create_writes_the_copy_naming_the_served_model_and_answers_success(s3: 
         "model_name": "EndpointModel-AbCdEf012345",
         "instance_type": "ml.m5.xlarge",
         "initial_instance_count": 1,
+        "endpoint_name_prefix": "cdk-mlops-clarify",
     }
     # Everything else is the registered configuration's.
     assert copied["methods"] == SOURCE["methods"]
@@ -163,6 +164,7 @@ def test_delete_removes_the_copy_and_a_failed_create_deletes_nothing(s3: Any, an
         (json.dumps({**SOURCE, "predictor": "x"}).encode(), {}, "the source's predictor must be an object"),
         (None, {"SourceUri": "registry-data/key.json"}, "SourceUri must be an s3://bucket/key URI"),
         (None, {"ModelName": ""}, "ModelName must be a non-empty string"),
+        (None, {"EndpointNamePrefix": ""}, "EndpointNamePrefix must be a non-empty string"),
         (None, {"InstanceCount": "zero"}, "InstanceCount must be a positive integer"),
         (None, {"SourceUri": "s3://registry-data/missing.json"}, "NoSuchKey"),
     ],

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from cdk_mlops import pipeline_definition as pd
+from cdk_mlops.constructs.common import CLARIFY_ENDPOINT_PREFIX
 from cdk_mlops.ml import (
     EVALUATE_SCRIPT,
     PREPROCESS_SCRIPT,
@@ -1018,6 +1019,8 @@ def test_the_clarify_jobs_configurations_name_the_columns_the_model_and_the_grou
         "initial_instance_count": 1,
         "content_type": "text/csv",
         "accept_type": "text/csv",
+        # The shadow endpoints' name prefix, the only one the pipeline role may manage.
+        "endpoint_name_prefix": CLARIFY_ENDPOINT_PREFIX,
     }
     # THEN the pre-training job: the dataset's columns, the groups, the pre-training methods
     assert configs[pd.OUTPUT_DATA_BIAS_CONFIG] == {**data, **bias, "methods": {"pre_training_bias": {"methods": "all"}}}

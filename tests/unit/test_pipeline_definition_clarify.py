@@ -552,7 +552,7 @@ def test_the_construct_with_clarify_grants_the_model_and_the_shadow_endpoints():
     assert "sagemaker:CreateModel" in granted
     assert "sagemaker:DescribeModel" in granted
     assert "iam:PassRole" in granted
-    # AND the Clarify jobs may run their shadow endpoints, named sagemaker-clarify-*, only
+    # AND the Clarify jobs may run their shadow endpoints, named cdk-mlops-clarify*, only
     for action in (
         "CreateEndpointConfig",
         "CreateEndpoint",
@@ -561,8 +561,8 @@ def test_the_construct_with_clarify_grants_the_model_and_the_shadow_endpoints():
         "DeleteEndpointConfig",
     ):
         resources = json.dumps(granted[f"sagemaker:{action}"])
-        assert ":endpoint/sagemaker-clarify-*" in resources, action
-        assert ":endpoint-config/sagemaker-clarify-*" in resources, action
+        assert ":endpoint/cdk-mlops-clarify*" in resources, action
+        assert ":endpoint-config/cdk-mlops-clarify*" in resources, action
     # AND pull the Clarify image
     assert "sagemaker-clarify-processing" in json.dumps(granted["ecr:BatchGetImage"])
     # AND the definition has the Clarify steps, with the region's Clarify image

@@ -22,6 +22,7 @@ from cdk_mlops.constructs.common import (
     LOG_ACTIONS,
     acknowledge,
     ecr_repository_arn,
+    grant_clarify_endpoints,
     grant_sagemaker_vpc_access,
     iam5_findings,
     nag_resource,
@@ -29,7 +30,6 @@ from cdk_mlops.constructs.common import (
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_monitor.job import JobSettings, required
 from cdk_mlops.constructs.model_monitor.model_bias import ModelBiasSettings
-from cdk_mlops.constructs.model_monitor.model_explainability import grant_clarify_shadow_endpoint
 from cdk_mlops.constructs.model_monitor.model_quality import ModelQualitySettings
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 
@@ -135,7 +135,7 @@ def grant_job_access(
     if vpc_config is not None:
         _grant_vpc_access(scope, role, vpc_config)
     if MonitoringType.MODEL_EXPLAINABILITY in requested:
-        grant_clarify_shadow_endpoint(scope, role)
+        grant_clarify_endpoints(scope, role)
 
     acknowledge(role, "; ".join(star_reasons), *iam5_findings(resources=("*",)))
     acknowledge(

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
-from aws_cdk import CfnResource, Stack, Token
-from aws_cdk import aws_iam as iam
+from aws_cdk import CfnResource, Token
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -20,9 +19,7 @@ from cdk_mlops.constructs.common import (
     ENDPOINT_INSTANCE_FAMILIES,
     GUARDRAILS,
     acknowledge,
-    iam5_findings,
     instance_type_problem,
-    nag_resource,
 )
 from cdk_mlops.constructs.model_monitor.checks import image_problems, whole_problem
 from cdk_mlops.constructs.model_monitor.job import JobContext, JobSettings, baseline_constraints
@@ -32,7 +29,6 @@ __all__ = [
     "NETWORK_NOTE",
     "ModelExplainabilitySettings",
     "define_model_explainability_job",
-    "grant_clarify_shadow_endpoint",
 ]
 
 #: The note on a monitor with explainability jobs: they run without network isolation.
@@ -41,21 +37,8 @@ NETWORK_NOTE: Final = (
     "SageMaker Clarify calls the SageMaker API for its shadow endpoint"
 )
 
-# SageMaker Clarify computes SHAP values against a temporary shadow endpoint of the served model,
-# named with the prefix below unless the analysis configuration chooses another.
-_CLARIFY_SHADOW_PREFIX = "sm-clarify-"
 # CreateModel's ModelName.
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
-_CLARIFY_SHADOW_ACTIONS = (
-    "sagemaker:CreateEndpointConfig",
-    "sagemaker:DescribeEndpointConfig",
-    "sagemaker:DeleteEndpointConfig",
-    "sagemaker:CreateEndpoint",
-    "sagemaker:DescribeEndpoint",
-    "sagemaker:DeleteEndpoint",
-    "sagemaker:InvokeEndpoint",
-    "sagemaker:AddTags",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,19 +132,3 @@ def define_model_explainability_job(
             f"{GUARDRAILS}::MLOPS-007",
         )
     return definition
-
-
-def grant_clarify_shadow_endpoint(scope: Construct, role: iam.IRole) -> None:
-    """Let ``role`` manage and invoke the shadow endpoints Clarify names ``sm-clarify-*``."""
-    stack = Stack.of(scope)
-    shadow = [
-        stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{_CLARIFY_SHADOW_PREFIX}*")
-        for kind in ("endpoint", "endpoint-config")
-    ]
-    iam.Grant.add_to_principal(grantee=role, actions=list(_CLARIFY_SHADOW_ACTIONS), resource_arns=shadow)
-    acknowledge(
-        role,
-        "SageMaker Clarify names its temporary shadow endpoint per execution; the wildcard is limited to "
-        f"endpoints and configurations named {_CLARIFY_SHADOW_PREFIX}*",
-        *iam5_findings(resources=(nag_resource(scope, a) for a in shadow)),
-    )

@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_mlops.constructs.common import (
+    CLARIFY_ENDPOINT_PREFIX,
     LAMBDA_RUNTIME,
     acknowledge,
     depend_on_role_policy,
@@ -135,6 +136,8 @@ class ServedAnalysisConfig(Construct):
                 "ModelName": model_name,
                 "InstanceType": instance_type,
                 "InstanceCount": str(instance_count),
+                # The monitoring jobs' role may manage shadow endpoints of this prefix only.
+                "EndpointNamePrefix": CLARIFY_ENDPOINT_PREFIX,
             },
         )
         depend_on_role_policy(self.resource, self.role)

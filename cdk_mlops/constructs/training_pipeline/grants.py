@@ -127,43 +127,6 @@ def grant_jobs(
     )
 
 
-# What a SageMaker Clarify job does with its shadow endpoint: create it from the model, wait for
-# it, invoke it, delete it. Clarify names the endpoint (and its config) sagemaker-clarify-...
-CLARIFY_ENDPOINT_ACTIONS: Final = (
-    "sagemaker:CreateEndpointConfig",
-    "sagemaker:DescribeEndpointConfig",
-    "sagemaker:DeleteEndpointConfig",
-    "sagemaker:CreateEndpoint",
-    "sagemaker:DescribeEndpoint",
-    "sagemaker:DeleteEndpoint",
-    "sagemaker:InvokeEndpoint",
-    "sagemaker:AddTags",
-)
-_CLARIFY_NAME_PREFIX: Final = "sagemaker-clarify-"
-
-
-def grant_clarify_endpoints(scope: Construct, role: iam.IRole) -> iam.Grant:
-    """Let the Clarify jobs (running as ``role``) manage and invoke their shadow endpoints.
-
-    Limited to endpoints and endpoint configurations named ``sagemaker-clarify-*``, the names
-    Clarify gives them. The model the endpoints serve is created by the pipeline's ``Model`` step
-    (``grant_jobs(create_models=True)``, which also lets the job describe it).
-    """
-    stack = Stack.of(scope)
-    resources = [
-        stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{_CLARIFY_NAME_PREFIX}*")
-        for kind in ("endpoint", "endpoint-config")
-    ]
-    grant = iam.Grant.add_to_principal(grantee=role, actions=list(CLARIFY_ENDPOINT_ACTIONS), resource_arns=resources)
-    acknowledge(
-        role,
-        "Clarify names each shadow endpoint and its configuration itself (sagemaker-clarify-<time>), so they "
-        "can only be matched by that prefix; the actions are those of one endpoint's life",
-        *iam5_findings(resources=(nag_resource(scope, r) for r in resources)),
-    )
-    return grant
-
-
 def grant_data(role: iam.IRole, data_store: IDataStore, datasets: Sequence[str], artifacts_prefix: str) -> None:
     """Read the datasets and their manifests, read/write the artifacts prefix, use the store's key."""
     for dataset in datasets:

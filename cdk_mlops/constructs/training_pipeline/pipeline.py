@@ -20,11 +20,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops import pipeline_definition as pd
-from cdk_mlops.constructs.common import grant_sagemaker_vpc_access, job_subnets, sagemaker_image_uri
+from cdk_mlops.constructs.common import (
+    grant_clarify_endpoints,
+    grant_sagemaker_vpc_access,
+    job_subnets,
+    sagemaker_image_uri,
+)
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.training_pipeline.grants import (
-    grant_clarify_endpoints,
     grant_data,
     grant_jobs,
     grant_script_inputs,
@@ -138,7 +142,7 @@ class TrainingPipeline(_PipelineResources):
             settings: Metric, threshold, champion margin, instance types, spot
                 training, hyperparameters, split, and the SageMaker Clarify bias and
                 explainability baselines (``settings.clarify``; the execution role then may also
-                create SageMaker models and manage the ``sagemaker-clarify-*`` shadow endpoints).
+                create SageMaker models and manage the ``cdk-mlops-clarify*`` shadow endpoints).
                 Default: - binary classification, AUC >= 0.7, ml.m5 instances, no spot, no Clarify.
             model_package_group_name: The registry group. Default: - ``<pipeline_name>-models``.
             create_model_package_group: Create the group here; False registers

@@ -21,8 +21,9 @@ Properties
     ``s3://bucket/key`` of the registered configuration: a JSON object with ``methods.shap``.
 ``TargetUri``
     ``s3://bucket/key`` of the copy. The bucket's default encryption applies.
-``ModelName``, ``InstanceType``, ``InstanceCount``
-    What the copy's ``predictor`` gets (CloudFormation passes the count as a string).
+``ModelName``, ``InstanceType``, ``InstanceCount``, ``EndpointNamePrefix``
+    What the copy's ``predictor`` gets (CloudFormation passes the count as a string); the prefix
+    names the shadow endpoint, which the monitoring jobs' role may manage by that prefix only.
 
 Create and Update write the copy and answer its URI as the physical id and as ``Uri``;
 the copy keeps every setting of the source but ``predictor.endpoint_name`` (an existing endpoint
@@ -70,7 +71,7 @@ def split_uri(uri: object, name: str) -> tuple[str, str]:
 
 
 def served_config(
-    source: Mapping[str, Any], *, model_name: str, instance_type: str, instance_count: int
+    source: Mapping[str, Any], *, model_name: str, instance_type: str, instance_count: int, endpoint_name_prefix: str
 ) -> dict[str, Any]:
     """``source`` with ``predictor`` naming the served model (its other predictor settings kept).
 
@@ -94,18 +95,20 @@ def served_config(
             "model_name": model_name,
             "instance_type": instance_type,
             "initial_instance_count": instance_count,
+            "endpoint_name_prefix": endpoint_name_prefix,
         },
     }
 
 
-def _properties(event: Mapping[str, Any]) -> tuple[tuple[str, str], tuple[str, str], str, str, int]:
+def _properties(event: Mapping[str, Any]) -> tuple[tuple[str, str], tuple[str, str], str, str, int, str]:
     props = event.get("ResourceProperties")
     if not isinstance(props, Mapping):
         raise AnalysisConfigError("the request has no ResourceProperties object")
     source = split_uri(props.get("SourceUri"), "SourceUri")
     target = split_uri(props.get("TargetUri"), "TargetUri")
     model_name, instance_type = props.get("ModelName"), props.get("InstanceType")
-    for name, value in (("ModelName", model_name), ("InstanceType", instance_type)):
+    prefix = props.get("EndpointNamePrefix")
+    for name, value in (("ModelName", model_name), ("InstanceType", instance_type), ("EndpointNamePrefix", prefix)):
         if not isinstance(value, str) or not value:
             raise AnalysisConfigError(f"{name} must be a non-empty string, got {value!r}")
     try:
@@ -114,11 +117,11 @@ def _properties(event: Mapping[str, Any]) -> tuple[tuple[str, str], tuple[str, s
         count = 0
     if count < 1:
         raise AnalysisConfigError(f"InstanceCount must be a positive integer, got {props.get('InstanceCount')!r}")
-    return source, target, str(model_name), str(instance_type), count
+    return source, target, str(model_name), str(instance_type), count, str(prefix)
 
 
 def _write(s3: Any, event: Mapping[str, Any]) -> str:
-    (source_bucket, source_key), (bucket, key), model_name, instance_type, count = _properties(event)
+    (source_bucket, source_key), (bucket, key), model_name, instance_type, count, prefix = _properties(event)
     response = s3.get_object(Bucket=source_bucket, Key=source_key)
     if int(response.get("ContentLength", 0)) > _MAX_SOURCE_BYTES:
         response["Body"].close()
@@ -130,7 +133,9 @@ def _write(s3: Any, event: Mapping[str, Any]) -> str:
         raise AnalysisConfigError(f"s3://{source_bucket}/{source_key} is not JSON: {error}") from None
     if not isinstance(source, Mapping):
         raise AnalysisConfigError(f"s3://{source_bucket}/{source_key} is not a JSON object")
-    config = served_config(source, model_name=model_name, instance_type=instance_type, instance_count=count)
+    config = served_config(
+        source, model_name=model_name, instance_type=instance_type, instance_count=count, endpoint_name_prefix=prefix
+    )
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(config, indent=1).encode(), ContentType="application/json")
     uri = f"s3://{bucket}/{key}"
     logger.info("wrote %s from s3://%s/%s for model %s", uri, source_bucket, source_key, model_name)

@@ -357,6 +357,8 @@ def test_explainability_configuration_names_the_served_model_at_deploy_time(prod
     assert props["SourceUri"] == f"{BASELINE_PREFIX}/explainability/analysis_config.json"
     assert props["ModelName"] == {"Fn::GetAtt": [logical_id(prod.endpoint.model), "ModelName"]}
     assert (props["InstanceType"], props["InstanceCount"]) == ("ml.m5.xlarge", "1")
+    # The shadow endpoint is named with the prefix the jobs' role may manage.
+    assert props["EndpointNamePrefix"] == "cdk-mlops-clarify"
     assert props["ServiceTimeout"] == "300"  # a function that cannot answer fails the deployment in 5 minutes
     target = json.dumps(props["TargetUri"])
     assert target.endswith('"/monitoring/churn/model-explainability-config/analysis_config.json"]]}'), target
@@ -554,8 +556,8 @@ def test_role_reads_capture_baselines_and_ground_truth_and_writes_only_its_repor
     ]
     shadow = next(s for s in found if "sagemaker:CreateEndpoint" in actions_of(s))
     assert resolve_like_cloudformation(shadow["Resource"], prod.raw) == [
-        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/sm-clarify-*",
-        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/sm-clarify-*",
+        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/cdk-mlops-clarify*",
+        "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/cdk-mlops-clarify*",
     ]
     every_action = [a for s in found for a in actions_of(s)]
     assert not [a for a in every_action if a == "*" or a.endswith(":*")]

@@ -81,6 +81,7 @@ def analysis_config(
         "ModelName": model,
         "InstanceType": "ml.m5.large",
         "InstanceCount": 2,
+        "EndpointNamePrefix": "cdk-mlops-clarify",
     }
 
 
@@ -166,6 +167,7 @@ def test_create_writes_the_copy_for_the_served_model_and_getatt_reads_its_uri(aw
         "model_name": "churn-a",
         "instance_type": "ml.m5.large",
         "initial_instance_count": 2,
+        "endpoint_name_prefix": "cdk-mlops-clarify",
     }
     assert written["methods"] == SHAP_CONFIG["methods"]
     assert outputs(cloudformation, "Monitor") == {"Uri": uri}
