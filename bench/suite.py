@@ -4,15 +4,24 @@ All runs use the same tests on the same machine, one after the other; `make test
 parallel command (`pytest -n auto --dist loadscope`, one worker per CPU). The third row is
 `make test-fast`, the edit-test loop (the marker expression is read from the Makefile).
 
-Usage: python bench/suite.py [--runs N] [--modes serial,parallel,fast]
+With ``--reference REV`` the same modes also run on the tree of git revision REV (a temporary
+worktree with this checkout's virtualenv and CDK CLI), alternating with this tree's runs, so that a
+change to the suite is measured against its reference in the same session on the same machine.
+
+Usage: python bench/suite.py [--runs N] [--modes serial,parallel,fast] [--reference REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,10 +51,26 @@ LABELS = {
 }
 
 
+@contextmanager
+def reference_tree(revision: str) -> Iterator[Path]:
+    """A detached worktree of ``revision`` sharing this checkout's virtualenv and node_modules; removed afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix="cdk-mlops-reference-"))
+    tree = parent / "tree"
+    subprocess.run(["git", "worktree", "add", "--quiet", "--detach", str(tree), revision], cwd=REPO_ROOT, check=True)
+    try:
+        for shared in ("node_modules", ".venv"):  # cdk.json runs `.venv/bin/python app.py`
+            (tree / shared).symlink_to(REPO_ROOT / shared)
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_ROOT, check=False)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {sorted(MODES)}")
+    parser.add_argument("--reference", metavar="REV", help="also run each mode on git revision REV, alternating")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     unknown = sorted(set(modes) - MODES.keys())
@@ -53,24 +78,37 @@ def main() -> None:
         raise SystemExit(f"unknown --modes {unknown}; choose from {sorted(MODES)}")
     pytest = str(REPO_ROOT / ".venv" / "bin" / "pytest")
 
-    def cold_run(flags: list[str]) -> ProcessRun:
+    def cold_run(flags: list[str], tree: Path) -> ProcessRun:
         # Every run starts without cfn-lint results, as on a clean clone (CI), so that no run
-        # profits from the one before it.
-        shutil.rmtree(CFN_LINT_CACHE, ignore_errors=True)
-        return run_process([pytest, "-q", "-x", *flags])
+        # profits from the one before it. The tree's own package comes first on the path (the
+        # editable install's finder comes after it), so a reference runs its own library code.
+        shutil.rmtree(tree / CFN_LINT_CACHE.relative_to(REPO_ROOT), ignore_errors=True)
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        return run_process([pytest, "-q", "-x", *flags], cwd=tree, env=env)
 
-    rows: dict[str, dict[str, float]] = {}
-    for mode in modes:
-        flags = MODES[mode]
-        runs = [cold_run(flags) for _ in range(args.runs)]
-        if any(r.returncode for r in runs):
-            raise SystemExit(f"the test suite failed ({mode}); fix it before benchmarking")
-        rows[mode] = median_run(runs)
+    with reference_tree(args.reference) if args.reference else _no_reference() as reference:
+        trees = {"": REPO_ROOT} | ({f" at {args.reference}": reference} if reference is not None else {})
+        rows: dict[str, dict[str, float]] = {}
+        for mode in modes:
+            runs: dict[str, list[ProcessRun]] = {suffix: [] for suffix in trees}
+            for _ in range(args.runs):
+                for suffix, tree in trees.items():
+                    runs[suffix].append(cold_run(MODES[mode], tree))
+            for suffix, measured in runs.items():
+                if any(r.returncode for r in measured):
+                    raise SystemExit(f"the test suite failed ({mode}{suffix}); fix it before benchmarking")
+                rows[mode + suffix] = median_run(measured)
     write_result("test_suite", rows)
     print("| what | wall s (median) | CPU s (main process) | runs |")
     print("| --- | ---: | ---: | ---: |")
     for mode, row in rows.items():
-        print(f"| {LABELS[mode]} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['runs']:.0f} |")
+        label = LABELS[mode.split(" at ", 1)[0]] + (f" at `{mode.split(' at ', 1)[1]}`" if " at " in mode else "")
+        print(f"| {label} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['runs']:.0f} |")
+
+
+@contextmanager
+def _no_reference() -> Iterator[None]:
+    yield None
 
 
 if __name__ == "__main__":
