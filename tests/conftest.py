@@ -298,8 +298,8 @@ DEV_STAGE_MODULES = (
 )
 
 
-#: Scopes that cost the most per test: deployments (also those of the testing plugin's own tests)
-#: and whole-platform syntheses.
+#: Scopes that cost the most per test: deployments, whole-platform syntheses, and the testing
+#: plugin's tests (each starts a team's own ``pytest`` in a process of its own).
 COSTLY_SCOPES = ("tests/e2e", "tests/contracts", "tests/examples", "tests/unit/test_testing.py")
 #: The scope of :data:`DEV_STAGE_MODULES`.
 DEV_STAGE_SCOPE = "tests/e2e (the Dev deployment)"
