@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -86,7 +86,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(tree)}
         return run_process([pytest, "-q", "-x", *flags], cwd=tree, env=env)
 
-    with reference_tree(args.reference) if args.reference else _no_reference() as reference:
+    with reference_tree(args.reference) if args.reference else nullcontext() as reference:
         trees = {"": REPO_ROOT} | ({f" at {args.reference}": reference} if reference is not None else {})
         rows: dict[str, dict[str, float]] = {}
         for mode in modes:
@@ -104,11 +104,6 @@ def main() -> None:
     for mode, row in rows.items():
         label = LABELS[mode.split(" at ", 1)[0]] + (f" at `{mode.split(' at ', 1)[1]}`" if " at " in mode else "")
         print(f"| {label} | {row['wall_s']:.1f} | {row['cpu_s']:.1f} | {row['runs']:.0f} |")
-
-
-@contextmanager
-def _no_reference() -> Iterator[None]:
-    yield None
 
 
 if __name__ == "__main__":

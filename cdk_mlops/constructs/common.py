@@ -422,8 +422,6 @@ def pipeline_execution_metric(
     return cw.Metric(namespace=PIPELINE_METRICS_NAMESPACE, metric_name=metric_name, **props)
 
 
-#: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
-#: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
 #: The name prefix of SageMaker Clarify's shadow endpoints (``predictor.endpoint_name_prefix``). Every
 #: analysis configuration the library writes sets it (``ml/evaluate.py``, the explainability monitor's
 #: copy), so the grant below names the endpoints by it rather than by Clarify's own default.
@@ -509,6 +507,8 @@ def grant_lambda_vpc_access(role: iam.IRole, *, subnet_ids: Sequence[str], secur
     )
 
 
+#: What SageMaker reads about the network before it attaches a job or model to VPC subnets. The
+#: EC2 Describe actions support no resource-level permissions (Service Authorization Reference).
 SAGEMAKER_VPC_DESCRIBE_ACTIONS: Final = (
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeVpcs",
