@@ -24,6 +24,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("pipeline_definition.py", "Pipeline definition build (pure Python)", ["--builds", "200"]),
     ("snapshot.py", "Dataset snapshot (moto server on loopback)", ["--sizes", "1000,10000", "--runs", "1"]),
     (
+        "inventory_snapshot.py",
+        "Inventory snapshot engine: plan, shard workers on a process pool of 2, finalize (local files)",
+        ["--sizes", "10000,100000", "--runs", "1"],
+    ),
+    (
         "retrain.py",
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],

@@ -86,6 +86,7 @@ _EXPORTS: dict[str, str] = {
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
     "BatchInference": "cdk_mlops.constructs.batch_inference",
     "BatchTransformSettings": "cdk_mlops.constructs.batch_inference",
+    "InventorySnapshot": "cdk_mlops.constructs.inventory_snapshot",
     "Manifest": "cdk_mlops.datasets",
     "ManifestDiff": "cdk_mlops.datasets",
     "ManifestEntry": "cdk_mlops.datasets",
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
         PipelineSource,
         PlatformDeliveryPipeline,
     )
+    from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
         ErrorCountThreshold,
@@ -200,6 +202,7 @@ __all__ = [
     "IModelEndpoint",
     "ImportedDataStore",
     "ImportedModelEndpoint",
+    "InventorySnapshot",
     "LatencyThreshold",
     "Manifest",
     "ManifestDiff",

@@ -18,6 +18,13 @@ order, are sorted by key: Athena, Spark or ``gzip -dc | jq`` read them as they a
 ``sha256`` is the same content digest the single format records (:class:`ContentDigest` computes
 it while streaming), so the same data has the same digest in either format.
 
+Version 2 of the index (:data:`MANIFEST_INDEX_SCHEMA_V2`) is written by the distributed snapshot
+engine (:mod:`cdk_mlops.inventory`), whose workers each shard one part of an S3 Inventory report:
+its shards are named ``part-FFFFF-CCCCC.jsonl.gz`` (inventory file, chunk), each sorted by key but
+not in global key order (``"ordering": "shard"``), and its ``sha256`` is a *set* digest
+(:class:`SetDigest`) that the workers compute in parallel, not the sequential content digest.
+:func:`iter_rows` yields either version's rows in key order (for v2, a k-way merge of the shards).
+
 This module is the format only: :mod:`cdk_mlops.datasets` writes and reads manifests and
 re-exports the public names here. Like it, this module imports only the standard library (boto3's
 error types lazily, on the first S3 read), and never imports :mod:`cdk_mlops.datasets`, which
@@ -28,11 +35,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import heapq
 import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,21 +52,29 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_INDEX_SCHEMA",
+    "MANIFEST_INDEX_SCHEMA_V2",
+    "SET_DIGEST_ALGORITHM",
     "SHARD_ENTRIES",
     "ContentDigest",
     "ManifestIndex",
+    "SetDigest",
     "ShardInfo",
     "ShardedManifestError",
     "diff_sorted",
     "iter_rows",
     "open_index",
     "put_shards",
+    "shard_line",
     "shard_location",
     "shard_reader",
 ]
 
 #: Identifies the index of a sharded manifest; a reader refuses an index of another schema.
 MANIFEST_INDEX_SCHEMA = "cdk-mlops.dataset-manifest-index.v1"
+#: The index the distributed (S3 Inventory) engine writes: shards sorted each, a set digest.
+MANIFEST_INDEX_SCHEMA_V2 = "cdk-mlops.dataset-manifest-index.v2"
+#: The set digest of a v2 index (:class:`SetDigest`).
+SET_DIGEST_ALGORITHM = "adhash4096-shake256"
 #: Most object versions in one shard. A line is about 145 bytes for typical keys, so a shard holds
 #: about 14.5 MB of JSON Lines (2 to 3 MB gzipped). Worst case, a 1,024-byte key of control
 #: characters escapes to 6,144 bytes and a line stays under 8 KB, so a shard stays under 800 MB:
@@ -64,6 +83,8 @@ SHARD_ENTRIES = 100_000
 
 _SHARD_NAME = "part-{:05d}.jsonl.gz"
 _SHARD_NAME_PATTERN = re.compile(r"^part-[0-9]{5,}\.jsonl\.gz\Z")
+# v2: part-<inventory file>-<chunk>.jsonl.gz, so a retried worker rewrites the same names.
+_SHARD_NAME_V2_PATTERN = re.compile(r"^part-[0-9]{5,}-[0-9]{5,}\.jsonl\.gz\Z")
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 # Level 6 (zlib's default) compresses JSON Lines almost as well as 9, at a third of the time.
 _GZIP_LEVEL = 6
@@ -132,6 +153,134 @@ class ContentDigest:
         return final.hexdigest()
 
 
+# Domain tags: an element hash and the digest id can never be mistaken for each other, or for
+# any other SHAKE-256 or SHA-256 use of the same rows.
+_SET_ELEMENT_TAG = b"cdk-mlops.set-digest.element.v1\n"
+_SET_ID_TAG = b"cdk-mlops.set-digest.id.v1\n"
+_SET_BYTES = 512  # 4096 bits
+_SET_MASK = (1 << (8 * _SET_BYTES)) - 1
+_SET_SUM = re.compile(r"^[0-9a-f]{1024}\Z")
+
+
+def row_text(key: str, etag: str, size: int) -> str:
+    """``json.dumps([key, etag, size], separators=(",", ":"))``: the row :class:`ContentDigest` hashes.
+
+    Built from the JSON encoder's own string escaper, which gives the same text at a fifth of
+    the cost of a ``json.dumps`` call per row (the snapshot engine hashes every object).
+    """
+    return f"[{encode_basestring_ascii(key)},{encode_basestring_ascii(etag)},{size}]"
+
+
+def shard_line(key: str, version_id: str, etag: str, size: int) -> bytes:
+    """One shard line, byte for byte what a v1 shard holds for the same entry, at a fraction of the cost."""
+    text = (
+        f'{{"key":{encode_basestring(key)},"version_id":{encode_basestring(version_id)},'
+        f'"etag":{encode_basestring(etag)},"size":{size}}}\n'
+    )
+    return text.encode("utf-8")
+
+
+class SetDigest:
+    """A digest of a *set* of entries that any partition of them computes in parallel.
+
+    The v1 content digest is one SHA-256 over every entry in key order: one process must see
+    them all, in order. A snapshot split over many workers (:mod:`cdk_mlops.inventory`) needs a
+    digest of the set that each worker computes over its own rows, in any order, and that
+    combines by a cheap operation. This is AdHash (Bellare and Micciancio, 1997) over the
+    integers modulo 2^4096: each entry maps to ``h(e)``, SHAKE-256 (512 bytes) of a domain tag
+    and the canonical row ``[key, etag, size]`` (:func:`row_text`, the text v1 hashes), read as
+    a big-endian integer; the digest of a set is the sum of its elements' ``h`` modulo 2^4096.
+    Addition is commutative and associative, so the result does not depend on how rows are
+    split over workers or ordered within them, and two parts combine by adding their sums.
+
+    Why it is collision resistant: finding two different multisets with the same sum is a
+    k-sum problem; Wagner's generalized birthday attack (2002) on additive hashing modulo 2^n
+    costs about 2^(2*sqrt(n)) operations, 2^128 for n = 4096, the strength of SHA-256's
+    collision resistance. (Adding the same entry twice is a different multiset; readers refuse
+    a key listed twice, so a version never holds one.)
+
+    The stored form is the sum (:meth:`sum_hex`, 1,024 hex characters), from which the digest is
+    re-derived and checked, and :meth:`hexdigest`, a SHA-256 over a tag, the dataset name and
+    the sum, used like v1's ``sha256`` (to tell versions apart, in lineage). Version ids are not
+    hashed, as in v1: re-uploading the same content leaves the digest unchanged.
+
+    Per entry the cost is one SHAKE-256 call, one ``int.from_bytes`` and one addition of
+    Python integers; the sum is reduced modulo 2^4096 only when it is read.
+
+    Args:
+        dataset: The dataset name, hashed into :meth:`hexdigest` (not into the elements).
+    """
+
+    __slots__ = ("_sum", "dataset")
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self._sum = 0
+
+    def add(self, key: str, etag: str, size: int) -> None:
+        """Add one entry (in any order; the sum grows by one element's hash)."""
+        element = hashlib.shake_256(_SET_ELEMENT_TAG + row_text(key, etag, size).encode("ascii")).digest(_SET_BYTES)
+        self._sum += int.from_bytes(element, "big")
+
+    def combine(self, other: SetDigest) -> SetDigest:
+        """The digest of the union of two disjoint parts of one dataset (also ``a + b``).
+
+        Raises:
+            ValueError: if the two digests are of different datasets.
+        """
+        if not isinstance(other, SetDigest):
+            raise TypeError(f"cannot combine a set digest with {type(other).__name__}; pass a SetDigest")
+        if other.dataset != self.dataset:
+            raise ValueError(
+                f"cannot combine the set digest of dataset {self.dataset!r} with one of {other.dataset!r}; "
+                "combine the parts of one dataset"
+            )
+        combined = SetDigest(self.dataset)
+        combined._sum = (self._sum + other._sum) & _SET_MASK
+        return combined
+
+    def __add__(self, other: SetDigest) -> SetDigest:
+        return self.combine(other)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SetDigest):
+            return NotImplemented
+        return self.dataset == other.dataset and self.sum_bytes() == other.sum_bytes()
+
+    def __hash__(self) -> int:
+        return hash((self.dataset, self.sum_bytes()))
+
+    def __repr__(self) -> str:
+        return f"SetDigest({self.dataset!r}, {self.hexdigest()[:16]}...)"
+
+    def sum_bytes(self) -> bytes:
+        """The sum modulo 2^4096 as 512 big-endian bytes."""
+        self._sum &= _SET_MASK
+        return self._sum.to_bytes(_SET_BYTES, "big")
+
+    def sum_hex(self) -> str:
+        """The sum modulo 2^4096 as 1,024 lower-case hex characters (the stored form)."""
+        return self.sum_bytes().hex()
+
+    @classmethod
+    def from_hex(cls, dataset: str, text: str) -> SetDigest:
+        """Parse a sum written by :meth:`sum_hex`.
+
+        Raises:
+            ValueError: if ``text`` is not 1,024 lower-case hex characters.
+        """
+        if not isinstance(text, str) or not _SET_SUM.match(text):
+            shown = text if not isinstance(text, str) or len(text) <= 40 else text[:37] + "..."
+            raise ValueError(f"set digest sum {shown!r} is not 1024 lower-case hex characters")
+        digest = cls(dataset)
+        digest._sum = int(text, 16)
+        return digest
+
+    def hexdigest(self) -> str:
+        """The digest id: hex SHA-256 of a tag, the dataset name and the sum (64 characters)."""
+        return hashlib.sha256(_SET_ID_TAG + self.dataset.encode("utf-8") + b"\n" + self.sum_bytes()).hexdigest()
+
+
 @dataclass(frozen=True)
 class ShardInfo:
     """What the index records about one shard.
@@ -165,6 +314,13 @@ class ManifestIndex:
         excluded: ``(key, version_id, reason)`` of each object left out of the version
             (see :class:`cdk_mlops.datasets.ExcludedObject`); not part of ``sha256``.
         uri: Where the index was read from or written to, if known.
+        schema: :data:`MANIFEST_INDEX_SCHEMA` (v1) or :data:`MANIFEST_INDEX_SCHEMA_V2`. The fields
+            below are v2's (``None`` in v1): in v2, ``sha256`` is :meth:`SetDigest.hexdigest`, each
+            shard is sorted by key but the shards are not in key order, and ``created_at`` is ``as_of``.
+        set_sum: The :class:`SetDigest` sum, 1,024 hex characters.
+        as_of: When the S3 Inventory report listed the objects (ISO 8601 UTC): the version holds
+            the objects of the prefix as of then.
+        report: The ``s3://`` URI of the report's ``manifest.json``.
     """
 
     bucket: str
@@ -176,9 +332,15 @@ class ManifestIndex:
     shards: tuple[ShardInfo, ...]
     excluded: tuple[tuple[str, str, str], ...] = ()
     uri: str | None = None
+    schema: str = MANIFEST_INDEX_SCHEMA
+    set_sum: str | None = None
+    as_of: str | None = None
+    report: str | None = None
 
     def to_json(self) -> str:
         """The index document (the stored format; ``uri`` is not part of it)."""
+        if self.schema == MANIFEST_INDEX_SCHEMA_V2:
+            return self._v2_json()
         document: dict[str, Any] = {
             "schema": MANIFEST_INDEX_SCHEMA,
             "bucket": self.bucket,
@@ -198,6 +360,30 @@ class ManifestIndex:
             document["excluded"] = [{"key": k, "version_id": v, "reason": r} for k, v, r in self.excluded]
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
+    def _v2_json(self) -> str:
+        document: dict[str, Any] = {
+            "schema": MANIFEST_INDEX_SCHEMA_V2,
+            "bucket": self.bucket,
+            "dataset": self.dataset,
+            "prefix": f"datasets/{self.dataset}/",
+            "created_at": self.created_at,
+            "as_of": self.as_of,
+            "sha256": self.sha256,
+            "digest": {"algorithm": SET_DIGEST_ALGORITHM, "sum": self.set_sum},
+            "object_count": self.object_count,
+            "total_bytes": self.total_bytes,
+            "shard_format": "jsonl.gz",
+            "ordering": "shard",
+            "shards": [
+                {"name": s.name, "object_count": s.object_count, "total_bytes": s.total_bytes, "sha256": s.sha256}
+                for s in self.shards
+            ],
+            "source": {"engine": "s3-inventory", "report": self.report},
+        }
+        if self.excluded:
+            document["excluded"] = [{"key": k, "version_id": v, "reason": r} for k, v, r in self.excluded]
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
     @classmethod
     def from_document(cls, document: dict[str, Any], *, uri: str | None = None) -> ManifestIndex:
         """Parse a decoded index document and check that it is consistent with itself.
@@ -206,57 +392,106 @@ class ManifestIndex:
         are not read (:func:`iter_rows` does, and checks them against this index).
 
         Raises:
-            ShardedManifestError: if the schema is not :data:`MANIFEST_INDEX_SCHEMA`, a field is
-                missing or of the wrong type, a shard name is not ``part-NNNNN.jsonl.gz``, or the
-                shards' counts and bytes do not add up to the index's.
+            ShardedManifestError: if the schema is not :data:`MANIFEST_INDEX_SCHEMA` or
+                :data:`MANIFEST_INDEX_SCHEMA_V2`, a field is missing or of the wrong type, a shard name
+                is not ``part-NNNNN.jsonl.gz`` (v2: ``part-FFFFF-CCCCC.jsonl.gz``), the shards' counts
+                and bytes do not add up to the index's, or (v2) ``sha256`` is not the set digest's.
         """
         where = uri or "<manifest index>"
         schema = document.get("schema")
+        if schema == MANIFEST_INDEX_SCHEMA_V2:
+            return _v2_from_document(cls, document, where, uri)
         if schema != MANIFEST_INDEX_SCHEMA:
             raise ShardedManifestError(
                 f"{where} has schema {schema!r}, which this version of cdk-mlops cannot read (it reads "
-                f"{_SINGLE_SCHEMA!r} manifests and {MANIFEST_INDEX_SCHEMA!r} indexes); if a newer cdk-mlops "
-                "wrote it, upgrade cdk-mlops, else pass the URI printed by 'cdk-mlops dataset snapshot'"
+                f"{_SINGLE_SCHEMA!r} manifests and {MANIFEST_INDEX_SCHEMA!r} and {MANIFEST_INDEX_SCHEMA_V2!r} "
+                "indexes); if a newer cdk-mlops wrote it, upgrade cdk-mlops, else pass the URI printed by "
+                "'cdk-mlops dataset snapshot'"
             )
-        try:
-            shards = tuple(
-                ShardInfo(_text(s, "name"), _count(s, "object_count"), _count(s, "total_bytes"), _text(s, "sha256"))
-                for s in document["shards"]
-            )
-            index = cls(
-                bucket=_text(document, "bucket"),
-                dataset=_text(document, "dataset"),
-                created_at=_text(document, "created_at"),
-                sha256=_text(document, "sha256"),
-                object_count=_count(document, "object_count"),
-                total_bytes=_count(document, "total_bytes"),
-                shards=shards,
-                excluded=tuple(
-                    (_text(x, "key"), _text(x, "version_id"), _text(x, "reason")) for x in document.get("excluded", ())
-                ),
-                uri=uri,
-            )
-        except KeyError as error:
-            raise ShardedManifestError(
-                f"{where} is not a valid manifest index (missing field {error.args[0]!r}); take a new snapshot"
-            ) from None
-        except (TypeError, ValueError, AttributeError) as error:
-            raise ShardedManifestError(
-                f"{where} is not a valid manifest index ({error}); take a new snapshot"
-            ) from None
-        for shard in shards:
-            if not _SHARD_NAME_PATTERN.match(shard.name) or not _SHA256.match(shard.sha256):
-                raise ShardedManifestError(
-                    f"{where} lists a shard {shard.name!r} (sha256 {shard.sha256!r}), not a part-NNNNN.jsonl.gz "
-                    "with a hex SHA-256; the index was edited, take a new snapshot"
-                )
-        counted = (sum(s.object_count for s in shards), sum(s.total_bytes for s in shards))
-        if counted != (index.object_count, index.total_bytes):
-            raise ShardedManifestError(
-                f"{where} is corrupt: its shards hold {counted[0]} objects of {counted[1]} bytes, the index says "
-                f"{index.object_count} of {index.total_bytes}; manifests must not be edited, take a new snapshot"
-            )
+        with _invalid_index(where):
+            index = cls(**_header_fields(document), uri=uri)
+        _check_shards(index, where, _SHARD_NAME_PATTERN, "part-NNNNN.jsonl.gz")
         return index
+
+
+def _v2_from_document(cls: type[ManifestIndex], document: dict[str, Any], where: str, uri: str | None) -> ManifestIndex:
+    """Parse a v2 index document (see :meth:`ManifestIndex.from_document`)."""
+    with _invalid_index(where):
+        digest = document["digest"]
+        if not isinstance(digest, dict) or digest.get("algorithm") != SET_DIGEST_ALGORITHM:
+            raise ValueError(f"'digest' is {digest!r}, not a {SET_DIGEST_ALGORITHM!r} set digest")
+        if document.get("ordering") != "shard":
+            raise ValueError(f"'ordering' is {document.get('ordering')!r}, not 'shard'")
+        source = document["source"]
+        if not isinstance(source, dict):
+            raise TypeError(f"'source' is {source!r}, not an object")
+        index = cls(
+            **_header_fields(document),
+            uri=uri,
+            schema=MANIFEST_INDEX_SCHEMA_V2,
+            set_sum=_text(digest, "sum"),
+            as_of=_text(document, "as_of"),
+            report=_text(source, "report"),
+        )
+        expected = SetDigest.from_hex(index.dataset, index.set_sum or "").hexdigest()
+    if expected != index.sha256:
+        raise ShardedManifestError(
+            f"{where} is corrupt: its sha256 {index.sha256} is not the digest of its set digest sum ({expected}); "
+            "manifests must not be edited, take a new snapshot"
+        )
+    names = [shard.name for shard in index.shards]
+    if len(set(names)) != len(names):
+        raise ShardedManifestError(f"{where} lists a shard twice; the index was edited, take a new snapshot")
+    _check_shards(index, where, _SHARD_NAME_V2_PATTERN, "part-FFFFF-CCCCC.jsonl.gz")
+    return index
+
+
+@contextmanager
+def _invalid_index(where: str) -> Iterator[None]:
+    """A missing or mistyped field of an index document as :class:`ShardedManifestError`, naming it."""
+    try:
+        yield
+    except KeyError as error:
+        raise ShardedManifestError(
+            f"{where} is not a valid manifest index (missing field {error.args[0]!r}); take a new snapshot"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ShardedManifestError(f"{where} is not a valid manifest index ({error}); take a new snapshot") from None
+
+
+def _header_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """The fields both index schemas share, checked for type (raises KeyError, TypeError)."""
+    return {
+        "bucket": _text(document, "bucket"),
+        "dataset": _text(document, "dataset"),
+        "created_at": _text(document, "created_at"),
+        "sha256": _text(document, "sha256"),
+        "object_count": _count(document, "object_count"),
+        "total_bytes": _count(document, "total_bytes"),
+        "shards": tuple(
+            ShardInfo(_text(s, "name"), _count(s, "object_count"), _count(s, "total_bytes"), _text(s, "sha256"))
+            for s in document["shards"]
+        ),
+        "excluded": tuple(
+            (_text(x, "key"), _text(x, "version_id"), _text(x, "reason")) for x in document.get("excluded", ())
+        ),
+    }
+
+
+def _check_shards(index: ManifestIndex, where: str, pattern: re.Pattern[str], shape: str) -> None:
+    """Every shard is named as its schema names them, and the shards add up to the index's totals."""
+    for shard in index.shards:
+        if not pattern.match(shard.name) or not _SHA256.match(shard.sha256):
+            raise ShardedManifestError(
+                f"{where} lists a shard {shard.name!r} (sha256 {shard.sha256!r}), not a {shape} "
+                "with a hex SHA-256; the index was edited, take a new snapshot"
+            )
+    counted = (sum(s.object_count for s in index.shards), sum(s.total_bytes for s in index.shards))
+    if counted != (index.object_count, index.total_bytes):
+        raise ShardedManifestError(
+            f"{where} is corrupt: its shards hold {counted[0]} objects of {counted[1]} bytes, the index says "
+            f"{index.object_count} of {index.total_bytes}; manifests must not be edited, take a new snapshot"
+        )
 
 
 def _text(document: dict[str, Any], field: str) -> str:
@@ -497,7 +732,18 @@ def iter_rows(index: ManifestIndex, read: Callable[[str], bytes]) -> Iterator[Ro
     Raises:
         ShardedManifestError: naming the shard or index, if a shard is missing, unreadable or
             does not match the index, or the content digest does not match.
+
+    A v2 index's shards are each sorted but not in key order: they are merged (:func:`heapq.merge`),
+    each shard decompressed a block at a time, so memory holds every shard's compressed bytes
+    (about 25 bytes an object) and one block of each. A shard is checked as it is read (keys in
+    the dataset's prefix and ascending, then its digest, count and bytes once its end is
+    reached), so rows of a shard may be yielded before a problem further down it is found; the
+    set digest over all rows is checked after the last one. Finish the iteration before relying
+    on the rows, as :func:`cdk_mlops.datasets.load_manifest` and ``materialize`` do.
     """
+    if index.schema == MANIFEST_INDEX_SCHEMA_V2:
+        yield from _iter_merged(index, read)
+        return
     where = index.uri or "<manifest index>"
     prefix = f"datasets/{index.dataset}/"
     digest = ContentDigest(index.dataset)
@@ -520,6 +766,105 @@ def iter_rows(index: ManifestIndex, read: Callable[[str], bytes]) -> Iterator[Ro
     if digest.hexdigest() != index.sha256:
         raise ShardedManifestError(
             f"{where} is corrupt: its sha256 {index.sha256} does not match its shards ({digest.hexdigest()}); "
+            "manifests must not be edited, take a new snapshot"
+        )
+
+
+# Decompressed a block at a time while merging: 64 KiB of gzip is about 400 KiB of JSON Lines.
+_MERGE_BLOCK = 64 * 1024
+
+
+def _gunzip_blocks(data: bytes, where: str) -> Iterator[bytes]:
+    """The decompressed bytes of a (possibly multi-member) gzip file, a block at a time."""
+    position = 0
+    while position < len(data):
+        decompressor = zlib.decompressobj(wbits=31)
+        try:
+            while not decompressor.eof:
+                if position >= len(data):
+                    raise EOFError("the file ends before the end of its compressed data")
+                block = data[position : position + _MERGE_BLOCK]
+                position += len(block)
+                yield decompressor.decompress(block)
+            yield decompressor.flush()
+        except (EOFError, zlib.error) as error:
+            raise ShardedManifestError(f"{where} is not a readable gzip file ({error}); take a new snapshot") from None
+        # What follows the member's end was read with it: the next member starts there.
+        position -= len(decompressor.unused_data)
+
+
+def _shard_rows(data: bytes, shard: ShardInfo, where: str, prefix: str) -> Iterator[Row]:
+    """The rows of one v2 shard in its (key) order, checked as they are read and against the index at its end."""
+    digest = hashlib.sha256()
+    count = total = 0
+    last: str | None = None
+    pending = b""
+    for block in _gunzip_blocks(data, where):
+        digest.update(block)
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            count += 1
+            row = _row(line, where, count)
+            key = row[0]
+            if not key.startswith(prefix):
+                raise ShardedManifestError(
+                    f"{where} lists {key!r}, which is outside {prefix}; the manifest was edited, take a new snapshot"
+                )
+            if last is not None and key <= last:
+                raise ShardedManifestError(
+                    f"{where} is out of order: {key!r} comes after {last!r}; each shard must be sorted by key, "
+                    "the manifest was edited, take a new snapshot"
+                )
+            last = key
+            total += row[3]
+            yield row
+    if pending:
+        raise ShardedManifestError(f"{where} ends in the middle of a line; take a new snapshot")
+    if digest.hexdigest() != shard.sha256:
+        raise ShardedManifestError(
+            f"{where} is corrupt: its sha256 {digest.hexdigest()} does not match the index's {shard.sha256}; "
+            "manifests must not be edited, take a new snapshot"
+        )
+    if (count, total) != (shard.object_count, shard.total_bytes):
+        raise ShardedManifestError(
+            f"{where} holds {count} objects of {total} bytes, the index recorded {shard.object_count} "
+            f"of {shard.total_bytes}; take a new snapshot"
+        )
+
+
+def _row(line: bytes, where: str, number: int) -> Row:
+    try:
+        record = json.loads(line)
+        size = record["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"size {size!r} is not a whole number of 0 or more")
+        return (str(record["key"]), str(record["version_id"]), str(record["etag"]), size)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ShardedManifestError(
+            f"{where} holds a line that is not an entry (line {number}: {error!r}); take a new snapshot"
+        ) from None
+
+
+def _iter_merged(index: ManifestIndex, read: Callable[[str], bytes]) -> Iterator[Row]:
+    """A v2 index's rows in key order: a k-way merge of its sorted shards (see :func:`iter_rows`)."""
+    where = index.uri or "<manifest index>"
+    prefix = f"datasets/{index.dataset}/"
+    streams = [_shard_rows(read(shard.name), shard, f"shard {shard.name} of {where}", prefix) for shard in index.shards]
+    digest = SetDigest(index.dataset)
+    last: str | None = None
+    for row in heapq.merge(*streams, key=itemgetter(0)):
+        key = row[0]
+        if key == last:
+            raise ShardedManifestError(
+                f"{where} lists {key!r} in two shards; a manifest holds one version of each key, take a new snapshot"
+            )
+        last = key
+        digest.add(key, row[2], row[3])
+        yield row
+    if digest.sum_hex() != index.set_sum:
+        raise ShardedManifestError(
+            f"{where} is corrupt: its set digest {index.sha256} does not match its shards ({digest.hexdigest()}); "
             "manifests must not be edited, take a new snapshot"
         )
 

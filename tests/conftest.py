@@ -294,6 +294,7 @@ def _uses_aws(item: pytest.Item) -> bool:
 DEV_STAGE_MODULES = (
     "tests/e2e/dev/test_batch_scoring.py",
     "tests/e2e/dev/test_closed_loop.py",
+    "tests/e2e/dev/test_inventory_snapshot.py",
     "tests/e2e/dev/test_local_deploy.py",
 )
 

@@ -109,6 +109,8 @@ _SERVICE_ARNS = {
     "AWS::SNS::Topic": "arn:{partition}:sns:{region}:{account}:{name}",
     "AWS::Lambda::Function": "arn:{partition}:lambda:{region}:{account}:function:{name}",
 }
+#: Types whose ``Ref`` is an ARN (CloudFormation's return values), with the lower-cased logical id as the name.
+_REF_ARNS = {"AWS::StepFunctions::StateMachine": "arn:{partition}:states:{region}:{account}:stateMachine:{name}"}
 #: With ``service_arns``, the physical ids of these EC2 resource types (``Ref``, and ``Fn::GetAtt
 #: [X, GroupId]`` of a security group) in the shape the EC2 and SageMaker APIs validate: the
 #: prefix and 17 hex digits derived from the logical id.
@@ -130,7 +132,8 @@ def resolve_like_cloudformation(
 ) -> Any:
     """Resolve the intrinsic functions CDK emits, roughly as CloudFormation would, for tests.
 
-    ``Ref`` to a resource gives its lower-cased logical id (a stand-in for its name),
+    ``Ref`` to a resource gives its lower-cased logical id (a stand-in for its name; a state
+    machine's is its ARN, as in CloudFormation),
     ``Fn::GetAtt`` an ARN-shaped string, ``Fn::FindInMap`` the template's mapping value,
     ``Fn::If`` the branch its condition (``Fn::Equals``, ``Fn::And``, ``Fn::Or``, ``Fn::Not``)
     selects, ``Fn::ImportValue`` the value of ``exports``.
@@ -170,6 +173,8 @@ def resolve_like_cloudformation(
     def ref(name: str) -> Any:
         if name == "AWS::NoValue":
             return _NO_VALUE
+        if arn := _REF_ARNS.get(resources.get(name, {}).get("Type", "")):
+            return arn.format(partition=partition, region=region, account=account, name=name.lower())
         return pseudo.get(name) or ec2_id(name) or name.lower()
 
     def condition(name: str) -> bool:
@@ -273,3 +278,29 @@ def actions_of(statement: Mapping[str, Any]) -> list[str]:
     """A statement's actions as a list (CloudFormation allows a single string)."""
     action = statement["Action"]
     return action if isinstance(action, list) else [action]
+
+
+def state_machine_definition(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A state machine's ``DefinitionString`` as the JSON object Step Functions receives.
+
+    Values CloudFormation fills in (``Ref``, ``Fn::GetAtt``) are resolved as
+    :func:`resolve_like_cloudformation` resolves them, so the text parses as it would on deploy.
+    """
+    resource = template["Resources"][logical_id]
+    text = resolve_like_cloudformation(resource["Properties"]["DefinitionString"], template, service_arns=True)
+    definition: dict[str, Any] = json.loads(text)
+    return definition
+
+
+def state_machine_schema_findings(definition: Mapping[str, Any], *, region: str = "us-east-1") -> list[str]:
+    """cfn-lint's findings on a state machine definition: AWS's published States Language schema (E3601)."""
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/machine", "Definition": definition},
+            }
+        },
+    }
+    return cfn_lint_findings(template, region=region)

@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
     "BatchInference": "cdk_mlops.constructs.batch_inference",
+    "InventorySnapshot": "cdk_mlops.constructs.inventory_snapshot",
     "BatchTransformSettings": "cdk_mlops.constructs.batch_inference",
 }
 
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         PipelineSource,
         PlatformDeliveryPipeline,
     )
+    from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
         ErrorCountThreshold,
@@ -134,6 +136,7 @@ __all__ = [
     "IModelEndpoint",
     "ImportedDataStore",
     "ImportedModelEndpoint",
+    "InventorySnapshot",
     "LatencyThreshold",
     "MlflowServerSize",
     "MlflowSettings",

@@ -114,6 +114,9 @@ ECR_PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr
 #: What a SageMaker role needs to write its jobs' or containers' logs.
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 
+# Functions that call AWS APIs need HTTPS out, and nothing else.
+_HTTPS = 443
+
 #: Plugin name of the guardrails (``cdk_mlops.guardrails``); acknowledgments are ``<this>::MLOPS-00N``.
 GUARDRAILS = "CdkMlopsGuardrails"
 
@@ -469,6 +472,36 @@ _LAMBDA_INTERFACE_ACTIONS: Final = (
     "ec2:UnassignPrivateIpAddresses",
 )
 _LAMBDA_DESCRIBE_NETWORK: Final = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
+
+
+def network_problems(
+    vpc: ec2.IVpc | None, subnets: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
+) -> list[str]:
+    """Problems of a construct's ``vpc``, ``vpc_subnets`` and ``security_groups`` arguments, together."""
+    problems: list[str] = []
+    if vpc is None and subnets is not None:
+        problems.append("vpc_subnets is given without vpc; pass the VPC the subnets belong to as vpc")
+    if vpc is None and groups is not None:
+        problems.append("security_groups is given without vpc; pass the VPC the groups belong to as vpc")
+    if vpc is not None and groups is not None and not groups:
+        problems.append("security_groups is empty; pass at least one group, or omit it for a new one")
+    return problems
+
+
+def https_only_security_group(scope: Construct, vpc: ec2.IVpc, what: str) -> ec2.SecurityGroup:
+    """A new group ``SecurityGroup`` in ``scope``: no inbound rule, outbound HTTPS (TCP 443) only.
+
+    All that a function calling AWS APIs needs. ``what`` names the function in the description.
+    """
+    group = ec2.SecurityGroup(
+        scope,
+        "SecurityGroup",
+        vpc=vpc,
+        description=f"{scope.node.path} {what}: no inbound, HTTPS out to AWS APIs",
+        allow_all_outbound=False,
+    )
+    group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(_HTTPS), "HTTPS to AWS APIs")
+    return group
 
 
 def grant_lambda_vpc_access(role: iam.IRole, *, subnet_ids: Sequence[str], security_group_ids: Sequence[str]) -> None:

@@ -271,7 +271,7 @@ class VersionedDataStore(DataStoreBase):
             )
 
         if destroy:
-            self._adopt_auto_delete_provider()
+            adopt_auto_delete_provider(self)
         self.node.add_validation(_NoBucketNotifications(self.bucket))
 
         if destroy:
@@ -344,24 +344,28 @@ class VersionedDataStore(DataStoreBase):
             monitoring_prefix=monitoring_prefix,
         )
 
-    def _adopt_auto_delete_provider(self) -> None:
-        # auto_delete_objects adds aws-cdk-lib's stack-wide custom resource provider: a plain
-        # CfnResource function with its own runtime, which Tags.of cannot tag.
-        for child in Stack.of(self).node.children:
-            if child.node.id.startswith(_AUTO_DELETE_PROVIDER_ID):
-                handler = child.node.try_find_child("Handler")
-                if isinstance(handler, CfnResource):
-                    # The function names its role (whose policies are inline) with Fn::GetAtt, so
-                    # aws-cdk-lib's DependsOn on the role is redundant (cfn-lint W3005).
-                    handler.add_deletion_override("DependsOn")
-                acknowledge(
-                    child,
-                    "aws-cdk-lib owns the auto-delete-objects provider and its Node.js runtime, which moves forward "
-                    "with aws-cdk-lib; it is a raw CfnResource that tags cannot reach and that only exists while "
-                    "DESTROY is chosen",
-                    f"{GUARDRAILS}::MLOPS-008",
-                    f"{GUARDRAILS}::MLOPS-009",
-                )
+
+def adopt_auto_delete_provider(scope: Construct) -> None:
+    """Make the stack's auto-delete-objects provider pass the checks; call after ``auto_delete_objects``.
+
+    ``auto_delete_objects`` adds aws-cdk-lib's stack-wide custom resource provider: a plain
+    CfnResource function with its own runtime, which ``Tags.of`` cannot tag.
+    """
+    for child in Stack.of(scope).node.children:
+        if child.node.id.startswith(_AUTO_DELETE_PROVIDER_ID):
+            handler = child.node.try_find_child("Handler")
+            if isinstance(handler, CfnResource):
+                # The function names its role (whose policies are inline) with Fn::GetAtt, so
+                # aws-cdk-lib's DependsOn on the role is redundant (cfn-lint W3005).
+                handler.add_deletion_override("DependsOn")
+            acknowledge(
+                child,
+                "aws-cdk-lib owns the auto-delete-objects provider and its Node.js runtime, which moves forward "
+                "with aws-cdk-lib; it is a raw CfnResource that tags cannot reach and that only exists while "
+                "DESTROY is chosen",
+                f"{GUARDRAILS}::MLOPS-008",
+                f"{GUARDRAILS}::MLOPS-009",
+            )
 
 
 class ImportedDataStore(DataStoreBase):

@@ -35,10 +35,12 @@ from cdk_mlops.constructs.common import (
     dead_letter_queue,
     depend_on_role_policy,
     grant_lambda_vpc_access,
+    https_only_security_group,
     iam5_findings,
     lambda_code,
     metric_props,
     nag_resource,
+    network_problems,
     select_subnets,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
@@ -89,7 +91,6 @@ _TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateI
 # What Lambda needs from the execution role to attach the function to VPC subnets (the actions of
 # AWSLambdaVPCAccessExecutionRole). Creating is granted in the chosen subnets with the chosen groups;
 # the interfaces themselves get ids from EC2, and Describe* supports no resource-level permissions.
-_HTTPS = 443
 _EVENTS = "events.amazonaws.com"
 # What EventBridge needs to put a message on a queue encrypted with a customer managed key.
 _EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
@@ -376,7 +377,7 @@ class RetrainTrigger(Construct):
             )
         if not 1 <= max_receive_count <= 1000:
             problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
-        problems += _network_problems(vpc, vpc_subnets, security_groups)
+        problems += network_problems(vpc, vpc_subnets, security_groups)
         problems += _function_problems(function_timeout, function_memory_size)
         if powertools_layer is None:
             problems += _powertools_problems(Stack.of(self).region)
@@ -471,7 +472,7 @@ class RetrainTrigger(Construct):
         )
         self.security_groups: tuple[ec2.ISecurityGroup, ...] = ()
         if vpc is not None:
-            self.security_groups = tuple(security_groups or (self._security_group(vpc),))
+            self.security_groups = tuple(security_groups or (https_only_security_group(self, vpc, "handler"),))
         self.function = lambda_.Function(
             self,
             "Function",
@@ -667,17 +668,6 @@ class RetrainTrigger(Construct):
         )
         data_store.grant_read(self.role, prefix=artifacts_prefix)
 
-    def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
-        group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            description=f"{self.node.path} handler: no inbound, HTTPS out to AWS APIs",
-            allow_all_outbound=False,
-        )
-        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(_HTTPS), "HTTPS to AWS APIs")
-        return group
-
     def _grant_network_interfaces(self, subnets: ec2.SelectedSubnets) -> None:
         """What Lambda does with the role to attach the function to its subnets, and nothing more."""
         grant_lambda_vpc_access(
@@ -868,19 +858,6 @@ def _violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[st
             "list each type once"
         )
     return tuple(t for t in MonitoringType if t in chosen), problems
-
-
-def _network_problems(
-    vpc: ec2.IVpc | None, subnets: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
-) -> list[str]:
-    problems: list[str] = []
-    if vpc is None and subnets is not None:
-        problems.append("vpc_subnets is given without vpc; pass the VPC the subnets belong to as vpc")
-    if vpc is None and groups is not None:
-        problems.append("security_groups is given without vpc; pass the VPC the groups belong to as vpc")
-    if vpc is not None and groups is not None and not groups:
-        problems.append("security_groups is empty; pass at least one group, or omit it for a new one")
-    return problems
 
 
 @jsii.implements(events.IRuleTarget)

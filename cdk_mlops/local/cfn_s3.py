@@ -3,9 +3,12 @@
 moto's model applies only encryption and tags. :class:`S3Bucket` replaces it and applies, on
 create and update (a removed setting is cleared), ``VersioningConfiguration``, object lock,
 ``LifecycleConfiguration``, ``PublicAccessBlockConfiguration``, ``OwnershipControls``,
-``LoggingConfiguration``, ``NotificationConfiguration``, ``CorsConfiguration`` and
-``BucketEncryption`` with ``BucketKeyEnabled``, each translated from its CloudFormation shape to
-the S3 API shape moto's backend stores. Delete refuses a bucket that holds objects, as S3 does.
+``LoggingConfiguration``, ``NotificationConfiguration``, ``CorsConfiguration``,
+``InventoryConfigurations`` and ``BucketEncryption`` with ``BucketKeyEnabled``, each translated
+from its CloudFormation shape to the S3 API shape moto's backend stores. moto's inventory
+configurations lose ``IncludedObjectVersions``, so each is also kept in its CloudFormation shape
+for the local inventory delivery (:func:`inventory_configurations`). Delete refuses a bucket
+that holds objects, as S3 does.
 The custom resources that act on buckets (:mod:`cdk_mlops.local.cfn_custom`) use
 :func:`notifications_from_api` and :func:`empty_bucket`.
 """
@@ -200,6 +203,42 @@ def _apply_bucket_properties(bucket: Any, properties: Mapping[str, Any], account
         )
     elif bucket.cors:
         bucket.delete_cors()
+    _apply_inventory(backend, bucket, properties.get("InventoryConfigurations") or ())
+
+
+# The attribute of moto's bucket that keeps the inventory configurations as the template gave them.
+_INVENTORY_ATTRIBUTE = "cdk_mlops_inventory_configurations"
+
+
+def _apply_inventory(backend: Any, bucket: Any, configurations: Iterable[Mapping[str, Any]]) -> None:
+    """Set the bucket's inventory configurations (and clear removed ones), in both shapes."""
+    kept = {c["Id"]: dict(c) for c in configurations}
+    bucket.inventory_configs.clear()
+    for id, c in kept.items():
+        destination = c["Destination"]
+        s3_destination = {"Bucket": destination["BucketArn"], "Format": destination["Format"]}
+        for cfn_key, api_key in (("BucketAccountId", "AccountId"), ("Prefix", "Prefix")):
+            if destination.get(cfn_key):
+                s3_destination[api_key] = destination[cfn_key]
+        api: dict[str, Any] = {
+            "Id": id,
+            "Destination": {"S3BucketDestination": s3_destination},
+            "IsEnabled": is_true(c.get("Enabled")),
+            "IncludedObjectVersions": c["IncludedObjectVersions"],
+            "Schedule": {"Frequency": c["ScheduleFrequency"]},
+        }
+        if c.get("Prefix"):
+            api["Filter"] = {"Prefix": c["Prefix"]}
+        if c.get("OptionalFields"):
+            api["OptionalFields"] = list(c["OptionalFields"])
+        backend.put_bucket_inventory_configuration(bucket.name, api)
+    setattr(bucket, _INVENTORY_ATTRIBUTE, kept)
+
+
+def inventory_configurations(account_id: str, region_name: str, bucket_name: str) -> dict[str, dict[str, Any]]:
+    """A deployed bucket's inventory configurations by id, in their CloudFormation shape."""
+    bucket = s3_backend(account_id, region_name).get_bucket(bucket_name)
+    return dict(getattr(bucket, _INVENTORY_ATTRIBUTE, {}))
 
 
 class S3Bucket(CloudFormationModel):

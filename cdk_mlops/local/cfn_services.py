@@ -5,7 +5,7 @@
 ``KeyUsage`` and ``Description``. ``AWS::SageMaker::Pipeline`` (definition body or S3
 location, updated in place), ``AWS::SageMaker::ModelPackageGroup`` (``Ref`` is the ARN; delete
 fails while the group holds model packages, as in SageMaker), ``AWS::CloudWatch::Alarm``
-(single-metric alarms) and ``AWS::Scheduler::Schedule`` (in its group) are types moto's
+(on one metric or on metric math) and ``AWS::Scheduler::Schedule`` (in its group) are types moto's
 CloudFormation skips; each is created on moto's service backend, so the service APIs answer as
 AWS would after a deploy.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.kms.models import kms_backends
 from moto.sagemaker.models import sagemaker_backends
@@ -187,8 +187,40 @@ class SageMakerModelPackageGroup(ShimResource, CloudFormationModel):
 # --- CloudWatch, Scheduler ----------------------------------------------------------------------------
 
 
+def _metric_queries(metrics: list[Mapping[str, Any]]) -> list[MetricDataQuery]:
+    """An alarm's ``Metrics`` (metric math) as moto's queries, as its PutMetricAlarm builds them."""
+    queries = []
+    for query in metrics:
+        stat = query.get("MetricStat")
+        metric_stat = None
+        if stat:
+            metric = stat["Metric"]
+            metric_stat = MetricStat(
+                metric=Metric(
+                    metric_name=metric["MetricName"],
+                    namespace=metric.get("Namespace"),
+                    dimensions=[Dimension(name=d["Name"], value=d["Value"]) for d in metric.get("Dimensions", [])],
+                ),
+                period=stat.get("Period"),
+                stat=stat.get("Stat"),
+                unit=stat.get("Unit"),
+            )
+        queries.append(
+            MetricDataQuery(
+                query_id=query["Id"],
+                # moto's annotations say str; its own PutMetricAlarm passes None for a missing member.
+                label=query.get("Label"),  # type: ignore[arg-type]
+                period=query.get("Period"),  # type: ignore[arg-type]
+                return_data=query.get("ReturnData"),  # type: ignore[arg-type]
+                expression=query.get("Expression"),
+                metric_stat=metric_stat,
+            )
+        )
+    return queries
+
+
 class CloudWatchAlarm(ShimResource, CloudFormationModel):
-    """``AWS::CloudWatch::Alarm`` on one metric: ``Ref`` is the alarm name."""
+    """``AWS::CloudWatch::Alarm`` on one metric or on metric math: ``Ref`` is the alarm name."""
 
     TYPE = "AWS::CloudWatch::Alarm"
     NAME_PROPERTY = "AlarmName"
@@ -209,6 +241,7 @@ class CloudWatchAlarm(ShimResource, CloudFormationModel):
             description=p.get("AlarmDescription", ""),
             dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in p.get("Dimensions", [])],
             alarm_actions=list(p.get("AlarmActions", [])),
+            metric_data_queries=_metric_queries(p["Metrics"]) if p.get("Metrics") else None,
             datapoints_to_alarm=int(p["DatapointsToAlarm"]) if "DatapointsToAlarm" in p else None,
             extended_statistic=p.get("ExtendedStatistic"),
             ok_actions=list(p.get("OKActions", [])),

@@ -40,9 +40,9 @@ Covered, on the moto service backends, so the service APIs answer as AWS would a
     ``VersioningConfiguration``, ``ObjectLockEnabled``/``ObjectLockConfiguration``,
     ``LifecycleConfiguration``, ``PublicAccessBlockConfiguration``, ``OwnershipControls``,
     ``LoggingConfiguration``, ``NotificationConfiguration`` (queue, topic, Lambda, EventBridge),
-    ``CorsConfiguration`` and ``BucketEncryption`` with ``BucketKeyEnabled``, on create and update
-    (removed settings are cleared). Delete refuses a bucket that holds objects, as S3 does
-    (moto silently kept it and reported success).
+    ``CorsConfiguration``, ``InventoryConfigurations`` and ``BucketEncryption`` with
+    ``BucketKeyEnabled``, on create and update (removed settings are cleared). Delete refuses a
+    bucket that holds objects, as S3 does (moto silently kept it and reported success).
 ``AWS::KMS::Key`` (replaces moto's model, which fails with a 500 on any tagged key)
     ``Tags``, ``KeyPolicy`` (stored as JSON), ``EnableKeyRotation``, ``Enabled``, ``KeySpec``,
     ``KeyUsage``, ``Description``.
@@ -57,7 +57,7 @@ Covered, on the moto service backends, so the service APIs answer as AWS would a
 ``AWS::SageMaker::ModelPackageGroup``
     ``Ref`` is the ARN; delete fails while the group holds model packages, as in SageMaker.
 ``AWS::CloudWatch::Alarm``
-    single-metric alarms.
+    alarms on one metric or on metric math (``Metrics``).
 ``AWS::Scheduler::Schedule``
     in its group (``default`` when unset); generated names are cut to 64 characters.
 ``AWS::EC2::VPC``, ``AWS::EC2::Subnet``, ``AWS::EC2::RouteTable``, ``AWS::EC2::FlowLog``
@@ -142,8 +142,9 @@ Not covered:
   target-tracking policy on SageMaker.
 * Rollback: moto applies a template without rolling back when a resource fails.
 * Deleting a stack, or removing an export, that another stack still imports is not refused.
-* Bucket replication, inventory, analytics, intelligent tiering and website settings; KMS
-  multi-region keys and rotation periods; alarms on metric math (``Metrics``).
+* Bucket replication, analytics, intelligent tiering and website settings (inventory configurations
+  are kept; :mod:`~cdk_mlops.local.s3_inventory` delivers a report on request); KMS
+  multi-region keys and rotation periods.
 * IPv6 and IPAM pools; internet, NAT and transit gateways and routes other than a gateway
   endpoint's (moto's models); a VPC endpoint whose subnets or route tables change is replaced
   (AWS modifies it in place; only its id differs).

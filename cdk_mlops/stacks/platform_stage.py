@@ -58,7 +58,7 @@ class MlopsPlatformStage(cdk.Stage):
         if config.network.private:
             self.network = NetworkStack(self, "Network", config=config)
         network = self.network.network if self.network else None
-        self.data = DataStack(self, "Data", config=config)
+        self.data = DataStack(self, "Data", config=config, network=network)
         self.training = TrainingStack(self, "Training", config=config, data_store=self.data.store, network=network)
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:

@@ -381,6 +381,7 @@ _REF_FORMAT: Final = {
     "AWS::IAM::ManagedPolicy": "arn:aws:iam::{account}:policy/{name}",
     "AWS::SageMaker::ModelPackageGroup": "arn:aws:sagemaker:{region}:{account}:model-package-group/{name}",
     "AWS::SageMaker::MonitoringSchedule": "arn:aws:sagemaker:{region}:{account}:monitoring-schedule/{name}",
+    "AWS::StepFunctions::StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
 }
 
 
@@ -1455,6 +1456,76 @@ def _first_dataset(c: Context) -> str:
     return str(names[0])
 
 
+def _snapshot_contexts(platform: Platform) -> Iterator[Context]:
+    """Every environment's inventory snapshot functions (one role for the three)."""
+    for stage, deployment in platform.environments:
+        snapshots = stage.data.snapshots
+        for function in (snapshots.plan_function, snapshots.shard_function, snapshots.finalize_function):
+            props = deployment.properties(function)
+            st, _ = deployment.logical(function)
+            yield Context(
+                f"{stage.node.path} {function.node.id}",
+                deployment,
+                {"function": deployment.role_by_arn(props["Role"])},
+                st.region,
+                st.account,
+                {"env": props.get("Environment", {}).get("Variables", {}), "datasets": snapshots.datasets},
+            )
+
+
+def _snapshot_uses() -> tuple[Use, ...]:
+    def env(c: Context, name: str) -> str:
+        return str(c.values["env"][name])
+
+    def report(c: Context, name: str) -> str:
+        """A file of a report S3 delivered under the inventory's prefix."""
+        return f"{env(c, 'INVENTORY_PREFIX')}2026-12-04T00-00Z/{name}"
+
+    def version(c: Context, name: str) -> str:
+        """A file of a version being written: under manifests/<dataset>/ of a snapshotted dataset."""
+        return f"{datasets.manifest_prefix(c.values['datasets'][0])}20261204T000000Z-0123456789abcdef{name}"
+
+    return (
+        Use(
+            "s3.list_objects_v2",
+            "function",
+            lambda c: c.s3_list(env(c, "REPORT_BUCKET"), env(c, "INVENTORY_PREFIX")),
+            "find the newest report (plan, when the input names none)",
+        ),
+        Use(
+            "s3.head_object",
+            "function",
+            lambda c: [
+                Need("s3:GetObject", f"arn:aws:s3:::{env(c, 'REPORT_BUCKET')}/{report(c, 'manifest.checksum')}")
+            ],
+            "a report is complete once its manifest.checksum exists",
+        ),
+        Use(
+            "s3.get_object",
+            "function",
+            lambda c: [
+                *c.s3_get(env(c, "REPORT_BUCKET"), report(c, "manifest.json")),
+                *c.s3_get(
+                    env(c, "REPORT_BUCKET"),
+                    f"{env(c, 'INVENTORY_PREFIX')}data/0b2c4a1e-3f5d-4c6b-9e8a-7d1f2a3b4c5d.csv.gz",
+                ),
+                *c.s3_get(env(c, "DATA_BUCKET"), version(c, "/_parts/part-00000.json")),
+            ],
+            "the report's manifest and a data file (plan, shard), the part summaries (finalize)",
+        ),
+        Use(
+            "s3.put_object",
+            "function",
+            lambda c: [
+                *c.s3_put(env(c, "REPORT_BUCKET"), f"{env(c, 'WORK_PREFIX')}churn/20261204T000000Z/files.json"),
+                *c.s3_put(env(c, "DATA_BUCKET"), version(c, "/part-00000-00000.jsonl.gz")),
+                *c.s3_put(env(c, "DATA_BUCKET"), version(c, ".json")),
+            ],
+            "the work list (plan), the shards and part summaries (shard), the index (finalize)",
+        ),
+    )
+
+
 def _preprocess_uses() -> tuple[Use, ...]:
     return (
         Use(
@@ -1705,6 +1776,14 @@ UNITS: Final[tuple[Unit, ...]] = (
         (("cdk_mlops/lambdas/analysis_config/handler.py", "handler"),),
         _analysis_config_uses(),
         _analysis_config_contexts,
+    ),
+    Unit(
+        "inventory snapshot functions",
+        "the role the snapshot state machine's functions name (<Env>/Data); inventory.py, datasets.py and "
+        "manifest_shards.py run in it too",
+        (("cdk_mlops/lambdas/dataset_snapshot/handler.py", "*"),),
+        _snapshot_uses(),
+        _snapshot_contexts,
     ),
     Unit(
         "preprocess script",

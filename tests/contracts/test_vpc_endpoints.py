@@ -30,6 +30,7 @@ IN_THE_VPC: frozenset[str] = frozenset(
     {
         "retrain trigger",
         "explainability configuration writer",
+        "inventory snapshot functions",
         "preprocess script",
         "prepare batch script",
         "evaluate script",

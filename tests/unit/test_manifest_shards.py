@@ -370,14 +370,14 @@ def test_an_edited_index_is_refused(s3: Any, small_shards: int, change: Any, mes
 def test_an_index_of_an_unknown_schema_says_to_upgrade(s3: Any, small_shards: int) -> None:
     seed(s3)
     manifest = datasets.snapshot(BUCKET, "churn", s3=s3, now=T0, format="sharded")
-    edit_index(s3, manifest, lambda d: d.update(schema="cdk-mlops.dataset-manifest-index.v2"))
+    edit_index(s3, manifest, lambda d: d.update(schema="cdk-mlops.dataset-manifest-index.v3"))
     with pytest.raises(DatasetVersionError) as caught:
         datasets.load_manifest(manifest.uri or "", s3=s3)
     assert str(caught.value) == (
-        f"{manifest.uri} has schema 'cdk-mlops.dataset-manifest-index.v2', which this version of cdk-mlops cannot "
+        f"{manifest.uri} has schema 'cdk-mlops.dataset-manifest-index.v3', which this version of cdk-mlops cannot "
         "read (it reads 'cdk-mlops.dataset-manifest.v1' manifests and 'cdk-mlops.dataset-manifest-index.v1' "
-        "indexes); if a newer cdk-mlops wrote it, upgrade cdk-mlops, else pass the URI printed by "
-        "'cdk-mlops dataset snapshot'"
+        "and 'cdk-mlops.dataset-manifest-index.v2' indexes); if a newer cdk-mlops wrote it, upgrade cdk-mlops, "
+        "else pass the URI printed by 'cdk-mlops dataset snapshot'"
     )
     # a document of some other schema keeps the single format's message
     s3.put_object(Bucket=BUCKET, Key="manifests/churn/other.json", Body=b'{"schema": "other"}')

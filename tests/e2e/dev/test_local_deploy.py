@@ -74,7 +74,7 @@ def _statements(s3: Any, bucket: str) -> list[dict[str, Any]]:
 def test_every_bucket_is_versioned_and_refuses_plain_http_and_old_tls(deployed):
     s3 = deployed.aws.client("s3")
     buckets = [deployed.physical_id(stack, logical_id) for stack, logical_id, _ in deployed.resources(BUCKET)]
-    assert len(buckets) == 2, "Dev has the data store's bucket and its access-log bucket"
+    assert len(buckets) == 3, "Dev has the data store's bucket, its access-log bucket and the inventory reports' bucket"
     for name in buckets:
         assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled", name
         denies = [(st["Action"], st["Condition"]) for st in _statements(s3, name) if st["Effect"] == "Deny"]
