@@ -37,6 +37,8 @@ from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_WORKER_TIMEOUT",
     "INVENTORY_ID",
     "REPORTS_PREFIX",
+    "REPORT_COMPLETE",
     "WORK_PREFIX",
     "InventorySnapshot",
 ]
@@ -79,6 +82,8 @@ __all__ = [
 REPORTS_PREFIX = "reports/"
 #: Where Plan writes the work lists in the report bucket.
 WORK_PREFIX = "work/"
+#: The last file S3 writes of a report; once it exists, the report is complete.
+REPORT_COMPLETE = "manifest.checksum"
 #: The inventory configuration's id; reports land under ``reports/<data bucket>/<this>/``.
 INVENTORY_ID = "cdk-mlops-datasets"
 #: Workers running at once. Distributed Map allows up to 10,000; 100 keeps within Lambda's default
@@ -129,7 +134,10 @@ class InventorySnapshot(Construct):
         role: The three functions' role.
         report_bucket: Holds the inventory reports, the work lists and the map runs' records.
         report_prefix: Where this store's reports land (``reports/<data bucket>/<id>/``).
-        failed_alarm: In ALARM when an execution fails, times out or is aborted.
+        report_rules: By dataset, the rule that starts a snapshot when a report is delivered
+            (empty with ``snapshot_each_report=False``).
+        failed_alarm: In ALARM when an execution fails, times out or is aborted, or a delivered
+            report could not start one.
     """
 
     @checked_props
@@ -144,6 +152,7 @@ class InventorySnapshot(Construct):
         worker_memory_size: int = DEFAULT_WORKER_MEMORY_SIZE,
         worker_timeout: Duration = DEFAULT_WORKER_TIMEOUT,
         report_retention: Duration = DEFAULT_REPORT_RETENTION,
+        snapshot_each_report: bool = True,
         alarm_topic: sns.ITopic | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
@@ -168,6 +177,10 @@ class InventorySnapshot(Construct):
             report_retention: Days inventory reports (and the map runs' records) are kept;
                 whole days, at least 2 (a snapshot reads the newest report, delivered daily).
                 Default: - 14 days.
+            snapshot_each_report: Take a version of every dataset of ``datasets`` as soon as S3
+                delivers a report (when its ``manifest.checksum`` is written), so each dataset has a
+                version a day without anyone starting one. False leaves the starts to you
+                (:meth:`grant_start`). Default: - True.
             alarm_topic: Where the failed-execution alarm notifies. Default: - no action.
             log_retention: How long the functions' and the state machine's logs are kept.
                 Default: - 3 months.
@@ -256,21 +269,31 @@ class InventorySnapshot(Construct):
             comment="Takes one dataset version from the newest (or a given) S3 Inventory report",
         )
         self._grant_state_machine(data_store)
+        self.report_rules: dict[str, events.Rule] = {}
+        if snapshot_each_report:
+            self._snapshot_each_report()
 
+        period = Duration.minutes(5)
+        counted = {
+            "failed": self.state_machine.metric_failed(period=period),
+            "timedout": self.state_machine.metric_timed_out(period=period),
+            "aborted": self.state_machine.metric_aborted(period=period),
+        }
+        # A report whose snapshot EventBridge could not start (after its retries) counts too.
+        for index, rule in enumerate(self.report_rules.values()):
+            counted[f"unstarted{index}"] = cw.Metric(
+                namespace="AWS/Events",
+                metric_name="FailedInvocations",
+                dimensions_map={"RuleName": rule.rule_name},
+                statistic="Sum",
+                period=period,
+            )
         self.failed_alarm = cw.Alarm(
             self,
             "FailedAlarm",
-            alarm_description=f"{self.node.path}: a dataset snapshot failed; its execution history names the "
-            "state and the error",
-            metric=cw.MathExpression(
-                expression="failed + timedout + aborted",
-                using_metrics={
-                    "failed": self.state_machine.metric_failed(period=Duration.minutes(5)),
-                    "timedout": self.state_machine.metric_timed_out(period=Duration.minutes(5)),
-                    "aborted": self.state_machine.metric_aborted(period=Duration.minutes(5)),
-                },
-                period=Duration.minutes(5),
-            ),
+            alarm_description=f"{self.node.path}: a dataset snapshot failed (its execution history names the "
+            "state and the error) or a delivered report could not start one (start it by hand)",
+            metric=cw.MathExpression(expression=" + ".join(counted), using_metrics=counted, period=period),
             threshold=0,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
@@ -278,6 +301,42 @@ class InventorySnapshot(Construct):
         )
         if alarm_topic is not None:
             self.failed_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+
+    def _snapshot_each_report(self) -> None:
+        """One rule per dataset: a delivered report starts a snapshot of the dataset from it."""
+        cfn_bucket = self.report_bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        # S3 -> EventBridge as the bucket's own property: aws-cdk-lib's event_bridge_enabled would add a
+        # custom resource whose function runs outside any VPC to set it.
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
+        # S3 writes manifest.checksum last: the report is complete when it exists.
+        pattern = events.EventPattern(
+            source=["aws.s3"],
+            detail_type=["Object Created"],
+            detail={
+                "bucket": {"name": [self.report_bucket.bucket_name]},
+                "object": {"key": [{"suffix": REPORT_COMPLETE}]},
+            },
+        )
+        bucket, key = self.report_bucket.bucket_name, events.EventField.from_path("$.detail.object.key")
+        for index, dataset in enumerate(self.datasets):
+            rule = events.Rule(
+                self,
+                f"Report{index}",
+                description=f"A delivered inventory report starts a snapshot of dataset {dataset}",
+                event_pattern=pattern,
+            )
+            rule.add_target(
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    input=events.RuleTargetInput.from_object({"dataset": dataset, "report": f"s3://{bucket}/{key}"}),
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            )
+            self.report_rules[dataset] = rule
 
     def grant_start(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` start snapshots (``states:StartExecution`` on this state machine only)."""

@@ -57,7 +57,8 @@ def local_aws(*, port: int = 0, region: str = DEFAULT_REGION, install_shim: bool
         port: TCP port to bind. Default: - a free port chosen by the OS.
         region: Region of the clients and child environment. Default: - ``us-east-1``.
         install_shim: Register the CloudFormation types moto lacks before the server
-            starts (:func:`cdk_mlops.local.cfn_shim.install`). Default: - True.
+            starts (:func:`cdk_mlops.local.cfn_shim.install`), and EventBridge's delivery to
+            state machines (:func:`cdk_mlops.local.event_targets.install`). Default: - True.
 
     Yields:
         A :class:`LocalAws`. On exit the server is shut down, its thread joined and moto's
@@ -66,9 +67,10 @@ def local_aws(*, port: int = 0, region: str = DEFAULT_REGION, install_shim: bool
     from moto.server import ThreadedMotoServer
 
     if install_shim:
-        from cdk_mlops.local import cfn_shim
+        from cdk_mlops.local import cfn_shim, event_targets
 
         cfn_shim.install()
+        event_targets.install()
     _quiet_server_logs()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -8,7 +8,10 @@ processing container, which provides Python, numpy and boto3) and locally::
 
 Input
     A dataset manifest, as ``cdk_mlops.datasets`` writes it: JSON with ``bucket``, ``dataset``,
-    ``created_at``, ``sha256`` and ``entries`` (``key``, ``version_id``, ``etag``, ``size``). In
+    ``created_at``, ``sha256`` and ``entries`` (``key``, ``version_id``, ``etag``, ``size``), or
+    the index of a sharded manifest (``cdk-mlops.dataset-manifest-index.v1``, or ``.v2`` as
+    ``InventorySnapshot`` writes it), whose shards (gzipped JSON Lines of the same entries) are
+    read from next to the index and each checked against the index. In
     the pipeline it arrives as a ProcessingInput in ``--manifest-dir`` and the objects it lists
     are fetched from S3 *by version id*, so the run reads exactly the snapshot even if the
     objects were overwritten since. With ``--data-dir`` each entry is read from
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -71,6 +75,13 @@ TEST_FILE = "test.csv"
 BASELINE_FILE = "train_with_header.csv"
 REPORT_FILE = "preprocess_report.json"
 UNVERIFIED_SHA256 = "unverified"
+# Keep in step with cdk_mlops.manifest_shards (a test compares them): the sharded manifests'
+# index schemas, and the v2 index's set digest (AdHash over Z/2^4096 of SHAKE-256 elements).
+INDEX_SCHEMA_V1 = "cdk-mlops.dataset-manifest-index.v1"
+INDEX_SCHEMA_V2 = "cdk-mlops.dataset-manifest-index.v2"
+SET_ELEMENT_TAG = b"cdk-mlops.set-digest.element.v1\n"
+SET_ID_TAG = b"cdk-mlops.set-digest.id.v1\n"
+SET_BYTES = 512
 PROBLEM_TYPES = ("binary_classification", "regression")
 MIN_ROWS = 10
 
@@ -157,11 +168,18 @@ def find_manifest(manifest_dir: Path, manifest_uri: str) -> Path:
     return candidates[0]
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+def load_manifest(path: Path, manifest_uri: str = "") -> dict[str, Any]:
+    """The manifest at ``path``; for a sharded manifest's index, with its shards' entries read in.
+
+    A sharded manifest's shards are next to its index: under ``<manifest_uri without .json>/``
+    in S3 when ``manifest_uri`` is an ``s3://`` URI, else under ``<path without .json>/``.
+    """
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DataError(f"{path} is not a readable JSON manifest: {error}") from None
+    if isinstance(manifest, dict) and manifest.get("schema") in (INDEX_SCHEMA_V1, INDEX_SCHEMA_V2):
+        manifest = {**manifest, "entries": _shard_entries(manifest, path, manifest_uri)}
     if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
         raise DataError(f"{path} is not a dataset manifest: it needs an 'entries' list")
     for index, entry in enumerate(manifest["entries"]):
@@ -183,13 +201,29 @@ def manifest_digest(dataset: str, entries: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+def set_digest(dataset: str, entries: Sequence[dict[str, Any]]) -> str:
+    """The v2 index's digest as ``cdk_mlops.manifest_shards.SetDigest`` computes it (a test compares them).
+
+    Each entry's ``[key, etag, size]`` (the row the content digest hashes) is hashed with
+    SHAKE-256 to 512 bytes; the digest is SHA-256 of a tag, the dataset name and the sum of those
+    numbers modulo 2^4096, so it does not depend on the entries' order.
+    """
+    total = 0
+    for e in entries:
+        row = json.dumps([e["key"], e["etag"], e["size"]], separators=(",", ":"))
+        total += int.from_bytes(hashlib.shake_256(SET_ELEMENT_TAG + row.encode("ascii")).digest(SET_BYTES), "big")
+    total &= (1 << (8 * SET_BYTES)) - 1
+    return hashlib.sha256(SET_ID_TAG + dataset.encode("utf-8") + b"\n" + total.to_bytes(SET_BYTES, "big")).hexdigest()
+
+
 def verify_sha256(manifest: dict[str, Any], expected: str) -> None:
     """The manifest is intact, and it is the one the execution was started for."""
     actual = manifest.get("sha256")
     entries = manifest["entries"]
+    digest = set_digest if manifest.get("schema") == INDEX_SCHEMA_V2 else manifest_digest
     if isinstance(manifest.get("dataset"), str) and all("etag" in e and "size" in e for e in entries):
         try:
-            computed = manifest_digest(manifest["dataset"], entries)
+            computed = digest(manifest["dataset"], entries)
         except (TypeError, UnicodeEncodeError):
             computed = None
         if actual is not None and computed != actual:
@@ -204,6 +238,49 @@ def verify_sha256(manifest: dict[str, Any], expected: str) -> None:
             f"manifest sha256 is {actual!r} but the execution was started for {expected!r}; "
             "the manifest was replaced after the trigger read it, start a new execution"
         )
+
+
+def _shard_entries(index: dict[str, Any], path: Path, manifest_uri: str) -> list[Any]:
+    """Every entry of a sharded manifest's shards, in key order, each shard checked against the index."""
+    shards = index.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise DataError(f"{path}: the manifest index lists no shards")
+    entries: list[Any] = []
+    for shard in shards:
+        name = shard.get("name") if isinstance(shard, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"part-[0-9-]+\.jsonl\.gz", name):
+            raise DataError(f"{path}: a shard is named {name!r}, not part-*.jsonl.gz; take a new snapshot")
+        try:
+            text = gzip.decompress(_shard_bytes(path, manifest_uri, name))
+        except (OSError, EOFError) as error:
+            raise DataError(f"shard {name} of {manifest_uri or path} is not gzip: {error}") from None
+        lines = text.splitlines()
+        if hashlib.sha256(text).hexdigest() != shard.get("sha256") or len(lines) != shard.get("object_count"):
+            raise DataError(
+                f"shard {name} of {manifest_uri or path} does not match its index (sha256 or count); "
+                "manifests must not be edited, take a new snapshot"
+            )
+        try:
+            entries += [json.loads(line) for line in lines]
+        except ValueError as error:
+            raise DataError(f"shard {name} of {manifest_uri or path} holds a line that is not JSON: {error}") from None
+    # v2 shards are each sorted, in any order between them: key order makes the run deterministic.
+    return sorted(entries, key=lambda e: str(e.get("key")) if isinstance(e, dict) else "")
+
+
+def _shard_bytes(path: Path, manifest_uri: str, name: str) -> bytes:
+    if manifest_uri.startswith("s3://"):
+        import boto3  # in the processing container; not needed locally
+
+        bucket, _, key = manifest_uri.removeprefix("s3://").partition("/")
+        shard_key = f"{key.removesuffix('.json')}/{name}"
+        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=shard_key)["Body"].read()
+        return body
+    local = path.with_suffix("") / name
+    try:
+        return local.read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read shard {local}: {error}; keep the shards next to the index") from None
 
 
 def _is_data_file(key: str) -> bool:
@@ -451,7 +528,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         source = {"input_dir": str(args.input_dir), "files": [name for name, _ in objects]}
     else:
         manifest_path = args.manifest or find_manifest(args.manifest_dir, args.manifest_uri)
-        manifest = load_manifest(manifest_path)
+        manifest = load_manifest(manifest_path, args.manifest_uri)
         verify_sha256(manifest, args.manifest_sha256)
         objects = fetch_manifest_objects(manifest, args.data_dir)
         source = {

@@ -7,9 +7,11 @@ https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-opera
 * A pattern object matches an event object field by field; a pattern array matches a leaf value.
 * A leaf that is an array in the event matches when any of its elements matches.
 * Exact values are compared by JSON type and value, case-sensitively; numbers numerically.
-* ``prefix`` matches strings; ``anything-but`` (a value, a list, or ``{"prefix": ...}``) matches a
-  field that exists with another value; ``exists`` tests whether a leaf field is present;
-  ``numeric`` compares numbers with ``<``, ``<=``, ``=``, ``>=``, ``>``.
+* ``prefix`` and ``suffix`` match strings that start or end with the value, case-sensitively
+  (their ``equals-ignore-case`` forms are not implemented); ``anything-but`` (a value, a list,
+  or ``{"prefix": ...}``) matches a field that exists with another value; ``exists`` tests
+  whether a leaf field is present; ``numeric`` compares numbers with ``<``, ``<=``, ``=``,
+  ``>=``, ``>``.
 
 Any other operator raises :class:`PatternError` naming it: add it here with AWS's documented
 meaning before a rule uses it.
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 #: The operators :func:`matches` implements.
-OPERATORS: Final = ("prefix", "anything-but", "exists", "numeric")
+OPERATORS: Final = ("prefix", "suffix", "anything-but", "exists", "numeric")
 
 _COMPARISONS: Final[Mapping[str, Callable[[float, float], bool]]] = {
     "<": operator.lt,
@@ -89,10 +91,11 @@ def _one(matcher: Any, present: bool, values: Sequence[Any]) -> bool:
         return present is bool(argument)
     if not present:
         return False
-    if name == "prefix":
+    if name in ("prefix", "suffix"):
         if not isinstance(argument, str):
-            raise PatternError(f"prefix takes a string, got {argument!r}")
-        return any(isinstance(v, str) and v.startswith(argument) for v in values)
+            raise PatternError(f"{name} {argument!r} is not implemented; only its string form is")
+        test = str.startswith if name == "prefix" else str.endswith
+        return any(isinstance(v, str) and test(v, argument) for v in values)
     if name == "anything-but":
         return any(not _excluded(argument, v) for v in values)
     return any(_numeric(argument, v) for v in values)

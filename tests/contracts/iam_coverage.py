@@ -1534,10 +1534,15 @@ def _preprocess_uses() -> tuple[Use, ...]:
             lambda c: [
                 *c.s3_get(c.values["bucket"], _dataset_object(c), version=True),
                 *c.s3_get(c.values["bucket"], _dataset_object(c)),
+                *c.s3_get(
+                    c.values["bucket"],
+                    f"{datasets.manifest_prefix(c.values['dataset'])}20261204T000000Z-0123456789abcdef/"
+                    "part-00000-00000.jsonl.gz",
+                ),
                 *c.s3_get(*registered_uri(c, "DriftCheckBaselines", "ModelDataQuality", "Constraints")),
             ],
-            "the manifest's object versions (a version id, or none for an unversioned object) and the "
-            "champion's baseline constraints (BaselineConstraintsUri)",
+            "the manifest's object versions (a version id, or none for an unversioned object), a sharded "
+            "manifest's shards next to its index, and the champion's baseline constraints (BaselineConstraintsUri)",
         ),
     )
 

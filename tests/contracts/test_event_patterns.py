@@ -25,6 +25,7 @@ from botocore.model import StringShape
 from moto.events.models import EventPattern
 
 from cdk_mlops import datasets, delivery_steps
+from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor import ModelMonitor, MonitoringType
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
 from cdk_mlops.lambdas.retrain_trigger import events as trigger_events
@@ -136,6 +137,8 @@ def _object_event(rule: Rule, bucket: str, key: str, name: str = "s3_object_crea
 
 
 def object_created(rule: Rule) -> Case:
+    if any(isinstance(s, InventorySnapshot) for s in rule.construct.node.scopes):
+        return report_delivered(rule)
     stage = _environment(rule)
     bucket = str(rule.deployment.value(stage.data.store, stage.data.store.bucket.bucket_name))
     case = Case()
@@ -151,6 +154,26 @@ def object_created(rule: Rule) -> Case:
             ("another source", {**_object_event(rule, bucket, key), "source": "cdk-mlops.retrain"}),
         ]
     return case
+
+
+def report_delivered(rule: Rule) -> Case:
+    """The inventory's rule: the last file of a delivered report, and nothing else S3 writes there."""
+    snapshots = _owner(rule, InventorySnapshot)
+    bucket = str(rule.deployment.value(snapshots, snapshots.report_bucket.bucket_name))
+    folder = f"{rule.deployment.value(snapshots, snapshots.report_prefix)}2026-12-04T00-00Z/"
+    return Case(
+        every=[("a report's manifest.checksum", _object_event(rule, bucket, f"{folder}manifest.checksum"))],
+        never=[
+            ("the report's manifest.json, written before it", _object_event(rule, bucket, f"{folder}manifest.json")),
+            ("a data file", _object_event(rule, bucket, f"{folder.rsplit('/', 2)[0]}/data/0b2c.csv.gz")),
+            ("a work list", _object_event(rule, bucket, "work/churn/20261204T000000Z-0123/files.json")),
+            ("another bucket", _object_event(rule, f"{bucket}-other", f"{folder}manifest.checksum")),
+            (
+                "Object Deleted",
+                _object_event(rule, bucket, f"{folder}manifest.checksum", "s3_object_deleted.json"),
+            ),
+        ],
+    )
 
 
 def _pipeline_event(rule: Rule, pipeline_arn: str, status: str) -> dict[str, Any]:
@@ -539,6 +562,10 @@ def test_schedule_inputs_use_only_documented_context_attributes_and_are_events_t
         ({"detail": {"v": [{"numeric": [">", 0, "<=", 5]}]}}, {"detail": {"v": 6}}, False),
         ({"detail": {"v": [{"numeric": [">", 0]}]}}, {"detail": {"v": "7"}}, False),
         ({"detail": {"state": {"value": ["ALARM"]}}}, {"detail": {"state": "ALARM"}}, False),
+        ({"detail": {"k": [{"suffix": "manifest.checksum"}]}}, {"detail": {"k": "r/b/i/d/manifest.checksum"}}, True),
+        ({"detail": {"k": [{"suffix": "manifest.checksum"}]}}, {"detail": {"k": "r/b/i/d/manifest.json"}}, False),
+        ({"detail": {"k": [{"suffix": ".csv"}]}}, {"detail": {"k": "a.CSV"}}, False),
+        ({"detail": {"k": [{"suffix": ".csv"}]}}, {"detail": {}}, False),
     ],
 )
 def test_matcher_implements_eventbridge_semantics_and_agrees_with_moto(pattern, event, expected):
@@ -549,7 +576,7 @@ def test_matcher_implements_eventbridge_semantics_and_agrees_with_moto(pattern, 
 @pytest.mark.parametrize(
     "pattern",
     [
-        {"detail": {"k": [{"suffix": ".csv"}]}},
+        {"detail": {"k": [{"suffix": {"equals-ignore-case": ".CSV"}}]}},
         {"detail": {"k": [{"wildcard": "*.csv"}]}},
         {"detail": {"k": ["x", {"equals-ignore-case": "X"}]}},
         {"$or": [{"source": ["a"]}, {"source": ["b"]}]},

@@ -29,9 +29,10 @@ Events
 
     {"dataset": "churn", "report": "s3://<bucket>/<prefix>/<YYYY-MM-DDTHH-MMZ>/manifest.json", "allow_empty": false}
 
-``report`` is optional (default: the newest report under ``INVENTORY_PREFIX``), so is
-``allow_empty`` (default false: a version of 0 objects fails). It returns the plan (small; the
-file list is in the work list)::
+``report`` is optional (default: the newest report under ``INVENTORY_PREFIX``); a report's
+``manifest.checksum``, which the rule of a delivered report passes, stands for its
+``manifest.json``. ``allow_empty`` is optional too (default false: a version of 0 objects fails).
+It returns the plan (small; the file list is in the work list)::
 
     {"dataset": "churn", "bucket": "<DATA_BUCKET>", "index_key": "manifests/churn/<stamp>-<id>.json",
      "report": "s3://.../manifest.json", "schema": ["Bucket", "Key", ...], "as_of": "2025-01-31T00:00:00Z",
@@ -81,6 +82,10 @@ __all__ = ["InvalidEvent", "finalize", "plan", "shard"]
 # A logger of its own: Lambda's root handler prints it, and its level touches no other library's.
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
+
+
+# The file S3 writes last in a report's folder (manifest.json's MD5), which EventBridge rules wait for.
+_REPORT_COMPLETE = "manifest.checksum"
 
 
 class InvalidEvent(ValueError):
@@ -151,6 +156,9 @@ def plan(event: object, context: object) -> dict[str, Any]:
             parse_s3_uri(report)
         except ValueError as error:
             raise InvalidEvent(f"event field 'report': {error}") from None
+        # A delivered report's rule passes the last file S3 wrote, which says the report is complete.
+        if report.endswith(f"/{_REPORT_COMPLETE}"):
+            report = report.removesuffix(_REPORT_COMPLETE) + "manifest.json"
         # The functions may read this inventory's reports only.
         if not report.startswith(f"s3://{report_bucket}/{prefix}"):
             raise InvalidEvent(

@@ -678,9 +678,9 @@ class _Run:
             manifest_uri, created_at = claim.manifest_uri, claim.manifest_created_at or manifest.created_at
             champion = claim.champion or self._champion(dataset)
             if manifest_uri is None:
-                # One JSON document, whatever the size: the pipeline's Preprocess step reads that format
-                # (not yet a sharded index), and a dataset this function can list in its timeout
-                # (about half a million objects) makes a manifest of well under 100 MB.
+                # One JSON document, whatever the size: a dataset this function can list in its timeout
+                # (about half a million objects) makes a manifest of well under 100 MB. Larger datasets
+                # are versioned by InventorySnapshot, whose sharded versions Preprocess reads too.
                 manifest_uri = datasets.write_manifest(manifest, s3=_s3(), format="single").uri or ""
                 store.record_start_parameters(
                     key, token=token, manifest_uri=manifest_uri, created_at=created_at, champion=champion

@@ -1,9 +1,11 @@
 """End to end: a dataset version taken by the deployed snapshot state machine from an S3 Inventory report.
 
 On the shared Dev deployment (tests/e2e/dev/conftest.py). The local AWS plays S3's part (it
-delivers the report the deployed inventory configuration asks for, :mod:`cdk_mlops.local.s3_inventory`)
-and Step Functions' part (it runs the deployed definition, its functions in this process,
-:mod:`cdk_mlops.local.stepfunctions`); the functions' code computes the version. The version is
+delivers the report the deployed inventory configuration asks for, :mod:`cdk_mlops.local.s3_inventory`),
+EventBridge's (the deployed rule starts an execution with its target's input,
+:mod:`cdk_mlops.local.event_targets`) and Step Functions' (it runs the deployed definition, its
+functions in this process, :mod:`cdk_mlops.local.stepfunctions`); the functions' code computes
+the version. The version is
 then checked against the objects themselves and against the Lambda path's snapshot of the same data.
 """
 
@@ -21,6 +23,7 @@ import pytest
 from cdk_mlops import datasets
 from cdk_mlops.constructs.inventory_snapshot import INVENTORY_ID
 from cdk_mlops.local.cfn_s3 import inventory_configurations
+from cdk_mlops.local.event_targets import started_inputs
 from cdk_mlops.local.s3_inventory import publish_inventory_report
 from cdk_mlops.local.stepfunctions import ExecutionResult, run_state_machine
 from tests.e2e.conftest import Deployment
@@ -40,6 +43,7 @@ class Snapshot:
     data_bucket: str
     report_bucket: str
     report: str
+    started: dict[str, Any]
     execution: ExecutionResult
     expected: dict[str, bytes]
 
@@ -82,8 +86,10 @@ def snapshot(dev_stage: Deployment) -> Iterator[Snapshot]:
     configuration = inventory_configurations(account, dev_stage.aws.region, data_bucket)[INVENTORY_ID]
     # Several data files, as S3 writes for a large bucket: one worker each.
     report = publish_inventory_report(s3, source_bucket=data_bucket, configuration=configuration, rows_per_file=7)
-    execution = run_state_machine(dev_stage.aws, machine, {"dataset": DATASET}, name="churn-e2e")
-    yield Snapshot(dev_stage, data_bucket, report_bucket, report, execution, expected)
+    # S3 writes the report's manifest.checksum last; the deployed rule starts a snapshot with it.
+    (started,) = started_inputs(dev_stage.aws, machine)
+    execution = run_state_machine(dev_stage.aws, machine, started, name="churn-e2e")
+    yield Snapshot(dev_stage, data_bucket, report_bucket, report, started, execution, expected)
     # The versions this module wrote (objects and manifests) go, as if it had never run.
     written = [*_versions(s3, data_bucket, PREFIX), *_versions(s3, data_bucket, ESCAPING_KEY)]
     written += [v for v in _versions(s3, data_bucket, manifests) if v not in before]
@@ -96,6 +102,12 @@ def test_the_deployed_inventory_lists_every_version_of_the_datasets_as_csv(snaps
     assert manifest["fileFormat"] == "CSV"
     assert manifest["fileSchema"].split(", ")[:5] == ["Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker"]
     assert len(manifest["files"]) > 1
+
+
+def test_the_delivered_report_started_one_snapshot_of_the_dataset(snapshot):
+    # The deployed rule's input, from S3's Object Created event for the report's last file.
+    checksum = snapshot.report.replace("manifest.json", "manifest.checksum")
+    assert snapshot.started == {"dataset": DATASET, "report": checksum}
 
 
 def test_the_execution_plans_shards_each_report_file_and_finalizes(snapshot):

@@ -104,6 +104,16 @@ def test_plan_refuses_a_dataset_the_state_machine_does_not_snapshot(s3: Any, mon
         handler.plan({"dataset": DATASET}, None)
 
 
+def test_a_reports_checksum_stands_for_its_manifest(s3: Any) -> None:
+    # GIVEN the rule of a delivered report, which passes the last file S3 wrote
+    seed(s3)
+    report = write_report(s3, [listed_rows(s3)])
+    # WHEN the state machine starts with it
+    plan = handler.plan({"dataset": DATASET, "report": report.replace("manifest.json", "manifest.checksum")}, None)
+    # THEN it plans the report's manifest
+    assert plan["report"] == report
+
+
 def test_plan_refuses_a_report_of_another_inventory(s3: Any) -> None:
     report = write_report(s3, [listed_rows(s3)])
     elsewhere = report.replace(PREFIX, "other-inventory/")

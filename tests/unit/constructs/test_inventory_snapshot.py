@@ -178,11 +178,57 @@ def test_the_state_machine_logs_everything_and_traces(built):
     assert props["TracingConfiguration"] == {"Enabled": True}
 
 
-def test_a_failed_execution_alarms_into_the_topic(built):
+def test_a_failed_execution_or_an_unstarted_snapshot_alarms_into_the_topic(built):
     alarm = built.resource(built.snapshots.failed_alarm)["Properties"]
     assert alarm["AlarmActions"] == [{"Ref": logical_id(built.stack.node.find_child("Alarms"))}]
     names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
-    assert names == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    assert names == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "FailedInvocations"}
+    (rule,) = built.snapshots.report_rules.values()
+    (unstarted,) = [
+        m for m in alarm["Metrics"] if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/Events"
+    ]
+    assert unstarted["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": logical_id(rule)}}]
+
+
+# --- a snapshot per delivered report ------------------------------------------------------------
+
+
+def test_a_delivered_report_starts_a_snapshot_of_each_dataset(built):
+    (rule,) = built.snapshots.report_rules.values()
+    props = built.resource(rule)["Properties"]
+    assert props["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [{"Ref": logical_id(built.snapshots.report_bucket)}]},
+            "object": {"key": [{"suffix": "manifest.checksum"}]},
+        },
+    }
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Ref": logical_id(built.snapshots.state_machine)}
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {"detail-object-key": "$.detail.object.key"}
+    assert transformer["InputTemplate"] == {
+        "Fn::Join": [
+            "",
+            [
+                '{"dataset":"events","report":"s3://',
+                {"Ref": logical_id(built.snapshots.report_bucket)},
+                '/<detail-object-key>"}',
+            ],
+        ]
+    }
+    # EventBridge retries a start for a day before it gives up (and the alarm says so).
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    bucket = built.resource(built.snapshots.report_bucket)["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+def test_without_a_snapshot_per_report_there_is_no_rule_and_no_event_from_the_bucket():
+    quiet = build(snapshot_each_report=False)
+    assert quiet.snapshots.report_rules == {}
+    assert quiet.template.find_resources("AWS::Events::Rule") == {}
+    assert "NotificationConfiguration" not in quiet.resource(quiet.snapshots.report_bucket)["Properties"]
 
 
 # --- the functions ----------------------------------------------------------------------------
