@@ -109,7 +109,7 @@ def test_the_scripts_copy_of_the_set_digest_is_the_librarys() -> None:
     # The script ships without the package: its constants and digest must equal the library's.
     assert preprocess.INDEX_SCHEMA_V1 == manifest_shards.MANIFEST_INDEX_SCHEMA
     assert preprocess.INDEX_SCHEMA_V2 == manifest_shards.MANIFEST_INDEX_SCHEMA_V2
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"key": "datasets/d/b.csv", "etag": "bb", "size": 2},
         {"key": 'datasets/d/données "é".csv', "etag": "aa", "size": 10**12},
     ]

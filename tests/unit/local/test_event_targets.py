@@ -27,7 +27,8 @@ def aws(aws_env: None) -> Iterator[dict[str, Any]]:
     """moto with a bucket that sends its events to EventBridge, a state machine and a queue."""
     event_targets.install()
     with mock_aws():
-        s3, events, sfn, sqs = (boto3.client(s, region_name=REGION) for s in ("s3", "events", "stepfunctions", "sqs"))
+        clients: list[Any] = [boto3.client(s, region_name=REGION) for s in ("s3", "events", "stepfunctions", "sqs")]
+        s3, events, sfn, sqs = clients
         s3.create_bucket(Bucket="reports")
         s3.put_bucket_notification_configuration(
             Bucket="reports", NotificationConfiguration={"EventBridgeConfiguration": {}}
