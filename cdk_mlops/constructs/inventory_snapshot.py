@@ -136,8 +136,8 @@ class InventorySnapshot(Construct):
         report_prefix: Where this store's reports land (``reports/<data bucket>/<id>/``).
         report_rules: By dataset, the rule that starts a snapshot when a report is delivered
             (empty with ``snapshot_each_report=False``).
-        failed_alarm: In ALARM when an execution fails, times out or is aborted, or a delivered
-            report could not start one.
+        failed_alarm: In ALARM when an execution fails, times out or is aborted.
+        unstarted_alarms: By dataset, in ALARM when a delivered report could not start a snapshot.
     """
 
     @checked_props
@@ -279,28 +279,42 @@ class InventorySnapshot(Construct):
             "timedout": self.state_machine.metric_timed_out(period=period),
             "aborted": self.state_machine.metric_aborted(period=period),
         }
-        # A report whose snapshot EventBridge could not start (after its retries) counts too.
-        for index, rule in enumerate(self.report_rules.values()):
-            counted[f"unstarted{index}"] = cw.Metric(
-                namespace="AWS/Events",
-                metric_name="FailedInvocations",
-                dimensions_map={"RuleName": rule.rule_name},
-                statistic="Sum",
-                period=period,
-            )
         self.failed_alarm = cw.Alarm(
             self,
             "FailedAlarm",
-            alarm_description=f"{self.node.path}: a dataset snapshot failed (its execution history names the "
-            "state and the error) or a delivered report could not start one (start it by hand)",
+            alarm_description=f"{self.node.path}: a dataset snapshot failed; its execution history names the "
+            "state and the error",
             metric=cw.MathExpression(expression=" + ".join(counted), using_metrics=counted, period=period),
             threshold=0,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
+        # One alarm per rule (an alarm's metric math takes 10 metrics at most): a report whose snapshot
+        # EventBridge could not start, after a day of retries.
+        self.unstarted_alarms: dict[str, cw.Alarm] = {
+            dataset: cw.Alarm(
+                self,
+                f"Unstarted{index}",
+                alarm_description=f"{self.node.path}: a delivered report could not start a snapshot of dataset "
+                f"{dataset}; start it by hand with the report",
+                metric=cw.Metric(
+                    namespace="AWS/Events",
+                    metric_name="FailedInvocations",
+                    dimensions_map={"RuleName": rule.rule_name},
+                    statistic="Sum",
+                    period=period,
+                ),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            for index, (dataset, rule) in enumerate(self.report_rules.items())
+        }
         if alarm_topic is not None:
-            self.failed_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+            for alarm in (self.failed_alarm, *self.unstarted_alarms.values()):
+                alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
 
     def _snapshot_each_report(self) -> None:
         """One rule per dataset: a delivered report starts a snapshot of the dataset from it."""

@@ -179,15 +179,16 @@ def test_the_state_machine_logs_everything_and_traces(built):
 
 
 def test_a_failed_execution_or_an_unstarted_snapshot_alarms_into_the_topic(built):
+    topic = [{"Ref": logical_id(built.stack.node.find_child("Alarms"))}]
     alarm = built.resource(built.snapshots.failed_alarm)["Properties"]
-    assert alarm["AlarmActions"] == [{"Ref": logical_id(built.stack.node.find_child("Alarms"))}]
+    assert alarm["AlarmActions"] == topic
     names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
-    assert names == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "FailedInvocations"}
-    (rule,) = built.snapshots.report_rules.values()
-    (unstarted,) = [
-        m for m in alarm["Metrics"] if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/Events"
-    ]
-    assert unstarted["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": logical_id(rule)}}]
+    assert names == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    ((dataset, rule),) = built.snapshots.report_rules.items()
+    unstarted = built.resource(built.snapshots.unstarted_alarms[dataset])["Properties"]
+    assert (unstarted["Namespace"], unstarted["MetricName"]) == ("AWS/Events", "FailedInvocations")
+    assert unstarted["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": logical_id(rule)}}]
+    assert unstarted["AlarmActions"] == topic
 
 
 # --- a snapshot per delivered report ------------------------------------------------------------
@@ -227,6 +228,7 @@ def test_a_delivered_report_starts_a_snapshot_of_each_dataset(built):
 def test_without_a_snapshot_per_report_there_is_no_rule_and_no_event_from_the_bucket():
     quiet = build(snapshot_each_report=False)
     assert quiet.snapshots.report_rules == {}
+    assert quiet.snapshots.unstarted_alarms == {}
     assert quiet.template.find_resources("AWS::Events::Rule") == {}
     assert "NotificationConfiguration" not in quiet.resource(quiet.snapshots.report_bucket)["Properties"]
 
