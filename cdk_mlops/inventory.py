@@ -63,6 +63,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from string import hexdigits
@@ -131,6 +132,8 @@ _CLOCK_SKEW = timedelta(minutes=15)
 _MAX_SEGMENT = MAX_KEY_SEGMENT_BYTES
 _CONFLICT = "other objects of the dataset need its key as a directory; rename it (or them)"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Part summaries read at once by finalize (boto3 clients may be shared between threads).
+_PART_READERS = 16
 # Rows a worker passes over, counted in its part summary by why.
 _SKIPPED = ("outside", "not_latest", "delete_marker", "folder")
 
@@ -814,7 +817,8 @@ def finalize(s3: S3Client, plan: Mapping[str, Any] | SnapshotPlan) -> dict[str, 
     digest = SetDigest(checked.dataset)
     shards: list[ShardInfo] = []
     excluded: list[tuple[str, str, str]] = []
-    for file_index in range(checked.file_count):
+
+    def read(file_index: int) -> tuple[int, str, bytes]:
         summary_key = part_key(checked.index_key, file_index)
         where = f"s3://{checked.bucket}/{summary_key}"
         body = _get(
@@ -824,6 +828,12 @@ def finalize(s3: S3Client, plan: Mapping[str, Any] | SnapshotPlan) -> dict[str, 
             f"the part summary {where} of inventory file {file_index} is missing: its shard worker has not "
             f"finished (or failed); run the snapshot of {checked.report} again",
         )
+        return file_index, where, body
+
+    # One small GET per inventory file: concurrent, so a report of thousands of files takes seconds.
+    with ThreadPoolExecutor(max_workers=_PART_READERS) as pool:
+        parts = list(pool.map(read, range(checked.file_count)))
+    for file_index, where, body in parts:
         try:
             part = json.loads(body)
             if part.get("schema") != PART_SCHEMA or part.get("report") != checked.report:
