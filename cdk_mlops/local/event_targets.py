@@ -13,6 +13,7 @@ it must run in the process that serves the requests.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -27,21 +28,18 @@ from cdk_mlops.local.endpoint import LocalAws
 
 __all__ = ["apply_input_transformer", "install", "is_installed", "started_inputs"]
 
-_lock = threading.RLock()
+_lock = threading.Lock()
 # moto's own delivery, which the installed one calls first.
 _moto_send_to_targets = Rule.send_to_targets
 
 
 def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
     machines = [t for t in self.targets if parse_arn(t["Arn"]).service == "states"]
-    # moto raises NotImplementedError for a target it does not deliver to: it gets the others only.
-    with _lock:
-        every = self.targets
-        self.targets = [t for t in every if t not in machines]
-        try:
-            _moto_send_to_targets(self, original_event, transform_input)
-        finally:
-            self.targets = every
+    # moto raises NotImplementedError for a target it does not deliver to: it gets a copy of the
+    # rule with the others only (the rule itself is not changed, other requests may be reading it).
+    others = copy.copy(self)
+    others.targets = [t for t in self.targets if t not in machines]
+    _moto_send_to_targets(others, original_event, transform_input)
     if not machines or not self.event_pattern.matches_event(original_event):
         return
     for target in machines:
