@@ -474,6 +474,20 @@ _LAMBDA_INTERFACE_ACTIONS: Final = (
 _LAMBDA_DESCRIBE_NETWORK: Final = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets")
 
 
+def send_events_to_eventbridge(bucket: s3.IBucket) -> s3.CfnBucket:
+    """Turn on S3 -> EventBridge for ``bucket`` as its own CloudFormation property; returns its L1.
+
+    aws-cdk-lib's ``event_bridge_enabled`` would add a custom resource whose handler, a Lambda
+    function outside any VPC, sets it instead.
+    """
+    cfn_bucket = bucket.node.default_child
+    assert isinstance(cfn_bucket, s3.CfnBucket)
+    cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+        event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+    )
+    return cfn_bucket
+
+
 def network_problems(
     vpc: ec2.IVpc | None, subnets: ec2.SubnetSelection | None, groups: Sequence[ec2.ISecurityGroup] | None
 ) -> list[str]:

@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IValidation
 
-from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge
+from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge, send_events_to_eventbridge
 from cdk_mlops.constructs.data_store_base import (
     DataStoreBase,
     IDataStore,
@@ -256,13 +256,7 @@ class VersionedDataStore(DataStoreBase):
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
         )
-        cfn_bucket = self.bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        # S3 → EventBridge as the bucket's own CloudFormation property: aws-cdk-lib's event_bridge_enabled
-        # would add a custom resource whose handler, a Lambda function outside any VPC, sets it instead.
-        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
-        )
+        cfn_bucket = send_events_to_eventbridge(self.bucket)
         if object_lock and Token.is_unresolved(object_lock.default_retention_days):
             # aws-cdk-lib checks the retention range eagerly and so rejects a token; the
             # placeholder day from _lock_retention is replaced with the token here.

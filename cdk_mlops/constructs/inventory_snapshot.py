@@ -60,6 +60,7 @@ from cdk_mlops.constructs.common import (
     nag_resource,
     network_problems,
     select_subnets,
+    send_events_to_eventbridge,
 )
 from cdk_mlops.constructs.data_store import VersionedDataStore, adopt_auto_delete_provider
 from cdk_mlops.constructs.props import checked_props
@@ -318,13 +319,7 @@ class InventorySnapshot(Construct):
 
     def _snapshot_each_report(self) -> None:
         """One rule per dataset: a delivered report starts a snapshot of the dataset from it."""
-        cfn_bucket = self.report_bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        # S3 -> EventBridge as the bucket's own property: aws-cdk-lib's event_bridge_enabled would add a
-        # custom resource whose function runs outside any VPC to set it.
-        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
-            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
-        )
+        send_events_to_eventbridge(self.report_bucket)
         # S3 writes manifest.checksum last: the report is complete when it exists.
         pattern = events.EventPattern(
             source=["aws.s3"],
