@@ -29,6 +29,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--sizes", "10000,100000", "--runs", "1"],
     ),
     (
+        "inventory_retrain.py",
+        "A large dataset's whole path: inventory snapshot, one pipeline run, the version materialized exactly",
+        ["--objects", "100000"],
+    ),
+    (
         "retrain.py",
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],

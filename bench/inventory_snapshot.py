@@ -78,8 +78,12 @@ class DirS3:
         return {}
 
 
-def generate(root: str, size: int, rows_per_file: int, workers: int) -> str:
-    """Write the inventory of ``size`` current objects under ``root``; the report's URI."""
+def generate(root: str, size: int, rows_per_file: int, workers: int, *, content_etags: bool = False) -> str:
+    """Write the inventory of ``size`` current objects under ``root``; the report's URI.
+
+    Object ``i``'s ETag is the MD5 of ``str(i)``; with ``content_etags`` its size is that text's
+    length too, so that the object ``str(i)`` is what the inventory describes.
+    """
     files = max(workers, -(-size // rows_per_file))
     per_file = -(-size // files)
     entries = []
@@ -95,7 +99,8 @@ def generate(root: str, size: int, rows_per_file: int, workers: int) -> str:
                 writer.writerow([{**row, "VersionId": f"old{i}", "IsLatest": "false", "IsDeleteMarker": "false",
                                   "Size": "7", "ETag": "0" * 32}[k] for k in fields])  # fmt: skip
             writer.writerow([{**row, "VersionId": f"v{i:x}", "IsLatest": "true", "IsDeleteMarker": "false",
-                              "Size": str(i % 100_000), "ETag": etag}[k] for k in fields])  # fmt: skip
+                              "Size": str(len(str(i)) if content_etags else i % 100_000), "ETag": etag}[k]
+                              for k in fields])  # fmt: skip
             if i % 50 == 0:
                 gone = quote_plus(f"datasets/{DATASET}/deleted/{i:09d}.csv", safe="/")
                 writer.writerow([{**row, "Key": gone, "VersionId": f"dm{i}", "IsLatest": "true",

@@ -57,6 +57,15 @@ class EndpointKind(StrEnum):
     """Instances behind target-tracking autoscaling; needed for data capture."""
 
 
+class DatasetVersions(StrEnum):
+    """How the retrain trigger takes the version of the dataset a run trains on."""
+
+    LISTING = "listing"
+    """The trigger lists the dataset at each start: fresh to the second, up to about half a million objects."""
+    INVENTORY = "inventory"
+    """The newest ``InventorySnapshot`` version (daily S3 Inventory, a Distributed Map): any size, up to a day old."""
+
+
 class NetworkMode(StrEnum):
     """Where the environment's jobs and functions run."""
 
@@ -181,6 +190,10 @@ class EnvironmentConfig:
             no VPC in dev and staging, so they cost nothing while idle.
         dataset: The dataset (under ``datasets/<name>/``) the platform trains on.
             Default: - ``churn``.
+        dataset_versions: How a run's data version is taken (:class:`DatasetVersions`):
+            ``listing`` (at each start) or ``inventory`` (the newest inventory snapshot; a run
+            starts when a snapshot of new data succeeds). Default: - ``inventory`` in prod,
+            where datasets are largest, ``listing`` elsewhere.
         model_package_arn: The approved model package this environment serves;
             the serving stack (an endpoint) exists only once it is set.
             Default: - none: no model has been approved for this environment yet.
@@ -254,6 +267,7 @@ class EnvironmentConfig:
     require_network_isolation: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
     dataset: str = "churn"
+    dataset_versions: DatasetVersions = DatasetVersions.LISTING
     model_package_arn: str | None = None
     model_baseline_prefix: str | None = None
     model_source_bucket: str | None = None
@@ -312,6 +326,7 @@ def profile_defaults(name: str, profile: Profile) -> EnvironmentConfig:
         retrain_schedule="cron(0 3 ? * MON *)",
         require_network_isolation=True,
         network=NetworkConfig(mode=NetworkMode.ISOLATED),
+        dataset_versions=DatasetVersions.INVENTORY,
     )
 
 
@@ -391,6 +406,13 @@ def _check_endpoint_kind(value: object) -> str | None:
     if isinstance(value, str) and value in accepted:
         return None
     return f"{value!r} is not an endpoint kind; use one of: {', '.join(accepted)}"
+
+
+def _check_dataset_versions(value: object) -> str | None:
+    accepted = [k.value for k in DatasetVersions]
+    if isinstance(value, str) and value in accepted:
+        return None
+    return f"{value!r} is not a way to take dataset versions; use one of: {', '.join(accepted)}"
 
 
 def _check_schedule(value: object) -> str | None:
@@ -621,6 +643,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "require_network_isolation": _check_bool,
     "network": _check_network,
     "dataset": _check_dataset,
+    "dataset_versions": _check_dataset_versions,
     "model_package_arn": _check_model_package_arn,
     "model_baseline_prefix": _check_baseline_prefix,
     "model_source_bucket": _check_bucket_name,
@@ -645,6 +668,8 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
     values: dict[str, Any] = {k: v for k, v in raw.items() if k != "profile"}
     if "endpoint_kind" in values:
         values["endpoint_kind"] = EndpointKind(values["endpoint_kind"])
+    if "dataset_versions" in values:
+        values["dataset_versions"] = DatasetVersions(values["dataset_versions"])
     for key in ("disabled_guardrails", "warning_guardrails"):
         if key in values:
             values[key] = tuple(values[key])

@@ -805,7 +805,8 @@ def finalize(s3: S3Client, plan: Mapping[str, Any] | SnapshotPlan) -> dict[str, 
         plan: What :func:`plan` returned.
 
     Returns:
-        ``{"manifest": <index s3:// URI>, "object_count", "total_bytes", "digest", "as_of", "shards", "excluded"}``
+        ``{"dataset", "manifest": <index s3:// URI>, "object_count", "total_bytes", "digest", "as_of", "shards",
+        "excluded"}``; the state machine's output, which ``RetrainTrigger(snapshot=...)`` starts a run from
         (``digest`` is the set digest id, the index's ``sha256``).
 
     Raises:
@@ -884,6 +885,7 @@ def finalize(s3: S3Client, plan: Mapping[str, Any] | SnapshotPlan) -> dict[str, 
         Metadata={_WRITTEN_AT: str(time.time_ns())},
     )
     return {
+        "dataset": checked.dataset,
         "manifest": index.uri,
         "object_count": index.object_count,
         "total_bytes": index.total_bytes,

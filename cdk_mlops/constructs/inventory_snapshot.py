@@ -214,6 +214,7 @@ class InventorySnapshot(Construct):
             raise ConfigurationError(self, problems)
 
         self.datasets = names
+        self.data_store = data_store
         self.report_bucket = self._report_bucket(data_store, int(retention_days), removal_policy)
         self.report_prefix = f"{REPORTS_PREFIX}{data_store.bucket.bucket_name}/{INVENTORY_ID}/"
 

@@ -44,6 +44,7 @@ from cdk_mlops.constructs.common import (
     select_subnets,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
+from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.unique_names import claim
@@ -56,6 +57,8 @@ from cdk_mlops.lambdas.retrain_trigger import (
     ALARM_STATE_CHANGE,
     DECISION_DIMENSION,
     DECISIONS_METRIC,
+    EXECUTION_STATUS_CHANGE,
+    EXECUTION_SUCCEEDED,
     MANUAL_RETRAIN,
     MONITOR_SOURCE,
     MONITOR_VIOLATION,
@@ -63,6 +66,7 @@ from cdk_mlops.lambdas.retrain_trigger import (
     PIPELINE_STATUS_CHANGE,
     SCHEDULED_RETRAIN,
     SOURCE,
+    STATES_SOURCE,
     TERMINAL_STATUSES,
     Mode,
 )
@@ -192,7 +196,8 @@ class RetrainTrigger(Construct):
     events of the types in ``retrain_on_violations``, manual ``Manual Retrain``
     events) lands on one encrypted SQS
     queue. A Lambda function drains it in batches, snapshots the dataset
-    (``cdk_mlops.datasets``) and starts the pipeline with the manifest URI, its
+    (``cdk_mlops.datasets``; with ``snapshot``, the newest :class:`InventorySnapshot` version instead)
+    and starts the pipeline with the manifest URI, its
     sha256, the data version and the reason as pipeline parameters, plus the
     champion every run must beat: it looks up the newest ``Approved`` package of
     the model package group at each start and passes its metric
@@ -235,8 +240,11 @@ class RetrainTrigger(Construct):
         encryption_key: Encrypts the queues and the table.
         retrain_on_violations: The monitoring types whose violation events
             retrain, in ``MonitoringType`` order; empty when none does.
+        snapshot: The InventorySnapshot that versions ``snapshotted_datasets``; None without one.
+        snapshotted_datasets: The datasets versioned by ``snapshot`` (not listed); empty without one.
         rules: The EventBridge rules feeding the queue, by source name:
-            ``DataChanged`` (unless ``retrain_on_new_data`` is False), ``PipelineFinished``,
+            ``DataChanged`` (unless ``retrain_on_new_data`` is False or every dataset is
+            snapshotted), ``SnapshotFinished`` (with ``snapshot``), ``PipelineFinished``,
             ``Requested`` (manual requests), ``Violations`` (unless ``retrain_on_violations`` is empty) and ``Drift``
             (with ``drift_alarms``).
         schedule: The EventBridge Scheduler schedule, when ``schedule`` is given.
@@ -257,6 +265,7 @@ class RetrainTrigger(Construct):
         artifacts_prefix: str | None = None,
         compare_with_champion: bool = True,
         retrain_on_new_data: bool = True,
+        snapshot: InventorySnapshot | None = None,
         policy: RetrainPolicy | None = None,
         schedule: scheduler.ScheduleExpression | None = None,
         retrain_unchanged_data_on_schedule: bool = False,
@@ -306,6 +315,15 @@ class RetrainTrigger(Construct):
             retrain_on_new_data: Route the datasets' ``Object Created`` events, so that a
                 data drop starts a run. False leaves the schedule and ``Manual Retrain``
                 requests (and drift, violations) as the only sources. Default: - True.
+            snapshot: Version the datasets it snapshots with this :class:`InventorySnapshot`
+                (S3 Inventory and a Distributed Map) instead of listing them in the handler, for
+                datasets past about half a million objects. For those datasets a run starts when a
+                snapshot succeeds (its ``Step Functions Execution Status Change`` event), trains on
+                the newest snapshot whatever the trigger (schedule, drift, a person), and object
+                events are not routed: a version covers the objects of its inventory report
+                (``as_of``, at most a day old), never a half-listed drop. The other datasets are
+                listed as before. The snapshot must be of ``data_store`` and cover at least one of
+                ``datasets``. Default: - none; every dataset is listed at each start.
             policy: Batching, filters, cool-down and daily cap.
                 Default: - quiet period of 15 minutes, 1 hour cool-down, 4 runs a day.
             schedule: Periodic retraining (EventBridge Scheduler). Default: - none.
@@ -369,6 +387,7 @@ class RetrainTrigger(Construct):
         if len(set(names)) != len(names):
             problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
         problems += data_store.undeclared_problems("datasets", names)
+        snapshotted = _snapshot_problems(snapshot, data_store, names, policy, problems)
         problems += environment_problems(self, data_store, construct="RetrainTrigger")
         if not Token.is_unresolved(pipeline_name) and (not pipeline_name or pipeline_name != pipeline_name.lower()):
             problems.append(
@@ -421,6 +440,8 @@ class RetrainTrigger(Construct):
         )
 
         self.datasets = names
+        self.snapshot = snapshot
+        self.snapshotted_datasets = snapshotted
         self.retrain_on_violations: tuple[MonitoringType, ...] = violation_types
         self.pipeline_name = pipeline_name
         self.compare_with_champion = compare_with_champion
@@ -509,8 +530,22 @@ class RetrainTrigger(Construct):
         depend_on_role_policy(self.function, self.role)
 
         self.rules: dict[str, events.Rule] = {}
-        if retrain_on_new_data:
-            self._route_data(data_store, names)
+        listed = [n for n in names if n not in snapshotted]
+        if retrain_on_new_data and listed:
+            self._route_data(data_store, listed)
+        if retrain_on_new_data and snapshot is not None:
+            self._route(
+                "SnapshotFinished",
+                "Dataset snapshots that succeeded (their output is the new data version)",
+                events.EventPattern(
+                    source=[STATES_SOURCE],
+                    detail_type=[EXECUTION_STATUS_CHANGE],
+                    detail={
+                        "stateMachineArn": [snapshot.state_machine.state_machine_arn],
+                        "status": [EXECUTION_SUCCEEDED],
+                    },
+                ),
+            )
         self._route(
             "PipelineFinished",
             "The pipeline's executions ending (releases the lock, starts the pending version)",
@@ -617,6 +652,9 @@ class RetrainTrigger(Construct):
             env["MODEL_PACKAGE_GROUP_NAME"] = self.model_package_group_name
         else:
             env["COMPARE_WITH_CHAMPION"] = "false"
+        if self.snapshot is not None:
+            env["SNAPSHOT_STATE_MACHINE_ARN"] = self.snapshot.state_machine.state_machine_arn
+            env["SNAPSHOT_DATASETS"] = json.dumps(list(self.snapshotted_datasets))
         if policy.key_prefix:
             env["KEY_PREFIX"] = policy.key_prefix
         if policy.key_suffixes:
@@ -632,6 +670,8 @@ class RetrainTrigger(Construct):
             grantee=self.role, actions=list(_SAGEMAKER_ACTIONS), resource_arns=[self.pipeline_arn]
         )
         for name in self.datasets:
+            if name in self.snapshotted_datasets:
+                continue  # its versions come from the snapshot's events: nothing to list or write
             # ListObjectVersions builds the manifest; PutObject writes it under manifests/<name>/.
             data_store.grant_read(self.role, dataset=name)
             data_store.grant_write_manifests(self.role, name)
@@ -830,6 +870,39 @@ def _powertools_problems(region: str) -> list[str]:
         f"{LAMBDA_RUNTIME.name} on {_ARCHITECTURE.name} and pass it as "
         "powertools_layer=LayerVersion.from_layer_version_arn(...)"
     ]
+
+
+def _snapshot_problems(
+    snapshot: InventorySnapshot | None,
+    data_store: IDataStore,
+    names: Sequence[str],
+    policy: RetrainPolicy,
+    problems: list[str],
+) -> tuple[str, ...]:
+    """The datasets ``snapshot`` versions; what is wrong with it joins ``problems``."""
+    if snapshot is None:
+        return ()
+    if snapshot.data_store.bucket.bucket_name != data_store.bucket.bucket_name:
+        problems.append(
+            f"snapshot {snapshot.node.path} snapshots another data store's bucket; pass the InventorySnapshot of "
+            "this trigger's data_store"
+        )
+        return ()
+    snapshotted = tuple(n for n in names if n in snapshot.datasets)
+    if not snapshotted:
+        problems.append(
+            f"snapshot {snapshot.node.path} snapshots {list(snapshot.datasets)!r}, none of datasets {list(names)!r}; "
+            "add the datasets to the InventorySnapshot, or leave snapshot out"
+        )
+    elif len(snapshotted) == len(names):
+        # Thresholds count object events, which snapshotted datasets do not route.
+        problems += [
+            f"policy.{name} ({value}) counts new objects, but every dataset is versioned by snapshot, whose object "
+            "events are not routed; leave it at 0 (a snapshot with an unchanged digest starts nothing anyway)"
+            for name, value in (("min_objects", policy.min_objects), ("min_bytes", policy.min_bytes))
+            if value
+        ]
+    return snapshotted
 
 
 def _violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[str]]:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cdk_mlops.lambdas.retrain_trigger.events import EXECUTION_STATUS_CHANGE, STATES_SOURCE
 from cdk_mlops.local.cfn_function_custom import HANDLER_PACKAGE
 from cdk_mlops.local.endpoint import LocalAws
 from cdk_mlops.local.runtime import FunctionConfiguration, LambdaContainer
@@ -901,6 +902,42 @@ def deployed_definition(aws: LocalAws, state_machine_arn: str) -> dict[str, Any]
     return definition
 
 
+def status_change_entry(
+    result: ExecutionResult,
+    state_machine_arn: str,
+    execution_input: Any,
+    started: datetime,
+    stopped: datetime,
+) -> dict[str, Any]:
+    """The ``PutEvents`` entry of an ended execution's ``Step Functions Execution Status Change`` event.
+
+    Its ``detail`` holds what ``DescribeExecution`` returns, as Step Functions documents the event:
+    the dates as epoch milliseconds, ``input`` and ``output`` as JSON strings with their
+    ``...Details.included``, and ``error`` and ``cause`` of a failed execution.
+    """
+    detail: dict[str, Any] = {
+        "executionArn": result.arn,
+        "stateMachineArn": state_machine_arn,
+        "name": result.name,
+        "status": result.status,
+        "startDate": int(started.timestamp() * 1000),
+        "stopDate": int(stopped.timestamp() * 1000),
+        "input": _json_text({} if execution_input is None else execution_input),
+        "inputDetails": {"included": True},
+        "output": _json_text(result.output) if result.status == "SUCCEEDED" else None,
+        "outputDetails": {"included": True},
+    }
+    if result.status != "SUCCEEDED":
+        detail.update(error=result.error, cause=result.cause)
+    return {
+        "Source": STATES_SOURCE,
+        "DetailType": EXECUTION_STATUS_CHANGE,
+        "Detail": json.dumps(detail),
+        "Resources": [result.arn],
+        "Time": stopped,
+    }
+
+
 def run_state_machine(
     aws: LocalAws,
     state_machine_arn: str,
@@ -911,14 +948,19 @@ def run_state_machine(
 ) -> ExecutionResult:
     """Run one execution of a deployed state machine, its Lambda functions in this process.
 
+    When it ends, its ``Step Functions Execution Status Change`` event goes on the default event
+    bus (:func:`status_change_entry`), as Step Functions sends it for a standard workflow; moto
+    runs no execution, so it sends none.
+
     Args:
-        aws: The local AWS (the definition, the functions' configurations, S3).
+        aws: The local AWS (the definition, the functions' configurations, S3, EventBridge).
         state_machine_arn: The state machine to run.
         execution_input: The execution's input. Default: - ``{}``.
         name: The execution's name. Default: - a new UUID.
         invoke: How functions are invoked. Default: - :class:`LocalLambda` on ``aws``.
     """
-    return start_execution(
+    started = datetime.now(UTC)
+    result = start_execution(
         deployed_definition(aws, state_machine_arn),
         execution_input,
         invoke=invoke or LocalLambda(aws),
@@ -926,3 +968,6 @@ def run_state_machine(
         s3=aws.client("s3"),
         state_machine_arn=state_machine_arn,
     )
+    entry = status_change_entry(result, state_machine_arn, execution_input, started, datetime.now(UTC))
+    aws.client("events").put_events(Entries=[entry])
+    return result

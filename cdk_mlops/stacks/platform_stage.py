@@ -59,7 +59,9 @@ class MlopsPlatformStage(cdk.Stage):
             self.network = NetworkStack(self, "Network", config=config)
         network = self.network.network if self.network else None
         self.data = DataStack(self, "Data", config=config, network=network)
-        self.training = TrainingStack(self, "Training", config=config, data_store=self.data.store, network=network)
+        self.training = TrainingStack(
+            self, "Training", config=config, data_store=self.data.store, snapshots=self.data.snapshots, network=network
+        )
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:
             self.serving = ServingStack(

@@ -9,8 +9,9 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.config import DatasetVersions, EnvironmentConfig
 from cdk_mlops.constructs.data_store_base import IDataStore
+from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainTrigger
@@ -25,6 +26,8 @@ class TrainingStack(cdk.Stack):
     Args:
         config: The environment.
         data_store: The environment's data store.
+        snapshots: The store's inventory snapshots; the trigger trains on their versions when
+            ``config.dataset_versions`` is ``inventory``.
         network: The environment's private network: every pipeline job and the retrain Lambda
             run in its subnets with its workloads' security groups. Default: - no VPC.
 
@@ -40,6 +43,7 @@ class TrainingStack(cdk.Stack):
         *,
         config: EnvironmentConfig,
         data_store: IDataStore,
+        snapshots: InventorySnapshot,
         network: PrivateNetwork | None = None,
         **kwargs: Any,
     ) -> None:
@@ -75,6 +79,7 @@ class TrainingStack(cdk.Stack):
             "Retrain",
             data_store=data_store,
             datasets=[config.dataset],
+            snapshot=snapshots if config.dataset_versions is DatasetVersions.INVENTORY else None,
             pipeline_name=self.training.pipeline_name,
             # Every automated run competes with this group's approved model; the artifacts prefix
             # (where the champion's evaluation.json is) is the trigger's default, TrainingPipeline's.

@@ -1387,8 +1387,9 @@ def _lambda_uses() -> tuple[Use, ...]:
     def pipeline(action: str) -> Callable[[Context], list[Need]]:
         return lambda c: [Need(f"sagemaker:{action}", c.arn("sagemaker", f"pipeline/{env(c, 'PIPELINE_NAME')}"))]
 
-    def manifest_key(c: Context) -> str:
-        return f"{datasets.manifest_prefix(_first_dataset(c))}20250304T101530Z-0123456789abcdef.json"
+    def listed(needs: Callable[[Context, str], list[Need]]) -> Callable[[Context], list[Need]]:
+        # A dataset versioned by InventorySnapshot is neither listed nor written by the trigger.
+        return lambda c: [need for name in _listed_datasets(c) for need in needs(c, name)]
 
     def champion(needs: Callable[[Context], list[Need]]) -> Callable[[Context], list[Need]]:
         # With COMPARE_WITH_CHAMPION=false (a scoring pipeline's trigger) no champion is looked up.
@@ -1407,14 +1408,18 @@ def _lambda_uses() -> tuple[Use, ...]:
         Use(
             "s3.list_object_versions",
             "function",
-            lambda c: c.s3_list(env(c, "DATA_BUCKET"), datasets.dataset_prefix(_first_dataset(c)), versions=True),
-            "build the manifest (datasets.build_manifest)",
+            listed(lambda c, name: c.s3_list(env(c, "DATA_BUCKET"), datasets.dataset_prefix(name), versions=True)),
+            "build the manifest (datasets.build_manifest) of a dataset it lists",
         ),
         Use(
             "s3.put_object",
             "function",
-            lambda c: c.s3_put(env(c, "DATA_BUCKET"), manifest_key(c)),
-            "write the manifest (datasets.write_manifest)",
+            listed(
+                lambda c, name: c.s3_put(
+                    env(c, "DATA_BUCKET"), f"{datasets.manifest_prefix(name)}20250304T101530Z-0123456789abcdef.json"
+                )
+            ),
+            "write the manifest (datasets.write_manifest) of a dataset it lists",
         ),
         Use(
             "sagemaker.list_model_packages",
@@ -1451,9 +1456,11 @@ def describe_model_package(c: Context, group: str) -> Need:
     return Need("sagemaker:DescribeModelPackage", c.arn("sagemaker", f"model-package/{group}/3"))
 
 
-def _first_dataset(c: Context) -> str:
-    names = json.loads(str(c.values["env"]["DATASETS"]))
-    return str(names[0])
+def _listed_datasets(c: Context) -> list[str]:
+    """The trigger's datasets it lists itself: ``DATASETS`` but those of ``SNAPSHOT_DATASETS``."""
+    environment = c.values["env"]
+    snapshotted = set(json.loads(str(environment.get("SNAPSHOT_DATASETS", "[]"))))
+    return [str(n) for n in json.loads(str(environment["DATASETS"])) if n not in snapshotted]
 
 
 def _snapshot_contexts(platform: Platform) -> Iterator[Context]:

@@ -394,6 +394,30 @@ def monitor_violation(rule: Rule, producers: set[tuple[str, str]]) -> Case:
     )
 
 
+def _execution_event(rule: Rule, machine_arn: str, status: str) -> dict[str, Any]:
+    event = rule.envelope(aws_sample("states_execution_status_change.json"))
+    execution = machine_arn.replace(":stateMachine:", ":execution:") + ":snapshot-1"
+    event["resources"] = [execution]
+    event["detail"] = {**event["detail"], "executionArn": execution, "stateMachineArn": machine_arn, "status": status}
+    return event
+
+
+def snapshot_finished(rule: Rule) -> Case:
+    """The trigger's rule for its InventorySnapshot: a success of that state machine, nothing else."""
+    trigger = _owner(rule, RetrainTrigger)
+    assert trigger.snapshot is not None, f"{rule} is for snapshots, but its trigger has none"
+    arn = str(rule.deployment.value(trigger.snapshot, trigger.snapshot.state_machine.state_machine_arn))
+    others = [s for s in _enum("stepfunctions", "ExecutionStatus") if s != "SUCCEEDED"]
+    return Case(
+        every=[(f"{arn} SUCCEEDED", _execution_event(rule, arn, "SUCCEEDED"))],
+        never=[
+            *((f"an execution {s}", _execution_event(rule, arn, s)) for s in others),
+            ("another state machine", _execution_event(rule, f"{arn}-other", "SUCCEEDED")),
+            ("another source", {**_execution_event(rule, arn, "SUCCEEDED"), "source": "cdk-mlops.retrain"}),
+        ],
+    )
+
+
 #: (source, detail-type) -> what a rule for that event must match and must not match.
 SAMPLES: Final[dict[tuple[str, str], Callable[[Rule, set[tuple[str, str]]], Case]]] = {
     ("aws.s3", "Object Created"): lambda r, _: object_created(r),
@@ -403,6 +427,7 @@ SAMPLES: Final[dict[tuple[str, str], Callable[[Rule, set[tuple[str, str]]], Case
     ("aws.cloudwatch", "CloudWatch Alarm State Change"): lambda r, _: alarm_state(r),
     (trigger_events.SOURCE, trigger_events.MANUAL_RETRAIN): lambda r, _: manual_retrain(r),
     (trigger_events.MONITOR_SOURCE, trigger_events.MONITOR_VIOLATION): monitor_violation,
+    (trigger_events.STATES_SOURCE, trigger_events.EXECUTION_STATUS_CHANGE): lambda r, _: snapshot_finished(r),
 }
 
 
@@ -501,6 +526,24 @@ def test_processing_job_rules_filter_on_fields_of_the_describe_processing_job_re
         if key not in members
     ]
     assert unknown == []
+
+
+def test_the_execution_sample_and_the_rules_use_describe_executions_fields_only(rules):
+    # Step Functions documents the event's detail as DescribeExecution's response.
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    members = set(model.shape_for("DescribeExecutionOutput").members)
+    sample = aws_sample("states_execution_status_change.json")
+    assert set(sample["detail"]) <= members, set(sample["detail"]) - members
+    assert sample["detail"]["status"] in _enum("stepfunctions", "ExecutionStatus")
+    filtered = [
+        f"{rule}: detail.{key}"
+        for rule in rules
+        if trigger_events.EXECUTION_STATUS_CHANGE in rule.detail_types
+        for key in rule.pattern.get("detail", {})
+        if key not in members
+    ]
+    assert filtered == []
+    assert any(trigger_events.EXECUTION_STATUS_CHANGE in r.detail_types for r in rules)
 
 
 def test_every_sample_records_where_aws_documents_it():

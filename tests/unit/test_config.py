@@ -11,6 +11,7 @@ from cdk_mlops.config import (
     LABELLED_BASELINES,
     MONITOR_BASELINES,
     BatchInferenceConfig,
+    DatasetVersions,
     EndpointKind,
     NetworkConfig,
     NetworkMode,
@@ -81,6 +82,14 @@ def test_custom_environment_name_takes_its_profile_and_a_stage_name():
     assert sandbox.endpoint_kind is EndpointKind.REALTIME
 
 
+def test_prod_trains_on_inventory_snapshots_and_the_others_list_unless_told():
+    dev, staging, prod = (profile_defaults(n, Profile(n)) for n in ("dev", "staging", "prod"))
+    assert (dev.dataset_versions, staging.dataset_versions) == (DatasetVersions.LISTING, DatasetVersions.LISTING)
+    assert prod.dataset_versions is DatasetVersions.INVENTORY
+    (staging,) = load_environments({"staging": {"dataset_versions": "inventory"}})
+    assert staging.dataset_versions is DatasetVersions.INVENTORY
+
+
 def test_context_given_as_json_string_is_parsed():
     (staging,) = load_environments('{"staging": {"retrain_schedule": "rate(1 day)"}}')
     assert staging.retrain_schedule == "rate(1 day)"
@@ -127,6 +136,11 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": []}, "environments.dev: [] is not a map of settings"),
         ({"dev": {"termination_protection": "yes"}}, "environments.dev.termination_protection: 'yes' is not a boolean"),
         ({"dev": {"endpoint_kind": "gpu"}}, "environments.dev.endpoint_kind: 'gpu' is not an endpoint kind"),
+        (
+            {"dev": {"dataset_versions": "athena"}},
+            "environments.dev.dataset_versions: 'athena' is not a way to take dataset versions; use one of: "
+            "listing, inventory",
+        ),
         (
             {"dev": {"noncurrent_version_transition_days": 29}},
             "noncurrent_version_transition_days: 29 is not valid; use",

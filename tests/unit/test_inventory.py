@@ -162,6 +162,7 @@ def test_a_version_from_an_inventory_restores_exactly_the_current_objects(s3: An
     assert result["object_count"] == len(files)
     assert result["total_bytes"] == sum(len(b) for b in files.values())
     assert result["as_of"] == "2025-01-31T00:00:00Z"
+    assert result["dataset"] == DATASET
     assert datasets.latest_manifest_uri(BUCKET, DATASET, s3=s3) == result["manifest"]
     written = datasets.materialize(result["manifest"], tmp_path / "out", s3=s3)
     assert len(written) == len(files)

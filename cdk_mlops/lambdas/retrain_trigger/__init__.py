@@ -25,6 +25,8 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
     ALARM_STATE_CHANGE,
     DECISION_DIMENSION,
     DECISIONS_METRIC,
+    EXECUTION_STATUS_CHANGE,
+    EXECUTION_SUCCEEDED,
     MANUAL_RETRAIN,
     MONITOR_SOURCE,
     MONITOR_VIOLATION,
@@ -33,6 +35,7 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
     RETRAIN_CHECK,
     SCHEDULED_RETRAIN,
     SOURCE,
+    STATES_SOURCE,
     TERMINAL_STATUSES,
 )
 
@@ -40,6 +43,8 @@ __all__ = [
     "ALARM_STATE_CHANGE",
     "DECISIONS_METRIC",
     "DECISION_DIMENSION",
+    "EXECUTION_STATUS_CHANGE",
+    "EXECUTION_SUCCEEDED",
     "MANUAL_RETRAIN",
     "MONITOR_SOURCE",
     "MONITOR_VIOLATION",
@@ -55,6 +60,7 @@ __all__ = [
     "RETRAIN_CHECK",
     "SCHEDULED_RETRAIN",
     "SOURCE",
+    "STATES_SOURCE",
     "TERMINAL_STATUSES",
     "Mode",
 ]

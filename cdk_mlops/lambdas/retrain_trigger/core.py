@@ -47,6 +47,7 @@ from typing import Any
 
 from cdk_mlops.champion import CHAMPION_METRIC
 from cdk_mlops.lambdas.retrain_trigger.events import (
+    EXECUTION_SUCCEEDED,
     TERMINAL_STATUSES,
     AlarmStateChange,
     Event,
@@ -58,6 +59,8 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
     PipelineStatusChange,
     RetrainCheck,
     ScheduledRetrain,
+    SnapshotFinished,
+    SnapshotVersion,
 )
 from cdk_mlops.lambdas.retrain_trigger.settings import (
     _DISPLAY_NAME_CHARS as _DISPLAY_NAME_CHARS,
@@ -178,6 +181,15 @@ class TriggerSignal:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotSignal:
+    """A snapshot of a dataset finished: a new version to store, and a reason to start a run."""
+
+    dataset: str
+    version: SnapshotVersion
+    trigger: Trigger
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSignal:
     dataset: str
     due: datetime
@@ -191,7 +203,7 @@ class FinishedSignal:
     status: str
 
 
-Signal = ObjectSignal | TriggerSignal | CheckSignal | FinishedSignal
+Signal = ObjectSignal | TriggerSignal | SnapshotSignal | CheckSignal | FinishedSignal
 
 
 def route(event: Event, settings: Settings, now: datetime) -> Signal | Ignored:
@@ -210,6 +222,8 @@ def route(event: Event, settings: Settings, now: datetime) -> Signal | Ignored:
         if event.status not in TERMINAL_STATUSES:
             return Ignored(f"execution is {event.status}")
         return FinishedSignal(event.execution_arn, event.status)
+    if isinstance(event, SnapshotFinished):
+        return _route_snapshot(event, settings, now)
     at = event.time or now
     if isinstance(event, ScheduledRetrain):
         if event.dataset not in settings.datasets:
@@ -242,12 +256,28 @@ def route(event: Event, settings: Settings, now: datetime) -> Signal | Ignored:
     return TriggerSignal(dataset, Trigger(TriggerKind.DRIFT, reason, key, key, at))
 
 
+def _route_snapshot(event: SnapshotFinished, settings: Settings, now: datetime) -> SnapshotSignal | Ignored:
+    if not settings.snapshot_state_machine or event.state_machine_arn != settings.snapshot_state_machine:
+        return Ignored("execution of another state machine")
+    if event.status != EXECUTION_SUCCEEDED or event.version is None:
+        return Ignored(f"snapshot execution is {event.status}")
+    version = event.version
+    if not settings.snapshotted(version.dataset):
+        return Ignored(f"snapshot of a dataset not versioned by snapshots here {version.dataset!r}")
+    reason = f"dataset snapshot as of {_stamp(version.as_of)} finished ({version.objects} objects)"
+    # Once per data version, like new objects: the digest decides whether it is new.
+    trigger = Trigger(TriggerKind.SNAPSHOT, reason, None, f"snapshot:{event.execution_arn}", event.time or now)
+    return SnapshotSignal(version.dataset, version, trigger)
+
+
 def _route_object(event: ObjectCreated, settings: Settings) -> ObjectSignal | Ignored:
     if event.bucket != settings.data_bucket:
         return Ignored("object in another bucket")
     dataset = settings.dataset_of(event.key)
     if dataset is None:
         return Ignored("object outside the configured datasets")
+    if settings.snapshotted(dataset):
+        return Ignored("object of a dataset versioned by snapshots: a finished snapshot starts its runs")
     rest = event.key[len(dataset_prefix(dataset)) :]
     if not rest or rest.endswith("/"):
         return Ignored("folder placeholder object")
@@ -275,6 +305,7 @@ class DatasetBatch:
     markers: int = 0
     latest_event_at: datetime | None = None
     triggers: list[Trigger] = field(default_factory=list)
+    snapshots: list[SnapshotVersion] = field(default_factory=list)
     check_dues: list[datetime] = field(default_factory=list)
     object_ids: list[str] = field(default_factory=list)
     trigger_ids: list[str] = field(default_factory=list)
@@ -317,7 +348,7 @@ def plan_batch(records: Iterable[tuple[str, Parsed]], settings: Settings, now: d
 def _add(
     batch: DatasetBatch,
     record_id: str,
-    signal: ObjectSignal | TriggerSignal | CheckSignal,
+    signal: ObjectSignal | TriggerSignal | SnapshotSignal | CheckSignal,
     settings: Settings,
     now: datetime,
 ) -> None:
@@ -335,6 +366,10 @@ def _add(
             batch.bytes += signal.size
             batch.object_ids.append(record_id)
     elif isinstance(signal, TriggerSignal):
+        batch.triggers.append(signal.trigger)
+        batch.trigger_ids.append(record_id)
+    elif isinstance(signal, SnapshotSignal):
+        batch.snapshots.append(signal.version)
         batch.triggers.append(signal.trigger)
         batch.trigger_ids.append(record_id)
     else:
@@ -384,6 +419,7 @@ class DatasetState:
             or the data turned out to be a version already started.
         check_due_at: Due time of the delayed check most recently sent.
         pending: The trigger waiting for the lock, the cool-down or the daily maximum.
+        snapshot: The newest finished snapshot (datasets versioned by snapshots): what a run trains on.
     """
 
     last_activity_at: datetime | None = None
@@ -394,6 +430,7 @@ class DatasetState:
     settled_at: datetime | None = None
     check_due_at: datetime | None = None
     pending: Trigger | None = None
+    snapshot: SnapshotVersion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +460,16 @@ def touch_for(batch: DatasetBatch, settings: Settings, now: datetime) -> Touch |
         add_objects=batch.objects if counting else 0,
         add_bytes=batch.bytes if counting else 0,
     )
+
+
+def newest_snapshot(state: DatasetState, batch: DatasetBatch) -> SnapshotVersion | None:
+    """The batch's snapshot to store: the newest by ``as_of``, if newer than the stored one (or as new)."""
+    if not batch.snapshots:
+        return None
+    newest = max(batch.snapshots, key=lambda v: v.as_of)
+    if state.snapshot is not None and state.snapshot.as_of > newest.as_of:
+        return None  # delivered late: a newer snapshot is already the dataset's version
+    return newest
 
 
 def apply_touch(state: DatasetState, touch: Touch | None) -> DatasetState:

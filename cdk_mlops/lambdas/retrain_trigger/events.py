@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import unquote_plus
@@ -41,6 +41,10 @@ SCHEDULED_RETRAIN: Final = "Scheduled Retrain"
 MANUAL_RETRAIN: Final = "Manual Retrain"
 RETRAIN_CHECK: Final = "Retrain Check"
 MONITOR_VIOLATION: Final = "Model Monitor Violation"
+STATES_SOURCE: Final = "aws.states"
+EXECUTION_STATUS_CHANGE: Final = "Step Functions Execution Status Change"
+#: The status of a Step Functions execution that ended with an output.
+EXECUTION_SUCCEEDED: Final = "SUCCEEDED"
 
 #: Pipeline execution statuses after which an execution no longer runs.
 TERMINAL_STATUSES: Final = frozenset({"Succeeded", "Failed", "Stopped", "CompletedWithFailures"})
@@ -166,6 +170,54 @@ class RetrainCheck:
     due: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotVersion:
+    """A dataset version written by ``InventorySnapshot`` (its ``Finalize`` output).
+
+    Attributes:
+        dataset: The dataset snapshotted.
+        manifest_uri: ``s3://`` URI of the version's index (v2, sharded).
+        digest: The version's identity (the index's ``sha256``: its set digest).
+        objects: Objects in the version.
+        bytes: Their total size.
+        as_of: When the inventory report listed them: the time the version covers.
+    """
+
+    dataset: str
+    manifest_uri: str
+    digest: str
+    objects: int
+    bytes: int
+    as_of: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "manifest": self.manifest_uri,
+            "digest": self.digest,
+            "object_count": self.objects,
+            "total_bytes": self.bytes,
+            "as_of": self.as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFinished:
+    """``aws.states`` / ``Step Functions Execution Status Change`` of a snapshot state machine.
+
+    Step Functions puts ``DescribeExecution``'s fields in ``detail``; ``output`` (a JSON string)
+    is there when the execution succeeded and its output is under 248 KB. ``version`` is that
+    output read as a :class:`SnapshotVersion`; ``None`` for any status but ``SUCCEEDED``.
+    """
+
+    event_id: str
+    time: datetime | None
+    state_machine_arn: str
+    execution_arn: str
+    status: str
+    version: SnapshotVersion | None
+
+
 Event = (
     ObjectCreated
     | ScheduledRetrain
@@ -174,6 +226,7 @@ Event = (
     | MonitorViolation
     | PipelineStatusChange
     | RetrainCheck
+    | SnapshotFinished
 )
 Parsed = Event | Ignored | Invalid
 
@@ -339,6 +392,51 @@ def _check(env: _Envelope, detail: Mapping[str, Any]) -> RetrainCheck:
     )
 
 
+def _snapshot_finished(env: _Envelope, detail: Mapping[str, Any]) -> SnapshotFinished:
+    status = _text(detail, "status")
+    found = SnapshotFinished(
+        event_id=env.event_id,
+        time=env.time,
+        state_machine_arn=_text(detail, "stateMachineArn"),
+        execution_arn=_text(detail, "executionArn"),
+        status=status,
+        version=None,
+    )
+    if status != EXECUTION_SUCCEEDED:
+        return found
+    raw = detail.get("output")
+    if not isinstance(raw, str):
+        included = _get(detail, "outputDetails", "included") if "outputDetails" in detail else None
+        if included is False:
+            raise _Bad(
+                "detail.output was left out (outputDetails.included is false): the execution's output "
+                "is over EventBridge's 248 KB; a snapshot's output is a few hundred bytes"
+            )
+        raise _Bad("detail.output must be the execution's output, a JSON string")
+    try:
+        output = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _Bad("detail.output is not JSON") from None
+    if not isinstance(output, dict):
+        raise _Bad("detail.output must be a JSON object (a snapshot's Finalize output)")
+    doc = {"output": output}
+    uri = _text(doc, "output", "manifest")
+    if not uri.startswith("s3://") or not uri.endswith(".json"):
+        raise _Bad(f"detail.output.manifest {uri!r} is not the s3:// URI of a version's index")
+    as_of = parse_time(_text(doc, "output", "as_of"))
+    if as_of is None:
+        raise _Bad("detail.output.as_of must be an ISO 8601 time")
+    version = SnapshotVersion(
+        dataset=_text(doc, "output", "dataset"),
+        manifest_uri=uri,
+        digest=_text(doc, "output", "digest"),
+        objects=_count(doc, "output", "object_count"),
+        bytes=_count(doc, "output", "total_bytes"),
+        as_of=as_of,
+    )
+    return replace(found, version=version)
+
+
 _PARSERS: Final[dict[tuple[str, str], Callable[[_Envelope, Mapping[str, Any]], Event]]] = {
     (S3_SOURCE, OBJECT_CREATED): _object_created,
     (SOURCE, SCHEDULED_RETRAIN): _scheduled,
@@ -347,6 +445,7 @@ _PARSERS: Final[dict[tuple[str, str], Callable[[_Envelope, Mapping[str, Any]], E
     (CLOUDWATCH_SOURCE, ALARM_STATE_CHANGE): _alarm,
     (MONITOR_SOURCE, MONITOR_VIOLATION): _violation,
     (SAGEMAKER_SOURCE, PIPELINE_STATUS_CHANGE): _status_change,
+    (STATES_SOURCE, EXECUTION_STATUS_CHANGE): _snapshot_finished,
 }
 
 

@@ -72,6 +72,9 @@ What the construct must create
     ``detail.state.value`` = ``ALARM`` (optional);
   - ``cdk-mlops.monitor`` / ``Model Monitor Violation`` (optional);
   - ``cdk-mlops.retrain`` / ``Manual Retrain`` on the bus people publish to.
+  - ``aws.states`` / ``Step Functions Execution Status Change`` with
+    ``detail.stateMachineArn`` = the ``InventorySnapshot`` state machine and ``detail.status``
+    = ``SUCCEEDED`` (only with ``SNAPSHOT_STATE_MACHINE_ARN``).
 * **EventBridge Scheduler** schedule (optional) whose target is the queue
   (``SqsSendMessage``; its role needs ``sqs:SendMessage`` and, in its trust policy,
   ``aws:SourceAccount`` = the account) with this input, the
@@ -107,10 +110,10 @@ IAM permissions of the function's role
   ``arn:aws:sagemaker:<region>:<account>:model-package/<group>/*`` (the champion), and
   ``s3:GetObject`` on the pipeline's artifacts prefix (``artifacts/<pipeline>/*``, where
   the champion's ``evaluation.json`` is) with ``kms:Decrypt`` on the bucket's key.
-* ``s3:ListBucketVersions`` on the data bucket (the manifest is built from
-  ``ListObjectVersions``; a ``s3:prefix`` condition may limit it to ``datasets/<name>/``),
-  ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``, and ``kms:GenerateDataKey``
-  on the bucket's key.
+* For each dataset not in ``SNAPSHOT_DATASETS``: ``s3:ListBucketVersions`` on the data
+  bucket (the manifest is built from ``ListObjectVersions``; a ``s3:prefix`` condition may
+  limit it to ``datasets/<name>/``), ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``,
+  and ``kms:GenerateDataKey`` on the bucket's key.
 * CloudWatch metrics need no permission: they are Embedded Metric Format log lines
   (Powertools' ``Metrics``).
 
@@ -153,6 +156,14 @@ Optional (default in brackets):
 * ``METRICS_NAMESPACE`` [``CdkMlops/RetrainTrigger``]: namespace of the
   ``Decisions`` metric (dimension ``Decision``: started, pending, waiting,
   deduplicated, ignored, invalid, released, failed).
+* ``SNAPSHOT_STATE_MACHINE_ARN`` and ``SNAPSHOT_DATASETS`` [none]: the datasets (of
+  ``DATASETS``) versioned by an ``InventorySnapshot`` state machine instead of a listing. For
+  them a run trains on the newest snapshot that succeeded: its ``aws.states`` / ``Step
+  Functions Execution Status Change`` event (``SUCCEEDED``, this state machine; rule
+  ``SnapshotFinished``) carries the version in ``detail.output`` (``dataset``, ``manifest``,
+  ``digest``, ``object_count``, ``total_bytes``, ``as_of``), is stored with the dataset's
+  state and starts a run like new data; object events of those datasets are ignored, and the
+  function needs no S3 permission for them. Set both or neither.
 
 Failure handling
 ----------------
@@ -191,7 +202,7 @@ import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -440,7 +451,15 @@ class _Run:
         def phase_one() -> None:
             if decides:
                 pipeline, states = self.store.load([batch.dataset])
-                loaded.append((pipeline, core.apply_touch(states[batch.dataset], touch)))
+                state = states[batch.dataset]
+                newest = core.newest_snapshot(state, batch)
+                if newest is not None:
+                    if self.store.record_snapshot(batch.dataset, newest):
+                        state = replace(state, snapshot=newest)
+                    else:  # another invocation stored a newer one meanwhile: decide on that
+                        pipeline, states = self.store.load([batch.dataset])
+                        state = states[batch.dataset]
+                loaded.append((pipeline, core.apply_touch(state, touch)))
             if touch is not None:
                 self.store.touch(batch.dataset, touch)
 
@@ -623,18 +642,61 @@ class _Run:
 
     # --- starting -------------------------------------------------------------------------
 
-    def _start(self, dataset: str, batch: DatasetBatch | None, state: DatasetState, trigger: Trigger) -> DecisionKind:
-        settings, now, store = self.settings, self.now, self.store
-        manifest = datasets.build_manifest(settings.data_bucket, dataset, s3=_s3(), now=now, allow_empty=True)
-        common: dict[str, Any] = {"dataset": dataset, "trigger": trigger.kind.value, "digest": manifest.sha256}
+    def _version(self, dataset: str, state: DatasetState) -> _DataVersion | None:
+        """What a run of ``dataset`` trains on now; ``None`` when a snapshotted dataset has no snapshot yet."""
+        if self.settings.snapshotted(dataset):
+            snapshot = state.snapshot
+            if snapshot is None:
+                return None
+            return _DataVersion(
+                versioning=VERSIONED_BY_SNAPSHOT,
+                digest=snapshot.digest,
+                objects=snapshot.objects,
+                bytes=snapshot.bytes,
+                created_at=snapshot.as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                uri=snapshot.manifest_uri,
+            )
+        manifest = datasets.build_manifest(self.settings.data_bucket, dataset, s3=_s3(), now=self.now, allow_empty=True)
         if manifest.excluded:  # each is also in the manifest, with its reason
             logger.warning(
                 "objects left out of the data version: their keys cannot be files",
                 excluded=len(manifest.excluded),
                 first=[f"{x.key}: {x.reason}" for x in manifest.excluded[:10]],
-                **common,
+                dataset=dataset,
+                digest=manifest.sha256,
             )
-        outcome = core.after_manifest(trigger, digest=manifest.sha256, entries=len(manifest.entries), state=state)
+        return _DataVersion(
+            versioning=VERSIONED_BY_LISTING,
+            digest=manifest.sha256,
+            objects=len(manifest.entries),
+            bytes=manifest.total_bytes,
+            created_at=manifest.created_at,
+            manifest=manifest,
+        )
+
+    def _start(self, dataset: str, batch: DatasetBatch | None, state: DatasetState, trigger: Trigger) -> DecisionKind:
+        settings, now, store = self.settings, self.now, self.store
+        version = self._version(dataset, state)
+        if version is None:
+            drop = trigger if trigger == state.pending else None
+            if drop is not None:
+                store.drop_pending(dataset, drop.id)
+            self._decision(
+                DecisionKind.IGNORED,
+                "no snapshot of this dataset has finished yet: a run starts when one does (InventorySnapshot "
+                'snapshots each delivered report; start one with {"dataset": ...} for a version now)',
+                dataset=dataset,
+                trigger=trigger.kind.value,
+                versioning=VERSIONED_BY_SNAPSHOT,
+            )
+            return DecisionKind.IGNORED
+        common: dict[str, Any] = {
+            "dataset": dataset,
+            "trigger": trigger.kind.value,
+            "digest": version.digest,
+            "versioning": version.versioning,
+        }
+        outcome = core.after_manifest(trigger, digest=version.digest, entries=version.objects, state=state)
         if isinstance(outcome, Ignore):
             if outcome.drop_pending is not None:
                 store.drop_pending(dataset, outcome.drop_pending.id)
@@ -645,7 +707,7 @@ class _Run:
             self._decision(DecisionKind.DEDUPLICATED, outcome.reason, **common)
             return DecisionKind.DEDUPLICATED
         assert isinstance(outcome, Start)
-        key = core.idempotency_key(settings.pipeline_name, trigger, manifest.sha256)
+        key = core.idempotency_key(settings.pipeline_name, trigger, version.digest)
         token = uuid.uuid4().hex
         claim = store.claim(key, token=token, now=now, lease=settings.lease, ttl=settings.idempotency_ttl)
         if isinstance(claim, AlreadyDone):
@@ -664,9 +726,7 @@ class _Run:
 
         execution_arn: str | None = None
         try:
-            if not store.acquire_lock(
-                owner=key, dataset=dataset, digest=manifest.sha256, now=now, lease=settings.lease
-            ):
+            if not store.acquire_lock(owner=key, dataset=dataset, digest=version.digest, now=now, lease=settings.lease):
                 store.release_claim(key, token=token)
                 persist = not (settings.mode is core.Mode.QUIET_PERIOD and trigger.kind is core.TriggerKind.DATA)
                 self._wait(
@@ -675,20 +735,17 @@ class _Run:
                 self._decision(DecisionKind.PENDING, "pipeline busy: another start took the lock", **common)
                 return DecisionKind.PENDING
             # A retry of an interrupted start repeats its request exactly, champion included.
-            manifest_uri, created_at = claim.manifest_uri, claim.manifest_created_at or manifest.created_at
+            manifest_uri, created_at = claim.manifest_uri, claim.manifest_created_at or version.created_at
             champion = claim.champion or self._champion(dataset)
             if manifest_uri is None:
-                # One JSON document, whatever the size: a dataset this function can list in its timeout
-                # (about half a million objects) makes a manifest of well under 100 MB. Larger datasets
-                # are versioned by InventorySnapshot, whose sharded versions Preprocess reads too.
-                manifest_uri = datasets.write_manifest(manifest, s3=_s3(), format="single").uri or ""
+                manifest_uri = version.write()
                 store.record_start_parameters(
                     key, token=token, manifest_uri=manifest_uri, created_at=created_at, champion=champion
                 )
             request = core.start_request(
                 settings,
                 dataset=dataset,
-                digest=manifest.sha256,
+                digest=version.digest,
                 manifest_uri=manifest_uri,
                 created_at=created_at,
                 reason=outcome.reason,
@@ -698,7 +755,7 @@ class _Run:
             execution_arn = _sagemaker().start_pipeline_execution(**request)["PipelineExecutionArn"]
         except BaseException:
             if execution_arn is None:
-                self._undo_claim(key, token, dataset, manifest.sha256)
+                self._undo_claim(key, token, dataset, version.digest)
             raise
 
         # Started. The lock records the execution first: its end event releases the lock.
@@ -708,7 +765,7 @@ class _Run:
         store.record_start(
             dataset,
             now=now,
-            digest=manifest.sha256,
+            digest=version.digest,
             execution_arn=execution_arn,
             objects=state.changed_objects,
             size=state.changed_bytes,
@@ -720,8 +777,8 @@ class _Run:
             outcome.reason,
             execution_arn=execution_arn,
             manifest_uri=manifest_uri,
-            objects=len(manifest.entries),
-            bytes=manifest.total_bytes,
+            objects=version.objects,
+            bytes=version.bytes,
             champion=champion.model_package_arn,
             champion_metric=champion.parameters.get(CHAMPION_METRIC),
             **common,
@@ -788,6 +845,34 @@ class _Run:
                 undo()
             except Exception as exc:  # the lease expires anyway; the retry takes over then
                 logger.warning("could not undo a failed start", error=f"{type(exc).__name__}: {exc}", dataset=dataset)
+
+
+#: The ``versioning`` field of decision log lines: how the run's data version was made.
+VERSIONED_BY_LISTING = "listing"
+VERSIONED_BY_SNAPSHOT = "inventory snapshot"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DataVersion:
+    """The data version a start trains on: listed now (``manifest``) or snapshotted (``uri``)."""
+
+    versioning: str
+    digest: str
+    objects: int
+    bytes: int
+    created_at: str
+    manifest: datasets.Manifest | None = None
+    uri: str | None = None
+
+    def write(self) -> str:
+        """The version's ``s3://`` URI, writing a listed manifest first."""
+        if self.manifest is None:
+            assert self.uri is not None
+            return self.uri
+        # One JSON document, whatever the size: a dataset this function can list in its timeout
+        # (about half a million objects) makes a manifest of well under 100 MB. Larger datasets
+        # are versioned by InventorySnapshot (``RetrainTrigger(snapshot=...)``).
+        return datasets.write_manifest(self.manifest, s3=_s3(), format="single").uri or ""
 
 
 def _error_code(exc: BaseException) -> str | None:

@@ -64,6 +64,8 @@ class TriggerKind(StrEnum):
     """Why a run is wanted. The value orders merging: a stronger kind replaces a weaker pending one."""
 
     DATA = "data"
+    SNAPSHOT = "snapshot"
+    """A dataset snapshot finished (datasets versioned by ``InventorySnapshot``)."""
     SCHEDULED = "scheduled"
     DRIFT = "drift"
     MANUAL = "manual"
@@ -73,7 +75,13 @@ class TriggerKind(StrEnum):
         return _PRIORITY[self]
 
 
-_PRIORITY: Final = {TriggerKind.DATA: 1, TriggerKind.SCHEDULED: 2, TriggerKind.DRIFT: 3, TriggerKind.MANUAL: 4}
+_PRIORITY: Final = {
+    TriggerKind.DATA: 1,
+    TriggerKind.SNAPSHOT: 1,
+    TriggerKind.SCHEDULED: 2,
+    TriggerKind.DRIFT: 3,
+    TriggerKind.MANUAL: 4,
+}
 
 
 class DecisionKind(StrEnum):
@@ -120,6 +128,12 @@ class Settings:
     lock_grace: timedelta = timedelta(minutes=2)
     metrics_namespace: str = "CdkMlops/RetrainTrigger"
     compare_with_champion: bool = True
+    snapshot_state_machine: str = ""
+    snapshot_datasets: tuple[str, ...] = ()
+
+    def snapshotted(self, dataset: str) -> bool:
+        """Whether ``dataset``'s versions are the snapshots of ``SNAPSHOT_STATE_MACHINE_ARN`` (not a listing)."""
+        return dataset in self.snapshot_datasets
 
     @property
     def primary_dataset(self) -> str:
@@ -166,6 +180,18 @@ class Settings:
         key_prefix = environ.get("KEY_PREFIX", "").strip()
         if key_prefix.startswith("/"):
             reader.problems.append(f"KEY_PREFIX={key_prefix!r}: expected a prefix relative to the dataset, no '/'")
+        snapshot_machine = environ.get("SNAPSHOT_STATE_MACHINE_ARN", "").strip()
+        snapshotted = reader.names("SNAPSHOT_DATASETS")
+        strays = [name for name in snapshotted if name not in datasets]
+        if strays:
+            reader.problems.append(f"SNAPSHOT_DATASETS: {strays!r} are not in DATASETS; snapshot only watched datasets")
+        if bool(snapshot_machine) != bool(snapshotted):
+            reader.problems.append(
+                "SNAPSHOT_STATE_MACHINE_ARN and SNAPSHOT_DATASETS go together: set both (datasets versioned by "
+                "the snapshot state machine) or neither"
+            )
+        elif snapshot_machine and not (snapshot_machine.startswith("arn:") and ":stateMachine:" in snapshot_machine):
+            reader.problems.append(f"SNAPSHOT_STATE_MACHINE_ARN={snapshot_machine!r}: expected a state machine ARN")
         settings = cls(
             pipeline_name=environ["PIPELINE_NAME"].strip(),
             data_bucket=environ["DATA_BUCKET"].strip(),
@@ -188,6 +214,8 @@ class Settings:
             lock_grace=reader.seconds("LOCK_GRACE_SECONDS", 120, minimum=0, maximum=3600),
             metrics_namespace=environ.get("METRICS_NAMESPACE", "").strip() or "CdkMlops/RetrainTrigger",
             compare_with_champion=compare,
+            snapshot_state_machine=snapshot_machine,
+            snapshot_datasets=snapshotted,
         )
         if reader.problems:
             raise ValueError("invalid environment: " + "; ".join(reader.problems))

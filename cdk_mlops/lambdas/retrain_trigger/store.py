@@ -13,7 +13,8 @@ Items, all scoped by pipeline name so that several triggers can share a table:
 ``dataset#<pipeline>#<dataset>``
     ``last_activity_at``, ``changed_objects``, ``changed_bytes``,
     ``last_start_at``, ``last_digest``, ``settled_at``, ``check_due_at`` and the
-    single ``pending`` trigger (JSON) with its ``pending_id``.
+    single ``pending`` trigger (JSON) with its ``pending_id``; for a dataset versioned by
+    snapshots, the newest finished ``snapshot_version`` (JSON) and its ``snapshot_as_of``.
 ``idem#<sha256 of the idempotency key>``
     ``status`` (``IN_PROGRESS`` with ``token`` and ``lease_until``, then
     ``COMPLETED`` with ``execution_arn``), ``manifest_uri``, ``manifest_created_at`` and
@@ -45,6 +46,7 @@ from cdk_mlops.lambdas.retrain_trigger.core import (
     Trigger,
     utc_day,
 )
+from cdk_mlops.lambdas.retrain_trigger.events import SnapshotVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -223,6 +225,29 @@ class StateStore:
             UpdateExpression=_clause("SET", sets),
             ExpressionAttributeValues=values,
         )
+
+    def record_snapshot(self, dataset: str, version: SnapshotVersion) -> bool:
+        """Make ``version`` the dataset's snapshot unless a newer one is stored; ``True`` if it was stored.
+
+        Step Functions delivers its events best effort and in any order: the condition keeps the
+        newest version whichever event arrives last.
+        """
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=self._dataset_key(dataset),
+                UpdateExpression="SET snapshot_version = :snapshot, snapshot_as_of = :as_of",
+                ConditionExpression="attribute_not_exists(snapshot_as_of) OR snapshot_as_of <= :as_of",
+                ExpressionAttributeValues={
+                    ":snapshot": {"S": json.dumps(version.to_json(), separators=(",", ":"))},
+                    ":as_of": {"N": _ms(version.as_of)},
+                },
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def drop_pending(self, dataset: str, trigger_id: str) -> None:
         """Clear the pending trigger if it is still ``trigger_id`` (a newer one stays)."""
@@ -517,4 +542,23 @@ def _dataset_state(item: Mapping[str, Any]) -> DatasetState:
         settled_at=_from_ms(item.get("settled_at")),
         check_due_at=_from_ms(item.get("check_due_at")),
         pending=pending,
+        snapshot=_snapshot(_str(item.get("snapshot_version"))),
     )
+
+
+def _snapshot(raw: str | None) -> SnapshotVersion | None:
+    """The stored snapshot, or ``None`` when there is none or it cannot be read."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return SnapshotVersion(
+            dataset=str(data["dataset"]),
+            manifest_uri=str(data["manifest"]),
+            digest=str(data["digest"]),
+            objects=int(data["object_count"]),
+            bytes=int(data["total_bytes"]),
+            as_of=datetime.fromisoformat(str(data["as_of"])).astimezone(UTC),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from aws_cdk.assertions import Annotations, Capture, Match, Template
 from cfnlint.api import ManualArgs, lint
 
 from cdk_mlops.constructs.data_store import VersionedDataStore
+from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor import MonitoringType
 from cdk_mlops.constructs.retrain_trigger import (
     DEFAULT_RETRAIN_ON_VIOLATIONS,
@@ -544,3 +546,124 @@ def test_tokens_are_not_rejected():
     name = cdk.Fn.select(0, ["train"])
     trigger = RetrainTrigger(stack, "Retrain", data_store=store, datasets=["churn"], pipeline_name=name)
     assert cdk.Token.is_unresolved(trigger.pipeline_arn)
+
+
+# --------------------------------------------------------------------------- versions from InventorySnapshot
+
+
+@dataclass(frozen=True)
+class Snapshotted:
+    stack: cdk.Stack
+    snapshots: InventorySnapshot
+    trigger: RetrainTrigger
+    template: Template
+
+
+@pytest.fixture(scope="module")
+def snapshotted() -> Snapshotted:
+    """``events`` is versioned by an InventorySnapshot, ``churn`` is listed as before."""
+    stack = cdk.Stack(cdk.App(), "Snapshotted")
+    store = VersionedDataStore(stack, "Data", datasets=["churn", "events"])
+    snapshots = InventorySnapshot(stack, "Snapshots", data_store=store, datasets=["events"])
+    trigger = RetrainTrigger(
+        stack,
+        "Retrain",
+        data_store=store,
+        datasets=["churn", "events"],
+        snapshot=snapshots,
+        pipeline_name="cdk-mlops-test-training",
+    )
+    return Snapshotted(stack, snapshots, trigger, Template.from_stack(stack))
+
+
+def _environment(template: Template) -> dict[str, Any]:
+    env = Capture()
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "cdk_mlops.lambdas.retrain_trigger.handler.handler", "Environment": {"Variables": env}},
+    )
+    variables: dict[str, Any] = env.as_object()
+    return variables
+
+
+def test_a_snapshotted_dataset_is_named_to_the_handler_with_its_state_machine(snapshotted):
+    variables = _environment(snapshotted.template)
+    machine = snapshotted.stack.get_logical_id(snapshotted.snapshots.state_machine.node.default_child)
+    assert variables["SNAPSHOT_STATE_MACHINE_ARN"] == {"Ref": machine}
+    assert json.loads(variables["SNAPSHOT_DATASETS"]) == ["events"]
+    assert snapshotted.trigger.snapshotted_datasets == ("events",)
+    # The handler reads what the construct writes.
+    resolved = {k: v if isinstance(v, str) else "x" for k, v in variables.items()}
+    resolved["SNAPSHOT_STATE_MACHINE_ARN"] = "arn:aws:states:us-east-1:123456789012:stateMachine:snapshots"
+    settings = Settings.from_env(resolved)
+    assert settings.snapshotted("events")
+    assert not settings.snapshotted("churn")
+
+
+def test_only_the_snapshot_state_machines_successes_route_and_only_listed_datasets_objects(snapshotted):
+    rules = snapshotted.trigger.rules
+    machine_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:snapshots"
+    resources = snapshotted.template.to_json()["Resources"]
+
+    def pattern_of(name: str) -> dict[str, Any]:
+        found: dict[str, Any] = resources[snapshotted.stack.get_logical_id(rules[name].node.default_child)]
+        return copy.deepcopy(found["Properties"]["EventPattern"])
+
+    pattern = pattern_of("SnapshotFinished")
+    machine = snapshotted.stack.get_logical_id(snapshotted.snapshots.state_machine.node.default_child)
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    pattern["detail"]["stateMachineArn"] = [machine_arn]
+    event = load_event("aws/states_execution_status_change.json")
+    event["detail"]["stateMachineArn"] = machine_arn
+    assert matches(pattern, event)
+    for field, value in (("status", "FAILED"), ("status", "RUNNING"), ("stateMachineArn", machine_arn + "-2")):
+        near = copy.deepcopy(event)
+        near["detail"][field] = value
+        assert not matches(pattern, near), (field, value)
+    data = pattern_of("DataChanged")
+    assert data["detail"]["object"]["key"] == [{"prefix": "datasets/churn/"}]
+
+
+def test_the_handler_may_list_and_write_manifests_of_listed_datasets_only(snapshotted):
+    text = json.dumps(statements(snapshotted.template, snapshotted.trigger.role))
+    assert "datasets/churn/" in text
+    assert "manifests/churn/" in text
+    assert "datasets/events" not in text
+    assert "manifests/events" not in text
+
+
+def test_a_snapshotted_trigger_passes_cfn_lint_and_cdk_nag(snapshotted):
+    assert cfn_lint_findings(snapshotted.template.to_json()) == []
+    assert nag_findings(snapshotted.stack) == []
+
+
+def _with_snapshot(**kwargs: Any) -> RetrainTrigger:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    store = VersionedDataStore(stack, "Data", datasets=["churn", "events"])
+    other = VersionedDataStore(stack, "Other", datasets=["churn"])
+    snapshots = {
+        "events": InventorySnapshot(stack, "Events", data_store=store, datasets=["events"]),
+        "other": InventorySnapshot(stack, "OtherSnapshots", data_store=other, datasets=["churn"]),
+    }
+    choice = kwargs.pop("snapshot")
+    args: dict[str, Any] = {"data_store": store, "datasets": ["churn"], "pipeline_name": "train", **kwargs}
+    return RetrainTrigger(stack, "Retrain", snapshot=snapshots.get(choice, choice), **args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"snapshot": "other"}, "snapshot Bad/OtherSnapshots snapshots another data store's bucket"),
+        ({"snapshot": "events"}, "snapshot Bad/Events snapshots ['events'], none of datasets ['churn']"),
+        ({"snapshot": object()}, "snapshot must be InventorySnapshot or None, got object"),
+        (
+            {"snapshot": "events", "datasets": ["events"], "policy": RetrainPolicy(min_objects=10)},
+            "policy.min_objects (10) counts new objects, but every dataset is versioned by snapshot",
+        ),
+    ],
+    ids=["another-store", "no-dataset", "not-a-snapshot", "threshold"],
+)
+def test_a_wrong_snapshot_names_what_is_wrong(kwargs, expected):
+    with pytest.raises(ConfigurationError) as caught:
+        _with_snapshot(**kwargs)
+    assert any(expected in p for p in caught.value.problems), caught.value.problems

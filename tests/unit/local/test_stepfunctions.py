@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -23,6 +24,7 @@ from cdk_mlops.local.stepfunctions import (
     UnsupportedDefinition,
     read_path,
     render,
+    run_state_machine,
     start_execution,
 )
 
@@ -447,3 +449,50 @@ def test_local_lambda_runs_the_deployed_handler_with_the_functions_environment(a
     assert other.status == "FAILED"
     assert other.error == "Lambda.ServiceException"
     assert "only handlers of cdk_mlops.lambdas run locally" in str(other.cause)
+
+
+@pytest.mark.parametrize(
+    ("states", "status"),
+    [
+        ({"Done": {"Type": "Pass", "Result": {"dataset": "churn"}, "End": True}}, "SUCCEEDED"),
+        ({"Done": {"Type": "Fail", "Error": "Snapshot.Failed", "Cause": "no report"}}, "FAILED"),
+    ],
+    ids=["succeeded", "failed"],
+)
+def test_an_ended_execution_puts_its_status_change_in_describe_executions_shape(aws_env, states, status):
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    described = set(model.shape_for("DescribeExecutionOutput").members)
+    with mock_aws():
+        role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="sfn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        machine = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+            name="snapshots", definition=json.dumps({"StartAt": "Done", "States": states}), roleArn=role
+        )["stateMachineArn"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue = sqs.create_queue(QueueName="ended")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = boto3.client("events", region_name=REGION)
+        pattern = {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
+        events.put_rule(Name="ended", EventPattern=json.dumps({**pattern, "detail": {"stateMachineArn": [machine]}}))
+        events.put_targets(Rule="ended", Targets=[{"Id": "q", "Arn": queue_arn}])
+        aws = MockedAws("http://localhost:4566", REGION, child_env("http://localhost:4566", region=REGION))
+
+        result = run_state_machine(aws, machine, {"dataset": "churn"})
+
+        [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    detail = event["detail"]
+    assert result.status == status
+    assert event["resources"] == [result.arn]
+    assert set(detail) <= described, set(detail) - described
+    assert detail["status"] in model.shape_for("ExecutionStatus").enum
+    assert (detail["executionArn"], detail["stateMachineArn"], detail["status"]) == (result.arn, machine, status)
+    assert json.loads(detail["input"]) == {"dataset": "churn"}
+    assert detail["startDate"] <= detail["stopDate"]
+    if status == "SUCCEEDED":
+        assert json.loads(detail["output"]) == {"dataset": "churn"}
+        assert "error" not in detail
+    else:
+        assert detail["output"] is None
+        assert (detail["error"], detail["cause"]) == ("Snapshot.Failed", "no report")
