@@ -57,6 +57,7 @@ from bench.inventory_snapshot import generate as generate_inventory
 from cdk_mlops import datasets
 from cdk_mlops.lambdas.retrain_trigger import PIPELINE_STATUS_CHANGE, core
 from cdk_mlops.lambdas.retrain_trigger import handler as trigger
+from cdk_mlops.lambdas.retrain_trigger.log import logger
 from cdk_mlops.local.stepfunctions import ExecutionResult, status_change_entry
 
 REGION = "us-east-1"
@@ -205,7 +206,7 @@ def main() -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         os.environ.pop(name, None)
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")  # moto's, never sent anywhere
-    trigger.logger.setLevel("WARNING")  # one JSON line per decision otherwise
+    logger.setLevel("WARNING")  # one JSON line per decision otherwise
     with tempfile.TemporaryDirectory(prefix="inventory-retrain-") as root:
         report = generate_inventory(root, args.objects, args.rows_per_file, args.workers, content_etags=True)
         with ProcessPoolExecutor(args.workers) as pool:

@@ -21,7 +21,7 @@ import aws_cdk as cdk
 import botocore.session
 import pytest
 from aws_cdk import aws_events as events
-from botocore.model import StringShape
+from botocore.model import StringShape, StructureShape
 from moto.events.models import EventPattern
 
 from cdk_mlops import datasets, delivery_steps
@@ -531,7 +531,9 @@ def test_processing_job_rules_filter_on_fields_of_the_describe_processing_job_re
 def test_the_execution_sample_and_the_rules_use_describe_executions_fields_only(rules):
     # Step Functions documents the event's detail as DescribeExecution's response.
     model = botocore.session.get_session().get_service_model("stepfunctions")
-    members = set(model.shape_for("DescribeExecutionOutput").members)
+    output = model.shape_for("DescribeExecutionOutput")
+    assert isinstance(output, StructureShape)
+    members = set(output.members)
     sample = aws_sample("states_execution_status_change.json")
     assert set(sample["detail"]) <= members, set(sample["detail"]) - members
     assert sample["detail"]["status"] in _enum("stepfunctions", "ExecutionStatus")

@@ -582,8 +582,7 @@ def _environment(template: Template) -> dict[str, Any]:
         "AWS::Lambda::Function",
         {"Handler": "cdk_mlops.lambdas.retrain_trigger.handler.handler", "Environment": {"Variables": env}},
     )
-    variables: dict[str, Any] = env.as_object()
-    return variables
+    return dict(env.as_object())
 
 
 def test_a_snapshotted_dataset_is_named_to_the_handler_with_its_state_machine(snapshotted):

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from botocore.model import StringShape, StructureShape
 from moto import mock_aws
 
 from cdk_mlops.local.endpoint import LocalAws
@@ -461,7 +462,10 @@ def test_local_lambda_runs_the_deployed_handler_with_the_functions_environment(a
 )
 def test_an_ended_execution_puts_its_status_change_in_describe_executions_shape(aws_env, states, status):
     model = botocore.session.get_session().get_service_model("stepfunctions")
-    described = set(model.shape_for("DescribeExecutionOutput").members)
+    output, statuses = model.shape_for("DescribeExecutionOutput"), model.shape_for("ExecutionStatus")
+    assert isinstance(output, StructureShape)
+    assert isinstance(statuses, StringShape)
+    described = set(output.members)
     with mock_aws():
         role = boto3.client("iam", region_name=REGION).create_role(
             RoleName="sfn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
@@ -486,7 +490,7 @@ def test_an_ended_execution_puts_its_status_change_in_describe_executions_shape(
     assert result.status == status
     assert event["resources"] == [result.arn]
     assert set(detail) <= described, set(detail) - described
-    assert detail["status"] in model.shape_for("ExecutionStatus").enum
+    assert detail["status"] in statuses.enum
     assert (detail["executionArn"], detail["stateMachineArn"], detail["status"]) == (result.arn, machine, status)
     assert json.loads(detail["input"]) == {"dataset": "churn"}
     assert detail["startDate"] <= detail["stopDate"]
