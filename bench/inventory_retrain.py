@@ -133,8 +133,9 @@ def trigger_world(sm: Any) -> None:
         COMPARE_WITH_CHAMPION="false",
         SNAPSHOT_STATE_MACHINE_ARN=MACHINE,
         SNAPSHOT_DATASETS=DATASET,
+        COOLDOWN_SECONDS="0",  # the run's end wakes the redelivered snapshot at once
         POWERTOOLS_SERVICE_NAME="retrain-trigger",
-        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_METRICS_DISABLED="true",  # the EMF lines would mix with the table on stdout
         AWS_DEFAULT_REGION=REGION,
     )
 

@@ -671,7 +671,9 @@ class RetrainTrigger(Construct):
         )
         for name in self.datasets:
             if name in self.snapshotted_datasets:
-                continue  # its versions come from the snapshot's events: nothing to list or write
+                # Its versions are the snapshot's: read the newest index when a status change was lost.
+                data_store.grant_read(self.role, prefix=data_store.manifest_prefix(name))
+                continue
             # ListObjectVersions builds the manifest; PutObject writes it under manifests/<name>/.
             data_store.grant_read(self.role, dataset=name)
             data_store.grant_write_manifests(self.role, name)

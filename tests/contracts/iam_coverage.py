@@ -1391,9 +1391,18 @@ def _lambda_uses() -> tuple[Use, ...]:
         # A dataset versioned by InventorySnapshot is neither listed nor written by the trigger.
         return lambda c: [need for name in _listed_datasets(c) for need in needs(c, name)]
 
+    def snapshotted(needs: Callable[[Context, str], list[Need]]) -> Callable[[Context], list[Need]]:
+        # ... but its newest index is looked up when a start has no snapshot's event behind it.
+        return lambda c: [need for name in _snapshotted_datasets(c) for need in needs(c, name)]
+
+    def index(c: Context, name: str) -> list[Need]:
+        return c.s3_get(env(c, "DATA_BUCKET"), f"{datasets.manifest_prefix(name)}20250304T090000Z-0123456789ab.json")
+
     def champion(needs: Callable[[Context], list[Need]]) -> Callable[[Context], list[Need]]:
         # With COMPARE_WITH_CHAMPION=false (a scoring pipeline's trigger) no champion is looked up.
         return lambda c: needs(c) if str(c.values["env"].get("COMPARE_WITH_CHAMPION", "true")) != "false" else []
+
+    evaluation = champion(lambda c: c.s3_get(*registered_uri(c, "ModelMetrics", "ModelQuality", "Statistics")))
 
     return (
         Use("dynamodb.batch_get_item", "function", table("BatchGetItem"), "load the lock and dataset states"),
@@ -1436,9 +1445,17 @@ def _lambda_uses() -> tuple[Use, ...]:
         Use(
             "s3.get_object",
             "function",
-            champion(lambda c: c.s3_get(*registered_uri(c, "ModelMetrics", "ModelQuality", "Statistics"))),
-            "the champion's evaluation.json (its ModelMetrics.ModelQuality.Statistics)",
+            lambda c: [*evaluation(c), *snapshotted(index)(c)],
+            "the champion's evaluation.json (its ModelMetrics.ModelQuality.Statistics); a snapshotted "
+            "dataset's newest index",
         ),
+        Use(
+            "s3.list_objects_v2",
+            "function",
+            snapshotted(lambda c, name: c.s3_list(env(c, "DATA_BUCKET"), datasets.manifest_prefix(name))),
+            "find a snapshotted dataset's newest index (datasets.latest_manifest_uri)",
+        ),
+        Use("s3.head_object", "function", snapshotted(index), "order the indexes of one second by write time"),
     )
 
 
@@ -1454,6 +1471,11 @@ def list_model_packages(c: Context, group: str) -> Need:
 def describe_model_package(c: Context, group: str) -> Need:
     """DescribeModelPackage of a version of the group (resource type ``model-package``, required)."""
     return Need("sagemaker:DescribeModelPackage", c.arn("sagemaker", f"model-package/{group}/3"))
+
+
+def _snapshotted_datasets(c: Context) -> list[str]:
+    """The trigger's datasets versioned by InventorySnapshot (``SNAPSHOT_DATASETS``)."""
+    return [str(n) for n in json.loads(str(c.values["env"].get("SNAPSHOT_DATASETS", "[]")))]
 
 
 def _listed_datasets(c: Context) -> list[str]:
@@ -1841,8 +1863,6 @@ UNITS: Final[tuple[Unit, ...]] = (
 NOT_DEPLOYED: Final[Mapping[tuple[str, str], str]] = {
     ("cdk_mlops/datasets.py", "load_manifest"): "reads a manifest for the CLI and notebooks (materialize, diff)",
     ("cdk_mlops/datasets.py", "_download"): "datasets.materialize restores a dataset version for a person",
-    ("cdk_mlops/datasets.py", "latest_manifest_uri"): "the CLI lists manifests; the trigger writes them",
-    ("cdk_mlops/datasets.py", "_written_at"): "latest_manifest_uri orders manifests of one second for the CLI",
     ("cdk_mlops/datasets.py", "_read_document"): "load_manifest's read of a manifest or index, for the CLI",
     ("cdk_mlops/manifest_shards.py", "put_shards"): "sharded manifests are written by the CLI and notebooks; the "
     "retrain trigger writes the single document (format='single')",

@@ -201,6 +201,29 @@ class SnapshotVersion:
         }
 
 
+#: The schema of the index ``InventorySnapshot`` writes (``manifest_shards.MANIFEST_INDEX_SCHEMA_V2``;
+#: the trigger's asset ships without that module).
+SNAPSHOT_INDEX_SCHEMA: Final = "cdk-mlops.dataset-manifest-index.v2"
+
+
+def snapshot_from_index(document: object, *, uri: str, dataset: str) -> SnapshotVersion | None:
+    """The version a snapshot's index document describes; ``None`` if it is not one of ``dataset``'s.
+
+    Reads the header only (``schema``, ``dataset``, ``sha256``, ``object_count``, ``total_bytes``,
+    ``as_of``); the shards are Preprocess's to read and check. Never raises.
+    """
+    if not isinstance(document, Mapping) or document.get("schema") != SNAPSHOT_INDEX_SCHEMA:
+        return None
+    digest, objects, size = document.get("sha256"), document.get("object_count"), document.get("total_bytes")
+    as_of = parse_time(document.get("as_of"))
+    counts = [v for v in (objects, size) if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+    if document.get("dataset") != dataset or not isinstance(digest, str) or not digest or len(counts) != 2:
+        return None
+    if as_of is None:
+        return None
+    return SnapshotVersion(dataset, uri, digest, counts[0], counts[1], as_of)
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotFinished:
     """``aws.states`` / ``Step Functions Execution Status Change`` of a snapshot state machine.

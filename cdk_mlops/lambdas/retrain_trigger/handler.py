@@ -110,6 +110,9 @@ IAM permissions of the function's role
   ``arn:aws:sagemaker:<region>:<account>:model-package/<group>/*`` (the champion), and
   ``s3:GetObject`` on the pipeline's artifacts prefix (``artifacts/<pipeline>/*``, where
   the champion's ``evaluation.json`` is) with ``kms:Decrypt`` on the bucket's key.
+* For each dataset in ``SNAPSHOT_DATASETS``: ``s3:ListBucket`` (``s3:prefix``
+  ``manifests/<name>/``) and ``s3:GetObject`` on ``<bucket>/manifests/<name>/*`` with
+  ``kms:Decrypt``: a start that no snapshot's event asked for reads the newest index.
 * For each dataset not in ``SNAPSHOT_DATASETS``: ``s3:ListBucketVersions`` on the data
   bucket (the manifest is built from ``ListObjectVersions``; a ``s3:prefix`` condition may
   limit it to ``datasets/<name>/``), ``s3:PutObject`` on ``<bucket>/manifests/<name>/*``,
@@ -162,8 +165,10 @@ Optional (default in brackets):
   Functions Execution Status Change`` event (``SUCCEEDED``, this state machine; rule
   ``SnapshotFinished``) carries the version in ``detail.output`` (``dataset``, ``manifest``,
   ``digest``, ``object_count``, ``total_bytes``, ``as_of``), is stored with the dataset's
-  state and starts a run like new data; object events of those datasets are ignored, and the
-  function needs no S3 permission for them. Set both or neither.
+  state and starts a run like new data; object events of those datasets are ignored. A start
+  for another reason (schedule, drift, a person) takes the newest index under
+  ``manifests/<name>/`` when it is newer than the stored one, since Step Functions sends its
+  events best effort. Set both or neither.
 
 Failure handling
 ----------------
@@ -234,7 +239,14 @@ from cdk_mlops.lambdas.retrain_trigger.core import (
     Trigger,
     Wait,
 )
-from cdk_mlops.lambdas.retrain_trigger.events import RETRAIN_CHECK, RUNNING_STATUSES, SOURCE, parse_record
+from cdk_mlops.lambdas.retrain_trigger.events import (
+    RETRAIN_CHECK,
+    RUNNING_STATUSES,
+    SOURCE,
+    SnapshotVersion,
+    parse_record,
+    snapshot_from_index,
+)
 from cdk_mlops.lambdas.retrain_trigger.log import logger, publish_decisions
 from cdk_mlops.lambdas.retrain_trigger.store import AlreadyDone, Busy, StateStore
 
@@ -642,10 +654,12 @@ class _Run:
 
     # --- starting -------------------------------------------------------------------------
 
-    def _version(self, dataset: str, state: DatasetState) -> _DataVersion | None:
+    def _version(self, dataset: str, state: DatasetState, trigger: Trigger) -> _DataVersion | None:
         """What a run of ``dataset`` trains on now; ``None`` when a snapshotted dataset has no snapshot yet."""
         if self.settings.snapshotted(dataset):
             snapshot = state.snapshot
+            if trigger.kind is not core.TriggerKind.SNAPSHOT:
+                snapshot = self._newest_snapshot(dataset, snapshot)
             if snapshot is None:
                 return None
             return _DataVersion(
@@ -674,9 +688,38 @@ class _Run:
             manifest=manifest,
         )
 
+    def _newest_snapshot(self, dataset: str, stored: SnapshotVersion | None) -> SnapshotVersion | None:
+        """The newest snapshot in S3 when it is newer than ``stored`` (and then stored); else ``stored``.
+
+        Step Functions sends its status changes best effort. A schedule, drift or a person still
+        trains on the newest snapshot, whose index is the newest under ``manifests/<dataset>/``
+        (``Finalize`` writes it last): one listing of that folder, and one read of the index when it
+        is not the stored one.
+        """
+        uri = datasets.latest_manifest_uri(self.settings.data_bucket, dataset, s3=_s3())
+        if uri is None or (stored is not None and uri == stored.manifest_uri):
+            return stored
+        bucket, key = datasets.parse_s3_uri(uri)
+        response = _s3().get_object(Bucket=bucket, Key=key)
+        if response.get("ContentLength", 0) > _MAX_INDEX_BYTES:
+            response["Body"].close()  # a whole single-document manifest (written by a person), not an index
+            return stored
+        found = snapshot_from_index(json.loads(response["Body"].read()), uri=uri, dataset=dataset)
+        if found is None or (stored is not None and found.as_of <= stored.as_of):
+            return stored
+        if not self.store.record_snapshot(dataset, found):
+            return self.store.load([dataset])[1][dataset].snapshot  # a newer one was stored meanwhile
+        logger.warning(
+            "a newer snapshot than the last one announced: its status change was not delivered",
+            dataset=dataset,
+            manifest_uri=uri,
+            as_of=found.as_of.isoformat(),
+        )
+        return found
+
     def _start(self, dataset: str, batch: DatasetBatch | None, state: DatasetState, trigger: Trigger) -> DecisionKind:
         settings, now, store = self.settings, self.now, self.store
-        version = self._version(dataset, state)
+        version = self._version(dataset, state, trigger)
         if version is None:
             drop = trigger if trigger == state.pending else None
             if drop is not None:
@@ -846,6 +889,9 @@ class _Run:
             except Exception as exc:  # the lease expires anyway; the retry takes over then
                 logger.warning("could not undo a failed start", error=f"{type(exc).__name__}: {exc}", dataset=dataset)
 
+
+#: A snapshot index lists its shards (about 200 bytes each): 16 MiB is far past 10^8 objects.
+_MAX_INDEX_BYTES: Final = 16 * 1024 * 1024
 
 #: The ``versioning`` field of decision log lines: how the run's data version was made.
 VERSIONED_BY_LISTING = "listing"

@@ -16,10 +16,17 @@ from typing import Any, Final
 
 import pytest
 
-from cdk_mlops import datasets, inventory
+from cdk_mlops import datasets, inventory, manifest_shards
 from cdk_mlops.constructs.inventory_snapshot import INVENTORY_ID, REPORTS_PREFIX
 from cdk_mlops.lambdas.retrain_trigger import core
-from cdk_mlops.lambdas.retrain_trigger.events import Invalid, SnapshotFinished, parse_event
+from cdk_mlops.lambdas.retrain_trigger import handler as handler_module
+from cdk_mlops.lambdas.retrain_trigger.events import (
+    SNAPSHOT_INDEX_SCHEMA,
+    Invalid,
+    SnapshotFinished,
+    parse_event,
+    snapshot_from_index,
+)
 from cdk_mlops.local.s3_inventory import publish_inventory_report
 from tests.handlers.retrain_trigger.conftest import ACCOUNT, BUCKET, DATASET, REGION, status_change, template
 from tests.handlers.retrain_trigger.world import Aws
@@ -211,6 +218,103 @@ def test_a_busy_pipeline_keeps_the_snapshot_pending_and_starts_it_when_the_run_e
     world.deliver(status_change(running))
     assert len(world.executions()) == 2
     assert {world.parameters(e)["ManifestSha256"] for e in world.executions() if e != running} == {newer["digest"]}
+
+
+# --------------------------------------------------------------------------- a lost status change
+
+
+def scheduled(slot: str = "2025-03-10T03:00:00Z") -> dict[str, Any]:
+    event = template("scheduled_retrain.json")
+    event.update(id=str(uuid.uuid4()))
+    event["detail"].update(dataset=DATASET, scheduledTime=slot, always=False)
+    return event
+
+
+def test_a_schedule_trains_the_newest_snapshot_whose_status_change_was_lost(world: Aws) -> None:
+    # GIVEN a snapshot that succeeded, but whose event Step Functions never delivered (best effort)
+    upload(world, 6)
+    output = take_snapshot(world)
+
+    # WHEN the weekly schedule fires
+    assert world.deliver(scheduled()) == []
+
+    # THEN the newest index in S3 is the version: one run on it, and it is stored for the next decision
+    [execution] = world.executions()
+    assert world.parameters(execution)["InputManifestUri"] == output["manifest"]
+    assert world.parameters(execution)["ManifestSha256"] == output["digest"]
+    assert json.loads(world.dataset_item()["snapshot_version"]["S"])["manifest"] == output["manifest"]
+    # AND the late event of the same snapshot starts nothing more
+    world.set_status(execution, "Succeeded")
+    world.deliver(status_change(execution))
+    world.deliver(succeeded(output))
+    assert world.executions() == [execution]
+
+
+def test_a_manual_retrain_takes_a_newer_index_than_the_stored_snapshot(world: Aws) -> None:
+    upload(world, 3)
+    first = take_snapshot(world)
+    world.deliver(succeeded(first))
+    [execution] = world.executions()
+    world.set_status(execution, "Succeeded")
+    world.deliver(status_change(execution))
+    world.later(days=1)
+    upload(world, 2, tag="b")
+    lost = take_snapshot(world)  # its event is lost
+
+    manual = template("manual_retrain.json")
+    manual.update(id=str(uuid.uuid4()))
+    manual["detail"]["dataset"] = DATASET
+    world.later(hours=2)
+    world.deliver(manual)
+
+    assert {world.parameters(e)["ManifestSha256"] for e in world.executions()} == {first["digest"], lost["digest"]}
+
+
+def test_a_snapshots_own_event_is_trusted_without_listing(world: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload(world, 3)
+    output = take_snapshot(world)
+
+    def refuse(**_: Any) -> Any:
+        raise AssertionError("the trigger listed the bucket")
+
+    monkeypatch.setattr(handler_module._s3(), "list_objects_v2", refuse)
+    monkeypatch.setattr(handler_module._s3(), "list_object_versions", refuse)
+    assert world.deliver(succeeded(output)) == []
+    assert len(world.executions()) == 1
+
+
+def test_a_manifest_that_is_not_a_snapshot_index_is_not_taken_for_one(world: Aws) -> None:
+    # A person's listing snapshot (a single document) is the newest manifest of the dataset
+    upload(world, 3)
+    datasets.snapshot(BUCKET, DATASET, s3=world.s3)
+    assert world.deliver(scheduled()) == []
+    assert world.executions() == []
+    assert "snapshot_version" not in world.dataset_item()
+
+
+def test_the_index_reader_knows_the_snapshot_schema_and_refuses_what_is_not_one() -> None:
+    assert SNAPSHOT_INDEX_SCHEMA == manifest_shards.MANIFEST_INDEX_SCHEMA_V2
+    good = {
+        "schema": SNAPSHOT_INDEX_SCHEMA,
+        "dataset": DATASET,
+        "sha256": "ab" * 32,
+        "object_count": 3,
+        "total_bytes": 10,
+        "as_of": "2025-03-04T09:00:00Z",
+    }
+    found = snapshot_from_index(good, uri="s3://b/manifests/churn/x.json", dataset=DATASET)
+    assert found is not None
+    assert (found.digest, found.objects, found.bytes) == ("ab" * 32, 3, 10)
+    for change in (
+        {"schema": manifest_shards.MANIFEST_INDEX_SCHEMA},
+        {"dataset": "other"},
+        {"object_count": -1},
+        {"total_bytes": True},
+        {"sha256": ""},
+        {"as_of": "yesterday"},
+    ):
+        assert snapshot_from_index({**good, **change}, uri="s3://b/k.json", dataset=DATASET) is None, change
+    assert snapshot_from_index([good], uri="s3://b/k.json", dataset=DATASET) is None
 
 
 # --------------------------------------------------------------------------- what is not a version

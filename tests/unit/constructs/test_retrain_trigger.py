@@ -623,12 +623,18 @@ def test_only_the_snapshot_state_machines_successes_route_and_only_listed_datase
     assert data["detail"]["object"]["key"] == [{"prefix": "datasets/churn/"}]
 
 
-def test_the_handler_may_list_and_write_manifests_of_listed_datasets_only(snapshotted):
-    text = json.dumps(statements(snapshotted.template, snapshotted.trigger.role))
-    assert "datasets/churn/" in text
-    assert "manifests/churn/" in text
-    assert "datasets/events" not in text
-    assert "manifests/events" not in text
+def test_the_handler_writes_manifests_of_listed_datasets_only_and_reads_snapshot_indexes(snapshotted):
+    found = statements(snapshotted.template, snapshotted.trigger.role)
+
+    def resources_of(action: str) -> str:
+        return json.dumps([st["Resource"] for st in found if action in actions_of(st)])
+
+    writes, reads = resources_of("s3:PutObject"), resources_of("s3:GetObject*")
+    assert "manifests/churn/" in writes
+    assert "manifests/events" not in writes
+    assert "datasets/churn/" in reads
+    assert "manifests/events/" in reads  # the newest index, when a status change was lost
+    assert "datasets/events" not in reads
 
 
 def test_a_snapshotted_trigger_passes_cfn_lint_and_cdk_nag(snapshotted):
