@@ -128,6 +128,8 @@ class InventorySnapshot(Construct):
         snapshots.grant_start(operator_role)
 
     Attributes:
+        data_store: The store whose datasets it snapshots.
+        datasets: The datasets it may snapshot.
         state_machine: Takes one dataset version per execution (see the module docstring).
         plan_function: Checks the report and writes the work list.
         shard_function: One inventory data file to manifest shards and a part summary.
