@@ -795,12 +795,12 @@ def _written_at(client: S3Client, bucket: str, key: str) -> int:
 # --------------------------------------------------------------------------- materialize
 
 
-def _target(root: Path, manifest: Manifest, entry: ManifestEntry) -> Path:
+def _target(root: Path, manifest: Manifest, entry: ManifestEntry, folders: dict[Path, bool]) -> Path:
     relative = manifest.relative_key(entry)
     # Snapshots leave such keys out; a manifest written before they did may still list one.
     problem = key_problem(relative)
     target = root.joinpath(*relative.split("/"))
-    if problem is None and not target.resolve().is_relative_to(root):
+    if problem is None and not _stays_below(root, target, folders):
         problem = "it resolves outside the destination (a symbolic link in the way)"
     if problem is not None:
         raise DatasetVersionError(
@@ -810,15 +810,35 @@ def _target(root: Path, manifest: Manifest, entry: ManifestEntry) -> Path:
     return target
 
 
+def _stays_below(root: Path, target: Path, folders: dict[Path, bool]) -> bool:
+    """Whether ``target`` resolves below ``root`` (symbolic links followed), as ``target.resolve()`` tells.
+
+    Each folder is resolved once (``folders`` remembers it): a dataset has many files per folder,
+    and resolving costs a system call per path segment. The file itself can only be a link
+    already in the destination.
+    """
+    folder = target.parent
+    below = folders.get(folder)
+    if below is None:
+        below = folders[folder] = folder.resolve().is_relative_to(root)
+    # os.path.islink is False for a name the file system refuses; writing it then names the problem.
+    return below and (not os.path.islink(target) or target.resolve().is_relative_to(root))
+
+
 def _plan(root: Path, manifest: Manifest) -> list[tuple[ManifestEntry, Path]]:
-    plan = [(entry, _target(root, manifest, entry)) for entry in manifest.entries]
-    files = {path for _, path in plan}
-    for entry, path in plan:
-        clash = next((parent for parent in path.parents if parent in files), None)
+    folders: dict[Path, bool] = {}
+    plan = [(entry, _target(root, manifest, entry, folders)) for entry in manifest.entries]
+    # A key that another needs as a folder ("a/b" and "a/b/c.csv"): compared as text, which is
+    # what the paths are made of, and far cheaper than paths for millions of entries.
+    files = {manifest.relative_key(entry) for entry in manifest.entries}
+    for entry, _ in plan:
+        parts = manifest.relative_key(entry).split("/")
+        clash = next(("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in files), None)
         if clash is not None:
             raise DatasetVersionError(
-                f"s3://{manifest.bucket}/{entry.key} needs {clash} to be a directory, but another object of "
-                "the dataset is stored at that path; rename one of them and take a new snapshot"
+                f"s3://{manifest.bucket}/{entry.key} needs {root.joinpath(*clash.split('/'))} to be a directory, "
+                "but another object of the dataset is stored at that path; rename one of them and take a new "
+                "snapshot"
             )
     return plan
 

@@ -374,6 +374,28 @@ def test_a_name_the_file_system_refuses_fails_with_the_key(s3: Any, tmp_path: Pa
         datasets.materialize(manifest, destination, s3=s3)
 
 
+@pytest.mark.parametrize("link", ["folder", "file"])
+def test_a_symbolic_link_in_the_destination_never_lets_a_write_escape_it(s3: Any, tmp_path: Path, link: str) -> None:
+    # GIVEN a destination where a folder, or a file, of the version is a link to somewhere else
+    put(s3, "datasets/linked/part/a.csv", b"a")
+    put(s3, "datasets/linked/part/b.csv", b"b")
+    manifest = datasets.build_manifest(BUCKET, "linked", s3=s3, now=T0)
+    outside, destination = tmp_path / "outside", tmp_path / "out"
+    outside.mkdir()
+    (destination / "part").mkdir(parents=True) if link == "file" else destination.mkdir()
+    if link == "folder":
+        (destination / "part").symlink_to(outside)
+    else:
+        (destination / "part" / "b.csv").symlink_to(outside / "b.csv")
+
+    # WHEN / THEN nothing is written, and the error names the object and why
+    with pytest.raises(
+        DatasetVersionError, match=r"part/.\.csv \(version .*\) cannot be written below .*: it resolves outside"
+    ):
+        datasets.materialize(manifest, destination, s3=s3)
+    assert list(outside.iterdir()) == []
+
+
 def test_a_missing_manifest_is_reported_with_where_to_look(s3: Any) -> None:
     # WHEN / THEN
     with pytest.raises(DatasetVersionError, match=r"no manifest at s3://ml-data-store/manifests/x.json; list "):
