@@ -3,10 +3,12 @@
 One module-scoped deployment, as ``make demo`` deploys (:func:`cdk_mlops.local.deploy.deploy_stage`),
 with the environment's ``network`` set to ``isolated``: the stage gets its Network stack (a VPC with
 isolated subnets, the VPC endpoints, the security groups, and the deploy-time prefix-list lookup,
-an ``AwsCustomResource``), and the retrain Lambda runs in the VPC. The tests read what AWS holds
-through boto3 and state what each must be (no internet route, only this account's principals); then
-a dataset upload goes through the deployed rule and queue to the retrain handler, which must start
-exactly one run, as in the VPC-free stage. The destroy test comes last.
+an ``AwsCustomResource``), and the retrain Lambda runs in the VPC. Its data versions are taken as
+prod takes them (``dataset_versions: inventory``). The tests read what AWS holds through boto3 and
+state what each must be (no internet route, only this account's principals). Then a dataset
+upload is listed by the deployed inventory, whose report starts the deployed snapshot state
+machine; its status change goes through the deployed rule and queue to the retrain handler,
+which must start exactly one run on the snapshot's version. The destroy test comes last.
 """
 
 from __future__ import annotations
@@ -18,16 +20,22 @@ from typing import Any
 
 import pytest
 
+from cdk_mlops import datasets
+from cdk_mlops.constructs.inventory_snapshot import INVENTORY_ID
 from cdk_mlops.constructs.private_network import GATEWAY_ENDPOINTS, endpoint_services
+from cdk_mlops.local.cfn_s3 import inventory_configurations
 from cdk_mlops.local.deploy import check_stack, destroy_stage
+from cdk_mlops.local.event_targets import started_inputs
 from cdk_mlops.local.loop import Loop, Started, Upload, deliver_until_started, upload_version
 from cdk_mlops.local.runtime import FunctionConfiguration
+from cdk_mlops.local.s3_inventory import publish_inventory_report
+from cdk_mlops.local.stepfunctions import ExecutionResult, run_state_machine
 from tests.e2e.conftest import REPO_ROOT, Deployment, deploy_dev
 
 pytestmark = pytest.mark.e2e
 
-#: The settings that put the Dev environment in a private network.
-PRIVATE = {"network": "isolated", "require_network_isolation": True}
+#: The settings that put the Dev environment in a private network, with prod's data versions.
+PRIVATE = {"network": "isolated", "require_network_isolation": True, "dataset_versions": "inventory"}
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +71,39 @@ def network(deployment: Deployment) -> Network:
 
 
 @pytest.fixture(scope="module")
-def first_run(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> tuple[Upload, Started]:
-    """Data version 1 lands; the retrain handler (in-process, as the deployed function) starts a run."""
+def first_run(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
+    """Data version 1 lands and is snapshotted; the retrain handler (in-process, as deployed) starts a run."""
     loop = Loop.open(deployment.aws, tmp_path_factory.mktemp("loop"))
     try:
         with loop.backends.moto_pollers_suspended(loop.platform.settings.queue_url):
             upload = upload_version(loop, loop.versions[0])
-            return upload, deliver_until_started(loop)
+            aws, s3 = deployment.aws, deployment.aws.client("s3")
+            data_bucket = _physical(deployment, "AWS::S3::Bucket", "StoreBucket")
+            machine = _physical(deployment, "AWS::StepFunctions::StateMachine", "SnapshotsStateMachine")
+            configuration = inventory_configurations(aws.account_id(), aws.region, data_bucket)[INVENTORY_ID]
+            publish_inventory_report(s3, source_bucket=data_bucket, configuration=configuration)
+            # The report's last file starts the snapshot (the deployed rule's input); its end is an event.
+            (started_input,) = started_inputs(aws, machine)
+            snapshot = run_state_machine(aws, machine, started_input)
+            return FirstRun(upload, snapshot, deliver_until_started(loop))
     finally:
         loop.close()
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    upload: Upload
+    snapshot: ExecutionResult
+    started: Started
+
+
+def _physical(deployment: Deployment, resource_type: str, logical_prefix: str) -> str:
+    (found,) = [
+        deployment.physical_id(st, logical_id)
+        for st, logical_id, _ in deployment.resources(resource_type)
+        if st.name.endswith("-Data") and logical_id.startswith(logical_prefix)
+    ]
+    return found
 
 
 def retrain_function(deployment: Deployment) -> dict[str, Any]:
@@ -212,11 +244,24 @@ def test_the_retrain_lambda_runs_in_the_private_subnets_with_the_workloads_group
     assert vpc_config["SecurityGroupIds"] == [network.workloads_group]
 
 
-def test_a_dataset_upload_starts_exactly_one_training_run(deployed, first_run):
-    upload, started = first_run
+def test_a_dataset_upload_starts_exactly_one_training_run_on_its_snapshot(deployed, first_run):
+    upload, snapshot, started = first_run.upload, first_run.snapshot, first_run.started
     assert upload.keys
+    assert snapshot.status == "SUCCEEDED"
     assert [d.decision for d in started.deliveries[-1].decisions] == ["started"]
     assert started.executions == (started.execution_arn,)
+    # The object events were never the trigger's: only the snapshot's status change reached it.
+    assert [d.decision for x in started.deliveries for d in x.decisions] == ["started"]
+    parameters = {
+        p["Name"]: p["Value"]
+        for p in deployed.aws.client("sagemaker").list_pipeline_parameters_for_execution(
+            PipelineExecutionArn=started.execution_arn
+        )["PipelineParameters"]
+    }
+    assert parameters["InputManifestUri"] == snapshot.output["manifest"]
+    assert parameters["ManifestSha256"] == snapshot.output["digest"]
+    version = datasets.load_manifest(snapshot.output["manifest"], s3=deployed.aws.client("s3"))
+    assert {e.key for e in version.entries} >= set(upload.keys)
     function = FunctionConfiguration.read(deployed.aws, retrain_function(deployed)["FunctionName"])
     assert function.handler.startswith("cdk_mlops.lambdas.retrain_trigger.")
 
