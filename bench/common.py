@@ -98,3 +98,42 @@ def write_result(name: str, data: Mapping[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2, sort_keys=True, default=asdict) + "\n")
     return path
+
+
+class TriggerContext:
+    """The fields of Lambda's context object the retrain handler reads (Powertools' Logger reads the first four)."""
+
+    function_name = "retrain-trigger"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:retrain-trigger"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+def trigger_world(region: str, pipeline: str, *, group: str | None = None) -> str:
+    """What the retrain handler needs in moto (inside ``mock_aws``): its table ``retrain-state``, its queue
+    ``retrain-trigger``, the pipeline (and its model package group, if named). The queue's URL."""
+    import boto3
+
+    from cdk_mlops.lambdas.retrain_trigger import core
+
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName="retrain-state",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue_url: str = boto3.client("sqs", region_name=region).create_queue(QueueName="retrain-trigger")["QueueUrl"]
+    sm = boto3.client("sagemaker", region_name=region)
+    if group is not None:
+        sm.create_model_package_group(ModelPackageGroupName=group)
+    parameters = [{"Name": name, "Type": "String"} for name in core.PIPELINE_PARAMETER_NAMES]
+    sm.create_pipeline(
+        PipelineName=pipeline,
+        RoleArn="arn:aws:iam::123456789012:role/sagemaker-pipeline",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []}),
+        ClientRequestToken="bench-create-pipeline-000000000001",
+    )
+    return queue_url

@@ -51,11 +51,11 @@ import boto3
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from bench.common import write_result
+from bench.common import TriggerContext, trigger_world, write_result
 from bench.inventory_snapshot import BUCKET, DATASET, DirS3, snapshot_run
 from bench.inventory_snapshot import generate as generate_inventory
 from cdk_mlops import datasets
-from cdk_mlops.lambdas.retrain_trigger import PIPELINE_STATUS_CHANGE, core
+from cdk_mlops.lambdas.retrain_trigger import PIPELINE_STATUS_CHANGE
 from cdk_mlops.lambdas.retrain_trigger import handler as trigger
 from cdk_mlops.lambdas.retrain_trigger.log import logger
 from cdk_mlops.local.stepfunctions import ExecutionResult, status_change_entry
@@ -103,33 +103,14 @@ def expected_entries(objects: int) -> list[tuple[str, str, str, int]]:
     return rows
 
 
-def trigger_world(sm: Any) -> None:
-    """The trigger's table, queue and pipeline in moto, and its environment."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.create_table(
-        TableName="bench-state",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="bench-trigger")["QueueUrl"]
-    definition = {
-        "Version": "2020-12-01",
-        "Parameters": [{"Name": n, "Type": "String"} for n in core.PIPELINE_PARAMETER_NAMES],
-        "Steps": [],
-    }
-    sm.create_pipeline(
-        PipelineName=PIPELINE,
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/bench",
-        PipelineDefinition=json.dumps(definition),
-        ClientRequestToken="bench-pipeline-00000000000000001",
-    )
+def configure_trigger(queue_url: str) -> None:
+    """The handler's environment: one dataset, versioned by the snapshot state machine."""
     os.environ.update(
         PIPELINE_NAME=PIPELINE,
         DATA_BUCKET=BUCKET,
         DATASETS=DATASET,
-        STATE_TABLE="bench-state",
-        QUEUE_URL=queue,
+        STATE_TABLE="retrain-state",
+        QUEUE_URL=queue_url,
         COMPARE_WITH_CHAMPION="false",
         SNAPSHOT_STATE_MACHINE_ARN=MACHINE,
         SNAPSHOT_DATASETS=DATASET,
@@ -179,21 +160,11 @@ def pipeline_finished(execution_arn: str) -> dict[str, Any]:
     }
 
 
-class _Context:
-    function_name = "retrain-trigger"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:retrain-trigger"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 120_000
-
-
 def deliver(event: dict[str, Any]) -> tuple[float, list[Any]]:
     """One SQS batch of one record to the handler: seconds, and the records it handed back."""
     record = {"messageId": str(uuid.uuid4()), "body": json.dumps(event), "eventSource": "aws:sqs"}
     start = time.perf_counter()
-    response = trigger.handler({"Records": [record]}, _Context())
+    response = trigger.handler({"Records": [record]}, TriggerContext())
     return time.perf_counter() - start, response["batchItemFailures"]
 
 
@@ -224,8 +195,8 @@ def main() -> None:
         }
 
         with mock_aws():
+            configure_trigger(trigger_world(REGION, PIPELINE))
             sm = boto3.client("sagemaker", region_name=REGION)
-            trigger_world(sm)
             trigger.reset_clients()
             event = status_change(output)
             deliveries = [deliver(event) for _ in range(args.deliveries)]

@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO_ROOT, write_result
+from bench.common import REPO_ROOT, TriggerContext, trigger_world, write_result
 
 BUCKET = "bench-data-123456789012"
 DATASET = "churn"
@@ -126,48 +126,21 @@ def core_throughput(runs: int) -> dict[str, Any]:
 # --- handler against moto ---------------------------------------------------------------------------
 
 
-class _Context:
-    """The fields of Lambda's context object the handler reads (Powertools' Logger reads the first four)."""
-
-    function_name = "retrain-trigger"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:retrain-trigger"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 120_000
-
-
 def handler_burst_once() -> dict[str, float]:
     import boto3
     from moto import mock_aws
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    from cdk_mlops.lambdas.retrain_trigger import core, handler
+    from cdk_mlops.lambdas.retrain_trigger import handler
 
     with mock_aws():
         handler.reset_clients()
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        ddb.create_table(
-            TableName="retrain-state",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="retrain-trigger")["QueueUrl"]
+        queue_url = trigger_world(REGION, PIPELINE, group=GROUP)
         sm = boto3.client("sagemaker", region_name=REGION)
-        sm.create_model_package_group(ModelPackageGroupName=GROUP)
-        parameters = [{"Name": name, "Type": "String"} for name in core.PIPELINE_PARAMETER_NAMES]
-        sm.create_pipeline(
-            PipelineName=PIPELINE,
-            RoleArn="arn:aws:iam::123456789012:role/sagemaker-pipeline",
-            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []}),
-            ClientRequestToken="bench-create-pipeline-000000000001",
-        )
         os.environ.update(
             PIPELINE_NAME=PIPELINE,
             DATA_BUCKET=BUCKET,
@@ -193,7 +166,7 @@ def handler_burst_once() -> dict[str, float]:
         sqs.send_message = spy  # type: ignore[method-assign]
         clock = {"now": T0}
         handler._now = lambda: clock["now"]
-        context = _Context()
+        context = TriggerContext()
 
         start = time.perf_counter()
         for i in range(0, EVENTS, BATCH):

@@ -40,6 +40,15 @@ class Deployment:
         """The physical id a resource had after deploy (still known after destroy)."""
         return self.physical_ids[(stack.name, logical_id)]
 
+    def the_one(self, resource_type: str, logical_prefix: str, *, stack_suffix: str) -> str:
+        """The physical id of the one resource of a type whose logical id starts with a prefix, in one stack."""
+        (found,) = [
+            self.physical_id(st, logical_id)
+            for st, logical_id, _ in self.resources(resource_type)
+            if st.name.endswith(stack_suffix) and logical_id.startswith(logical_prefix)
+        ]
+        return found
+
 
 def deploy_dev(output: Path, overrides: dict[str, Any] | None = None) -> Iterator[Deployment]:
     """Deploy Dev (with ``overrides`` of its configuration) to a fresh local AWS, for a module's fixture."""

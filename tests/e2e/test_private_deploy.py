@@ -78,8 +78,10 @@ def first_run(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) 
         with loop.backends.moto_pollers_suspended(loop.platform.settings.queue_url):
             upload = upload_version(loop, loop.versions[0])
             aws, s3 = deployment.aws, deployment.aws.client("s3")
-            data_bucket = _physical(deployment, "AWS::S3::Bucket", "StoreBucket")
-            machine = _physical(deployment, "AWS::StepFunctions::StateMachine", "SnapshotsStateMachine")
+            data_bucket = deployment.the_one("AWS::S3::Bucket", "StoreBucket", stack_suffix="-Data")
+            machine = deployment.the_one(
+                "AWS::StepFunctions::StateMachine", "SnapshotsStateMachine", stack_suffix="-Data"
+            )
             configuration = inventory_configurations(aws.account_id(), aws.region, data_bucket)[INVENTORY_ID]
             publish_inventory_report(s3, source_bucket=data_bucket, configuration=configuration)
             # The report's last file starts the snapshot (the deployed rule's input); its end is an event.
@@ -95,15 +97,6 @@ class FirstRun:
     upload: Upload
     snapshot: ExecutionResult
     started: Started
-
-
-def _physical(deployment: Deployment, resource_type: str, logical_prefix: str) -> str:
-    (found,) = [
-        deployment.physical_id(st, logical_id)
-        for st, logical_id, _ in deployment.resources(resource_type)
-        if st.name.endswith("-Data") and logical_id.startswith(logical_prefix)
-    ]
-    return found
 
 
 def retrain_function(deployment: Deployment) -> dict[str, Any]:

@@ -51,22 +51,13 @@ class Snapshot:
         return self.stage.aws.client(service)
 
 
-def _physical(stage: Deployment, resource_type: str, logical_prefix: str) -> str:
-    (found,) = [
-        stage.physical_id(st, logical_id)
-        for st, logical_id, _ in stage.resources(resource_type)
-        if st.name.endswith("-Data") and logical_id.startswith(logical_prefix)
-    ]
-    return found
-
-
 @pytest.fixture(scope="module")
 def snapshot(dev_stage: Deployment) -> Iterator[Snapshot]:
     assert not dev_stage.destroyed, "the snapshot runs on the deployed stage; the destroy tests run last"
     s3 = dev_stage.aws.client("s3")
-    data_bucket = _physical(dev_stage, "AWS::S3::Bucket", "StoreBucket")
-    report_bucket = _physical(dev_stage, "AWS::S3::Bucket", "SnapshotsReports")
-    machine = _physical(dev_stage, "AWS::StepFunctions::StateMachine", "SnapshotsStateMachine")
+    data_bucket = dev_stage.the_one("AWS::S3::Bucket", "StoreBucket", stack_suffix="-Data")
+    report_bucket = dev_stage.the_one("AWS::S3::Bucket", "SnapshotsReports", stack_suffix="-Data")
+    machine = dev_stage.the_one("AWS::StepFunctions::StateMachine", "SnapshotsStateMachine", stack_suffix="-Data")
     manifests = f"manifests/{DATASET}/"
     before = set(_versions(s3, data_bucket, manifests))
     expected: dict[str, bytes] = {}

@@ -90,6 +90,15 @@ def succeeded(output: Any, *, status: str = "SUCCEEDED", machine: str = SNAPSHOT
     return event
 
 
+def run_to_the_end(world: Aws, output: dict[str, Any]) -> str:
+    """The snapshot's success arrives and starts the dataset's only run, which then ends. Its ARN."""
+    world.deliver(succeeded(output))
+    [execution] = world.executions()
+    world.set_status(execution, "Succeeded")
+    world.deliver(status_change(execution))
+    return execution
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -126,10 +135,7 @@ def test_a_succeeded_snapshot_starts_one_run_on_its_version_which_materializes_e
 def test_the_next_days_snapshot_of_the_same_data_starts_nothing_and_of_new_data_one_run(world: Aws) -> None:
     upload(world, 10)
     first = take_snapshot(world)
-    world.deliver(succeeded(first))
-    [execution] = world.executions()
-    world.set_status(execution, "Succeeded")
-    world.deliver(status_change(execution))
+    execution = run_to_the_end(world, first)
 
     # WHEN the next day's report lists the same objects
     world.later(days=1)
@@ -169,10 +175,7 @@ def test_a_manual_retrain_before_any_snapshot_starts_nothing_and_after_one_train
     assert world.executions() == []
 
     output = take_snapshot(world)
-    world.deliver(succeeded(output))
-    [execution] = world.executions()
-    world.set_status(execution, "Succeeded")
-    world.deliver(status_change(execution))
+    run_to_the_end(world, output)
     world.later(hours=2)
 
     again = template("manual_retrain.json")
@@ -190,10 +193,7 @@ def test_a_late_event_of_an_older_snapshot_never_replaces_the_newer_version(worl
     upload(world, 2, tag="b")
     newer = take_snapshot(world)
 
-    world.deliver(succeeded(newer))
-    [execution] = world.executions()
-    world.set_status(execution, "Succeeded")
-    world.deliver(status_change(execution))
+    run_to_the_end(world, newer)
     world.deliver(succeeded(older))  # delivered a day late
 
     stored = json.loads(world.dataset_item()["snapshot_version"]["S"])
@@ -253,10 +253,7 @@ def test_a_schedule_trains_the_newest_snapshot_whose_status_change_was_lost(worl
 def test_a_manual_retrain_takes_a_newer_index_than_the_stored_snapshot(world: Aws) -> None:
     upload(world, 3)
     first = take_snapshot(world)
-    world.deliver(succeeded(first))
-    [execution] = world.executions()
-    world.set_status(execution, "Succeeded")
-    world.deliver(status_change(execution))
+    run_to_the_end(world, first)
     world.later(days=1)
     upload(world, 2, tag="b")
     lost = take_snapshot(world)  # its event is lost
