@@ -800,7 +800,11 @@ def _target(root: Path, manifest: Manifest, entry: ManifestEntry, folders: dict[
     # Snapshots leave such keys out; a manifest written before they did may still list one.
     problem = key_problem(relative)
     target = root.joinpath(*relative.split("/"))
-    if problem is None and not _stays_below(root, target, folders):
+    # As target.resolve() tells, a folder resolved once for its files (islink: False for a refused name).
+    if problem is None and target.parent not in folders:
+        folders[target.parent] = target.parent.resolve().is_relative_to(root)
+    linked_out = problem is None and os.path.islink(target) and not target.resolve().is_relative_to(root)
+    if problem is None and (not folders[target.parent] or linked_out):
         problem = "it resolves outside the destination (a symbolic link in the way)"
     if problem is not None:
         raise DatasetVersionError(
@@ -810,35 +814,17 @@ def _target(root: Path, manifest: Manifest, entry: ManifestEntry, folders: dict[
     return target
 
 
-def _stays_below(root: Path, target: Path, folders: dict[Path, bool]) -> bool:
-    """Whether ``target`` resolves below ``root`` (symbolic links followed), as ``target.resolve()`` tells.
-
-    Each folder is resolved once (``folders`` remembers it): a dataset has many files per folder,
-    and resolving costs a system call per path segment. The file itself can only be a link
-    already in the destination.
-    """
-    folder = target.parent
-    below = folders.get(folder)
-    if below is None:
-        below = folders[folder] = folder.resolve().is_relative_to(root)
-    # os.path.islink is False for a name the file system refuses; writing it then names the problem.
-    return below and (not os.path.islink(target) or target.resolve().is_relative_to(root))
-
-
 def _plan(root: Path, manifest: Manifest) -> list[tuple[ManifestEntry, Path]]:
     folders: dict[Path, bool] = {}
     plan = [(entry, _target(root, manifest, entry, folders)) for entry in manifest.entries]
-    # A key that another needs as a folder ("a/b" and "a/b/c.csv"): compared as text, which is
-    # what the paths are made of, and far cheaper than paths for millions of entries.
-    files = {manifest.relative_key(entry) for entry in manifest.entries}
+    files = {manifest.relative_key(entry) for entry in manifest.entries}  # as text: cheap for millions
     for entry, _ in plan:
         parts = manifest.relative_key(entry).split("/")
-        clash = next(("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in files), None)
+        clash = next((root.joinpath(*parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in files), None)
         if clash is not None:
             raise DatasetVersionError(
-                f"s3://{manifest.bucket}/{entry.key} needs {root.joinpath(*clash.split('/'))} to be a directory, "
-                "but another object of the dataset is stored at that path; rename one of them and take a new "
-                "snapshot"
+                f"s3://{manifest.bucket}/{entry.key} needs {clash} to be a directory, but another object of "
+                "the dataset is stored at that path; rename one of them and take a new snapshot"
             )
     return plan
 
@@ -922,12 +908,7 @@ def _download(client: S3Client, manifest: Manifest, entry: ManifestEntry, target
         partial.unlink(missing_ok=True)
 
 
-def materialize(
-    manifest: str | Path | Manifest,
-    destination: Path,
-    *,
-    s3: S3Client | None = None,
-) -> list[Path]:
+def materialize(manifest: str | Path | Manifest, destination: Path, *, s3: S3Client | None = None) -> list[Path]:
     """Download exactly the object versions a manifest lists.
 
     Each object is written to ``destination/<key relative to the dataset
@@ -956,11 +937,9 @@ def materialize(
     destination.mkdir(parents=True, exist_ok=True)
     root = destination.resolve()
     plan = _plan(root, loaded)
-    written: list[Path] = []
     for entry, target in plan:
         _download(client, loaded, entry, target, where)
-        written.append(target)
-    return written
+    return [target for _, target in plan]
 
 
 # --------------------------------------------------------------------------- diff
