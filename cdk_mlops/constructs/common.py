@@ -281,6 +281,35 @@ def ecr_repository_arn(uri: str, stack: Stack) -> str:
     return f"arn:{Aws.PARTITION}:ecr:{stack.region}:{account}:repository/{repository}"
 
 
+def _private_bucket_settings() -> dict[str, Any]:
+    """What every bucket of the library is: versioned, private, TLS 1.2 or later only, owner-enforced."""
+    return {
+        "versioned": True,
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "enforce_ssl": True,
+        "minimum_tls_version": 1.2,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    }
+
+
+def kms_bucket_settings(
+    key: kms.IKey, *, access_logs: s3.IBucket, access_logs_prefix: str | None = None
+) -> dict[str, Any]:
+    """``s3.Bucket`` settings of a bucket that holds data: a private bucket, SSE-KMS with ``key``
+    and an S3 Bucket Key (fewer KMS requests), server access logs into ``access_logs``.
+
+    Pass them with ``**`` beside the bucket's own settings (lifecycle, removal).
+    """
+    return {
+        **_private_bucket_settings(),
+        "encryption": s3.BucketEncryption.KMS,
+        "encryption_key": key,
+        "bucket_key_enabled": True,
+        "server_access_logs_bucket": access_logs,
+        "server_access_logs_prefix": access_logs_prefix,
+    }
+
+
 def access_log_bucket(
     scope: Construct,
     id: str,
@@ -300,11 +329,7 @@ def access_log_bucket(
         scope,
         id,
         encryption=s3.BucketEncryption.S3_MANAGED,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
-        minimum_tls_version=1.2,
-        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        versioned=True,
+        **_private_bucket_settings(),
         removal_policy=removal_policy,
         auto_delete_objects=auto_delete_objects,
         lifecycle_rules=list(lifecycle_rules) or None,

@@ -12,7 +12,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IValidation
 
-from cdk_mlops.constructs.common import GUARDRAILS, access_log_bucket, acknowledge, send_events_to_eventbridge
+from cdk_mlops.constructs.common import (
+    GUARDRAILS,
+    access_log_bucket,
+    acknowledge,
+    kms_bucket_settings,
+    send_events_to_eventbridge,
+)
 from cdk_mlops.constructs.data_store_base import (
     DataStoreBase,
     IDataStore,
@@ -239,15 +245,7 @@ class VersionedDataStore(DataStoreBase):
             self,
             "Bucket",
             bucket_name=bucket_name,
-            versioned=True,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.encryption_key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_log_bucket,
+            **kms_bucket_settings(self.encryption_key, access_logs=self.access_log_bucket),
             lifecycle_rules=[
                 _lifecycle_rule(noncurrent_version_transition, noncurrent_version_expiration, retain_versions)
             ],

@@ -56,6 +56,7 @@ from cdk_mlops.constructs.common import (
     grant_lambda_vpc_access,
     https_only_security_group,
     iam5_findings,
+    kms_bucket_settings,
     lambda_code,
     nag_resource,
     network_problems,
@@ -369,16 +370,9 @@ class InventorySnapshot(Construct):
         bucket = s3.Bucket(
             self,
             "Reports",
-            versioned=True,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=data_store.access_log_bucket,
-            server_access_logs_prefix="inventory-reports/",
+            **kms_bucket_settings(
+                key, access_logs=data_store.access_log_bucket, access_logs_prefix="inventory-reports/"
+            ),
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireReports",

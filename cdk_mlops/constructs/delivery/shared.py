@@ -24,7 +24,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_mlops.constructs.common import access_log_bucket
+from cdk_mlops.constructs.common import access_log_bucket, kms_bucket_settings
 from cdk_mlops.constructs.delivery.install import default_step_install_commands
 
 __all__ = ["DEFAULT_PARAMETER_PREFIX"]
@@ -74,16 +74,9 @@ class _PipelineStorage(Construct):
             self.artifact_bucket: s3.IBucket = s3.Bucket(
                 self,
                 "Artifacts",
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=self.artifact_key,
-                bucket_key_enabled=True,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
-                minimum_tls_version=1.2,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                versioned=True,
-                server_access_logs_bucket=self.access_log_bucket,
-                server_access_logs_prefix="artifacts/",
+                **kms_bucket_settings(
+                    self.artifact_key, access_logs=self.access_log_bucket, access_logs_prefix="artifacts/"
+                ),
                 lifecycle_rules=[
                     s3.LifecycleRule(id="ExpireOldArtifacts", noncurrent_version_expiration=Duration.days(90)),
                     s3.LifecycleRule(
