@@ -34,6 +34,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--objects", "100000"],
     ),
     (
+        "preprocess_instances.py",
+        "Preprocess on one instance and on two (local processes, side by side)",
+        ["--rows", "100000", "--runs", "1"],
+    ),
+    (
         "retrain.py",
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],

@@ -194,6 +194,8 @@ class EnvironmentConfig:
             ``listing`` (at each start) or ``inventory`` (the newest inventory snapshot; a run
             starts when a snapshot of new data succeeds). Default: - ``inventory`` in prod,
             where datasets are largest, ``listing`` elsewhere.
+        preprocess_instance_count: Instances of the pipeline's ``Preprocess`` job, each taking its
+            share of the version's shards (1 to 100). Default: - 1.
         model_package_arn: The approved model package this environment serves;
             the serving stack (an endpoint) exists only once it is set.
             Default: - none: no model has been approved for this environment yet.
@@ -268,6 +270,7 @@ class EnvironmentConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     dataset: str = "churn"
     dataset_versions: DatasetVersions = DatasetVersions.LISTING
+    preprocess_instance_count: int = 1
     model_package_arn: str | None = None
     model_baseline_prefix: str | None = None
     model_source_bucket: str | None = None
@@ -406,6 +409,11 @@ def _check_endpoint_kind(value: object) -> str | None:
     if isinstance(value, str) and value in accepted:
         return None
     return f"{value!r} is not an endpoint kind; use one of: {', '.join(accepted)}"
+
+
+def _check_instance_count(value: object) -> str | None:
+    fits = _is_int(value) and 1 <= value <= 100  # type: ignore[operator]
+    return None if fits else f"{value!r} is not an instance count; use a whole number from 1 to 100 (a job's limit)"
 
 
 def _check_dataset_versions(value: object) -> str | None:
@@ -644,6 +652,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "network": _check_network,
     "dataset": _check_dataset,
     "dataset_versions": _check_dataset_versions,
+    "preprocess_instance_count": _check_instance_count,
     "model_package_arn": _check_model_package_arn,
     "model_baseline_prefix": _check_baseline_prefix,
     "model_source_bucket": _check_bucket_name,

@@ -11,7 +11,12 @@ the steps of the *deployed* definition (``DescribePipeline``) for one execution:
   runs that script, downloaded from the CDK asset bucket as deployed, with the current
   interpreter: its ``ProcessingInputs`` are downloaded from S3, the container paths
   (``/opt/ml/processing/...``) map to a work directory, and its ``ProcessingOutputs`` are
-  uploaded where the definition says;
+  uploaded where the definition says. A job of several instances (``InstanceCount``) runs the
+  script once per host (``algo-1``, ``algo-2``, ..., at the same time), each in its own work
+  directory with its own ``/opt/ml/config/resourceconfig.json`` naming it among the hosts, as
+  SageMaker Processing does; ``FullyReplicated`` inputs reach every host, and every host's
+  outputs are uploaded to the same prefixes. (``ShardedByS3Key`` processing inputs are not
+  emulated: no step of this library declares one, and the run says so if one does);
 * the ``Training`` step runs ``cdk_mlops/ml/train.py`` (scikit-learn) on its input channels,
   since the built-in XGBoost image cannot run offline; ``model.tar.gz`` is uploaded under
   the step's ``S3OutputPath`` as SageMaker would;
@@ -40,11 +45,13 @@ package names its data-quality and model-quality baselines where AWS would write
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -52,7 +59,7 @@ from typing import Any, Final
 from cdk_mlops.datasets import parse_s3_uri
 from cdk_mlops.local.server import LocalAws
 from cdk_mlops.ml import TRAIN_SCRIPT
-from cdk_mlops.pipeline_definition import PROCESSING_ROOT
+from cdk_mlops.pipeline_definition import PROCESSING_ROOT, RESOURCE_CONFIG
 
 _OUTPUT_URI: Final = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri\Z")
 _TAIL: Final = 2000
@@ -398,9 +405,11 @@ class _Runner:
         self.result.steps.append(StepRun(step["Name"], step["Type"], outcome, detail))
 
     def _local(self, root: Path, value: Any) -> Any:
-        """A container path under ``/opt/ml/processing`` mapped below ``root``."""
+        """A container path under ``/opt/ml/processing`` (or the resource config) mapped below ``root``."""
         if isinstance(value, str) and value.startswith(PROCESSING_ROOT):
             return str(root) + value[len(PROCESSING_ROOT) :]
+        if value == RESOURCE_CONFIG:
+            return str(root / "config" / "resourceconfig.json")
         return value
 
     def _python(self, command: Sequence[str], name: str) -> str:
@@ -423,25 +432,47 @@ class _Runner:
             image = str(app.get("ImageUri", "?")).rsplit("/", 1)[-1]
             self._record(step, "skipped", f"its image ({image}) runs no script locally")
             return
-        root = self.work_dir / name
         for declared in arguments.get("ProcessingInputs", []):
-            source = declared["S3Input"]
-            download(self.s3, source["S3Uri"], Path(self._local(root, source["LocalPath"])))
+            if declared["S3Input"].get("S3DataDistributionType", "FullyReplicated") != "FullyReplicated":
+                raise StepFailed(f"step {name}: input {declared['InputName']} is ShardedByS3Key, not emulated here")
+        count = int(arguments.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1))
+        hosts = [f"algo-{number}" for number in range(1, count + 1)]
+        roots = [self.work_dir / name] if count == 1 else [self.work_dir / name / host for host in hosts]
+        with ThreadPoolExecutor(max_workers=min(count, os.cpu_count() or 1)) as pool:
+            lines = list(
+                pool.map(lambda host, root: self._processing_host(step, arguments, hosts, host, root), hosts, roots)
+            )
         outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        for declared in outputs:
-            Path(self._local(root, declared["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
-        script = self._local(root, entrypoint[1])
-        container_arguments = [self._local(root, _text(a)) for a in app.get("ContainerArguments", [])]
-        last_line = self._python([sys.executable, script, *container_arguments], name)
-        for declared in outputs:
-            upload(self.s3, Path(self._local(root, declared["S3Output"]["LocalPath"])), declared["S3Output"]["S3Uri"])
-        local_outputs = {d["OutputName"]: Path(self._local(root, d["S3Output"]["LocalPath"])) for d in outputs}
+        local_outputs = {d["OutputName"]: Path(self._local(roots[0], d["S3Output"]["LocalPath"])) for d in outputs}
         for property_file in step.get("PropertyFiles", []):
             path = local_outputs[property_file["OutputName"]] / property_file["FilePath"]
             loaded = json.loads(path.read_text(encoding="utf-8"))
             self.resolver.property_files[(name, property_file["PropertyFileName"])] = loaded
             self.result.property_files[f"{name}.{property_file['PropertyFileName']}"] = loaded
-        self._record(step, "ran", last_line)
+        self._record(
+            step, "ran", lines[0] if count == 1 else " | ".join(f"{h}: {x}" for h, x in zip(hosts, lines, strict=True))
+        )
+
+    def _processing_host(
+        self, step: Mapping[str, Any], arguments: Mapping[str, Any], hosts: list[str], host: str, root: Path
+    ) -> str:
+        """One host of a processing job: its inputs, its resource config, the script, its outputs."""
+        app = arguments["AppSpecification"]
+        for declared in arguments.get("ProcessingInputs", []):
+            source = declared["S3Input"]
+            download(self.s3, source["S3Uri"], Path(self._local(root, source["LocalPath"])))
+        config = Path(self._local(root, RESOURCE_CONFIG))
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({"current_host": host, "hosts": hosts}), encoding="utf-8")
+        outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for declared in outputs:
+            Path(self._local(root, declared["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+        script = self._local(root, app["ContainerEntrypoint"][1])
+        container_arguments = [self._local(root, _text(a)) for a in app.get("ContainerArguments", [])]
+        last_line = self._python([sys.executable, script, *container_arguments], step["Name"])
+        for declared in outputs:
+            upload(self.s3, Path(self._local(root, declared["S3Output"]["LocalPath"])), declared["S3Output"]["S3Uri"])
+        return last_line
 
     def _training(self, step: Mapping[str, Any]) -> None:
         name = step["Name"]

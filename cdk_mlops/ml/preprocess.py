@@ -35,6 +35,20 @@ Output (under ``--output-dir``, one folder per ProcessingOutput)
 The split is deterministic for a given input and ``--seed``: 70/15/15 by default, stratified
 by label for binary classification.
 
+Instances
+    With ``--resource-config`` (``/opt/ml/config/resourceconfig.json``, where SageMaker
+    Processing names the job's hosts and this one), the job runs on several instances and each
+    takes its share: the shards ``i, i+n, i+2n, ...`` of a sharded manifest (by name), or the
+    entries (by key) of a single-file one, or the files of ``--input-dir``, for instance ``i`` of
+    ``n``. Each instance reads, validates and splits its share alone (its seed is
+    ``[--seed, i]``), so memory and time per instance grow with the data divided by ``n``, and
+    writes its files with its host in the name (``train/train-algo-2.csv``), since every
+    instance uploads to the same prefixes. Checks that need the whole dataset are taken per share
+    or from the index: each instance checks its shards against the index and the index's digest
+    against ``ManifestSha256`` (a single instance also recomputes the digest over every entry);
+    the label's both classes are required of a single instance only. An instance whose share is
+    empty (more instances than shards) writes only its report.
+
 Data validation: with ``--baseline-constraints-uri`` (an ``s3://`` URI or a local path to a
 Model Monitor ``constraints.json``), the data is checked against the baseline: missing or
 extra columns, data types (``Integral`` columns hold whole numbers), completeness and
@@ -84,6 +98,7 @@ SET_ID_TAG = b"cdk-mlops.set-digest.id.v1\n"
 SET_BYTES = 512
 PROBLEM_TYPES = ("binary_classification", "regression")
 MIN_ROWS = 10
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}\Z")
 
 # CreateModelPackage CustomerMetadataProperties values: 1-256 of letters, digits, spaces, _ . : / = + - @
 _METADATA_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}\Z")
@@ -103,6 +118,43 @@ class Table:
     @property
     def labels(self) -> np.ndarray:
         return self.values[:, 0]
+
+
+class Share:
+    """This instance's part of the work: instance ``index`` of ``count``, named ``host``."""
+
+    def __init__(self, index: int = 0, count: int = 1, host: str = "") -> None:
+        self.index, self.count, self.host = index, count, host
+
+    @property
+    def alone(self) -> bool:
+        return self.count == 1
+
+    def take(self, items: Sequence[Any]) -> list[Any]:
+        """Items ``index, index + count, ...`` of ``items``: an even split, the same on every instance."""
+        return list(items[self.index :: self.count])
+
+    def file_name(self, name: str) -> str:
+        """``name`` with the host in it when instances share an output prefix (``train-algo-2.csv``)."""
+        if self.alone:
+            return name
+        stem, dot, suffix = name.rpartition(".")
+        return f"{stem}-{self.host}{dot}{suffix}"
+
+
+def read_share(path: Path | None) -> Share:
+    """This instance's :class:`Share` from SageMaker's ``resourceconfig.json``; one instance without it."""
+    if path is None:
+        return Share()
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        host, hosts = config["current_host"], list(config["hosts"])
+        index = hosts.index(host)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path} does not name this host among the job's hosts: {error!r}") from None
+    if not all(isinstance(h, str) and _HOST.match(h) for h in hosts):
+        raise DataError(f"{path}: host names {hosts[:5]} are not plain names such as algo-1")
+    return Share(index, len(hosts), host)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -125,6 +177,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-version", default="unknown")
     parser.add_argument("--trigger-reason", default="manual")
     parser.add_argument("--message-file", type=Path, default=Path("/opt/ml/output/message"))
+    parser.add_argument(
+        "--resource-config", type=Path, help="SageMaker's resourceconfig.json: run as one of its hosts (default: alone)"
+    )
     return parser.parse_args(argv)
 
 
@@ -168,24 +223,28 @@ def find_manifest(manifest_dir: Path, manifest_uri: str) -> Path:
     return candidates[0]
 
 
-def load_manifest(path: Path, manifest_uri: str = "") -> dict[str, Any]:
+def load_manifest(path: Path, manifest_uri: str = "", share: Share | None = None) -> dict[str, Any]:
     """The manifest at ``path``; for a sharded manifest's index, with its shards' entries read in.
 
     A sharded manifest's shards are next to its index: under ``<manifest_uri without .json>/``
-    in S3 when ``manifest_uri`` is an ``s3://`` URI, else under ``<path without .json>/``.
+    in S3 when ``manifest_uri`` is an ``s3://`` URI, else under ``<path without .json>/``. With a
+    ``share`` of several instances, only the share's shards are read (``partial`` is then true);
+    a single-file manifest is read whole, and the share's entries are taken later.
     """
+    share = share or Share()
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DataError(f"{path} is not a readable JSON manifest: {error}") from None
     if isinstance(manifest, dict) and manifest.get("schema") in (INDEX_SCHEMA_V1, INDEX_SCHEMA_V2):
-        manifest = {**manifest, "entries": _shard_entries(manifest, path, manifest_uri)}
+        entries = _shard_entries(manifest, path, manifest_uri, share)
+        manifest = {**manifest, "entries": entries, "partial": not share.alone}
     if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
         raise DataError(f"{path} is not a dataset manifest: it needs an 'entries' list")
     for index, entry in enumerate(manifest["entries"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
             raise DataError(f"{path}: entries[{index}] needs a 'key'")
-    if not manifest["entries"]:
+    if not manifest["entries"] and not manifest.get("partial"):
         raise DataError(f"{path}: the manifest lists no objects")
     return manifest
 
@@ -221,7 +280,11 @@ def verify_sha256(manifest: dict[str, Any], expected: str) -> None:
     actual = manifest.get("sha256")
     entries = manifest["entries"]
     digest = set_digest if manifest.get("schema") == INDEX_SCHEMA_V2 else manifest_digest
-    if isinstance(manifest.get("dataset"), str) and all("etag" in e and "size" in e for e in entries):
+    if manifest.get("partial"):
+        # This instance holds some shards only: each was checked against the index, and the
+        # index's digest is checked against its recorded sum (v2), which Finalize took over all.
+        _verify_set_sum(manifest)
+    elif isinstance(manifest.get("dataset"), str) and all("etag" in e and "size" in e for e in entries):
         try:
             computed = digest(manifest["dataset"], entries)
         except (TypeError, UnicodeEncodeError):
@@ -240,13 +303,32 @@ def verify_sha256(manifest: dict[str, Any], expected: str) -> None:
         )
 
 
-def _shard_entries(index: dict[str, Any], path: Path, manifest_uri: str) -> list[Any]:
-    """Every entry of a sharded manifest's shards, in key order, each shard checked against the index."""
+def _verify_set_sum(index: dict[str, Any]) -> None:
+    """A v2 index's ``sha256`` is the identity of its recorded sum (v1 records no sum)."""
+    digest = index.get("digest")
+    total = digest.get("sum") if isinstance(digest, dict) else None
+    if index.get("schema") != INDEX_SCHEMA_V2 or not isinstance(index.get("dataset"), str):
+        return
+    try:
+        raw = bytes.fromhex(total) if isinstance(total, str) else b""
+    except ValueError:
+        raw = b""
+    identity = hashlib.sha256(SET_ID_TAG + index["dataset"].encode("utf-8") + b"\n" + raw).hexdigest()
+    if len(raw) != SET_BYTES or identity != index.get("sha256"):
+        raise DataError(
+            f"the index's sha256 {index.get('sha256')!r} is not the identity of its digest sum; "
+            "manifests must not be edited, take a new snapshot"
+        )
+
+
+def _shard_entries(index: dict[str, Any], path: Path, manifest_uri: str, share: Share) -> list[Any]:
+    """The entries of the share's shards, in key order, each shard checked against the index."""
     shards = index.get("shards")
     if not isinstance(shards, list) or not shards:
         raise DataError(f"{path}: the manifest index lists no shards")
     entries: list[Any] = []
-    for shard in shards:
+    by_name = sorted(shards, key=lambda shard: str(shard.get("name")) if isinstance(shard, dict) else "")
+    for shard in share.take(by_name):
         name = shard.get("name") if isinstance(shard, dict) else None
         if not isinstance(name, str) or not re.fullmatch(r"part-[0-9-]+\.jsonl\.gz", name):
             raise DataError(f"{path}: a shard is named {name!r}, not part-*.jsonl.gz; take a new snapshot")
@@ -334,11 +416,12 @@ def _check_size(entry: dict[str, Any], size: int) -> None:
         raise DataError(f"{entry['key']}: {size} bytes but the manifest says {expected}; the snapshot is not intact")
 
 
-def read_input_dir(input_dir: Path) -> list[tuple[str, bytes]]:
+def read_input_dir(input_dir: Path, share: Share | None = None) -> list[tuple[str, bytes]]:
+    """(name, content) of the share's ``*.csv`` files of ``input_dir``, in name order."""
     files = sorted(p for p in input_dir.glob("*.csv") if p.is_file())
     if not files:
         raise DataError(f"no *.csv files in {input_dir}")
-    return [(p.name, p.read_bytes()) for p in files]
+    return [(p.name, p.read_bytes()) for p in (share or Share()).take(files)]
 
 
 def parse_csv(objects: Iterable[tuple[str, bytes]]) -> tuple[list[str], list[list[str]], list[str]]:
@@ -390,7 +473,8 @@ def to_table(header: list[str], rows: list[list[str]], origins: list[str], label
     return Table([header[i] for i in order], values)
 
 
-def check_labels(table: Table, problem_type: str) -> None:
+def check_labels(table: Table, problem_type: str, both_classes: bool = True) -> None:
+    """Labels are present, and 0 or 1 for binary classification (both of them, with ``both_classes``)."""
     labels = table.labels
     if np.isnan(labels).any():
         raise DataError(f"label column {table.columns[0]!r} has missing values")
@@ -398,7 +482,7 @@ def check_labels(table: Table, problem_type: str) -> None:
         classes = set(np.unique(labels).tolist())
         if not classes <= {0.0, 1.0}:
             raise DataError(f"binary classification labels must be 0 or 1, got {sorted(classes)[:10]}")
-        if len(classes) < 2:
+        if both_classes and len(classes) < 2:
             raise DataError(f"binary classification needs both classes; every label is {classes.pop():g}")
 
 
@@ -478,7 +562,7 @@ def validate(table: Table, constraints: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def split_indices(
-    labels: np.ndarray, problem_type: str, seed: int, train_fraction: float, validation_fraction: float
+    labels: np.ndarray, problem_type: str, seed: int | list[int], train_fraction: float, validation_fraction: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices of the train, validation and test splits; stratified for classification."""
     rng = np.random.default_rng(seed)
@@ -520,17 +604,20 @@ def write_csv(path: Path, values: np.ndarray, header: list[str] | None = None) -
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole step; returns the report. Raises DataError."""
+    """The whole step (this instance's share of it); returns the report. Raises DataError."""
     check_arguments(args)
+    share = read_share(args.resource_config)
     source: dict[str, Any]
     if args.input_dir is not None:
-        objects = read_input_dir(args.input_dir)
+        objects = read_input_dir(args.input_dir, share)
         source = {"input_dir": str(args.input_dir), "files": [name for name, _ in objects]}
     else:
         manifest_path = args.manifest or find_manifest(args.manifest_dir, args.manifest_uri)
-        manifest = load_manifest(manifest_path, args.manifest_uri)
+        manifest = load_manifest(manifest_path, args.manifest_uri, share)
         verify_sha256(manifest, args.manifest_sha256)
-        objects = fetch_manifest_objects(manifest, args.data_dir)
+        if not manifest.get("partial"):
+            manifest["entries"] = share.take(sorted(manifest["entries"], key=lambda e: str(e["key"])))
+        objects = fetch_manifest_objects(manifest, args.data_dir) if manifest["entries"] else []
         source = {
             "manifest_uri": args.manifest_uri or str(manifest_path),
             "bucket": manifest.get("bucket"),
@@ -539,11 +626,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sha256": manifest.get("sha256"),
             "objects": len(objects),
         }
+    out: Path = args.output_dir
+    report: dict[str, Any] = {
+        "instance": {"host": share.host or "alone", "index": share.index, "count": share.count},
+        "source": source,
+        "data_version": args.data_version,
+        "trigger_reason": args.trigger_reason,
+    }
+    if not objects and not share.alone:
+        # More instances than shards: this one has nothing to split, and says so.
+        report.update(rows=0, columns=[], split={"train": 0, "validation": 0, "test": 0})
+        report["data_validation"] = {"checked": False, "constraints_uri": args.baseline_constraints_uri}
+        _write_report(out, share, report)
+        return report
     header, rows, origins = parse_csv(objects)
     if len(rows) < MIN_ROWS:
-        raise DataError(f"{len(rows)} rows are too few to split; need at least {MIN_ROWS}")
+        where = "" if share.alone else f" on instance {share.host} (use fewer instances or larger shards)"
+        raise DataError(f"{len(rows)} rows are too few to split{where}; need at least {MIN_ROWS}")
     table = to_table(header, rows, origins, args.label_column)
-    check_labels(table, args.problem_type)
+    check_labels(table, args.problem_type, both_classes=share.alone)
 
     validation: dict[str, Any] = {"checked": False, "constraints_uri": args.baseline_constraints_uri}
     violations: list[dict[str, str]] = []
@@ -551,34 +652,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         violations = validate(table, load_constraints(args.baseline_constraints_uri))
         validation.update(checked=True, on_violation=args.on_violation, violations=violations)
 
+    seed = args.seed if share.alone else [args.seed, share.index]
     train, val, test = split_indices(
-        table.labels, args.problem_type, args.seed, args.train_fraction, args.validation_fraction
+        table.labels, args.problem_type, seed, args.train_fraction, args.validation_fraction
     )
-    out: Path = args.output_dir
-    report = {
-        "rows": len(rows),
-        "columns": table.columns,
-        "label_column": table.columns[0],
-        "problem_type": args.problem_type,
-        "split": {"seed": args.seed, "train": int(train.size), "validation": int(val.size), "test": int(test.size)},
-        "source": source,
-        "data_version": args.data_version,
-        "trigger_reason": args.trigger_reason,
-        "data_validation": validation,
-    }
-    report_path = out / "report" / REPORT_FILE
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report.update(
+        rows=len(rows),
+        columns=table.columns,
+        label_column=table.columns[0],
+        problem_type=args.problem_type,
+        split={"seed": args.seed, "train": int(train.size), "validation": int(val.size), "test": int(test.size)},
+        data_validation=validation,
+    )
+    _write_report(out, share, report)
     if violations and args.on_violation == "fail":
         listed = "; ".join(v["description"] for v in violations[:5])
         more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
         raise DataError(f"data validation failed against {args.baseline_constraints_uri}: {listed}{more}")
 
-    write_csv(out / "train" / TRAIN_FILE, table.values[train])
-    write_csv(out / "validation" / VALIDATION_FILE, table.values[val])
-    write_csv(out / "test" / TEST_FILE, table.values[test])
-    write_csv(out / "baseline" / BASELINE_FILE, table.values[train], header=table.columns)
+    write_csv(out / "train" / share.file_name(TRAIN_FILE), table.values[train])
+    write_csv(out / "validation" / share.file_name(VALIDATION_FILE), table.values[val])
+    write_csv(out / "test" / share.file_name(TEST_FILE), table.values[test])
+    write_csv(out / "baseline" / share.file_name(BASELINE_FILE), table.values[train], header=table.columns)
     return report
+
+
+def _write_report(out: Path, share: Share, report: dict[str, Any]) -> None:
+    path = out / "report" / share.file_name(REPORT_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -151,6 +151,8 @@ CLARIFY_OUTPUTS: Final = (
 OUTPUT_ANALYSIS: Final = "analysis_result"
 
 PROCESSING_ROOT: Final = "/opt/ml/processing"
+#: Where SageMaker tells a job's container its host and the job's hosts.
+RESOURCE_CONFIG: Final = "/opt/ml/config/resourceconfig.json"
 CODE_DIR: Final = f"{PROCESSING_ROOT}/input/code"
 MANIFEST_DIR: Final = f"{PROCESSING_ROOT}/input/manifest"
 BASELINE_DATASET_DIR: Final = f"{PROCESSING_ROOT}/input/baseline_dataset_input"

@@ -287,6 +287,11 @@ class TrainingSettings:
             Default: - 0.0 (at least as good as the champion).
         processing_instance_type: Default of the ``ProcessingInstanceType`` parameter.
             Default: - ``ml.m5.large``.
+        preprocess_instance_count: Instances of the ``Preprocess`` job (1 to 100). Each takes its
+            share of the manifest's shards (``ml/preprocess.py``, "Instances"), so a dataset too
+            large for one instance's memory or time is split over several; each writes its own
+            train, validation and test files, which ``Train`` takes ``ShardedByS3Key``.
+            Default: - 1.
         training_instance_type: Default of the ``TrainingInstanceType`` parameter.
             Default: - ``ml.m5.xlarge``.
         training_instance_count: Default of the ``TrainingInstanceCount`` parameter. Default: - 1.
@@ -327,6 +332,7 @@ class TrainingSettings:
     metric_threshold: float = 0.7
     champion_margin: float = 0.0
     processing_instance_type: str = "ml.m5.large"
+    preprocess_instance_count: int = 1
     training_instance_type: str = "ml.m5.xlarge"
     training_instance_count: int = 1
     processing_volume_size_gb: int = 30
@@ -609,6 +615,11 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
         _is_int(s.training_instance_count) and s.training_instance_count >= 1
     ):
         problems.append(f"training_instance_count {s.training_instance_count!r} must be a whole number >= 1")
+    problem = _whole_number_problem(
+        "preprocess_instance_count", s.preprocess_instance_count, 1, _MAX_PROCESSING_INSTANCES, " (CreateProcessingJob)"
+    )
+    if problem:
+        problems.append(problem)
     for name, size in (
         ("processing_volume_size_gb", s.processing_volume_size_gb),
         ("training_volume_size_gb", s.training_volume_size_gb),
@@ -701,6 +712,8 @@ _MAX_SAMPLE_ROWS = 1_000_000
 _MAX_SHAP_SAMPLES = 100_000
 _MAX_BASELINE_ROWS = 1000
 _MAX_CLARIFY_INSTANCES = 100
+#: ProcessingClusterConfig.InstanceCount's maximum in the SageMaker API model (a test reads it).
+_MAX_PROCESSING_INSTANCES = 100
 _MAX_ENDPOINT_INSTANCES = 10
 _MAX_CONTAINER_ARGUMENT = 256
 

@@ -83,6 +83,7 @@ from cdk_mlops.pipeline_definition.names import (
     PROBABILITY_THRESHOLD,
     PROCESSING_INSTANCE_TYPE,
     REGISTER,
+    RESOURCE_CONFIG,
     STATISTICS_FILE,
     TEST_DIR,
     TRACK,
@@ -233,6 +234,9 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
     ]
     if s.label_column:
         arguments += ["--label-column", s.label_column]
+    if s.preprocess_instance_count > 1:
+        # Each instance takes its share of the shards and names its files by its host.
+        arguments += ["--resource-config", RESOURCE_CONFIG]
     outputs = [
         s3_output(name, _artifact_uri(spec, "preprocess", name), f"{OUTPUT_ROOT}/{name}")
         for name in (OUTPUT_TRAIN, OUTPUT_VALIDATION, OUTPUT_TEST, OUTPUT_BASELINE, OUTPUT_REPORT)
@@ -247,6 +251,7 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         outputs=outputs,
         entrypoint=_script_entrypoint(spec.preprocess_script),
         arguments=arguments,
+        instance_count=s.preprocess_instance_count,
     )
     b.step(
         PREPROCESS,
@@ -357,7 +362,10 @@ def _train_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
                     "S3Uri": processing_output_uri(PREPROCESS, name),
-                    "S3DataDistributionType": "FullyReplicated",
+                    # Each training instance takes its share of Preprocess's train files (one per
+                    # Preprocess instance), as distributed XGBoost expects; every instance
+                    # evaluates on the whole validation split.
+                    "S3DataDistributionType": "ShardedByS3Key" if name == OUTPUT_TRAIN else "FullyReplicated",
                 }
             },
             "ContentType": "text/csv",

@@ -62,9 +62,10 @@ class TrainingStack(cdk.Stack):
             removal_policy=config.data_removal_policy,
             # Clarify's bias and SHAP baselines, for the bias and explainability monitors, where the
             # environment names its sensitive columns.
-            settings=TrainingSettings(clarify=ClarifySettings(facets=config.bias_facets))
-            if config.bias_facets
-            else None,
+            settings=TrainingSettings(
+                clarify=ClarifySettings(facets=config.bias_facets) if config.bias_facets else None,
+                preprocess_instance_count=config.preprocess_instance_count,
+            ),
             **in_network,
         )
         schedule = config.retrain_schedule

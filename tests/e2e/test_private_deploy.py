@@ -8,7 +8,9 @@ prod takes them (``dataset_versions: inventory``). The tests read what AWS holds
 state what each must be (no internet route, only this account's principals). Then a dataset
 upload is listed by the deployed inventory, whose report starts the deployed snapshot state
 machine; its status change goes through the deployed rule and queue to the retrain handler,
-which must start exactly one run on the snapshot's version. The destroy test comes last.
+which must start exactly one run on the snapshot's version. That run's steps then run from the
+deployed definition, its Preprocess on two instances (``preprocess_instance_count: 2``), and its
+model is registered and traced back to the exact data. The destroy test comes last.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cdk_mlops.local.cfn_s3 import inventory_configurations
 from cdk_mlops.local.deploy import check_stack, destroy_stage
 from cdk_mlops.local.event_targets import started_inputs
 from cdk_mlops.local.loop import Loop, Started, Upload, deliver_until_started, upload_version
+from cdk_mlops.local.loop_steps import Registration, register_model
 from cdk_mlops.local.runtime import FunctionConfiguration
 from cdk_mlops.local.s3_inventory import publish_inventory_report
 from cdk_mlops.local.stepfunctions import ExecutionResult, run_state_machine
@@ -34,8 +37,14 @@ from tests.e2e.conftest import REPO_ROOT, Deployment, deploy_dev
 
 pytestmark = pytest.mark.e2e
 
-#: The settings that put the Dev environment in a private network, with prod's data versions.
-PRIVATE = {"network": "isolated", "require_network_isolation": True, "dataset_versions": "inventory"}
+#: The settings that put the Dev environment in a private network, with prod's data versions,
+#: preprocessed by two instances.
+PRIVATE = {
+    "network": "isolated",
+    "require_network_isolation": True,
+    "dataset_versions": "inventory",
+    "preprocess_instance_count": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +92,13 @@ def first_run(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) 
                 "AWS::StepFunctions::StateMachine", "SnapshotsStateMachine", stack_suffix="-Data"
             )
             configuration = inventory_configurations(aws.account_id(), aws.region, data_bucket)[INVENTORY_ID]
-            publish_inventory_report(s3, source_bucket=data_bucket, configuration=configuration)
+            # Two rows a file: a report of several files, a version of several shards to share out.
+            publish_inventory_report(s3, source_bucket=data_bucket, configuration=configuration, rows_per_file=2)
             # The report's last file starts the snapshot (the deployed rule's input); its end is an event.
             (started_input,) = started_inputs(aws, machine)
             snapshot = run_state_machine(aws, machine, started_input)
-            return FirstRun(upload, snapshot, deliver_until_started(loop))
+            started = deliver_until_started(loop)
+        return FirstRun(upload, snapshot, started, register_model(loop, started.execution_arn, loop.versions[0]))
     finally:
         loop.close()
 
@@ -97,6 +108,7 @@ class FirstRun:
     upload: Upload
     snapshot: ExecutionResult
     started: Started
+    registration: Registration
 
 
 def retrain_function(deployment: Deployment) -> dict[str, Any]:
@@ -257,6 +269,27 @@ def test_a_dataset_upload_starts_exactly_one_training_run_on_its_snapshot(deploy
     assert {e.key for e in version.entries} >= set(upload.keys)
     function = FunctionConfiguration.read(deployed.aws, retrain_function(deployed)["FunctionName"])
     assert function.handler.startswith("cdk_mlops.lambdas.retrain_trigger.")
+
+
+def test_the_run_preprocesses_the_snapshot_on_two_instances_and_its_model_traces_back_to_it(deployed, first_run):
+    registration, snapshot = first_run.registration, first_run.snapshot
+    preprocess = next(step for step in registration.run.steps if step.name == "Preprocess")
+    # Each host took its share of the version's shards and wrote its own train file
+    assert preprocess.outcome == "ran"
+    assert preprocess.detail.startswith("algo-1: preprocess: ")
+    assert " | algo-2: preprocess: " in preprocess.detail
+    assert registration.package["CustomerMetadataProperties"]["ManifestSha256"] == snapshot.output["digest"]
+    # The artifacts of the run sit under its execution id, next to the model (ModelDataUrl)
+    model_url = registration.package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, key = datasets.parse_s3_uri(model_url)
+    execution = first_run.started.execution_arn.rsplit("/", 1)[-1]
+    train = f"{key[: key.index(execution) + len(execution)]}/preprocess/train/"
+    listed = deployed.aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=train)["Contents"]
+    assert sorted(o["Key"].removeprefix(train) for o in listed) == ["train-algo-1.csv", "train-algo-2.csv"]
+    # The model was trained, passed the gate and was registered on the snapshot; its lineage
+    # materializes exactly the uploaded data
+    assert registration.metric_value > 0.5
+    assert registration.matches_version
 
 
 # --- after destroy (keep this last) -----------------------------------------------------------------------

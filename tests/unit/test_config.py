@@ -88,6 +88,8 @@ def test_prod_trains_on_inventory_snapshots_and_the_others_list_unless_told():
     assert prod.dataset_versions is DatasetVersions.INVENTORY
     (staging,) = load_environments({"staging": {"dataset_versions": "inventory"}})
     assert staging.dataset_versions is DatasetVersions.INVENTORY
+    (staging,) = load_environments({"staging": {"preprocess_instance_count": 4}})
+    assert (staging.preprocess_instance_count, prod.preprocess_instance_count) == (4, 1)
 
 
 def test_context_given_as_json_string_is_parsed():
@@ -136,6 +138,15 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": []}, "environments.dev: [] is not a map of settings"),
         ({"dev": {"termination_protection": "yes"}}, "environments.dev.termination_protection: 'yes' is not a boolean"),
         ({"dev": {"endpoint_kind": "gpu"}}, "environments.dev.endpoint_kind: 'gpu' is not an endpoint kind"),
+        (
+            {"dev": {"preprocess_instance_count": 101}},
+            "environments.dev.preprocess_instance_count: 101 is not an instance count; "
+            "use a whole number from 1 to 100",
+        ),
+        (
+            {"dev": {"preprocess_instance_count": "4"}},
+            "environments.dev.preprocess_instance_count: '4' is not an instance count",
+        ),
         (
             {"dev": {"dataset_versions": "athena"}},
             "environments.dev.dataset_versions: 'athena' is not a way to take dataset versions; use one of: "

@@ -1065,6 +1065,50 @@ def test_label_column_reaches_preprocess():
     assert flags[flags.index("--label-column") + 1] == "churned"
 
 
+def test_preprocess_runs_on_the_instances_asked_for_each_told_its_host():
+    # WHEN Preprocess asks for four instances
+    definition = build_pipeline_definition(make_spec(settings=TrainingSettings(preprocess_instance_count=4)))
+    args = args_of(definition, "Preprocess")
+    # THEN the job has four, and the script reads where SageMaker names each its host
+    assert args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 4
+    flags = args["AppSpecification"]["ContainerArguments"]
+    assert flags[flags.index("--resource-config") + 1] == "/opt/ml/config/resourceconfig.json"
+    # AND alone (the default), it runs as before, on one instance, without the flag
+    alone = args_of(build_pipeline_definition(make_spec()), "Preprocess")
+    assert alone["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert "--resource-config" not in alone["AppSpecification"]["ContainerArguments"]
+
+
+def test_training_shares_the_train_files_between_its_instances_and_replicates_validation():
+    # Distributed XGBoost trains each instance on its part of the data; FullyReplicated would
+    # give every instance all of it. The SageMaker XGBoost container accepts File mode with
+    # either distribution for text/csv (its channel table), and leaves out of training an
+    # instance that receives no file.
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in args_of(build_pipeline_definition(make_spec()), "Train")["InputDataConfig"]
+    }
+    assert channels == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
+
+
+@pytest.mark.parametrize("count", [0, 101, 2.0, "2", True])
+def test_a_preprocess_instance_count_outside_the_processing_limit_is_named(count):
+    problems = training_settings_problems(TrainingSettings(preprocess_instance_count=count))
+    assert problems == [
+        f"preprocess_instance_count {count!r} must be a whole number from 1 to 100 (CreateProcessingJob)"
+    ]
+
+
+def test_the_preprocess_instance_limit_is_the_sagemaker_api_models():
+    from botocore.model import StructureShape
+
+    from cdk_mlops.pipeline_definition import settings
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("ProcessingClusterConfig")
+    assert isinstance(shape, StructureShape)
+    assert shape.members["InstanceCount"].metadata == {"min": 1, "max": settings._MAX_PROCESSING_INSTANCES}
+
+
 # ------------------------------------------------------------------------------------------------
 # Facts copied from elsewhere stay in step
 # ------------------------------------------------------------------------------------------------

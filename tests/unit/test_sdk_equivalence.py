@@ -282,7 +282,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
                 s3_data_source=S3DataSource(
                     s3_data_type="S3Prefix",
                     s3_uri=output_uri(preprocess, name),
-                    s3_data_distribution_type="FullyReplicated",
+                    s3_data_distribution_type="ShardedByS3Key" if name == "train" else "FullyReplicated",
                 )
             ),
             content_type="text/csv",

@@ -23,6 +23,7 @@ from cdk_mlops.local.pipeline_run import (
     upload,
 )
 from cdk_mlops.pipeline_definition import build_pipeline_definition
+from cdk_mlops.pipeline_definition.steps import s3_output
 from tests.unit.test_pipeline_definition import make_spec
 
 EXECUTION = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-training/execution/abc123"
@@ -203,6 +204,16 @@ def _processing(name: str, script_key: str, arguments: list[Any], outputs: list[
     }
 
 
+_WRITE_HOST = """
+import json, pathlib, sys
+config = json.loads(pathlib.Path(sys.argv[sys.argv.index("--resource-config") + 1]).read_text())
+out = pathlib.Path(sys.argv[sys.argv.index("--out") + 1])
+rows = (pathlib.Path(sys.argv[sys.argv.index("--data") + 1]) / "rows.csv").read_text().count("\\n")
+(out / f"{config['current_host']}.json").write_text(json.dumps({**config, "rows": rows}))
+print(f"{config['current_host']} of {len(config['hosts'])}")
+"""
+
+
 @pytest.fixture(scope="module")
 def local() -> Iterator[Any]:
     from cdk_mlops.local.server import local_aws
@@ -213,6 +224,7 @@ def local() -> Iterator[Any]:
         s3.put_object(Bucket="bucket", Key="data/rows.csv", Body=b"1,2\n3,4\n5,6\n")
         s3.put_object(Bucket="bucket", Key="code/report.py", Body=_WRITE_REPORT.encode())
         s3.put_object(Bucket="bucket", Key="code/boom.py", Body=b"print('about to fail')\nraise SystemExit(3)\n")
+        s3.put_object(Bucket="bucket", Key="code/host.py", Body=_WRITE_HOST.encode())
         yield aws
 
 
@@ -286,4 +298,35 @@ def test_a_run_executes_scripts_uploads_outputs_and_follows_the_gate(local, tmp_
 def test_a_failing_script_stops_the_run_with_its_output(local, tmp_path):
     definition = {"Version": pd.SCHEMA_VERSION, "Steps": [_processing("Boom", "code/boom.py", [], [])]}
     with pytest.raises(StepFailed, match=r"(?s)step Boom exited with 3:.*about to fail"):
+        run_execution(local, definition, execution_arn=EXECUTION, parameters={}, work_dir=tmp_path)
+
+
+def test_a_job_of_several_instances_runs_once_per_host_each_naming_itself(local, tmp_path):
+    # GIVEN a processing job of three instances whose script writes a file named by its host
+    step = _processing(
+        "Hosts",
+        "code/host.py",
+        ["--resource-config", pd.RESOURCE_CONFIG, "--out", f"{pd.PROCESSING_ROOT}/output/hosts",
+         "--data", f"{pd.PROCESSING_ROOT}/input/data"],
+        [s3_output("hosts", "s3://bucket/hosts/", f"{pd.PROCESSING_ROOT}/output/hosts")],
+    )  # fmt: skip
+    step["Arguments"]["ProcessingResources"] = {"ClusterConfig": {"InstanceCount": 3}}
+    definition = {"Version": pd.SCHEMA_VERSION, "Steps": [step]}
+    # WHEN it runs
+    run = run_execution(local, definition, execution_arn=EXECUTION, parameters={}, work_dir=tmp_path)
+    # THEN each host ran once, with the replicated input and its own resource config, and every
+    # host's output reached the one prefix, as on SageMaker Processing
+    assert run.steps[0].detail == "algo-1: algo-1 of 3 | algo-2: algo-2 of 3 | algo-3: algo-3 of 3"
+    s3 = local.client("s3")
+    hosts = ["algo-1", "algo-2", "algo-3"]
+    for host in hosts:
+        written = json.loads(s3.get_object(Bucket="bucket", Key=f"hosts/{host}.json")["Body"].read())
+        assert written == {"current_host": host, "hosts": hosts, "rows": 3}
+
+
+def test_a_sharded_processing_input_is_refused_not_replicated(local, tmp_path):
+    step = _processing("Sharded", "code/host.py", [], [])
+    step["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3DataDistributionType"] = "ShardedByS3Key"
+    definition = {"Version": pd.SCHEMA_VERSION, "Steps": [step]}
+    with pytest.raises(StepFailed, match="input data is ShardedByS3Key, not emulated here"):
         run_execution(local, definition, execution_arn=EXECUTION, parameters={}, work_dir=tmp_path)
