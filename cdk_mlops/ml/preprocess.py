@@ -26,9 +26,11 @@ Output (under ``--output-dir``, one folder per ProcessingOutput)
     ``train/train.csv``, ``validation/validation.csv``, ``test/test.csv``
         Label first, no header: the CSV contract of the built-in XGBoost algorithm.
     ``baseline/train_with_header.csv``
-        The training split with its header, label first. ``evaluate.py`` turns it into the
-        data-quality baseline dataset by putting the trained model's predictions in the label's
-        place, since Model Monitor compares that column with what the endpoint returns.
+        The training split with its header, label first, or a uniform sample of at most
+        ``--baseline-rows`` of its rows (over all instances; each writes its share). ``evaluate.py``
+        turns it into the data-quality baseline dataset by putting the trained model's
+        predictions in the label's place, since Model Monitor compares that column with what the
+        endpoint returns; the cap keeps that step's memory bounded at any data size.
     ``report/preprocess_report.json``
         Row and column counts, split sizes, the source (manifest) and the data validation.
 
@@ -98,6 +100,8 @@ SET_ID_TAG = b"cdk-mlops.set-digest.id.v1\n"
 SET_BYTES = 512
 PROBLEM_TYPES = ("binary_classification", "regression")
 MIN_ROWS = 10
+# Keep in step with TrainingSettings.baseline_rows (a test compares them).
+DEFAULT_BASELINE_ROWS = 1_000_000
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}\Z")
 
 # CreateModelPackage CustomerMetadataProperties values: 1-256 of letters, digits, spaces, _ . : / = + - @
@@ -174,6 +178,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--manifest-sha256", default=UNVERIFIED_SHA256, help="expected manifest sha256")
     parser.add_argument("--baseline-constraints-uri", default="", help="constraints.json to validate against")
     parser.add_argument("--on-violation", choices=("fail", "warn"), default="fail")
+    parser.add_argument("--baseline-rows", type=int, default=DEFAULT_BASELINE_ROWS, help="cap of the baseline file")
     parser.add_argument("--data-version", default="unknown")
     parser.add_argument("--trigger-reason", default="manual")
     parser.add_argument("--message-file", type=Path, default=Path("/opt/ml/output/message"))
@@ -189,6 +194,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise DataError("--train-fraction and --validation-fraction must be between 0 and 1")
     if args.train_fraction + args.validation_fraction >= 1:
         raise DataError("--train-fraction + --validation-fraction must be < 1, leaving rows for the test split")
+    if args.baseline_rows < 1:
+        raise DataError(f"--baseline-rows must be at least 1, got {args.baseline_rows}")
     recorded = {"ManifestSha256": args.manifest_sha256, "DataVersion": args.data_version}
     if args.manifest_uri:
         recorded["InputManifestUri"] = args.manifest_uri
@@ -635,7 +642,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not objects and not share.alone:
         # More instances than shards: this one has nothing to split, and says so.
-        report.update(rows=0, columns=[], split={"train": 0, "validation": 0, "test": 0})
+        report.update(rows=0, columns=[], split={"train": 0, "validation": 0, "test": 0, "baseline": 0})
         report["data_validation"] = {"checked": False, "constraints_uri": args.baseline_constraints_uri}
         _write_report(out, share, report)
         return report
@@ -656,12 +663,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train, val, test = split_indices(
         table.labels, args.problem_type, seed, args.train_fraction, args.validation_fraction
     )
+    # The train split is in random order, so its first rows are a uniform sample of it; the
+    # instances' caps add up to --baseline-rows.
+    cap = args.baseline_rows // share.count + (share.index < args.baseline_rows % share.count)
+    baseline = train[:cap]
     report.update(
         rows=len(rows),
         columns=table.columns,
         label_column=table.columns[0],
         problem_type=args.problem_type,
-        split={"seed": args.seed, "train": int(train.size), "validation": int(val.size), "test": int(test.size)},
+        split={
+            "seed": args.seed,
+            "train": int(train.size),
+            "validation": int(val.size),
+            "test": int(test.size),
+            "baseline": int(baseline.size),
+        },
         data_validation=validation,
     )
     _write_report(out, share, report)
@@ -673,7 +690,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_csv(out / "train" / share.file_name(TRAIN_FILE), table.values[train])
     write_csv(out / "validation" / share.file_name(VALIDATION_FILE), table.values[val])
     write_csv(out / "test" / share.file_name(TEST_FILE), table.values[test])
-    write_csv(out / "baseline" / share.file_name(BASELINE_FILE), table.values[train], header=table.columns)
+    write_csv(out / "baseline" / share.file_name(BASELINE_FILE), table.values[baseline], header=table.columns)
     return report
 
 

@@ -313,6 +313,10 @@ class TrainingSettings:
         validation_fraction: Share of rows for validation; the rest is the test split.
             Default: - 0.15.
         split_seed: Seed of the deterministic split. Default: - 42.
+        baseline_rows: Rows of the training split, at most, in ``Preprocess``'s baseline file,
+            which ``Evaluate`` turns into the data-quality baseline dataset (a uniform sample
+            when the split is larger, so that step's memory and the baseline job's time stay
+            bounded at any data size). Default: - 1,000,000.
         data_validation: What violations of the baseline constraints do. Default: - fail the run.
         inference_instance_types: Instance types recorded on the model package for hosting.
             Default: - ``ml.m5.large``.
@@ -347,6 +351,7 @@ class TrainingSettings:
     train_fraction: float = 0.7
     validation_fraction: float = 0.15
     split_seed: int = 42
+    baseline_rows: int = 1_000_000
     data_validation: OnViolation = OnViolation.FAIL
     inference_instance_types: tuple[str, ...] = ("ml.m5.large",)
     model_quality_baseline: bool = True
@@ -615,6 +620,9 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
         _is_int(s.training_instance_count) and s.training_instance_count >= 1
     ):
         problems.append(f"training_instance_count {s.training_instance_count!r} must be a whole number >= 1")
+    problem = _whole_number_problem("baseline_rows", s.baseline_rows, 1, 10**9, " (rows of the baseline file)")
+    if problem:
+        problems.append(problem)
     problem = _whole_number_problem(
         "preprocess_instance_count", s.preprocess_instance_count, 1, _MAX_PROCESSING_INSTANCES, " (CreateProcessingJob)"
     )

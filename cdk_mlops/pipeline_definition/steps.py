@@ -226,6 +226,8 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         repr(float(s.validation_fraction)),
         "--on-violation",
         OnViolation(s.data_validation).value,
+        "--baseline-rows",
+        str(s.baseline_rows),
         join(["--manifest-uri=", get_parameter(INPUT_MANIFEST_URI)]),
         join(["--manifest-sha256=", get_parameter(MANIFEST_SHA256)]),
         join(["--baseline-constraints-uri=", get_parameter(BASELINE_CONSTRAINTS_URI)]),

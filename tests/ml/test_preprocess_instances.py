@@ -99,7 +99,11 @@ def test_an_instance_without_a_shard_writes_only_its_report(s3: Any, tmp_path: P
     # THEN the third succeeds with nothing to split, and says so
     assert codes == dict.fromkeys(hosts(3), 0)
     idle = report_of(tmp_path, "algo-3")
-    assert (idle["rows"], idle["source"]["objects"], idle["split"]) == (0, 0, {"train": 0, "validation": 0, "test": 0})
+    assert (idle["rows"], idle["source"]["objects"], idle["split"]) == (
+        0,
+        0,
+        {"train": 0, "validation": 0, "test": 0, "baseline": 0},
+    )
     assert sorted(p.name for p in (tmp_path / "algo-3" / "out").rglob("*.*")) == ["preprocess_report-algo-3.json"]
 
 
@@ -165,3 +169,23 @@ def test_too_few_rows_on_one_instance_names_it_and_the_fix(tmp_path: Path) -> No
     args = ["--input-dir", str(data), "--output-dir", str(tmp_path / "out"), "--message-file", str(tmp_path / "m")]
     assert preprocess.main([*args, "--resource-config", str(config)]) == 1
     assert "5 rows are too few to split on instance algo-1 (use fewer instances" in (tmp_path / "m").read_text()
+
+
+def test_the_baseline_file_is_a_sample_of_the_train_split_capped_over_all_instances(s3: Any, tmp_path: Path) -> None:
+    version = snapshot(s3, write_report(s3, [listed_rows(s3)]), chunk_entries=1)
+    # WHEN one instance, then two, write at most 51 baseline rows
+    assert run_on(s3, version["manifest"], tmp_path / "alone", "--baseline-rows", "51") == 0
+    assert run_hosts(s3, version["manifest"], tmp_path / "two", 2, "--baseline-rows", "51") == dict.fromkeys(
+        hosts(2), 0
+    )
+    # THEN the baseline holds 51 rows in all (26 and 25), each a row of the same instance's train split
+    alone = tmp_path / "alone" / "out"
+    assert len(rows_of(alone / "baseline")) == 52  # and the header
+    assert set(rows_of(alone / "baseline")[1:]) <= set(rows_of(alone / "train"))
+    counts = [report_of(tmp_path / "two", h)["split"]["baseline"] for h in hosts(2)]
+    assert counts == [26, 25]
+    for host in hosts(2):
+        out = tmp_path / "two" / host / "out"
+        header, *sample = rows_of(out / "baseline")
+        assert header[0] == "diagnosis"
+        assert set(sample) <= set(rows_of(out / "train"))

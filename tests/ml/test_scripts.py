@@ -225,7 +225,7 @@ def test_preprocess_report_records_the_run(pipeline_run):
     # THEN
     assert report["rows"] == 569
     assert report["label_column"] == LABEL
-    assert report["split"] == {"seed": 42, "train": 398, "validation": 86, "test": 85}
+    assert report["split"] == {"seed": 42, "train": 398, "validation": 86, "test": 85, "baseline": 398}
     assert report["source"]["files"] == ["part-0.csv", "part-1.csv"]
     assert report["data_validation"] == {"checked": False, "constraints_uri": ""}
 

@@ -1091,6 +1091,20 @@ def test_training_shares_the_train_files_between_its_instances_and_replicates_va
     assert channels == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
 
 
+def test_the_baseline_cap_reaches_preprocess_and_its_default_is_the_scripts():
+    from cdk_mlops.ml import preprocess
+
+    flags = args_of(build_pipeline_definition(make_spec()), "Preprocess")["AppSpecification"]["ContainerArguments"]
+    assert flags[flags.index("--baseline-rows") + 1] == str(preprocess.DEFAULT_BASELINE_ROWS)
+    assert TrainingSettings().baseline_rows == preprocess.DEFAULT_BASELINE_ROWS
+    capped = build_pipeline_definition(make_spec(settings=TrainingSettings(baseline_rows=5000)))
+    flags = args_of(capped, "Preprocess")["AppSpecification"]["ContainerArguments"]
+    assert flags[flags.index("--baseline-rows") + 1] == "5000"
+    assert training_settings_problems(TrainingSettings(baseline_rows=0)) == [
+        "baseline_rows 0 must be a whole number from 1 to 1000000000 (rows of the baseline file)"
+    ]
+
+
 @pytest.mark.parametrize("count", [0, 101, 2.0, "2", True])
 def test_a_preprocess_instance_count_outside_the_processing_limit_is_named(count):
     problems = training_settings_problems(TrainingSettings(preprocess_instance_count=count))
@@ -1211,7 +1225,7 @@ def test_validator_reports_container_arguments_over_the_api_limit(definition):
     problems = validate_definition(d)
     # THEN
     assert problems == [
-        "Steps[0] (Preprocess): Arguments.AppSpecification.ContainerArguments[18] is over 256 characters",
+        "Steps[0] (Preprocess): Arguments.AppSpecification.ContainerArguments[20] is over 256 characters",
         "Steps[1] (DataQualityBaseline): Arguments.Environment.dataset_source is over 256 characters",
     ]
 

@@ -246,6 +246,7 @@ def sdk_pipeline(session: Any, *, mlflow: bool) -> Any:
                 *("--manifest-dir", f"{root}/input/manifest", "--output-dir", f"{root}/output"),
                 *("--problem-type", "binary_classification", "--seed", "42"),
                 *("--train-fraction", "0.7", "--validation-fraction", "0.15", "--on-violation", "fail"),
+                *("--baseline-rows", "1000000"),
                 Join(on="", values=["--manifest-uri=", manifest]),
                 Join(on="", values=["--manifest-sha256=", sha256]),
                 Join(on="", values=["--baseline-constraints-uri=", baseline]),
