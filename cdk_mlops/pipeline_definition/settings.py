@@ -290,8 +290,8 @@ class TrainingSettings:
         preprocess_instance_count: Instances of the ``Preprocess`` job (1 to 100). Each takes its
             share of the manifest's shards (``ml/preprocess.py``, "Instances"), so a dataset too
             large for one instance's memory or time is split over several; each writes its own
-            train, validation and test files, which ``Train`` takes ``ShardedByS3Key``.
-            Default: - 1.
+            train, validation and test files, which ``Train`` takes ``ShardedByS3Key``; so it is
+            at least ``training_instance_count``. Default: - 1.
         training_instance_type: Default of the ``TrainingInstanceType`` parameter.
             Default: - ``ml.m5.xlarge``.
         training_instance_count: Default of the ``TrainingInstanceCount`` parameter. Default: - 1.
@@ -628,6 +628,13 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
     )
     if problem:
         problems.append(problem)
+    elif _is_int(s.training_instance_count) and s.training_instance_count > s.preprocess_instance_count:
+        problems.append(
+            f"training_instance_count {s.training_instance_count} is more than preprocess_instance_count "
+            f"{s.preprocess_instance_count}: Train shares out the train files ShardedByS3Key, one per Preprocess "
+            "instance, so the extra training instances would get no data; raise preprocess_instance_count to at "
+            "least training_instance_count"
+        )
     for name, size in (
         ("processing_volume_size_gb", s.processing_volume_size_gb),
         ("training_volume_size_gb", s.training_volume_size_gb),

@@ -1113,6 +1113,17 @@ def test_a_preprocess_instance_count_outside_the_processing_limit_is_named(count
     ]
 
 
+def test_more_training_instances_than_train_files_is_named_with_the_fix():
+    # Each Preprocess instance writes one train file, and Train shares the files out by key.
+    assert training_settings_problems(TrainingSettings(training_instance_count=4, preprocess_instance_count=4)) == []
+    problems = training_settings_problems(TrainingSettings(training_instance_count=3, preprocess_instance_count=2))
+    assert problems == [
+        "training_instance_count 3 is more than preprocess_instance_count 2: Train shares out the train files "
+        "ShardedByS3Key, one per Preprocess instance, so the extra training instances would get no data; raise "
+        "preprocess_instance_count to at least training_instance_count"
+    ]
+
+
 def test_the_preprocess_instance_limit_is_the_sagemaker_api_models():
     from botocore.model import StructureShape
 
