@@ -61,7 +61,7 @@ class TrainingStack(cdk.Stack):
             cross_account_read_accounts=config.model_reader_accounts,
             removal_policy=config.data_removal_policy,
             # Clarify's bias and SHAP baselines, for the bias and explainability monitors, where the
-            # environment names its sensitive columns.
+            # environment names its sensitive columns; Preprocess on the environment's instances.
             settings=TrainingSettings(
                 clarify=ClarifySettings(facets=config.bias_facets) if config.bias_facets else None,
                 preprocess_instance_count=config.preprocess_instance_count,
