@@ -292,6 +292,10 @@ class TrainingSettings:
             large for one instance's memory or time is split over several; each writes its own
             train, validation and test files, which ``Train`` takes ``ShardedByS3Key``; so it is
             at least ``training_instance_count``. Default: - 1.
+        preprocess_instance_type: The ``Preprocess`` job's instance type, fixed in the definition,
+            so that many small instances can share out a large dataset while ``Evaluate`` runs on
+            one large one. Default: - the ``ProcessingInstanceType`` parameter, as every other
+            processing job.
         training_instance_type: Default of the ``TrainingInstanceType`` parameter.
             Default: - ``ml.m5.xlarge``.
         training_instance_count: Default of the ``TrainingInstanceCount`` parameter. Default: - 1.
@@ -337,6 +341,7 @@ class TrainingSettings:
     champion_margin: float = 0.0
     processing_instance_type: str = "ml.m5.large"
     preprocess_instance_count: int = 1
+    preprocess_instance_type: str | None = None
     training_instance_type: str = "ml.m5.xlarge"
     training_instance_count: int = 1
     processing_volume_size_gb: int = 30
@@ -612,8 +617,9 @@ def training_settings_problems(settings: TrainingSettings) -> list[str]:
     for name, value, families in (
         ("processing_instance_type", s.processing_instance_type, PROCESSING_INSTANCE_FAMILIES),
         ("training_instance_type", s.training_instance_type, TRAINING_INSTANCE_FAMILIES),
+        ("preprocess_instance_type", s.preprocess_instance_type, PROCESSING_INSTANCE_FAMILIES),
     ):
-        problem = _instance_type_problem(name, value, families)
+        problem = None if value is None else _instance_type_problem(name, value, families)
         if problem:
             problems.append(problem)
     if not is_unresolved(s.training_instance_count) and not (
@@ -911,6 +917,7 @@ def pipeline_spec_problems(spec: PipelineSpec) -> list[str]:
         storage_checked = [
             ("processing_instance_type", s.processing_instance_type),
             ("training_instance_type", s.training_instance_type),
+            ("preprocess_instance_type", s.preprocess_instance_type),
         ]
         if isinstance(s.clarify, ClarifySettings):
             storage_checked.append(("clarify.instance_type", s.clarify.instance_type))

@@ -253,6 +253,7 @@ def _preprocess_step(b: DefinitionBuilder, spec: PipelineSpec) -> None:
         outputs=outputs,
         entrypoint=_script_entrypoint(spec.preprocess_script),
         arguments=arguments,
+        instance_type=s.preprocess_instance_type,
         instance_count=s.preprocess_instance_count,
     )
     b.step(

@@ -1005,6 +1005,10 @@ def test_settings_checks_skip_tokens():
             "processing_instance_type 'ml.r5d.large' has instance storage",
         ),
         (
+            {"settings": TrainingSettings(preprocess_instance_type="ml.r5d.large")},
+            "preprocess_instance_type 'ml.r5d.large' has instance storage",
+        ),
+        (
             {"default_approval_status": "Pending"},
             "default_approval_status 'Pending' is not valid; use one of: PendingManualApproval, Approved, Rejected",
         ),
@@ -1110,6 +1114,22 @@ def test_a_preprocess_instance_count_outside_the_processing_limit_is_named(count
     problems = training_settings_problems(TrainingSettings(preprocess_instance_count=count))
     assert problems == [
         f"preprocess_instance_count {count!r} must be a whole number from 1 to 100 (CreateProcessingJob)"
+    ]
+
+
+def test_preprocess_takes_its_own_instance_type_or_the_parameter():
+    sized = build_pipeline_definition(make_spec(settings=TrainingSettings(preprocess_instance_type="ml.c5.large")))
+    assert args_of(sized, "Preprocess")["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.c5.large"
+    # Evaluate keeps the parameter, which sizes every other processing job
+    assert args_of(sized, "Evaluate")["ProcessingResources"]["ClusterConfig"]["InstanceType"] == {
+        "Get": "Parameters.ProcessingInstanceType"
+    }
+    default = build_pipeline_definition(make_spec())
+    assert args_of(default, "Preprocess")["ProcessingResources"]["ClusterConfig"]["InstanceType"] == {
+        "Get": "Parameters.ProcessingInstanceType"
+    }
+    assert training_settings_problems(TrainingSettings(preprocess_instance_type="c5.large")) == [
+        "preprocess_instance_type 'c5.large' is not an instance type; use ml.<family>.<size>, e.g. ml.m5.xlarge"
     ]
 
 
