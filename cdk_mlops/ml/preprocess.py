@@ -622,7 +622,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         manifest_path = args.manifest or find_manifest(args.manifest_dir, args.manifest_uri)
         manifest = load_manifest(manifest_path, args.manifest_uri, share)
         verify_sha256(manifest, args.manifest_sha256)
-        if not manifest.get("partial"):
+        if not manifest.get("partial") and not share.alone:
+            # Every instance deals the same key order; alone, the manifest's order is kept as it was.
             manifest["entries"] = share.take(sorted(manifest["entries"], key=lambda e: str(e["key"])))
         objects = fetch_manifest_objects(manifest, args.data_dir) if manifest["entries"] else []
         source = {
