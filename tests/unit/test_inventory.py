@@ -8,7 +8,7 @@ import io
 import json
 import random
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
@@ -527,3 +527,26 @@ def test_v1_manifests_single_and_sharded_still_load(s3: Any, tmp_path: Path) -> 
         assert datasets.load_manifest(uri, s3=s3).sha256 == single.sha256
     datasets.materialize(sharded.uri or "", tmp_path, s3=s3)
     assert tree(tmp_path) == files
+
+
+def test_an_object_written_after_the_report_waits_for_the_next_and_the_version_says_its_time(
+    s3: Any, tmp_path: Path
+) -> None:
+    # GIVEN a report of the dataset, then an object written after it, then the next day's report
+    files = seed(s3)
+    first = write_report(s3, [listed_rows(s3)], folder="2025-01-30T00-00Z", created=CREATED - timedelta(days=1))
+    s3.put_object(Bucket=BUCKET, Key=f"datasets/{DATASET}/late.csv", Body=b"id,label\n99,1\n")
+    second = write_report(s3, [listed_rows(s3)], folder="2025-01-31T00-00Z")
+    # WHEN each is snapshotted
+    before, after = snapshot(s3, first), snapshot(s3, second)
+    # THEN the first version holds what its report listed, and says the time it covers
+    assert before["as_of"] == "2025-01-30T00:00:00Z"
+    assert before["object_count"] == len(files)
+    datasets.materialize(before["manifest"], tmp_path / "before", s3=s3)
+    assert tree(tmp_path / "before") == files
+    # AND the next holds the late object too, as a new version
+    assert after["as_of"] == "2025-01-31T00:00:00Z"
+    assert after["object_count"] == len(files) + 1
+    assert after["digest"] != before["digest"]
+    datasets.materialize(after["manifest"], tmp_path / "after", s3=s3)
+    assert tree(tmp_path / "after") == {**files, "late.csv": b"id,label\n99,1\n"}
