@@ -40,16 +40,17 @@ by label for binary classification.
 Instances
     With ``--resource-config`` (``/opt/ml/config/resourceconfig.json``, where SageMaker
     Processing names the job's hosts and this one), the job runs on several instances and each
-    takes its share: the shards ``i, i+n, i+2n, ...`` of a sharded manifest (by name), or the
-    entries (by key) of a single-file one, or the files of ``--input-dir``, for instance ``i`` of
-    ``n``. Each instance reads, validates and splits its share alone (its seed is
+    takes its share, for instance ``i`` of ``n``: the shards ``i, i+n, i+2n, ...`` (by name) of a
+    sharded manifest of at least ``n`` shards; else every n-th entry (by key) of the manifest,
+    read whole (a sharded one of fewer shards holds at most ``n`` x 100,000 entries); or every
+    n-th file of ``--input-dir``. Each instance reads, validates and splits its share alone (its seed is
     ``[--seed, i]``), so memory and time per instance grow with the data divided by ``n``, and
     writes its files with its host in the name (``train/train-algo-2.csv``), since every
     instance uploads to the same prefixes. Checks that need the whole dataset are taken per share
     or from the index: each instance checks its shards against the index and the index's digest
-    against ``ManifestSha256`` (a single instance also recomputes the digest over every entry);
-    the label's both classes are required of a single instance only. An instance whose share is
-    empty (more instances than shards) writes only its report.
+    against ``ManifestSha256`` (an instance that read every entry also recomputes the digest over
+    them); the label's both classes are required of a single instance only. An instance whose
+    share is empty (more instances than objects) writes only its report.
 
 Data validation: with ``--baseline-constraints-uri`` (an ``s3://`` URI or a local path to a
 Model Monitor ``constraints.json``), the data is checked against the baseline: missing or
@@ -235,8 +236,9 @@ def load_manifest(path: Path, manifest_uri: str = "", share: Share | None = None
 
     A sharded manifest's shards are next to its index: under ``<manifest_uri without .json>/``
     in S3 when ``manifest_uri`` is an ``s3://`` URI, else under ``<path without .json>/``. With a
-    ``share`` of several instances, only the share's shards are read (``partial`` is then true);
-    a single-file manifest is read whole, and the share's entries are taken later.
+    ``share`` of several instances and at least as many shards, only the share's shards are read
+    (``partial`` is then true); otherwise every entry is read, and the share's entries are
+    taken later.
     """
     share = share or Share()
     try:
@@ -244,8 +246,12 @@ def load_manifest(path: Path, manifest_uri: str = "", share: Share | None = None
     except (OSError, ValueError) as error:
         raise DataError(f"{path} is not a readable JSON manifest: {error}") from None
     if isinstance(manifest, dict) and manifest.get("schema") in (INDEX_SCHEMA_V1, INDEX_SCHEMA_V2):
-        entries = _shard_entries(manifest, path, manifest_uri, share)
-        manifest = {**manifest, "entries": entries, "partial": not share.alone}
+        # Shards are dealt when there are enough to go round; with fewer (at most count x 100,000
+        # entries), every instance reads them all and the entries are dealt instead.
+        shards = manifest.get("shards")
+        dealt = not share.alone and isinstance(shards, list) and len(shards) >= share.count
+        entries = _shard_entries(manifest, path, manifest_uri, share if dealt else Share())
+        manifest = {**manifest, "entries": entries, "partial": dealt}
     if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
         raise DataError(f"{path} is not a dataset manifest: it needs an 'entries' list")
     for index, entry in enumerate(manifest["entries"]):
@@ -642,7 +648,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "trigger_reason": args.trigger_reason,
     }
     if not objects and not share.alone:
-        # More instances than shards: this one has nothing to split, and says so.
+        # More instances than objects: this one has nothing to split, and says so.
         report.update(rows=0, columns=[], split={"train": 0, "validation": 0, "test": 0, "baseline": 0})
         report["data_validation"] = {"checked": False, "constraints_uri": args.baseline_constraints_uri}
         _write_report(out, share, report)

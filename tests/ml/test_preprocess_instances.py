@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -92,19 +93,46 @@ def test_a_single_file_manifest_is_shared_by_its_entries(s3: Any, tmp_path: Path
     assert sum(report_of(tmp_path, h)["rows"] for h in hosts(2)) == 569
 
 
-def test_an_instance_without_a_shard_writes_only_its_report(s3: Any, tmp_path: Path) -> None:
-    # GIVEN two shards and three instances
+def test_fewer_shards_than_instances_are_shared_by_their_entries(s3: Any, tmp_path: Path) -> None:
+    # GIVEN a version of five objects in two shards, and three instances
     version = snapshot(s3, write_report(s3, [listed_rows(s3)]), chunk_entries=3)
-    codes = run_hosts(s3, version["manifest"], tmp_path, 3)
-    # THEN the third succeeds with nothing to split, and says so
+    codes = run_hosts(s3, version["manifest"], tmp_path, 3, "--manifest-sha256", version["digest"])
+    # THEN every instance reads both shards and works on every third object: none is idle
     assert codes == dict.fromkeys(hosts(3), 0)
-    idle = report_of(tmp_path, "algo-3")
+    assert [report_of(tmp_path, h)["source"]["objects"] for h in hosts(3)] == [2, 2, 1]
+    assert sum(report_of(tmp_path, h)["rows"] for h in hosts(3)) == 569
+
+
+def test_an_instance_without_an_object_writes_only_its_report(s3: Any, tmp_path: Path) -> None:
+    # GIVEN five objects and six instances
+    version = snapshot(s3, write_report(s3, [listed_rows(s3)]), chunk_entries=3)
+    codes = run_hosts(s3, version["manifest"], tmp_path, 6)
+    # THEN the sixth succeeds with nothing to split, and says so
+    assert codes == dict.fromkeys(hosts(6), 0)
+    idle = report_of(tmp_path, "algo-6")
     assert (idle["rows"], idle["source"]["objects"], idle["split"]) == (
         0,
         0,
         {"train": 0, "validation": 0, "test": 0, "baseline": 0},
     )
-    assert sorted(p.name for p in (tmp_path / "algo-3" / "out").rglob("*.*")) == ["preprocess_report-algo-3.json"]
+    assert sorted(p.name for p in (tmp_path / "algo-6" / "out").rglob("*.*")) == ["preprocess_report-algo-6.json"]
+
+
+def test_an_instance_that_reads_every_shard_checks_the_whole_digest(s3: Any, tmp_path: Path) -> None:
+    # GIVEN two shards, one entry edited in both the shard and the index's record of it, for three
+    # instances: each reads both shards, so each recomputes the set digest and refuses the version
+    version = snapshot(s3, write_report(s3, [listed_rows(s3)]), chunk_entries=3)
+    bucket, key = datasets.parse_s3_uri(version["manifest"])
+    index = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    name = index["shards"][0]["name"]
+    shard = f"{key.removesuffix('.json')}/{name}"
+    text = gzip.decompress(s3.get_object(Bucket=bucket, Key=shard)["Body"].read()).replace(b'"size":', b'"size":1', 1)
+    s3.put_object(Bucket=bucket, Key=shard, Body=gzip.compress(text))
+    index["shards"][0]["sha256"] = hashlib.sha256(text).hexdigest()
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(index).encode())
+    codes = run_hosts(s3, version["manifest"], tmp_path, 3)
+    assert codes == dict.fromkeys(hosts(3), 1)
+    assert "does not match its entries" in message(tmp_path / "algo-1")
 
 
 def test_an_instance_checks_its_shards_and_the_index_digest(s3: Any, tmp_path: Path) -> None:
