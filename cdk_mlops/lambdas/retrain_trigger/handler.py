@@ -704,7 +704,11 @@ class _Run:
         if response.get("ContentLength", 0) > _MAX_INDEX_BYTES:
             response["Body"].close()  # a whole single-document manifest (written by a person), not an index
             return stored
-        found = snapshot_from_index(json.loads(response["Body"].read()), uri=uri, dataset=dataset)
+        try:
+            document = json.loads(response["Body"].read())
+        except ValueError:  # not JSON (an object put there by hand): no index to take, never a crash
+            return stored
+        found = snapshot_from_index(document, uri=uri, dataset=dataset)
         if found is None or (stored is not None and found.as_of <= stored.as_of):
             return stored
         if not self.store.record_snapshot(dataset, found):

@@ -289,6 +289,18 @@ def test_a_manifest_that_is_not_a_snapshot_index_is_not_taken_for_one(world: Aws
     assert "snapshot_version" not in world.dataset_item()
 
 
+def test_a_newest_manifest_that_is_not_json_keeps_the_stored_snapshot(world: Aws) -> None:
+    # GIVEN a stored snapshot, then an object under manifests/<name>/ that is not JSON at all
+    upload(world, 3)
+    first = take_snapshot(world)
+    run_to_the_end(world, first)
+    world.later(days=1)
+    world.s3.put_object(Bucket=BUCKET, Key=f"manifests/{DATASET}/29991231T000000Z-broken.json", Body=b"\xff{not json")
+    # WHEN the schedule fires THEN the handler neither fails nor takes it: the stored version is unchanged
+    assert world.deliver(scheduled("2025-03-17T03:00:00Z")) == []
+    assert json.loads(world.dataset_item()["snapshot_version"]["S"])["manifest"] == first["manifest"]
+
+
 def test_the_index_reader_knows_the_snapshot_schema_and_refuses_what_is_not_one() -> None:
     assert SNAPSHOT_INDEX_SCHEMA == manifest_shards.MANIFEST_INDEX_SCHEMA_V2
     good = {
