@@ -82,6 +82,8 @@ _EXPORTS: dict[str, str] = {
     "ShapAggregation": "cdk_mlops.pipeline_definition",
     "PrivateNetwork": "cdk_mlops.constructs.private_network",
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
+    "FleetRetrainTrigger": "cdk_mlops.constructs.fleet_trigger",
+    "RetrainRoute": "cdk_mlops.constructs.fleet_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
     "BatchInference": "cdk_mlops.constructs.batch_inference",
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
         PipelineSource,
         PlatformDeliveryPipeline,
     )
+    from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
     from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
@@ -196,6 +199,7 @@ __all__ = [
     "EndpointTest",
     "EnvironmentConfig",
     "ErrorCountThreshold",
+    "FleetRetrainTrigger",
     "GuardrailSettings",
     "IBatchTransformCapture",
     "IDataStore",
@@ -232,6 +236,7 @@ __all__ = [
     "RealtimeSettings",
     "RetrainMode",
     "RetrainPolicy",
+    "RetrainRoute",
     "RetrainTrigger",
     "RolloutSettings",
     "ScaleDownSchedule",

@@ -55,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "ErrorCountThreshold": "cdk_mlops.constructs.model_endpoint",
     "PrivateNetwork": "cdk_mlops.constructs.private_network",
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
+    "FleetRetrainTrigger": "cdk_mlops.constructs.fleet_trigger",
+    "RetrainRoute": "cdk_mlops.constructs.fleet_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
     "RetrainMode": "cdk_mlops.constructs.retrain_trigger",
     "BatchInference": "cdk_mlops.constructs.batch_inference",
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
         PipelineSource,
         PlatformDeliveryPipeline,
     )
+    from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
     from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
         DataCaptureSettings,
@@ -131,6 +134,7 @@ __all__ = [
     "DeliveryTarget",
     "EndpointTest",
     "ErrorCountThreshold",
+    "FleetRetrainTrigger",
     "IBatchTransformCapture",
     "IDataStore",
     "IModelEndpoint",
@@ -157,6 +161,7 @@ __all__ = [
     "RealtimeSettings",
     "RetrainMode",
     "RetrainPolicy",
+    "RetrainRoute",
     "RetrainTrigger",
     "RolloutSettings",
     "ScaleDownSchedule",

@@ -3,50 +3,46 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import jsii
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
-from aws_cdk.interfaces import aws_events as events_refs
-from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from cdk_mlops.constructs.common import (
-    LAMBDA_RUNTIME,
     SAGEMAKER_NAME,
     acknowledge,
-    acknowledge_grantee,
-    dead_letter_queue,
-    depend_on_role_policy,
-    grant_lambda_vpc_access,
-    https_only_security_group,
     iam5_findings,
-    lambda_code,
-    metric_props,
     nag_resource,
-    network_problems,
-    select_subnets,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor.monitoring_type import MonitoringType
 from cdk_mlops.constructs.props import checked_props
+from cdk_mlops.constructs.retrain_base import (
+    DEFAULT_FUNCTION_MEMORY_SIZE,
+    DEFAULT_FUNCTION_TIMEOUT,
+    METRICS_NAMESPACE,
+    TriggerBase,
+    lease_seconds,
+)
+from cdk_mlops.constructs.retrain_base import (
+    IMPORTED_KEY_WARNING_ID as IMPORTED_KEY_WARNING_ID,
+)
+from cdk_mlops.constructs.retrain_base import (
+    POWERTOOLS_LAYER_VERSION as POWERTOOLS_LAYER_VERSION,
+)
 from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems
 from cdk_mlops.errors import ConfigurationError
@@ -55,49 +51,19 @@ from cdk_mlops.errors import ConfigurationError
 # constants (no boto3), so the construct shares it rather than repeating the strings.
 from cdk_mlops.lambdas.retrain_trigger import (
     ALARM_STATE_CHANGE,
-    DECISION_DIMENSION,
-    DECISIONS_METRIC,
-    EXECUTION_STATUS_CHANGE,
-    EXECUTION_SUCCEEDED,
-    MANUAL_RETRAIN,
-    MONITOR_SOURCE,
-    MONITOR_VIOLATION,
     OBJECT_CREATED,
     PIPELINE_STATUS_CHANGE,
     SCHEDULED_RETRAIN,
     SOURCE,
-    STATES_SOURCE,
     TERMINAL_STATUSES,
     Mode,
 )
 
-#: Where the handler publishes its ``Decisions`` metric (Embedded Metric Format).
-METRICS_NAMESPACE = "CdkMlops/RetrainTrigger"
-
 _HANDLER = "cdk_mlops.lambdas.retrain_trigger.handler.handler"
-#: The handler's default timeout: a snapshot lists about 5,000 objects a second, so 120 s covers
-#: datasets of about half a million objects.
-DEFAULT_FUNCTION_TIMEOUT = Duration.seconds(120)
-#: The handler's default memory (MiB); Lambda gives CPU in proportion to it.
-DEFAULT_FUNCTION_MEMORY_SIZE = 512
-_BATCH_WINDOW = Duration.seconds(60)
-# The shortest timeout that still lets one batch snapshot, claim and start; Lambda's longest.
-_TIMEOUT_RANGE = (30, 900)
-# Lambda's memory range, in MiB.
-_MEMORY_RANGE = (128, 10_240)
-# The event source mapping's concurrency; reserved concurrency matches it so no poller is throttled.
-_CONCURRENCY = 2
 _SAGEMAKER_ACTIONS = ("sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions")
 # The champion lookup: listing is granted on the group and its versions, describing on the versions.
 _LIST_PACKAGES = "sagemaker:ListModelPackages"
 _DESCRIBE_PACKAGE = "sagemaker:DescribeModelPackage"
-_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-# What Lambda needs from the execution role to attach the function to VPC subnets (the actions of
-# AWSLambdaVPCAccessExecutionRole). Creating is granted in the chosen subnets with the chosen groups;
-# the interfaces themselves get ids from EC2, and Describe* supports no resource-level permissions.
-_EVENTS = "events.amazonaws.com"
-# What EventBridge needs to put a message on a queue encrypted with a customer managed key.
-_EVENTS_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 #: The monitoring types whose ``Model Monitor Violation`` events retrain by default. Data and model
 #: quality say the model no longer fits the traffic, which new data can fix; a bias or
 #: explainability violation needs a person to judge it, so it only raises the monitor's alarm.
@@ -105,34 +71,6 @@ DEFAULT_RETRAIN_ON_VIOLATIONS: Final[tuple[MonitoringType, ...]] = (
     MonitoringType.DATA_QUALITY,
     MonitoringType.MODEL_QUALITY,
 )
-#: Id of the warning for an imported key whose policy this construct cannot extend.
-IMPORTED_KEY_WARNING_ID = "cdk-mlops:retrain-trigger-imported-key"
-
-#: The version of AWS's managed Powertools for AWS Lambda (Python) v3 layer the handler uses, the
-#: same in every commercial region and in cn-north-1. Published in Powertools' documentation,
-#: "Getting started > Installation > Lambda Layer" (docs.aws.amazon.com/powertools/python/latest/);
-#: move it forward with the ``aws-lambda-powertools`` pin of the dev dependencies, which tests run.
-POWERTOOLS_LAYER_VERSION: Final = 37
-# The handler runs on Lambda's default architecture; its layer must be built for it.
-_ARCHITECTURE: Final = lambda_.Architecture.X86_64
-# The account that publishes the layer, by partition, and the regions the same documentation lists.
-# GovCloud's layers are published from a different account per region and trail the other
-# partitions' versions, so there, as anywhere else without a managed layer, pass your own with
-# ``powertools_layer``.
-_POWERTOOLS_PUBLISHERS: Final[Mapping[str, str]] = {"aws": "017000801446", "aws-cn": "498634801083"}
-_POWERTOOLS_REGIONS: Final[Mapping[str, frozenset[str]]] = {
-    "aws": frozenset(
-        {
-            *("af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
-            *("ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3"),
-            *("ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "ca-central-1", "ca-west-1"),
-            *("eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1"),
-            *("eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1"),
-            *("sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2"),
-        }
-    ),
-    "aws-cn": frozenset({"cn-north-1"}),
-}
 
 
 #: When a data drop counts as complete: ``QUIET_PERIOD`` (no new object for ``quiet_period``)
@@ -188,7 +126,7 @@ class RetrainPolicy:
         return found
 
 
-class RetrainTrigger(Construct):
+class RetrainTrigger(TriggerBase):
     """Starts a SageMaker pipeline when data changes, on a schedule, on drift or by hand; never twice per version.
 
     Every source (S3 object-created events of the data store's datasets,
@@ -378,28 +316,25 @@ class RetrainTrigger(Construct):
         policy = policy or RetrainPolicy()
         names = tuple(datasets)
         problems = policy.problems()
-        violation_types, found = _violation_types(retrain_on_violations)
+        types, found = violation_types(retrain_on_violations)
         problems += found
-        if not names:
-            problems.append("datasets is empty; name at least one dataset under datasets/ to watch")
-        for name in names:
-            problems += [f"datasets: {p}" for p in dataset_name_problems(name)]
-        if len(set(names)) != len(names):
-            problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
-        problems += data_store.undeclared_problems("datasets", names)
-        snapshotted = _snapshot_problems(snapshot, data_store, names, policy, problems)
+        problems += datasets_problems(data_store, names)
+        snapshotted = snapshot_problems(snapshot, data_store, names, policy, problems)
         problems += environment_problems(self, data_store, construct="RetrainTrigger")
         if not Token.is_unresolved(pipeline_name) and (not pipeline_name or pipeline_name != pipeline_name.lower()):
             problems.append(
                 f"pipeline_name {pipeline_name!r} must be a non-empty lower-case name "
                 "(SageMaker lower-cases pipeline ARNs, and IAM compares them exactly)"
             )
-        if not 1 <= max_receive_count <= 1000:
-            problems.append(f"max_receive_count ({max_receive_count}) must be between 1 and 1000")
-        problems += network_problems(vpc, vpc_subnets, security_groups)
-        problems += _function_problems(function_timeout, function_memory_size)
-        if powertools_layer is None:
-            problems += _powertools_problems(Stack.of(self).region)
+        problems += self._machinery_problems(
+            max_receive_count,
+            vpc,
+            vpc_subnets,
+            security_groups,
+            powertools_layer,
+            function_timeout,
+            function_memory_size,
+        )
         if not compare_with_champion:
             given = [
                 n
@@ -442,7 +377,7 @@ class RetrainTrigger(Construct):
         self.datasets = names
         self.snapshot = snapshot
         self.snapshotted_datasets = snapshotted
-        self.retrain_on_violations: tuple[MonitoringType, ...] = violation_types
+        self.retrain_on_violations: tuple[MonitoringType, ...] = types
         self.pipeline_name = pipeline_name
         self.compare_with_champion = compare_with_champion
         self.model_package_group_name: str | None = group if compare_with_champion else None
@@ -450,102 +385,29 @@ class RetrainTrigger(Construct):
         stack = Stack.of(self)
         self.pipeline_arn = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
 
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
-            self,
-            "Key",
-            description=f"Encrypts the {self.node.path} queues and state table",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        self.dead_letter_queue = dead_letter_queue(
-            self, "DeadLetterQueue", key=self.encryption_key, removal_policy=removal_policy
-        )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
-            visibility_timeout=_visibility_timeout(function_timeout),
-            retention_period=Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
-            removal_policy=removal_policy,
-        )
-        self.table = dynamodb.Table(
-            self,
-            "State",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.encryption_key,
-            removal_policy=removal_policy,
-        )
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=removal_policy)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Execution role of the {self.node.path} handler",
-        )
-        self.security_groups: tuple[ec2.ISecurityGroup, ...] = ()
-        if vpc is not None:
-            self.security_groups = tuple(security_groups or (https_only_security_group(self, vpc, "handler"),))
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=LAMBDA_RUNTIME,
+        self._build_machinery(
             handler=_HANDLER,
-            code=lambda_code("datasets.py", "champion.py", "lambdas/retrain_trigger"),
-            role=self.role,
-            timeout=function_timeout,
-            memory_size=function_memory_size,
-            reserved_concurrent_executions=_CONCURRENCY,
-            log_group=self.log_group,
             description="Starts one training run per data version",
-            environment=self._environment(data_store, policy, _lease_seconds(function_timeout)),
+            environment=lambda: self._environment(data_store, policy, lease_seconds(function_timeout)),
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+            max_receive_count=max_receive_count,
+            log_retention=log_retention,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            security_groups=list(self.security_groups) or None,
+            security_groups=security_groups,
+            powertools_layer=powertools_layer,
+            function_timeout=function_timeout,
+            function_memory_size=function_memory_size,
+            grant=lambda: self._grant_handler(data_store),
         )
-        self.powertools_layer = powertools_layer or self._managed_powertools_layer()
-        self.function.add_layers(self.powertools_layer)
-        self.function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=10_000,
-                max_batching_window=_BATCH_WINDOW,
-                report_batch_item_failures=True,
-                max_concurrency=_CONCURRENCY,
-            )
-        )
-        self._grant_handler(data_store)
-        if vpc is not None:
-            self._grant_network_interfaces(select_subnets(vpc, vpc_subnets))
-        # The function polls its queue as soon as it exists, and Lambda checks the network-interface
-        # permissions when it creates a function in a VPC: it waits for its policy, not twice for its role.
-        depend_on_role_policy(self.function, self.role)
 
         self.rules: dict[str, events.Rule] = {}
         listed = [n for n in names if n not in snapshotted]
         if retrain_on_new_data and listed:
             self._route_data(data_store, listed)
         if retrain_on_new_data and snapshot is not None:
-            self._route(
-                "SnapshotFinished",
-                "Dataset snapshots that succeeded (their output is the new data version)",
-                events.EventPattern(
-                    source=[STATES_SOURCE],
-                    detail_type=[EXECUTION_STATUS_CHANGE],
-                    detail={
-                        "stateMachineArn": [snapshot.state_machine.state_machine_arn],
-                        "status": [EXECUTION_SUCCEEDED],
-                    },
-                ),
-            )
+            self._route_snapshots(snapshot)
         self._route(
             "PipelineFinished",
             "The pipeline's executions ending (releases the lock, starts the pending version)",
@@ -558,22 +420,7 @@ class RetrainTrigger(Construct):
                 },
             ),
         )
-        self._route(
-            "Requested",
-            "Manual retrain requests",
-            events.EventPattern(source=[SOURCE], detail_type=[MANUAL_RETRAIN]),
-        )
-        # EventBridge rejects a pattern with an empty list, and no type means no violation retrains.
-        if violation_types:
-            self._route(
-                "Violations",
-                f"Model Monitor violations of {', '.join(violation_types)} (the other types only alert)",
-                events.EventPattern(
-                    source=[MONITOR_SOURCE],
-                    detail_type=[MONITOR_VIOLATION],
-                    detail={"monitoringType": list(violation_types)},
-                ),
-            )
+        self._route_requests_and_violations(types)
         if drift_alarms:
             self._route(
                 "Drift",
@@ -592,44 +439,7 @@ class RetrainTrigger(Construct):
         if schedule is not None:
             self.schedule = self._schedule(schedule, always=retrain_unchanged_data_on_schedule)
 
-        self.dead_letter_alarm = cw.Alarm(
-            self,
-            "DeadLetterAlarm",
-            alarm_description=f"{self.node.path}: trigger events failed {max_receive_count} times; "
-            "inspect the dead-letter queue and redrive after fixing the cause",
-            metric=self.metric_dead_letter_messages(),
-            threshold=0,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        self.errors_alarm = cw.Alarm(
-            self,
-            "ErrorsAlarm",
-            alarm_description=f"{self.node.path}: the retrain handler raised; see its log group",
-            metric=self.function.metric_errors(period=Duration.minutes(5)),
-            threshold=0,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        if alarm_topic is not None:
-            for alarm in (self.dead_letter_alarm, self.errors_alarm):
-                alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
-
-    def _managed_powertools_layer(self) -> lambda_.ILayerVersion:
-        """AWS's Powertools layer for the handler's runtime and architecture, in the stack's region."""
-        region = Stack.of(self).region
-        partition = "aws" if Token.is_unresolved(region) else RegionInfo.get(region).partition or ""
-        name = (
-            f"AWSLambdaPowertoolsPythonV3-{self.function.runtime.name.replace('.', '')}"
-            f"-{self.function.architecture.name}"
-        )
-        arn = (
-            f"arn:{partition}:lambda:{region}:{_POWERTOOLS_PUBLISHERS[partition]}:layer:{name}"
-            f":{POWERTOOLS_LAYER_VERSION}"
-        )
-        return lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
+        self._build_alarms(max_receive_count, alarm_topic)
 
     def _environment(self, data_store: IDataStore, policy: RetrainPolicy, lease_seconds: int) -> dict[str, str]:
         env = {
@@ -662,10 +472,7 @@ class RetrainTrigger(Construct):
         return env
 
     def _grant_handler(self, data_store: IDataStore) -> None:
-        self.log_group.grant_write(self.role)
-        self.table.grant(self.role, *_TABLE_ACTIONS)
-        self.encryption_key.grant_encrypt_decrypt(self.role)
-        self.queue.grant_send_messages(self.role)
+        self._grant_machinery()
         iam.Grant.add_to_principal(
             grantee=self.role, actions=list(_SAGEMAKER_ACTIONS), resource_arns=[self.pipeline_arn]
         )
@@ -679,18 +486,6 @@ class RetrainTrigger(Construct):
             data_store.grant_write_manifests(self.role, name)
         if self.model_package_group_name is not None and self.artifacts_prefix is not None:
             self._grant_champion_lookup(data_store, self.model_package_group_name, self.artifacts_prefix)
-        acknowledge(
-            self.role,
-            "kms:GenerateDataKey*/ReEncrypt* come from the key grants of this construct's own key "
-            "(queues and table) and are limited to that key",
-            *iam5_findings(actions=("kms:GenerateDataKey*", "kms:ReEncrypt*")),
-        )
-        log_arn = f"<{Stack.of(self).get_logical_id(self.log_group.node.default_child)}.Arn>"  # type: ignore[arg-type]
-        acknowledge(
-            self.role,
-            "log streams are created under this function's own log group only",
-            *iam5_findings(resources=(f"{log_arn}:*",)),
-        )
 
     def _grant_champion_lookup(self, data_store: IDataStore, group_name: str, artifacts_prefix: str) -> None:
         """Find the group's newest approved package and read its evaluation.json (and decrypt it).
@@ -710,18 +505,6 @@ class RetrainTrigger(Construct):
         )
         data_store.grant_read(self.role, prefix=artifacts_prefix)
 
-    def _grant_network_interfaces(self, subnets: ec2.SelectedSubnets) -> None:
-        """What Lambda does with the role to attach the function to its subnets, and nothing more."""
-        grant_lambda_vpc_access(
-            self.role,
-            subnet_ids=subnets.subnet_ids,
-            security_group_ids=[g.security_group_id for g in self.security_groups],
-        )
-        # depend_on_role_policy leaves only the policy in the function's DependsOn. Ordering the role
-        # (which the function names) after the subnets' routes keeps the function after them, as
-        # lambda.Function does, so it never runs, or is deleted, without its routes to the endpoints.
-        self.role.node.add_dependency(subnets.internet_connectivity_established)
-
     def _route_data(self, data_store: IDataStore, names: Sequence[str]) -> None:
         self._route(
             "DataChanged",
@@ -735,40 +518,6 @@ class RetrainTrigger(Construct):
                 },
             ),
         )
-
-    def _route(self, id: str, description: str, pattern: events.EventPattern) -> None:
-        rule = events.Rule(self, id, description=f"{self.node.path}: {description}", event_pattern=pattern)
-        rule.add_target(_QueueTarget(self.queue))
-        self.rules[id] = rule
-
-    def _allow_rules_to_send(self) -> None:
-        """EventBridge may send to the queue for this construct's rules only, and use its key in this account only.
-
-        The key's policy cannot name the rules: a rule refers to the queue, which refers to the key.
-        """
-        self.queue.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(_EVENTS)],
-                actions=["sqs:SendMessage"],
-                resources=[self.queue.queue_arn],
-                conditions={"ArnEquals": {"aws:SourceArn": [rule.rule_arn for rule in self.rules.values()]}},
-            )
-        )
-        added = self.encryption_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(_EVENTS)],
-                actions=list(_EVENTS_KEY_ACTIONS),
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            )
-        )
-        if not added.statement_added:
-            Annotations.of(self).add_warning_v2(
-                IMPORTED_KEY_WARNING_ID,
-                f"the policy of the imported encryption_key cannot be changed here; allow {_EVENTS} "
-                f"{' and '.join(_EVENTS_KEY_ACTIONS)} on it with the condition aws:SourceAccount = this account, "
-                "or EventBridge cannot deliver to the trigger queue",
-            )
 
     def _schedule(self, expression: scheduler.ScheduleExpression, *, always: bool) -> scheduler.Schedule:
         detail: dict[str, Any] = {
@@ -810,78 +559,32 @@ class RetrainTrigger(Construct):
         )
         return schedule
 
-    def grant_request_retrain(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let a principal request a run by sending a ``Manual Retrain`` message to the trigger's queue."""
-        grant = self.queue.grant_send_messages(grantee)
-        # aws-cdk-lib grants the KMS action families that sending to an encrypted queue needs.
-        acknowledge_grantee(
-            grantee,
-            f"{self.node.path}.grant_request_retrain(): sending to the trigger's KMS-encrypted queue needs "
-            "kms:GenerateDataKey* and kms:ReEncrypt* (aws-cdk-lib's queue grant), on the trigger's own key only",
-            actions=("kms:GenerateDataKey*", "kms:ReEncrypt*"),
-        )
-        return grant
 
-    def metric_decisions(self, decision: str, **options: Any) -> cw.Metric:
-        """Sum of the handler's decisions of one kind over 5 minutes.
-
-        Args:
-            decision: ``started``, ``pending``, ``waiting``, ``deduplicated``,
-                ``ignored``, ``invalid``, ``released`` or ``failed``.
-        """
-        props = metric_props(
-            self,
-            "metric_decisions",
-            options,
-            dimensions={DECISION_DIMENSION: decision},
-            statistic="Sum",
-            period=Duration.minutes(5),
-        )
-        return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=DECISIONS_METRIC, **props)
-
-    def metric_dead_letter_messages(self, **options: Any) -> cw.Metric:
-        """Maximum number of records waiting in the dead-letter queue over 5 minutes."""
-        props = metric_props(
-            self,
-            "metric_dead_letter_messages",
-            options,
-            dimensions={"QueueName": self.dead_letter_queue.queue_name},
-            statistic="Maximum",
-            period=Duration.minutes(5),
-        )
-        return self.dead_letter_queue.metric_approximate_number_of_messages_visible(**props)
-
-    def metric_queue_age(self, **options: Any) -> cw.Metric:
-        """Maximum age in seconds of the oldest record waiting in the trigger queue, over 5 minutes."""
-        props = metric_props(
-            self, "metric_queue_age", options, dimensions={"QueueName": self.queue.queue_name}, statistic="Maximum"
-        )
-        return self.queue.metric_approximate_age_of_oldest_message(**props)
+def datasets_problems(data_store: IDataStore, names: Sequence[str]) -> list[str]:
+    """What is wrong with the dataset names a trigger watches, each with the fix."""
+    problems: list[str] = []
+    if not names:
+        problems.append("datasets is empty; name at least one dataset under datasets/ to watch")
+    for name in names:
+        problems += [f"datasets: {p}" for p in dataset_name_problems(name)]
+    if len(set(names)) != len(names):
+        problems.append(f"datasets {list(names)!r} repeats a name; list each dataset once")
+    return problems + data_store.undeclared_problems("datasets", names)
 
 
-def _powertools_problems(region: str) -> list[str]:
-    """Why AWS's managed Powertools layer cannot be used in ``region``, if it cannot."""
-    if Token.is_unresolved(region):
-        return []
-    partition = RegionInfo.get(region).partition or ""
-    if region in _POWERTOOLS_REGIONS.get(partition, frozenset()):
-        return []
-    return [
-        f"AWS publishes no managed Powertools for AWS Lambda (Python) v3 layer in {region} (it does in the "
-        f"commercial regions and in cn-north-1); publish one from the aws-lambda-powertools package for "
-        f"{LAMBDA_RUNTIME.name} on {_ARCHITECTURE.name} and pass it as "
-        "powertools_layer=LayerVersion.from_layer_version_arn(...)"
-    ]
-
-
-def _snapshot_problems(
+def snapshot_problems(
     snapshot: InventorySnapshot | None,
     data_store: IDataStore,
     names: Sequence[str],
     policy: RetrainPolicy,
     problems: list[str],
+    *,
+    required: bool = True,
 ) -> tuple[str, ...]:
-    """The datasets ``snapshot`` versions; what is wrong with it joins ``problems``."""
+    """The datasets of ``names`` that ``snapshot`` versions; what is wrong with it joins ``problems``.
+
+    With ``required`` (one trigger given a snapshot) at least one of ``names`` must be snapshotted.
+    """
     if snapshot is None:
         return ()
     if snapshot.data_store.bucket.bucket_name != data_store.bucket.bucket_name:
@@ -891,12 +594,12 @@ def _snapshot_problems(
         )
         return ()
     snapshotted = tuple(n for n in names if n in snapshot.datasets)
-    if not snapshotted:
+    if not snapshotted and required:
         problems.append(
             f"snapshot {snapshot.node.path} snapshots {list(snapshot.datasets)!r}, none of datasets {list(names)!r}; "
             "add the datasets to the InventorySnapshot, or leave snapshot out"
         )
-    elif len(snapshotted) == len(names):
+    elif snapshotted and len(snapshotted) == len(names):
         # Thresholds count object events, which snapshotted datasets do not route.
         problems += [
             f"policy.{name} ({value}) counts new objects, but every dataset is versioned by snapshot, whose object "
@@ -907,7 +610,7 @@ def _snapshot_problems(
     return snapshotted
 
 
-def _violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[str]]:
+def violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[str]]:
     """``retrain_on_violations`` as monitoring types in declaration order, and every problem with it."""
     known = ", ".join(f"MonitoringType.{t.name}" for t in MonitoringType)
     if isinstance(value, str) or not isinstance(value, Collection):
@@ -933,48 +636,3 @@ def _violation_types(value: object) -> tuple[tuple[MonitoringType, ...], list[st
             "list each type once"
         )
     return tuple(t for t in MonitoringType if t in chosen), problems
-
-
-@jsii.implements(events.IRuleTarget)
-class _QueueTarget:
-    """The trigger queue as a rule target, without the grant ``aws_events_targets.SqsQueue`` adds.
-
-    ``aws_events_targets.SqsQueue`` lets EventBridge send without any condition when the queue has a
-    customer managed key (naming the rule in the key's policy would be a reference cycle);
-    :meth:`RetrainTrigger._allow_rules_to_send` writes both policies with conditions instead.
-    """
-
-    def __init__(self, queue: sqs.IQueue) -> None:
-        self._queue = queue
-
-    def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
-        return events.RuleTargetConfig(arn=self._queue.queue_arn, target_resource=self._queue)
-
-
-def _function_problems(timeout: object, memory_size: object) -> list[str]:
-    """The handler's timeout or memory is outside what Lambda and the trigger's guarantees allow."""
-    found: list[str] = []
-    low, high = _TIMEOUT_RANGE
-    if not isinstance(timeout, Duration):
-        found.append(f"function_timeout ({timeout!r}) must be a Duration, e.g. Duration.minutes(5)")
-    elif not low <= timeout.to_seconds() <= high:
-        found.append(
-            f"function_timeout ({timeout.to_human_string()}) must be from {low} s to {high // 60} min; a start "
-            "lists the whole dataset, so give larger datasets more time"
-        )
-    low, high = _MEMORY_RANGE
-    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or not low <= memory_size <= high:
-        found.append(f"function_memory_size ({memory_size!r}) must be a whole number of MiB from {low} to {high:,}")
-    return found
-
-
-def _visibility_timeout(timeout: Duration) -> Duration:
-    # SQS's guidance for Lambda sources: at least 6 x the function timeout + the batching window.
-    # A failed record reappears after this long, which is the retry backoff; 15 min at the least.
-    return Duration.seconds(max(900, 6 * int(timeout.to_seconds()) + int(_BATCH_WINDOW.to_seconds())))
-
-
-def _lease_seconds(timeout: Duration) -> int:
-    # A start holds its claim for longer than the function can run, so a claim is never taken over
-    # while its start is still running, and for less than the visibility timeout, so a retry finds it free.
-    return max(300, int(timeout.to_seconds()) + 60)

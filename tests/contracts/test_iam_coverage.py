@@ -91,7 +91,7 @@ def test_a_call_without_a_map_entry_is_reported_with_what_to_add(calls):
     without = replace(unit, uses=tuple(u for u in unit.uses if u.operation != "sqs.send_message"))
     (message,) = ic.unmapped_calls(without, calls)
     assert message.startswith("cdk_mlops/lambdas/retrain_trigger/handler.py:")
-    assert "send_message (in _Run._send_check)" in message
+    assert "send_message (in BatchRun._send_check)" in message
     assert "add Use('<service>.send_message', '<role>', needs, why) to the 'retrain trigger' unit" in message
 
 

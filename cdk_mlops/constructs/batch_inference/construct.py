@@ -39,7 +39,8 @@ from cdk_mlops.constructs.common import (
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.props import checked_props
-from cdk_mlops.constructs.retrain_trigger import RetrainPolicy, RetrainTrigger, _powertools_problems
+from cdk_mlops.constructs.retrain_base import powertools_problems
+from cdk_mlops.constructs.retrain_trigger import RetrainPolicy, RetrainTrigger
 from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.datasets import dataset_name_problems, manifest_prefix
 from cdk_mlops.errors import ConfigurationError
@@ -222,7 +223,7 @@ class BatchInference(Construct):
         if policy is not None:
             problems += [f"policy: {p}" for p in policy.problems()]
         if powertools_layer is None:
-            problems += _powertools_problems(stack.region)
+            problems += powertools_problems(stack.region)
         if problems:
             raise ConfigurationError(self, problems)
         claim(self, "pipeline_name", name, "SageMaker pipeline names are unique per account and region")

@@ -225,6 +225,8 @@ def route(event: Event, settings: Settings, now: datetime) -> Signal | Ignored:
     if isinstance(event, SnapshotFinished):
         return _route_snapshot(event, settings, now)
     at = event.time or now
+    if isinstance(event, ScheduledRetrain | ManualRetrain) and event.pipeline not in (None, settings.pipeline_name):
+        return Ignored(f"retrain of another pipeline {event.pipeline!r}")
     if isinstance(event, ScheduledRetrain):
         if event.dataset not in settings.datasets:
             return Ignored(f"scheduled retrain of unknown dataset {event.dataset!r}")

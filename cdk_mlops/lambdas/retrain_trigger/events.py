@@ -102,6 +102,8 @@ class ScheduledRetrain:
     dataset: str
     scheduled_time: str
     always: bool
+    pipeline: str | None = None
+    """The pipeline to retrain (``detail.pipeline``); ``None``: every pipeline that watches ``dataset``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ class ManualRetrain:
     dataset: str
     reason: str
     requested_by: str | None
+    pipeline: str | None = None
+    """The pipeline to retrain (``detail.pipeline``); ``None``: every pipeline that watches ``dataset``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +342,12 @@ def _scheduled(env: _Envelope, detail: Mapping[str, Any]) -> ScheduledRetrain:
     if not slot:
         raise _Bad("detail.scheduledTime is required when the event has no time or id")
     return ScheduledRetrain(
-        event_id=env.event_id, time=env.time, dataset=_text(detail, "dataset"), scheduled_time=slot, always=always
+        event_id=env.event_id,
+        time=env.time,
+        dataset=_text(detail, "dataset"),
+        scheduled_time=slot,
+        always=always,
+        pipeline=_optional_text(detail, "pipeline"),
     )
 
 
@@ -351,6 +360,7 @@ def _manual(env: _Envelope, detail: Mapping[str, Any]) -> ManualRetrain:
         dataset=_text(detail, "dataset"),
         reason=_optional_text(detail, "reason") or "manual retrain",
         requested_by=_optional_text(detail, "requestedBy"),
+        pipeline=_optional_text(detail, "pipeline"),
     )
 
 

@@ -88,8 +88,10 @@ What the construct must create
   yet (the backstop for missed object events); ``true`` retrains unchanged data
   once per schedule slot.
 
-Our own message shapes: ``Manual Retrain`` ``detail`` is ``{"dataset": ..., "reason": ...,
-"requestedBy": ...}`` (``aws events put-events``); ``Model Monitor Violation`` ``detail`` is
+Our own message shapes: ``Manual Retrain`` ``detail`` is ``{"dataset": ..., "pipeline"?: ...,
+"reason": ..., "requestedBy": ...}`` (``aws events put-events``; a request that names another
+``pipeline`` is not for this trigger, and ``Scheduled Retrain`` may name one too);
+``Model Monitor Violation`` ``detail`` is
 ``{"dataset"?: ..., "monitoringScheduleName": ..., "processingJobArn": ..., "violations": n}``;
 ``Retrain Check`` (sent by this handler to its own queue, ``DelaySeconds`` <= 900, chained
 for longer waits) ``detail`` is ``{"pipeline": ..., "dataset": ..., "due": <epoch seconds>}``.
@@ -243,6 +245,7 @@ from cdk_mlops.lambdas.retrain_trigger.events import (
     RETRAIN_CHECK,
     RUNNING_STATUSES,
     SOURCE,
+    Parsed,
     SnapshotVersion,
     parse_record,
     snapshot_from_index,
@@ -264,27 +267,27 @@ SAFETY_MARGIN_MS: Final = 15_000
 
 # Standard retry mode retries throttling a few times with backoff; what is left surfaces as an
 # exception and becomes a batch item failure.
-_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+CLIENT_CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
 
 
 @cache
 def _s3() -> S3Client:
-    return boto3.client("s3", config=_CONFIG)
+    return boto3.client("s3", config=CLIENT_CONFIG)
 
 
 @cache
 def _dynamodb() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_CONFIG)
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
 
 
 @cache
 def _sagemaker() -> SageMakerClient:
-    return boto3.client("sagemaker", config=_CONFIG)
+    return boto3.client("sagemaker", config=CLIENT_CONFIG)
 
 
 @cache
 def _sqs() -> SQSClient:
-    return boto3.client("sqs", config=_CONFIG)
+    return boto3.client("sqs", config=CLIENT_CONFIG)
 
 
 def reset_clients() -> None:
@@ -325,20 +328,20 @@ def handler(event: Any, context: Any) -> SqsBatchResponse:
     logger.append_keys(pipeline=settings.pipeline_name)
     found = event.get("Records") if isinstance(event, Mapping) else None
     direct = not isinstance(found, list)
-    records: list[Any] = found if isinstance(found, list) else [_direct_record(event)]
-    handed_back = _Run(settings, context, _now()).process(records)
+    records: list[Any] = found if isinstance(found, list) else [direct_record(event)]
+    handed_back = BatchRun(settings, context, _now()).process(records)
     if direct and handed_back:
         raise RuntimeError(f"the event could not be handled: {handed_back[0]}")
-    return _report(records, frozenset(handed_back), context)
+    return batch_response(records, frozenset(handed_back), context)
 
 
-def _direct_record(event: object) -> dict[str, str]:
+def direct_record(event: object) -> dict[str, str]:
     """A single EventBridge event invoked directly, as the one record of a batch."""
     event_id = event.get("id") if isinstance(event, Mapping) else None
     return {"messageId": event_id if isinstance(event_id, str) and event_id else "direct", "body": json.dumps(event)}
 
 
-def _report(records: list[Any], handed_back: frozenset[str], context: Any) -> SqsBatchResponse:
+def batch_response(records: list[Any], handed_back: frozenset[str], context: Any) -> SqsBatchResponse:
     """The partial batch response: the records in ``handed_back`` fail, every other one succeeds."""
 
     def record_handler(record: SQSRecord) -> None:
@@ -359,7 +362,7 @@ def _report(records: list[Any], handed_back: frozenset[str], context: Any) -> Sq
     return cast(SqsBatchResponse, response)
 
 
-class _Run:
+class BatchRun:
     """One invocation: every unit of the batch, its decisions and its failures."""
 
     def __init__(self, settings: Settings, context: Any, now: datetime) -> None:
@@ -373,7 +376,10 @@ class _Run:
     # --- the batch ------------------------------------------------------------------------
 
     def process(self, records: Sequence[object]) -> list[str]:
-        parsed = [parse_record(record) for record in records]
+        return self.process_parsed([parse_record(record) for record in records])
+
+    def process_parsed(self, parsed: Sequence[tuple[str, Parsed]]) -> list[str]:
+        """Decide on parsed records; return the ids to hand back."""
         plan = core.plan_batch(parsed, self.settings, self.now)
         self._report_ignored(plan.ignored)
         for record_id, reason in plan.invalid:

@@ -48,6 +48,9 @@ MAX_PARAMETER_LENGTH: Final = 1024
 #: ``PipelineExecutionDescription`` is limited to 3072 characters.
 MAX_DESCRIPTION_LENGTH: Final = 3072
 
+#: The namespace of the ``Decisions`` metric unless ``METRICS_NAMESPACE`` names another.
+DEFAULT_METRICS_NAMESPACE: Final = "CdkMlops/RetrainTrigger"
+
 _DISPLAY_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -126,7 +129,7 @@ class Settings:
     lease: timedelta = timedelta(minutes=5)
     lock_recheck: timedelta = timedelta(minutes=15)
     lock_grace: timedelta = timedelta(minutes=2)
-    metrics_namespace: str = "CdkMlops/RetrainTrigger"
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     compare_with_champion: bool = True
     snapshot_state_machine: str = ""
     snapshot_datasets: tuple[str, ...] = ()
@@ -212,7 +215,7 @@ class Settings:
             lease=reader.seconds("LEASE_SECONDS", 300, minimum=30, maximum=3600),
             lock_recheck=reader.seconds("LOCK_RECHECK_SECONDS", 900, minimum=60, maximum=MAX_DELAY_SECONDS),
             lock_grace=reader.seconds("LOCK_GRACE_SECONDS", 120, minimum=0, maximum=3600),
-            metrics_namespace=environ.get("METRICS_NAMESPACE", "").strip() or "CdkMlops/RetrainTrigger",
+            metrics_namespace=environ.get("METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
             compare_with_champion=compare,
             snapshot_state_machine=snapshot_machine,
             snapshot_datasets=snapshotted,

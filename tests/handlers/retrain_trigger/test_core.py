@@ -194,6 +194,19 @@ def test_manual_retrain_without_id_uses_the_sqs_message_id() -> None:
     assert parsed.event_id == "sqs-42"
 
 
+@pytest.mark.parametrize("template_name", ["manual_retrain.json", "scheduled_retrain.json"])
+def test_a_request_that_names_another_pipeline_is_not_for_this_trigger(template_name: str) -> None:
+    request = load_event(template_name)
+    request["detail"]["dataset"] = DATASET
+    for named, routed in ((None, True), (PIPELINE, True), ("other-training", False)):
+        if named is not None:
+            request["detail"]["pipeline"] = named
+        result = plan(request)
+        assert bool(result.datasets) is routed, named
+        if not routed:
+            assert result.ignored == [("m-0", "retrain of another pipeline 'other-training'")]
+
+
 def test_parse_time_accepts_aws_formats_and_rejects_junk() -> None:
     assert events.parse_time("2019-10-02T17:04:40.985+0000") == datetime(2019, 10, 2, 17, 4, 40, 985000, UTC)
     assert events.parse_time("2021-11-12T00:00:00Z") == datetime(2021, 11, 12, tzinfo=UTC)

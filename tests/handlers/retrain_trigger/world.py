@@ -294,8 +294,22 @@ def in_batches(records: list[dict[str, Any]], size: int) -> list[list[dict[str, 
     return [records[i : i + size] for i in range(0, len(records), size)]
 
 
+class _ListedKey(FakeKey):
+    """A listing's copy of a stored version: it shares the body buffer, which only the stored version closes."""
+
+    def __del__(self) -> None:
+        pass
+
+    def dispose(self, garbage: bool = False) -> None:
+        pass
+
+
 def _shallow_copy(version: FakeKey | FakeDeleteMarker, memo: dict[int, Any]) -> FakeKey | FakeDeleteMarker:
-    """A stored version copied by moto's own protocol (a body buffer and lock of its own), attributes shared."""
+    """A stored version's attributes in a new object; a key's body is shared, not spooled into a new file."""
+    if isinstance(version, FakeKey):
+        clone = object.__new__(_ListedKey)
+        clone.__dict__.update(version.__dict__)
+        return clone
     return copy.copy(version)
 
 
@@ -307,11 +321,12 @@ def _last_modified_to_the_second(version: FakeKey | FakeDeleteMarker) -> datetim
 def cheap_listing_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let moto's ListObjectVersions copy and time-stamp each stored version the cheap way.
 
-    moto deep-copies every version of the bucket on every page, only to mark ``IsLatest`` on the
-    copies, and formats each version's time as text that its serializer parses back: listing
-    10,000 versions (10 pages) makes 100,000 deep copies and 10,000 date parses, two thirds and
-    a tenth of the profile of a 10,000-object test. A shallow copy and the datetime itself list
-    the same pages (``test_cheap_listing_copies_list_what_moto_lists``).
+    moto deep-copies every version of the bucket on every page (each copy spools the body into a
+    new temporary file), only to mark ``IsLatest`` on the copies, and formats each version's time
+    as text that its serializer parses back: listing 10,000 versions (10 pages) makes 100,000 deep
+    copies and 10,000 date parses, most of the profile of a 10,000-object test. A copy of the
+    attributes that shares the body, and the datetime itself, list the same pages
+    (``test_cheap_listing_copies_list_what_moto_lists``).
     """
     for kind in (FakeKey, FakeDeleteMarker):
         monkeypatch.setattr(kind, "__deepcopy__", _shallow_copy, raising=False)
