@@ -39,6 +39,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--rows", "100000", "--runs", "1"],
     ),
     (
+        "fleet_trigger.py",
+        "Fleet retrain trigger: one RetrainTrigger per pipeline against one FleetRetrainTrigger",
+        ["--models", "10,100", "--runs", "1"],
+    ),
+    (
         "retrain.py",
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],

@@ -9,6 +9,7 @@ from typing import Any, Final
 from aws_cdk import Duration, Names, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -81,6 +82,7 @@ class FleetRetrainTrigger(TriggerBase):
         routes_parameter_path: The SSM path the routes are under (``<path>/<pipeline name>``).
         queue, dead_letter_queue, table, function, powertools_layer, role, security_groups, log_group,
         encryption_key, dead_letter_alarm, errors_alarm: As :class:`RetrainTrigger`'s.
+        failed_rule: Announces failed executions of the fleet's pipelines on ``alarm_topic``; None without it.
         retrain_on_violations: The monitoring types whose violation events retrain.
         snapshot: The InventorySnapshot whose datasets are versioned by snapshots; None without one.
         rules: ``DataChanged`` (objects of every dataset of the store), ``SnapshotFinished`` (with
@@ -127,7 +129,10 @@ class FleetRetrainTrigger(TriggerBase):
                 Default: - none; every dataset is listed at each start.
             retrain_on_violations: As :class:`RetrainTrigger`'s. A violation retrains the pipelines
                 whose route lists its monitoring schedule. Default: - data and model quality.
-            alarm_topic: Where the dead-letter and error alarms notify. Default: - no action.
+            alarm_topic: Where the dead-letter and error alarms notify, and where the ``PipelineFailed``
+                rule announces every failed execution of the fleet's pipelines (so that they can be built
+                with ``TrainingPipeline(announce_failures=False)``). Its key, if any, lets EventBridge and
+                CloudWatch use it. Default: - no action and no ``PipelineFailed`` rule.
             encryption_key: Key for the queues and the table. Default: - a new key with rotation on.
             removal_policy: For the table, queues, key and log group. Default: - RETAIN.
             max_receive_count: Attempts before a record moves to the dead-letter queue. Default: - 10.
@@ -207,6 +212,24 @@ class FleetRetrainTrigger(TriggerBase):
         self._add_rules(data_store, snapshot, types)
         self._allow_rules_to_send()
         self._build_alarms(max_receive_count, alarm_topic)
+        self.failed_rule: events.Rule | None = None
+        if alarm_topic is not None:
+            # One rule announces every fleet pipeline's failures (the event names the pipeline), in place
+            # of a rule and an alarm per pipeline (TrainingPipeline(announce_failures=False)).
+            self.failed_rule = events.Rule(
+                self,
+                "PipelineFailed",
+                description=f"{self.node.path}: an execution of a {pipeline_name_prefix}* pipeline failed",
+                event_pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=[PIPELINE_STATUS_CHANGE],
+                    detail={
+                        "pipelineArn": [{"prefix": self._pipelines_arn}],
+                        "currentPipelineExecutionStatus": ["Failed"],
+                    },
+                ),
+            )
+            self.failed_rule.add_target(targets.SnsTopic(alarm_topic))
 
     def _add_rules(
         self, data_store: IDataStore, snapshot: InventorySnapshot | None, types: tuple[MonitoringType, ...]

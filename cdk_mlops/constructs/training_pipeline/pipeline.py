@@ -92,8 +92,9 @@ class TrainingPipeline(_PipelineResources):
         topic: Where failed executions are announced.
         notifications_key: The KMS key of ``topic`` when this construct creates it (None with
             ``notification_topic``).
-        failed_rule: The EventBridge rule that announces a failed execution on ``topic``.
-        failed_alarm: In ALARM when an execution fails.
+        failed_rule: The EventBridge rule that announces a failed execution on ``topic``; None with
+            ``announce_failures=False``.
+        failed_alarm: In ALARM when an execution fails; None with ``announce_failures=False``.
         scripts: The ML scripts shipped as assets, by name (``preprocess``, ``evaluate``, and
             ``track`` with ``mlflow``).
         mlflow_tracking_server: The MLflow tracking server, with ``mlflow``.
@@ -123,6 +124,7 @@ class TrainingPipeline(_PipelineResources):
         source_revision: str = "unknown",
         cross_account_read_accounts: Sequence[str] = (),
         notification_topic: sns.ITopic | None = None,
+        announce_failures: bool = True,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         mlflow: MlflowSettings | None = None,
         vpc: ec2.IVpc | None = None,
@@ -161,6 +163,10 @@ class TrainingPipeline(_PipelineResources):
                 Default: - none.
             notification_topic: Where failed executions are announced.
                 Default: - a new KMS-encrypted topic.
+            announce_failures: A rule and an alarm of this pipeline announce its failed executions on
+                the topic. False leaves that to one rule for a whole fleet (``FleetRetrainTrigger``'s
+                ``PipelineFailed``, with its ``alarm_topic``), which saves two resources a pipeline.
+                Default: - True.
             removal_policy: For the model package group, the MLflow tracking server and the
                 notification topic's key. Default: - RETAIN; registered models and
                 experiment history outlive the stack.
@@ -300,7 +306,7 @@ class TrainingPipeline(_PipelineResources):
             grant_clarify_endpoints(self, self.role)
         if subnets:
             grant_sagemaker_vpc_access(self.role, subnet_ids=subnets, security_group_ids=group_ids)
-        self._define_notifications(notification_topic, removal_policy)
+        self._define_notifications(notification_topic, removal_policy, announce=announce_failures)
 
     def _define_network(self, vpc: ec2.IVpc | None, security_groups: Sequence[ec2.ISecurityGroup] | None) -> None:
         self.security_groups: list[ec2.ISecurityGroup] = []

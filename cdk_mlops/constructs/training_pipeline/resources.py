@@ -66,7 +66,8 @@ class _PipelineResources(Construct):
     model_package_group_name: str
     role: iam.IRole
     topic: sns.ITopic
-    failed_alarm: cw.Alarm
+    failed_rule: events.Rule | None
+    failed_alarm: cw.Alarm | None
     mlflow_tracking_server: sagemaker.CfnMlflowTrackingServer | None
     mlflow_role: iam.Role | None
     mlflow_tracking_arn: str | None
@@ -187,9 +188,14 @@ class _PipelineResources(Construct):
         if self.model_package_group is not None:
             self.pipeline.node.add_dependency(self.model_package_group)
 
-    def _define_notifications(self, topic: sns.ITopic | None, removal_policy: RemovalPolicy) -> None:
+    def _define_notifications(
+        self, topic: sns.ITopic | None, removal_policy: RemovalPolicy, *, announce: bool = True
+    ) -> None:
         self.notifications_key: kms.IKey | None = None
         self.topic = topic or self._topic(removal_policy)
+        self.failed_rule = self.failed_alarm = None
+        if not announce:
+            return
         self.failed_rule = failed = events.Rule(
             self,
             "Failed",

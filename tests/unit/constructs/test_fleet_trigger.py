@@ -9,9 +9,19 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
-from cdk_mlops import FleetRetrainTrigger, RetrainPolicy, RetrainRoute, RetrainTrigger, VersionedDataStore
+from cdk_mlops import (
+    FleetRetrainTrigger,
+    RetrainPolicy,
+    RetrainRoute,
+    RetrainTrigger,
+    TrainingPipeline,
+    VersionedDataStore,
+)
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.lambdas.retrain_trigger import fleet as fleet_module
 from cdk_mlops.lambdas.retrain_trigger.events import ManualRetrain, ObjectCreated, PipelineStatusChange
@@ -31,6 +41,8 @@ class Built:
     models: cdk.Stack
     trigger: FleetRetrainTrigger
     routes: tuple[RetrainRoute, ...]
+    pipeline: TrainingPipeline
+    alerts: sns.Topic
     template: Template
     models_template: Template
 
@@ -40,8 +52,21 @@ def built() -> Built:
     app = cdk.App()
     shared = cdk.Stack(app, "Shared", env=ENV)
     store = VersionedDataStore(shared, "Data", datasets=["churn", "fraud", "shared"])
-    trigger = FleetRetrainTrigger(shared, "Retrain", data_store=store, pipeline_name_prefix="prod-")
+    key = kms.Key(shared, "AlertsKey", enable_key_rotation=True)
+    for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
+        key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey")
+    alerts = sns.Topic(shared, "Alerts", master_key=key, enforce_ssl=True)
+    trigger = FleetRetrainTrigger(shared, "Retrain", data_store=store, pipeline_name_prefix="prod-", alarm_topic=alerts)
     models = cdk.Stack(app, "Models", env=ENV)
+    pipeline = TrainingPipeline(
+        models,
+        "FraudPipeline",
+        data_store=store,
+        dataset="fraud",
+        pipeline_name="prod-fraud",
+        notification_topic=alerts,
+        announce_failures=False,
+    )
     routes = (
         RetrainRoute(models, "Churn", trigger=trigger, pipeline_name="prod-churn", datasets=["churn", "shared"]),
         RetrainRoute(
@@ -56,7 +81,9 @@ def built() -> Built:
         ),
         RetrainRoute(models, "Upsell", trigger=trigger, pipeline_name="prod-upsell", datasets=["shared"]),
     )
-    return Built(shared, models, trigger, routes, Template.from_stack(shared), Template.from_stack(models))
+    return Built(
+        shared, models, trigger, routes, pipeline, alerts, Template.from_stack(shared), Template.from_stack(models)
+    )
 
 
 def _route_table(built: Built) -> RouteTable:
@@ -68,12 +95,40 @@ def _route_table(built: Built) -> RouteTable:
 
 
 def test_each_model_adds_one_parameter_and_the_machinery_is_built_once(built: Built) -> None:
-    assert {t: len(r) for t, r in _types(built.models_template).items()} == {"AWS::SSM::Parameter": 3}
+    # Three routes, and one pipeline that leaves its failures to the fleet's rule: 5 resources for that model.
+    assert {t: len(r) for t, r in _types(built.models_template).items()} == {
+        "AWS::SSM::Parameter": 3,
+        "AWS::IAM::Role": 1,
+        "AWS::IAM::Policy": 1,
+        "AWS::SageMaker::ModelPackageGroup": 1,
+        "AWS::SageMaker::Pipeline": 1,
+    }
+    assert (built.pipeline.failed_rule, built.pipeline.failed_alarm) == (None, None)
     shared = _types(built.template)
     assert len(shared["AWS::Lambda::Function"]) == 1
     assert len(shared["AWS::SQS::Queue"]) == 2
     assert len(shared["AWS::DynamoDB::Table"]) == 1
-    assert len(shared["AWS::Events::Rule"]) == 5  # data, finished, requested, violations, drift
+    # data, finished, requested, violations, drift to the queue; failures of every pipeline to the topic
+    assert len(shared["AWS::Events::Rule"]) == 6
+
+
+def test_one_rule_announces_the_failures_of_every_fleet_pipeline(built: Built) -> None:
+    assert built.trigger.failed_rule is not None
+    rules = built.template.find_resources("AWS::Events::Rule")
+    rule = rules[built.shared.get_logical_id(built.trigger.failed_rule.node.default_child)]  # type: ignore[arg-type]
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": built.shared.get_logical_id(built.alerts.node.default_child)}  # type: ignore[arg-type]
+    event = load_event("pipeline_execution_status_change.json")
+    pattern = _resolved(rule["Properties"]["EventPattern"])
+    for name, status, delivered in (
+        ("prod-fraud", "Failed", True),
+        ("prod-fraud", "Succeeded", False),
+        ("staging-fraud", "Failed", False),
+    ):
+        changed = copy.deepcopy(event)
+        changed["detail"]["pipelineArn"] = f"arn:aws:sagemaker:eu-west-1:123456789012:pipeline/{name}"
+        changed["detail"]["currentPipelineExecutionStatus"] = status
+        assert matches(pattern, changed) is delivered, (name, status)
 
 
 def test_the_parameters_are_routes_the_handler_reads(built: Built) -> None:
@@ -212,9 +267,9 @@ def _arn_of(value: Any, arns: dict[str, str]) -> str:
     if "Fn::GetAtt" in value:
         return arns[value["Fn::GetAtt"][0]]
     if "Ref" in value:
-        return "aws" if value["Ref"] == "AWS::Partition" else arns.get(value["Ref"], value["Ref"])
+        return "aws" if value["Ref"] == "AWS::Partition" else arns.get(value["Ref"], str(value["Ref"]))
     separator, parts = value["Fn::Join"]
-    return separator.join(_arn_of(p, arns) for p in parts)
+    return str(separator).join(_arn_of(p, arns) for p in parts)
 
 
 def test_the_function_runs_the_fleet_handler(built: Built) -> None:
