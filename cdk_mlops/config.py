@@ -30,8 +30,20 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from cdk_mlops.catalogue import (
+    DEFAULT_MODEL_STACKS,
+    MAX_MODEL_STACKS,
+    CatalogueModel,
+    catalogue_problems,
+    model_stacks_problems,
+    to_catalogue,
+)
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.guardrail_ids import RULE_IDS
+from cdk_mlops.network_config import EXISTING_HINT, to_network
+from cdk_mlops.network_config import NetworkConfig as NetworkConfig
+from cdk_mlops.network_config import NetworkMode as NetworkMode
+from cdk_mlops.network_config import network_problems as network_problems
 from cdk_mlops.pipeline_definition import BiasFacet, ClarifySettings, clarify_settings_problems
 
 #: Where the reference app reads its configuration from.
@@ -64,62 +76,6 @@ class DatasetVersions(StrEnum):
     """The trigger lists the dataset at each start: fresh to the second, up to about half a million objects."""
     INVENTORY = "inventory"
     """The newest ``InventorySnapshot`` version (daily S3 Inventory, a Distributed Map): any size, up to a day old."""
-
-
-class NetworkMode(StrEnum):
-    """Where the environment's jobs and functions run."""
-
-    NONE = "none"
-    """No VPC: SageMaker jobs, the endpoint and the retrain Lambda use AWS's public endpoints."""
-    ISOLATED = "isolated"
-    """A VPC the platform creates: private subnets in two Availability Zones with no route to the
-    internet (no NAT or internet gateway); AWS APIs are reached through VPC endpoints."""
-    EXISTING = "existing"
-    """A VPC the organisation already has, named by its ids; it is not looked up at synth."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class NetworkConfig:
-    """The VPC an environment's SageMaker jobs, endpoint, monitors and retrain Lambda run in.
-
-    The ``network`` context key is ``"none"``, ``"isolated"`` or, for an existing VPC, an
-    object of ids::
-
-        "network": {
-          "vpc_id": "vpc-0123456789abcdef0",
-          "availability_zones": ["eu-west-1a", "eu-west-1b"],
-          "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
-          "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"]
-        }
-
-    Attributes:
-        mode: Default: - ``NONE`` (no VPC); the prod profile uses ``ISOLATED``.
-        vpc_id: The existing VPC (``EXISTING`` only). Default: - none.
-        availability_zones: The Availability Zones of ``subnet_ids``, one per subnet and in the
-            same order (``EXISTING`` only). Default: - none.
-        subnet_ids: Private subnets of the existing VPC, in at least two Availability Zones
-            (``EXISTING`` only). Default: - none.
-        route_table_ids: The subnets' route tables, which the S3 and DynamoDB gateway endpoints
-            are added to (``EXISTING`` with ``create_endpoints``). Default: - none.
-        security_group_ids: Security groups for the jobs and functions, instead of the one the
-            platform creates (``EXISTING`` only). Default: - a new group with no inbound rule
-            and outbound HTTPS to the VPC endpoints only.
-        create_endpoints: Create the VPC endpoints the platform needs. Turn it off for an
-            existing VPC that already has them (a shared-services VPC). Default: - True.
-    """
-
-    mode: NetworkMode = NetworkMode.NONE
-    vpc_id: str | None = None
-    availability_zones: tuple[str, ...] = ()
-    subnet_ids: tuple[str, ...] = ()
-    route_table_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    create_endpoints: bool = True
-
-    @property
-    def private(self) -> bool:
-        """True when the environment runs in a VPC."""
-        return self.mode is not NetworkMode.NONE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +204,11 @@ class EnvironmentConfig:
             synth in this environment. Default: - every rule is an error.
         tags: Extra tags on every resource. Default: - none beyond project,
             environment and owner.
+        models: The model catalogue (:class:`cdk_mlops.catalogue.CatalogueModel`, the ``models`` key):
+            each model is trained by its own pipeline in a model stack and retrained by the
+            environment's one fleet retrain trigger. Default: - none.
+        model_stacks: How many stacks the catalogue is spread over, by a hash of each model's name
+            (1 to 100). Changing it moves most models. Default: - 4.
     """
 
     name: str
@@ -283,6 +244,13 @@ class EnvironmentConfig:
     disabled_guardrails: tuple[str, ...] = ()
     warning_guardrails: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    models: tuple[CatalogueModel, ...] = ()
+    model_stacks: int = DEFAULT_MODEL_STACKS
+
+    @property
+    def fleet_prefix(self) -> str:
+        """What the names of the catalogue's pipelines start with: ``<project>-<environment>-model-``."""
+        return f"{self.project}-{self.name}-model-"
 
     @property
     def stage_name(self) -> str:
@@ -554,83 +522,18 @@ def _check_guardrail_ids(value: object) -> str | None:
     return f"{value!r} is not a list of guardrail ids; use ids from: {', '.join(RULE_IDS)}"
 
 
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}\Z")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}\Z")
-_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}\Z")
-_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}\Z")
-_AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]\Z")
-#: The keys of an existing VPC's ``network`` object, with the pattern of each id.
-_NETWORK_IDS: dict[str, tuple[re.Pattern[str], str]] = {
-    "subnet_ids": (_SUBNET_ID, "subnet-0123456789abcdef0"),
-    "route_table_ids": (_ROUTE_TABLE_ID, "rtb-0123456789abcdef0"),
-    "security_group_ids": (_SECURITY_GROUP_ID, "sg-0123456789abcdef0"),
-    "availability_zones": (_AVAILABILITY_ZONE, "eu-west-1a"),
-}
-_NETWORK_KEYS = ("vpc_id", *_NETWORK_IDS, "create_endpoints")
-
-
-def network_problems(value: object) -> list[str]:
-    """Problems of a ``network`` value: ``"none"``, ``"isolated"`` or an existing VPC's ids.
-
-    Each problem about one key of an existing VPC's object starts with that key (``subnet_ids: ...``).
-    """
-    if isinstance(value, str) and value in (NetworkMode.NONE, NetworkMode.ISOLATED):
-        return []
-    if not isinstance(value, Mapping):
-        return [f'{value!r} is not a network; use "none", "isolated", or an existing VPC\'s ids {_EXISTING_HINT}']
-    problems = [
-        f"{key}: unknown key; accepted keys: {', '.join(_NETWORK_KEYS)}" for key in value if key not in _NETWORK_KEYS
-    ]
-    vpc_id = value.get("vpc_id")
-    if not (isinstance(vpc_id, str) and _VPC_ID.match(vpc_id)):
-        problems.append(f'vpc_id: {vpc_id!r} is not a VPC id; use e.g. "vpc-0123456789abcdef0"')
-    for key, (pattern, example) in _NETWORK_IDS.items():
-        ids = value.get(key, [])
-        if not isinstance(ids, list) or not all(isinstance(i, str) and pattern.match(i) for i in ids):
-            problems.append(f'{key}: {ids!r} is not a list of ids; use e.g. ["{example}"]')
-    if "create_endpoints" in value and not isinstance(value["create_endpoints"], bool):
-        problems.append(f"create_endpoints: {value['create_endpoints']!r} is not a boolean; use true or false")
-    if problems:
-        return problems
-    subnets, zones = value.get("subnet_ids", []), value.get("availability_zones", [])
-    if len(set(zones)) < 2 or len(subnets) != len(zones):
-        problems.append(
-            f"subnet_ids: {len(subnets)} subnets in {len(set(zones))} distinct availability_zones; give one "
-            "private subnet per zone, in at least two zones, with availability_zones in the same order"
-        )
-    if value.get("create_endpoints") is False and not value.get("security_group_ids"):
-        problems.append(
-            'security_group_ids: missing; with "create_endpoints": false the VPC\'s own endpoints are used, and '
-            "only its security groups are allowed to reach them: list them, or remove create_endpoints"
-        )
-    tables = value.get("route_table_ids", [])
-    if value.get("create_endpoints", True) and len(tables) != len(subnets):
-        problems.append(
-            f"route_table_ids: {len(tables)} route tables for {len(subnets)} subnets; the S3 and DynamoDB "
-            "gateway endpoints are added to each subnet's route table: list them in subnet order, "
-            'or set "create_endpoints": false'
-        )
-    return problems
-
-
-_EXISTING_HINT = '({"vpc_id": "vpc-...", "availability_zones": [...], "subnet_ids": [...], "route_table_ids": [...]})'
-
-
 def _check_network(value: object) -> str | None:
     return "; ".join(network_problems(value)) or None
 
 
-def _to_network(value: object) -> NetworkConfig:
-    """The :class:`NetworkConfig` of a checked ``network`` value."""
-    if isinstance(value, str):
-        return NetworkConfig(mode=NetworkMode(value))
-    assert isinstance(value, Mapping)
-    return NetworkConfig(
-        mode=NetworkMode.EXISTING,
-        vpc_id=value["vpc_id"],
-        create_endpoints=value.get("create_endpoints", True),
-        **{key: tuple(value.get(key, ())) for key in _NETWORK_IDS},
-    )
+def _check_models(value: object) -> str | None:
+    return "; ".join(catalogue_problems(value)) or None
+
+
+def _check_model_stacks(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_MODEL_STACKS:
+        return None
+    return f"{value!r} is not a whole number from 1 to {MAX_MODEL_STACKS}"
 
 
 # Every key the context may set, with its check. Keys not listed here are errors.
@@ -664,6 +567,8 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "disabled_guardrails": _check_guardrail_ids,
     "warning_guardrails": _check_guardrail_ids,
     "tags": _check_tags,
+    "models": _check_models,
+    "model_stacks": _check_model_stacks,
 }
 
 # Config fields the context may not override, and why.
@@ -683,18 +588,26 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
         if key in values:
             values[key] = tuple(values[key])
     if "network" in values:
-        values["network"] = _to_network(values["network"])
+        values["network"] = to_network(values["network"])
     if values.get("batch_inference") is not None:
         values["batch_inference"] = BatchInferenceConfig(**values["batch_inference"])
     if "bias_facets" in values:
         values["bias_facets"] = _to_facets(values["bias_facets"])
     if "model_baselines" in values:
         values["model_baselines"] = baseline_names(values["model_baselines"])
+    if "models" in values:
+        values["models"] = to_catalogue(values["models"])
     return replace(profile_defaults(name, profile), **values)
 
 
 def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
-    problems: list[str] = []
+    problems = [f"{path}.{p}" for p in model_stacks_problems(config.models, config.model_stacks)]
+    # The longest name is a model's package group, <prefix><model>-models: SageMaker takes 63 characters.
+    problems += [
+        f"{path}.models.{m.name}: {config.fleet_prefix}{m.name}-models is over 63 characters; shorten the name"
+        for m in config.models
+        if len(f"{config.fleet_prefix}{m.name}-models") > 63
+    ]
     if config.is_prod:
         if not config.manual_approval:
             problems.append(
@@ -940,7 +853,7 @@ def _check_tooling_network(value: object) -> str | None:
         return None
     if not isinstance(value, Mapping):
         return (
-            f"{value!r} is not an existing VPC's ids; the tooling account's builds use a VPC you give {_EXISTING_HINT}"
+            f"{value!r} is not an existing VPC's ids; the tooling account's builds use a VPC you give {EXISTING_HINT}"
         )
     return _check_network(value)
 
@@ -996,5 +909,5 @@ def load_tooling(context: object) -> ToolingConfig | None:
         raise ConfigurationError(_SOURCE, problems)
     settings = {k: v for k, v in context.items() if v is not None}
     if "network" in settings:
-        settings["network"] = _to_network(settings["network"])
+        settings["network"] = to_network(settings["network"])
     return ToolingConfig(**settings)

@@ -7,7 +7,8 @@ location, updated in place), ``AWS::SageMaker::ModelPackageGroup`` (``Ref`` is t
 fails while the group holds model packages, as in SageMaker), ``AWS::CloudWatch::Alarm``
 (on one metric or on metric math) and ``AWS::Scheduler::Schedule`` (in its group) are types moto's
 CloudFormation skips; each is created on moto's service backend, so the service APIs answer as
-AWS would after a deploy.
+AWS would after a deploy. ``AWS::SSM::Parameter`` replaces moto's model, which reads ``Tags`` as a
+list where CloudFormation gives a map.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.kms.models import kms_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.scheduler.models import scheduler_backends
+from moto.ssm.models import ssm_backends
 
 from cdk_mlops.local.cfn_resource import Props, ShimResource, as_json, cfn_tags, is_true, s3_backend
 
@@ -290,3 +292,64 @@ class SchedulerSchedule(ShimResource, CloudFormationModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         scheduler_backends[account_id][region_name].delete_schedule(self.group, self.physical_resource_id)
+
+
+# --- SSM ------------------------------------------------------------------------------------------------
+
+
+class SsmParameter(CloudFormationModel):
+    """``AWS::SSM::Parameter``: moto's parameter, created with CloudFormation's tag shape (a map, not a list)."""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SSM::Parameter"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Type", "Value")
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Props, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        p = cloudformation_json.get("Properties", {})
+        tags = p.get("Tags") or {}
+        return ssm_backends[account_id][region_name].put_parameter(
+            name=p.get("Name") or resource_name,
+            description=p.get("Description"),
+            value=p["Value"],
+            parameter_type=p["Type"],
+            allowed_pattern=p.get("AllowedPattern"),
+            keyid=p.get("KeyId", ""),
+            overwrite=False,
+            tags=[{"Key": k, "Value": v} for k, v in tags.items()] if isinstance(tags, Mapping) else list(tags),
+            data_type=p.get("DataType", "text"),
+            tier=p.get("Tier"),
+            policies=p.get("Policies"),
+        )
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Props,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        ssm_backends[account_id][region_name].delete_parameter(original_resource.name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Props, account_id: str, region_name: str
+    ) -> None:
+        name = cloudformation_json.get("Properties", {}).get("Name") or resource_name
+        ssm_backends[account_id][region_name].delete_parameter(name)
+
+    def is_created(self) -> bool:
+        return True

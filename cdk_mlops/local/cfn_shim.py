@@ -209,6 +209,7 @@ from cdk_mlops.local.cfn_services import (
     SageMakerModelPackageGroup,
     SageMakerPipeline,
     SchedulerSchedule,
+    SsmParameter,
 )
 from cdk_mlops.local.cfn_stacks import cloudformation_lock, patch_cloudformation
 
@@ -249,6 +250,7 @@ __all__ = [
     "SchedulerSchedule",
     "SnsTopicPolicy",
     "SqsQueuePolicy",
+    "SsmParameter",
     "UnemulatedCustomResource",
     "cloudformation_lock",
     "install",
@@ -273,6 +275,7 @@ MODELS: dict[str, type[CloudFormationModel]] = {
         SageMakerModelPackageGroup,
         CloudWatchAlarm,
         SchedulerSchedule,
+        SsmParameter,
         ScalableTarget,
         ScalingPolicy,
         SageMakerEndpoint,

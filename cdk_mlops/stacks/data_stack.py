@@ -39,10 +39,12 @@ class DataStack(cdk.Stack):
         expiration = config.noncurrent_version_expiration_days
         # The scored dataset too: its drops reach the scoring trigger.
         datasets = [config.dataset, *([config.batch_inference.dataset] if config.batch_inference else [])]
+        # The catalogue's datasets are declared too (their versions are listed at each start).
+        declared = list(dict.fromkeys([*datasets, *(m.dataset for m in config.models)]))
         self.store = VersionedDataStore(
             self,
             "Store",
-            datasets=datasets,
+            datasets=declared,
             removal_policy=config.data_removal_policy,
             noncurrent_version_transition=cdk.Duration.days(config.noncurrent_version_transition_days),
             noncurrent_version_expiration=cdk.Duration.days(expiration) if expiration is not None else None,

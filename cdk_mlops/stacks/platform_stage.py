@@ -7,10 +7,12 @@ from typing import Any, ClassVar
 import aws_cdk as cdk
 from constructs import Construct
 
+from cdk_mlops.catalogue import CatalogueModel, model_stack_index
 from cdk_mlops.compliance import apply_tags
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
 from cdk_mlops.stacks.data_stack import DataStack
+from cdk_mlops.stacks.models_stack import ModelsStack, model_stack_id
 from cdk_mlops.stacks.network_stack import NetworkStack
 from cdk_mlops.stacks.scoring_stack import ScoringStack
 from cdk_mlops.stacks.serving_stack import ServingStack
@@ -30,6 +32,7 @@ class MlopsPlatformStage(cdk.Stage):
             one (``network`` is ``"none"``, the default in dev and staging).
         data: The stack holding the versioned data store.
         training: The stack holding the training pipeline, model registry and retrain trigger.
+        models: The model stacks of the catalogue (``models``), by index: only those that hold a model.
         serving: The stack holding the model endpoint, or None until a model is approved.
         scoring: The stack holding batch inference, or None without ``batch_inference`` (or a model).
     """
@@ -49,7 +52,11 @@ class MlopsPlatformStage(cdk.Stage):
             "Serving": model,
             "Scoring": model and config.batch_inference is not None,
         }
-        return tuple(stack for stack in cls.STACK_IDS if present.get(stack, True))
+        ids = [stack for stack in cls.STACK_IDS if present.get(stack, True)]
+        # The model stacks deploy after Training (the fleet trigger and the topic) and before Serving.
+        after = ids.index("Training") + 1
+        ids[after:after] = [model_stack_id(i) for i in sorted(_model_stacks(config))]
+        return tuple(ids)
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, env=config.env, **kwargs)
@@ -62,6 +69,20 @@ class MlopsPlatformStage(cdk.Stage):
         self.training = TrainingStack(
             self, "Training", config=config, data_store=self.data.store, snapshots=self.data.snapshots, network=network
         )
+        self.models: dict[int, ModelsStack] = {}
+        fleet = self.training.fleet
+        for index, models in sorted(_model_stacks(config).items()):
+            assert fleet is not None  # a catalogue has a fleet trigger
+            self.models[index] = ModelsStack(
+                self,
+                model_stack_id(index),
+                config=config,
+                models=models,
+                data_store=self.data.store,
+                trigger=fleet,
+                topic=self.training.training.topic,
+                network=network,
+            )
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:
             self.serving = ServingStack(
@@ -87,3 +108,11 @@ class MlopsPlatformStage(cdk.Stage):
             )
         apply_tags(self, config)
         apply_guardrails(self, GuardrailSettings.for_environment(config))
+
+
+def _model_stacks(config: EnvironmentConfig) -> dict[int, list[CatalogueModel]]:
+    """The catalogue's models by the index of their stack; a stack without a model is left out."""
+    stacks: dict[int, list[CatalogueModel]] = {}
+    for model in config.models:
+        stacks.setdefault(model_stack_index(model.name, config.model_stacks), []).append(model)
+    return stacks

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from cdk_mlops.config import DatasetVersions, EnvironmentConfig
 from cdk_mlops.constructs.data_store_base import IDataStore
+from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger
 from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
@@ -34,6 +35,7 @@ class TrainingStack(cdk.Stack):
     Attributes:
         training: The SageMaker pipeline and model package group.
         retrain: The trigger that starts the pipeline on new data, on schedule and on drift.
+        fleet: The retrain trigger of the model catalogue's pipelines; None without ``models``.
     """
 
     def __init__(
@@ -91,6 +93,18 @@ class TrainingStack(cdk.Stack):
             removal_policy=config.removal_policy,
             **in_network,
         )
+        # One trigger for every model of the catalogue (none without one): their routes are in the model stacks.
+        self.fleet: FleetRetrainTrigger | None = None
+        if config.models:
+            self.fleet = FleetRetrainTrigger(
+                self,
+                "Fleet",
+                data_store=data_store,
+                pipeline_name_prefix=config.fleet_prefix,
+                alarm_topic=self.training.topic,
+                removal_policy=config.removal_policy,
+                **in_network,
+            )
         cdk.CfnOutput(self, "PipelineName", value=self.training.pipeline_name, description="The training pipeline")
         cdk.CfnOutput(
             self,

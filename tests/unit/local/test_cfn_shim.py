@@ -552,6 +552,25 @@ def test_schedule_is_created_with_a_generated_name_and_deleted():
     assert scheduler.list_schedules()["Schedules"] == []
 
 
+def test_parameter_takes_cloudformations_map_of_tags_and_is_updated_and_deleted():
+    def parameter(value: str) -> dict[str, Any]:
+        return {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": "/routes/x/prod-a", "Type": "String", "Value": value, "Tags": {"project": "p"}},
+        }
+
+    outputs = create("Routes", {"Route": parameter('{"format": 1}')}, {"Name": {"Value": {"Ref": "Route"}}})
+    ssm = client("ssm")
+    assert outputs["Name"] == "/routes/x/prod-a"
+    assert ssm.get_parameter(Name="/routes/x/prod-a")["Parameter"]["Value"] == '{"format": 1}'
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/routes/x/prod-a")["TagList"]
+    assert tags == [{"Key": "project", "Value": "p"}]
+    update("Routes", {"Route": parameter('{"format": 2}')})
+    assert ssm.get_parameter(Name="/routes/x/prod-a")["Parameter"]["Value"] == '{"format": 2}'
+    delete("Routes")
+    assert ssm.get_parameters_by_path(Path="/routes/x")["Parameters"] == []
+
+
 # --- other custom resources ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,113 @@
+"""Synth of the reference platform with a model catalogue of 10, 100 and 1,000 models.
+
+Usage: python bench/catalogue_synth.py [--models 10,100,1000] [--runs 3] [--large-runs 1]
+
+Each run is a child process that builds the Dev stage of the reference platform
+(``build_platform``: guardrails and cdk-nag's AwsSolutions checks included) with a catalogue of
+``--models`` models, each on its own dataset, and synthesizes it to a temporary directory. The
+model stacks are as many as keep each under 400 resources (``model_stacks`` = models / 50,
+rounded up). Reported: wall time and peak RSS of the child, the stacks, the resources of the
+largest stack, of all model stacks, and per model, and the resources of the other stacks. Goals
+of issue 17: 1,000 models in under 120 s, no stack over 400 resources, at most 5 resources a
+model. Medians of ``--runs`` runs (``--large-runs`` for catalogues of 1,000 and more).
+
+Prints a markdown table and writes bench/results/catalogue_synth.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ProcessRun, run_process, write_result
+
+_APP = r"""
+import collections, json, sys
+import aws_cdk as cdk
+from cdk_mlops.config import load_environments
+from cdk_mlops.stacks.stage import build_platform
+
+models, stacks, outdir, report = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+catalogue = {f"m{i:04d}": {"dataset": f"d{i:04d}"} for i in range(models)}
+configs = load_environments({"dev": {"models": catalogue, "model_stacks": stacks}})
+app = cdk.App(outdir=outdir)
+(stage,) = build_platform(app, configs)
+assembly = app.synth().get_nested_assembly(stage.artifact_id)
+counts = {
+    stack.node.id: len(assembly.get_stack_artifact(stack.artifact_id).template["Resources"])
+    for stack in stage.node.children
+    if isinstance(stack, cdk.Stack)
+}
+with open(report, "w") as out:
+    json.dump(counts, out)
+"""
+
+
+def _run(models: int) -> tuple[ProcessRun, dict[str, int]]:
+    stacks = max(1, -(-models // 50))
+    with tempfile.TemporaryDirectory() as work:
+        report = Path(work) / "report.json"
+        env = {
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "HOME": work,
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        }
+        argv = [sys.executable, "-c", _APP, str(models), str(stacks), str(Path(work) / "out"), str(report)]
+        run = run_process(argv, env=env, timeout=3600)
+        if run.returncode != 0:
+            raise RuntimeError(f"a catalogue of {models} models failed to synthesize")
+        return run, json.loads(report.read_text())
+
+
+def measure(models: int, runs: int) -> dict[str, Any]:
+    """Medians of ``runs`` runs, and the resource counts (the same in every run)."""
+    timed: list[ProcessRun] = []
+    counts: dict[str, int] = {}
+    for _ in range(runs):
+        run, counts = _run(models)
+        timed.append(run)
+    model_stacks = {k: v for k, v in counts.items() if k.startswith("Models")}
+    return {
+        "wall_s": round(statistics.median(r.wall_s for r in timed), 1),
+        "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in timed), 1),
+        "stacks": len(counts),
+        "model_stacks": len(model_stacks),
+        "largest_stack": max(counts.values()),
+        "model_resources": sum(model_stacks.values()),
+        "per_model": round(sum(model_stacks.values()) / models, 2),
+        "other_resources": {k: v for k, v in counts.items() if not k.startswith("Models")},
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--models", default="10,100,1000")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--large-runs", type=int, default=1)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.models.split(",")]
+    results = {str(n): measure(n, args.large_runs if n >= 1000 else args.runs) for n in sizes}
+    print("The Dev stage with a catalogue; guardrails and cdk-nag included; medians of the runs shown.\n")
+    print("| models | runs | wall s | peak RSS MB | stacks | model stacks | largest stack | resources per model |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for models, measured in results.items():
+        print(
+            f"| {int(models):,} | {measured['runs']} | {measured['wall_s']} | {measured['peak_rss_mb']} | "
+            f"{measured['stacks']} | {measured['model_stacks']} | {measured['largest_stack']} | "
+            f"{measured['per_model']} |"
+        )
+    write_result("catalogue_synth", {"results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""A model stack: the catalogue's models whose names hash to it, each a pipeline, a registry group and a route."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_mlops.catalogue import CatalogueModel
+from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.constructs.data_store_base import IDataStore
+from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
+from cdk_mlops.constructs.private_network import PrivateNetwork, placement
+from cdk_mlops.constructs.retrain_trigger import RetrainPolicy
+from cdk_mlops.constructs.training_pipeline import TrainingPipeline
+from cdk_mlops.pipeline_definition import TrainingSettings
+
+
+def model_stack_id(index: int) -> str:
+    """The construct id of the model stack ``index`` (``Models00``)."""
+    return f"Models{index:02d}"
+
+
+class ModelsStack(cdk.Stack):
+    """Trains the catalogue's models assigned to it (:func:`cdk_mlops.catalogue.model_stack_index`).
+
+    Each model is five resources: a :class:`TrainingPipeline` (pipeline, role, policy, model package
+    group) that announces its failures through the fleet's ``PipelineFailed`` rule, and a
+    :class:`RetrainRoute` (one SSM parameter) through the environment's :class:`FleetRetrainTrigger`.
+    A model's construct id is its name, so its resources keep their logical ids while it stays in
+    this stack.
+
+    Args:
+        config: The environment.
+        models: The models of this stack.
+        data_store: The environment's data store.
+        trigger: The environment's fleet retrain trigger.
+        topic: Where failed executions are announced (the fleet trigger's ``alarm_topic``).
+        network: The environment's private network, where every job runs. Default: - no VPC.
+
+    Attributes:
+        pipelines: Each model's pipeline, by model name.
+        routes: Each model's route, by model name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        models: Sequence[CatalogueModel],
+        data_store: IDataStore,
+        trigger: FleetRetrainTrigger,
+        topic: sns.ITopic,
+        network: PrivateNetwork | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
+        in_network = placement(network)
+        self.pipelines: dict[str, TrainingPipeline] = {}
+        self.routes: dict[str, RetrainRoute] = {}
+        for model in models:
+            name = f"{config.fleet_prefix}{model.name}"
+            pipeline = TrainingPipeline(
+                self,
+                model.name,
+                data_store=data_store,
+                dataset=model.dataset,
+                pipeline_name=name,
+                auto_approve=config.auto_approve_models,
+                source_revision=config.source_revision,
+                cross_account_read_accounts=config.model_reader_accounts,
+                removal_policy=config.data_removal_policy,
+                notification_topic=topic,
+                announce_failures=False,
+                settings=TrainingSettings(preprocess_instance_count=model.preprocess_instance_count),
+                **in_network,
+            )
+            self.pipelines[model.name] = pipeline
+            self.routes[model.name] = RetrainRoute(
+                self,
+                f"{model.name}-route",
+                trigger=trigger,
+                pipeline_name=name,
+                datasets=[model.dataset],
+                model_package_group_name=pipeline.model_package_group_name,
+                policy=RetrainPolicy(
+                    quiet_period=cdk.Duration.minutes(model.quiet_period_minutes),
+                    cooldown=cdk.Duration.hours(model.cooldown_hours),
+                    max_runs_per_day=model.max_runs_per_day,
+                ),
+            )
