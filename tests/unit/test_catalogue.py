@@ -19,7 +19,10 @@ from cdk_mlops.errors import ConfigurationError
 
 
 def test_a_catalogue_is_read_with_its_defaults_sorted_by_name() -> None:
-    value = {"upsell": {"dataset": "upsell", "cooldown_hours": 6, "max_runs_per_day": 1}, "fraud": {"dataset": "tx"}}
+    value: dict[str, dict[str, object]] = {
+        "upsell": {"dataset": "upsell", "cooldown_hours": 6, "max_runs_per_day": 1},
+        "fraud": {"dataset": "tx"},
+    }
     assert catalogue_problems(value) == []
     assert to_catalogue(value) == (
         CatalogueModel(name="fraud", dataset="tx"),

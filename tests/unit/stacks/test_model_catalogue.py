@@ -18,7 +18,7 @@ from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 from tests.quality import cfn_lint_findings
 
 REGION = "eu-west-1"
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "fraud": {"dataset": "transactions"},
     "upsell": {"dataset": "customers", "cooldown_hours": 6, "max_runs_per_day": 1},
     "churn-v2": {"dataset": "customers"},
