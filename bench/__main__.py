@@ -44,6 +44,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--models", "10,100", "--runs", "1"],
     ),
     (
+        "catalogue_synth.py",
+        "Model catalogue synth: the Dev stage with 10, 100 and 1,000 models",
+        ["--models", "10,100", "--runs", "1"],
+    ),
+    (
         "retrain.py",
         "Retrain trigger: decisions, 10,000-event burst, cold import",
         ["--runs", "3", "--handler-runs", "1"],

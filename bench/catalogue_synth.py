@@ -17,16 +17,14 @@ Prints a markdown table and writes bench/results/catalogue_synth.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ProcessRun, run_process, write_result
+from bench.common import ProcessRun, run_app, write_result
 
 _APP = r"""
 import collections, json, sys
@@ -52,19 +50,8 @@ with open(report, "w") as out:
 
 def _run(models: int) -> tuple[ProcessRun, dict[str, int]]:
     stacks = max(1, -(-models // 50))
-    with tempfile.TemporaryDirectory() as work:
-        report = Path(work) / "report.json"
-        env = {
-            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-            "HOME": work,
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            "CDK_DISABLE_VERSION_CHECK": "1",
-        }
-        argv = [sys.executable, "-c", _APP, str(models), str(stacks), str(Path(work) / "out"), str(report)]
-        run = run_process(argv, env=env, timeout=3600)
-        if run.returncode != 0:
-            raise RuntimeError(f"a catalogue of {models} models failed to synthesize")
-        return run, json.loads(report.read_text())
+    run, report = run_app(_APP, str(models), str(stacks), what=f"a catalogue of {models} models", timeout=3600)
+    return run, dict(report)
 
 
 def measure(models: int, runs: int) -> dict[str, Any]:

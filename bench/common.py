@@ -58,6 +58,30 @@ def run_process(
     return ProcessRun(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode)
 
 
+def run_app(code: str, *args: str, what: str, timeout: float = 1800) -> tuple[ProcessRun, Any]:
+    """Run a CDK app (Python ``code``) in a child process, offline, and measure it.
+
+    The child gets ``args``, then an output directory and a report path; it writes JSON to the
+    report, which is returned with the measurement.
+
+    Raises:
+        RuntimeError: if the child fails; ``what`` names the run.
+    """
+    with tempfile.TemporaryDirectory() as work:
+        report = Path(work) / "report.json"
+        env = {
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "HOME": work,
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        }
+        argv = [sys.executable, "-c", code, *args, str(Path(work) / "out"), str(report)]
+        run = run_process(argv, env=env, timeout=timeout)
+        if run.returncode != 0:
+            raise RuntimeError(f"{what} failed")
+        return run, json.loads(report.read_text())
+
+
 def median_run(runs: Sequence[ProcessRun]) -> dict[str, float]:
     """Medians of each measure over several runs."""
     return {

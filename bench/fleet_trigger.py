@@ -24,16 +24,14 @@ Prints a markdown table and writes bench/results/fleet_trigger.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ProcessRun, run_process, write_result
+from bench.common import ProcessRun, run_app, write_result
 
 _APP = r"""
 import json, sys, collections
@@ -76,19 +74,8 @@ with open(report, "w") as out:
 
 
 def _run(kind: str, models: int) -> tuple[ProcessRun, dict[str, Any]]:
-    with tempfile.TemporaryDirectory() as work:
-        report = Path(work) / "report.json"
-        env = {
-            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-            "HOME": work,
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            "CDK_DISABLE_VERSION_CHECK": "1",
-        }
-        argv = [sys.executable, "-c", _APP, kind, str(models), str(Path(work) / "out"), str(report)]
-        run = run_process(argv, env=env, timeout=1800)
-        if run.returncode != 0:
-            raise RuntimeError(f"{kind} with {models} models failed")
-        return run, json.loads(report.read_text())
+    run, report = run_app(_APP, kind, str(models), what=f"{kind} with {models} models")
+    return run, dict(report)
 
 
 def measure(models: int, runs: int, reference: bool) -> dict[str, Any]:
