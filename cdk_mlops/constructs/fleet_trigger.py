@@ -38,7 +38,7 @@ from cdk_mlops.constructs.retrain_trigger import (
     violation_types,
 )
 from cdk_mlops.constructs.unique_names import claim
-from cdk_mlops.datasets import DATASETS_PREFIX
+from cdk_mlops.datasets import DATASETS_PREFIX, MANIFESTS_PREFIX
 from cdk_mlops.errors import ConfigurationError
 from cdk_mlops.lambdas.retrain_trigger import (
     ALARM_STATE_CHANGE,
@@ -68,9 +68,9 @@ class FleetRetrainTrigger(TriggerBase):
     never hold back another's.
 
     Every pipeline it serves is named ``<pipeline_name_prefix><model>``, and so are its model package
-    group and its artifacts prefix, because the handler's role is granted by that prefix: it may start
-    and list executions of ``pipeline/<prefix>*``, find the champion in ``model-package-group/<prefix>*``,
-    read ``artifacts/<prefix>*``, list every dataset and write their manifests.
+    group, because the handler's role is granted by that prefix: it may start and list executions of
+    ``pipeline/<prefix>*`` and find the champion in ``model-package-group/<prefix>*``. It may read the
+    store's ``datasets/`` and ``artifacts/`` (and, with ``snapshot``, ``manifests/``) and write manifests.
 
     Example::
 
@@ -292,10 +292,14 @@ class FleetRetrainTrigger(TriggerBase):
         iam.Grant.add_to_principal(
             grantee=self.role, actions=["ssm:GetParametersByPath"], resource_arns=[routes, f"{routes}/*"]
         )
-        # Every route's datasets: listed to build a version, and read back when a snapshot's event was lost.
+        # Every route's datasets are listed to build a version, and their manifests written; the
+        # champions' evaluation.json is under artifacts/.
         store.grant_read(self.role, prefix=DATASETS_PREFIX)
-        store.grant_read(self.role, prefix=f"{store.artifacts_prefix}")
+        store.grant_read(self.role, prefix=store.artifacts_prefix)
         store.grant_write_manifests(self.role)
+        if self.snapshot is not None:
+            # A snapshotted dataset's newest index is read when a start has no snapshot's event behind it.
+            store.grant_read(self.role, prefix=MANIFESTS_PREFIX)
         acknowledge(
             self.role,
             "the fleet's pipelines and model package groups are added by routes in other stacks; every grant is "

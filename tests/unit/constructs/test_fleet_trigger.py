@@ -16,6 +16,7 @@ from aws_cdk.assertions import Template
 
 from cdk_mlops import (
     FleetRetrainTrigger,
+    InventorySnapshot,
     RetrainPolicy,
     RetrainRoute,
     RetrainTrigger,
@@ -325,6 +326,25 @@ def test_a_route_outside_the_prefix_or_the_store_is_refused_with_every_problem()
     assert "drift_alarm_names: 'churn-drift'" in text
     assert stack.node.try_find_child("Route") is not None  # the construct, but not one resource
     assert Template.from_stack(stack).find_resources("AWS::SSM::Parameter") == {}
+
+
+def test_with_a_snapshot_the_role_reads_the_newest_index_and_routes_name_the_snapshotted_datasets() -> None:
+    stack = cdk.Stack(cdk.App(), "S", env=ENV)
+    store = VersionedDataStore(stack, "Data", datasets=["churn", "events"])
+    snapshots = InventorySnapshot(stack, "Snapshots", data_store=store, datasets=["events"])
+    trigger = FleetRetrainTrigger(stack, "Retrain", data_store=store, pipeline_name_prefix="dev-", snapshot=snapshots)
+    route = RetrainRoute(stack, "Route", trigger=trigger, pipeline_name="dev-a", datasets=["churn", "events"])
+    template = Template.from_stack(stack)
+    reads = [
+        _resolved(s["Resource"])
+        for s in statements(template, trigger.role)
+        if "s3:GetObject*" in actions_of(s) or "s3:GetObject" in actions_of(s)
+    ]
+    assert any("/manifests/*" in json.dumps(r) for r in reads), reads
+    [parameter] = template.find_resources("AWS::SSM::Parameter").values()
+    settings = json.loads(parameter["Properties"]["Value"])["settings"]
+    assert json.loads(settings["SNAPSHOT_DATASETS"]) == ["events"]
+    assert route.datasets == ("churn", "events")
 
 
 def test_a_route_too_large_for_a_parameter_is_refused() -> None:
