@@ -17,8 +17,10 @@ Reading the routes costs one ``GetParametersByPath`` call per 10 pipelines, once
 ``ROUTES_MAX_AGE_SECONDS`` per warm function, so it grows linearly with the pipelines: about 100
 calls every 5 minutes per concurrent function for 1,000. A record that no route claims makes the
 handler read the routes again first (at most every 30 s), so a pipeline deployed a moment ago
-gets its first data drop; a record that still no route claims is logged and deleted, as a single
-trigger deletes what is not for it. While a route cannot be read (``ERROR`` line ``broken route``),
+gets its first data drop. A record that no freshly read route claims is logged and deleted, as a
+single trigger deletes what is not for it; one that arrives less than 30 s after the last read
+is handed back instead, and SQS brings it back after the visibility timeout, when the routes are
+read again. While a route cannot be read (``ERROR`` line ``broken route``),
 such records are handed back instead, and end in the dead-letter queue if it is not fixed: they
 may be that pipeline's.
 
@@ -91,7 +93,12 @@ def read_routes(path: str, shared: Mapping[str, str]) -> RouteTable:
     return table
 
 
-def _routes(path: str, shared: Mapping[str, str], now: datetime, *, refresh: bool) -> RouteTable:
+def _routes(path: str, shared: Mapping[str, str], now: datetime, *, refresh: bool) -> tuple[RouteTable, bool]:
+    """The routes, read again when stale (or, with ``refresh``, older than :data:`RELOAD_INTERVAL`).
+
+    Returns:
+        The table, and whether it was read by this call.
+    """
     loaded = _cached.get(path)
     max_age = timedelta(seconds=_max_age(shared))
     stale = loaded is None or now - loaded.at >= max_age or now < loaded.at
@@ -99,7 +106,8 @@ def _routes(path: str, shared: Mapping[str, str], now: datetime, *, refresh: boo
         stale = True
     if loaded is None or stale:
         loaded = _cached[path] = _Loaded(path, read_routes(path, shared), now)
-    return loaded.table
+        return loaded.table, True
+    return loaded.table, False
 
 
 def _max_age(shared: Mapping[str, str]) -> int:
@@ -142,10 +150,10 @@ def handler(event: Any, context: Any) -> single.SqsBatchResponse:
 
 def _dispatch(parsed: list[tuple[str, Parsed]], shared: Mapping[str, str], context: Any, now: datetime) -> list[str]:
     path, bucket = shared[ROUTES_PATH_VARIABLE].strip(), shared["DATA_BUCKET"].strip()
-    table = _routes(path, shared, now, refresh=False)
+    table, fresh = _routes(path, shared, now, refresh=False)
     routed = _route(parsed, table, bucket)
-    if any(isinstance(target, Unrouted) for _, _, target in routed):
-        table = _routes(path, shared, now, refresh=True)
+    if not fresh and any(isinstance(target, Unrouted) for _, _, target in routed):
+        table, fresh = _routes(path, shared, now, refresh=True)
         routed = _route(parsed, table, bucket)
     failed: dict[str, None] = {}
     counts: Counter[str] = Counter()
@@ -163,6 +171,17 @@ def _dispatch(parsed: list[tuple[str, Parsed]], shared: Mapping[str, str], conte
                 message_id=record_id,
             )
             counts[DecisionKind.INVALID.value] += 1
+            failed[record_id] = None
+        elif isinstance(target, Unrouted) and not fresh:
+            # The routes were read less than RELOAD_INTERVAL ago: a model deployed since may claim the
+            # record. It comes back after the visibility timeout, when the routes can be read again.
+            logger.info(
+                "no route claims the record yet; it is retried once the routes can be read again",
+                decision=DecisionKind.FAILED.value,
+                reason=target.reason,
+                message_id=record_id,
+            )
+            counts[DecisionKind.FAILED.value] += 1
             failed[record_id] = None
         elif isinstance(target, Unrouted) and table.broken:
             logger.error(

@@ -216,8 +216,13 @@ def test_manual_violation_and_alarm_events_reach_only_the_pipelines_their_route_
     # a's data version is trained already (drift never retrains the same version twice); b's is new to b
     assert [len(r) for r in runs.values()] == [1, 1]
     # a check for a pipeline without a route, and an execution of another pipeline, are not for us
-    assert fleet.deliver(check_event(0, pipeline="model-z", dataset="shared")) == []
-    assert fleet.deliver(status_change(f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/other/execution/x")) == []
+    # (once the routes are read again, at most every 30 s)
+    fleet.aws.later(seconds=31)
+    other = f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/other/execution/x"
+    assert (
+        fleet.deliver(check_event(0, pipeline="model-z", dataset="shared"), status_change(other, pipeline="other"))
+        == []
+    )
     assert fleet.runs() == runs
 
 
@@ -259,6 +264,27 @@ def test_a_record_no_route_claims_is_deleted_once_the_routes_are_whole(fleet: Fl
     fleet.add("model-a")
     assert fleet.deliver(*fleet.put("nobody", 1)) == []
     assert fleet.runs() == {"model-a": []}
+
+
+def test_a_record_unclaimed_moments_after_a_read_comes_back_and_reaches_a_model_deployed_meanwhile(
+    fleet: Fleet,
+) -> None:
+    fleet.add("model-a")
+    assert fleet.deliver(*fleet.put("data-a", 1)) == []  # reads the routes
+    fleet.add("model-b")
+    # WHEN b's first object, and one of a dataset nobody watches, arrive 10 s after the read
+    fleet.aws.later(seconds=10)
+    first = sqs_record(fleet.put("data-b", 1)[0], message_id="first-of-b")
+    stray = sqs_record(fleet.put("nobody", 1)[0], message_id="stray")
+    # THEN neither is deleted: the routes are too fresh to read again, and b may be new
+    assert sorted(fleet.invoke([first, stray])) == ["first-of-b", "stray"]
+    # WHEN SQS brings them back after the visibility timeout THEN b starts, and the stray record is deleted
+    fleet.aws.later(minutes=15)
+    assert fleet.invoke([first, stray]) == []
+    fleet.aws.later(minutes=2)
+    while fleet.aws.sent_checks:
+        assert fleet.deliver_checks() == []
+    assert [len(r) for r in fleet.runs().values()] == [1, 1]
 
 
 def test_the_shared_variables_are_required(fleet: Fleet) -> None:
