@@ -6,6 +6,9 @@
 * ``log``: structured JSON log lines and Embedded Metric Format metrics (Powertools for AWS Lambda).
 * ``handler``: the Lambda entry point, ``handler.handler``; its docstring lists
   the environment, resources and permissions the function needs.
+* ``routes`` and ``fleet``: one function for many pipelines (``fleet.handler``): the routes (one
+  SSM parameter per pipeline), which pipelines an event concerns, and each pipeline's share of
+  a batch, decided by ``handler``'s code.
 
 The names below are shared with the constructs and the training pipeline; they
 import without boto3 or Powertools.
