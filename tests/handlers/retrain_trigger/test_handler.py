@@ -55,9 +55,9 @@ def burst(aws: Aws, records: list[dict[str, Any]]) -> None:
         aws.later(seconds=1)
 
 
-def _version_pages(aws: Aws, max_keys: int) -> list[dict[str, Any]]:
+def _version_pages(aws: Aws, max_keys: int, prefix: str = "datasets/") -> list[dict[str, Any]]:
     pages = aws.s3.get_paginator("list_object_versions").paginate(
-        Bucket=BUCKET, Prefix="datasets/", PaginationConfig={"PageSize": max_keys}
+        Bucket=BUCKET, Prefix=prefix, PaginationConfig={"PageSize": max_keys}
     )
     return [{k: v for k, v in page.items() if k != "ResponseMetadata"} for page in pages]
 
@@ -68,18 +68,24 @@ def test_cheap_listing_copies_list_what_moto_lists(aws: Aws) -> None:
     aws.put(f"datasets/{DATASET}/a/part-1.csv", f"datasets/{DATASET}/a/part-5.csv", body=b"new")
     aws.s3.delete_object(Bucket=BUCKET, Key=f"datasets/{DATASET}/a/part-3.csv")
     aws.put("datasets/other/x.csv")
-    moto_pages = _version_pages(aws, max_keys=4)
+    aws.put(f"datasets/{DATASET}-v2/y.csv")  # a key after the dataset's prefix in the listing's order
+    prefixes = ("datasets/", f"datasets/{DATASET}/", "datasets/other/", "datasets/none/")
+    moto_pages = {prefix: _version_pages(aws, max_keys=4, prefix=prefix) for prefix in prefixes}
     bucket = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_bucket(BUCKET)
     stored = [version for _, versions in bucket.keys.iterlists() for version in versions]
     before = [dict(vars(version)) for version in stored]
+    keys_before = dict(bucket.keys)
 
-    # WHEN moto copies versions the cheap way THEN every page is the same, twice over
+    # WHEN moto copies versions the cheap way THEN every page of every prefix is the same, twice over
     cheap_listing_copies(aws.monkeypatch)
-    assert _version_pages(aws, max_keys=4) == moto_pages
-    assert _version_pages(aws, max_keys=4) == moto_pages
-    assert sum(len(page.get("Versions", [])) for page in moto_pages) == 10
-    # AND the stored versions are left as they were (the listing marks only its copies)
+    for prefix in prefixes:
+        assert _version_pages(aws, max_keys=4, prefix=prefix) == moto_pages[prefix], prefix
+        assert _version_pages(aws, max_keys=4, prefix=prefix) == moto_pages[prefix], prefix
+    assert sum(len(page.get("Versions", [])) for page in moto_pages["datasets/"]) == 11
+    assert sum(len(page.get("Versions", [])) for page in moto_pages[f"datasets/{DATASET}/"]) == 9
+    # AND the stored versions, and the bucket's keys, are left as they were
     assert [dict(vars(version)) for version in stored] == before
+    assert dict(bucket.keys) == keys_before
 
 
 def test_burst_of_10000_object_events_starts_once_and_its_redelivery_nothing_more(aws: Aws) -> None:
