@@ -34,6 +34,7 @@ from cdk_mlops.constructs.retrain_trigger import (
     DEFAULT_RETRAIN_ON_VIOLATIONS,
     RetrainPolicy,
     datasets_problems,
+    pipeline_environment,
     snapshot_problems,
     violation_types,
 )
@@ -397,7 +398,7 @@ class RetrainRoute(Construct):
             if isinstance(n, str) and not n.startswith(prefix)
         ]
         document = _route_value(
-            _route_settings(pipeline_name, names, policy, group if compare_with_champion else None, snapshotted),
+            pipeline_environment(pipeline_name, names, policy, group if compare_with_champion else None, snapshotted),
             monitoring_schedule_names,
             drift_alarm_names,
         )
@@ -436,37 +437,6 @@ def _valid_prefix(prefix: str) -> bool:
         and SAGEMAKER_NAME.match(prefix.rstrip("-")) is not None
         and prefix == prefix.lower()
     )
-
-
-def _route_settings(
-    pipeline_name: str,
-    datasets: Sequence[str],
-    policy: RetrainPolicy,
-    group: str | None,
-    snapshotted: Sequence[str],
-) -> dict[str, str]:
-    values = {
-        "PIPELINE_NAME": pipeline_name,
-        "DATASETS": json.dumps(list(datasets)),
-        "MODE": policy.mode.value,
-        "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
-        "MARKER_NAME": policy.marker_name,
-        "MIN_OBJECTS": str(policy.min_objects),
-        "MIN_BYTES": str(policy.min_bytes),
-        "COOLDOWN_SECONDS": str(int(policy.cooldown.to_seconds())),
-        "MAX_RUNS_PER_DAY": str(policy.max_runs_per_day),
-    }
-    if group is None:
-        values["COMPARE_WITH_CHAMPION"] = "false"
-    else:
-        values["MODEL_PACKAGE_GROUP_NAME"] = group
-    if snapshotted:
-        values["SNAPSHOT_DATASETS"] = json.dumps(list(snapshotted))
-    if policy.key_prefix:
-        values["KEY_PREFIX"] = policy.key_prefix
-    if policy.key_suffixes:
-        values["KEY_SUFFIXES"] = ",".join(policy.key_suffixes)
-    return values
 
 
 def _route_value(settings: dict[str, str], schedules: Sequence[str], alarms: Sequence[str]) -> str:

@@ -443,32 +443,17 @@ class RetrainTrigger(TriggerBase):
 
     def _environment(self, data_store: IDataStore, policy: RetrainPolicy, lease_seconds: int) -> dict[str, str]:
         env = {
-            "PIPELINE_NAME": self.pipeline_name,
             "DATA_BUCKET": data_store.bucket.bucket_name,
-            "DATASETS": json.dumps(list(self.datasets)),
             "STATE_TABLE": self.table.table_name,
             "QUEUE_URL": self.queue.queue_url,
-            "MODE": policy.mode.value,
-            "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
-            "MARKER_NAME": policy.marker_name,
-            "MIN_OBJECTS": str(policy.min_objects),
-            "MIN_BYTES": str(policy.min_bytes),
-            "COOLDOWN_SECONDS": str(int(policy.cooldown.to_seconds())),
-            "MAX_RUNS_PER_DAY": str(policy.max_runs_per_day),
             "LEASE_SECONDS": str(lease_seconds),
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            **pipeline_environment(
+                self.pipeline_name, self.datasets, policy, self.model_package_group_name, self.snapshotted_datasets
+            ),
         }
-        if self.model_package_group_name is not None:
-            env["MODEL_PACKAGE_GROUP_NAME"] = self.model_package_group_name
-        else:
-            env["COMPARE_WITH_CHAMPION"] = "false"
         if self.snapshot is not None:
             env["SNAPSHOT_STATE_MACHINE_ARN"] = self.snapshot.state_machine.state_machine_arn
-            env["SNAPSHOT_DATASETS"] = json.dumps(list(self.snapshotted_datasets))
-        if policy.key_prefix:
-            env["KEY_PREFIX"] = policy.key_prefix
-        if policy.key_suffixes:
-            env["KEY_SUFFIXES"] = ",".join(policy.key_suffixes)
         return env
 
     def _grant_handler(self, data_store: IDataStore) -> None:
@@ -558,6 +543,46 @@ class RetrainTrigger(TriggerBase):
             *iam5_findings(actions=("kms:GenerateDataKey*",)),
         )
         return schedule
+
+
+def pipeline_environment(
+    pipeline_name: str,
+    datasets: Sequence[str],
+    policy: RetrainPolicy,
+    group: str | None,
+    snapshotted: Sequence[str],
+) -> dict[str, str]:
+    """The handler's variables of one pipeline (a single trigger's environment, a fleet route's settings).
+
+    Args:
+        pipeline_name: The pipeline to start.
+        datasets: Its datasets, the first retrained on drift.
+        policy: Batching, filters, cool-down and daily cap.
+        group: The champion's model package group; None sends ``COMPARE_WITH_CHAMPION=false``.
+        snapshotted: The datasets versioned by an ``InventorySnapshot``; empty for none.
+    """
+    values = {
+        "PIPELINE_NAME": pipeline_name,
+        "DATASETS": json.dumps(list(datasets)),
+        "MODE": policy.mode.value,
+        "QUIET_PERIOD_SECONDS": str(int(policy.quiet_period.to_seconds())),
+        "MARKER_NAME": policy.marker_name,
+        "MIN_OBJECTS": str(policy.min_objects),
+        "MIN_BYTES": str(policy.min_bytes),
+        "COOLDOWN_SECONDS": str(int(policy.cooldown.to_seconds())),
+        "MAX_RUNS_PER_DAY": str(policy.max_runs_per_day),
+    }
+    if group is None:
+        values["COMPARE_WITH_CHAMPION"] = "false"
+    else:
+        values["MODEL_PACKAGE_GROUP_NAME"] = group
+    if snapshotted:
+        values["SNAPSHOT_DATASETS"] = json.dumps(list(snapshotted))
+    if policy.key_prefix:
+        values["KEY_PREFIX"] = policy.key_prefix
+    if policy.key_suffixes:
+        values["KEY_SUFFIXES"] = ",".join(policy.key_suffixes)
+    return values
 
 
 def datasets_problems(data_store: IDataStore, names: Sequence[str]) -> list[str]:
