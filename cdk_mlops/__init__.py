@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "ImportedModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
+    "AsyncSettings": "cdk_mlops.constructs.model_endpoint",
     "DataCaptureSettings": "cdk_mlops.constructs.model_endpoint",
     "RolloutSettings": "cdk_mlops.constructs.model_endpoint",
     "TrafficShift": "cdk_mlops.constructs.model_endpoint",
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
     from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
     from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
+        AsyncSettings,
         DataCaptureSettings,
         ErrorCountThreshold,
         IModelEndpoint,
@@ -181,6 +183,7 @@ if TYPE_CHECKING:
     from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
 
 __all__ = [
+    "AsyncSettings",
     "Baselines",
     "BatchInference",
     "BatchTransformCapture",

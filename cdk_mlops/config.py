@@ -67,6 +67,8 @@ class EndpointKind(StrEnum):
     """Pay per request; an idle endpoint costs nothing."""
     REALTIME = "realtime"
     """Instances behind target-tracking autoscaling; needed for data capture."""
+    ASYNC = "async"
+    """Queued requests with payloads in S3, answered into the data store; scales to zero instances."""
 
 
 class DatasetVersions(StrEnum):
@@ -678,10 +680,10 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
             f"{path}.model_source_bucket: set without model_package_arn; it names where the served model's "
             "artifacts are, so set model_package_arn too, or remove the key"
         )
-    if config.drift_thresholds and config.endpoint_kind is EndpointKind.SERVERLESS:
+    if config.drift_thresholds and config.endpoint_kind is not EndpointKind.REALTIME:
         problems.append(
-            f"{path}.drift_thresholds: serverless endpoints cannot capture data, so nothing monitors drift; "
-            'remove the key, or set "endpoint_kind": "realtime"'
+            f"{path}.drift_thresholds: {config.endpoint_kind.value} endpoints capture no data here, so nothing "
+            'monitors drift; remove the key, or set "endpoint_kind": "realtime"'
         )
     transition = config.noncurrent_version_transition_days
     expiration = config.noncurrent_version_expiration_days

@@ -110,7 +110,10 @@ _SERVICE_ARNS = {
     "AWS::Lambda::Function": "arn:{partition}:lambda:{region}:{account}:function:{name}",
 }
 #: Types whose ``Ref`` is an ARN (CloudFormation's return values), with the lower-cased logical id as the name.
-_REF_ARNS = {"AWS::StepFunctions::StateMachine": "arn:{partition}:states:{region}:{account}:stateMachine:{name}"}
+_REF_ARNS = {
+    "AWS::StepFunctions::StateMachine": "arn:{partition}:states:{region}:{account}:stateMachine:{name}",
+    "AWS::SNS::Topic": "arn:{partition}:sns:{region}:{account}:{name}",
+}
 #: With ``service_arns``, the physical ids of these EC2 resource types (``Ref``, and ``Fn::GetAtt
 #: [X, GroupId]`` of a security group) in the shape the EC2 and SageMaker APIs validate: the
 #: prefix and 17 hex digits derived from the logical id.
@@ -148,7 +151,8 @@ def resolve_like_cloudformation(
         service_arns: ``Fn::GetAtt [X, Arn]`` of a role, key, bucket, queue, topic or function
             gives an ARN of that service's format (which API validation accepts) instead of
             ``arn:aws:test:<region>:<account>:<logical id>/arn``, and a VPC, subnet or security
-            group an id of its type (``subnet-`` and 17 hex digits). Default: - False.
+            group an id of its type (``subnet-`` and 17 hex digits), and ``Fn::GetAtt [X, <...>Name]``
+            the lower-cased logical id. Default: - False.
     """
     partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
     pseudo = {**_PSEUDO, "AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
@@ -164,6 +168,9 @@ def resolve_like_cloudformation(
         if attribute == "GroupId" and (group_id := ec2_id(target)):
             return group_id
         arn = _SERVICE_ARNS.get(resources.get(target, {}).get("Type", ""))
+        if service_arns and attribute.endswith("Name"):
+            # A generated name (ModelName, EndpointConfigName, ...): the lower-cased logical id.
+            return target.lower()
         if service_arns and attribute == "Arn" and arn is not None:
             name = target.lower()
             key_id = uuid.uuid5(uuid.NAMESPACE_URL, name)

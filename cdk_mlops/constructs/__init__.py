@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "ImportedModelEndpoint": "cdk_mlops.constructs.model_endpoint",
     "RealtimeSettings": "cdk_mlops.constructs.model_endpoint",
     "ServerlessSettings": "cdk_mlops.constructs.model_endpoint",
+    "AsyncSettings": "cdk_mlops.constructs.model_endpoint",
     "DataCaptureSettings": "cdk_mlops.constructs.model_endpoint",
     "RolloutSettings": "cdk_mlops.constructs.model_endpoint",
     "TrafficShift": "cdk_mlops.constructs.model_endpoint",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
     from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
+        AsyncSettings,
         DataCaptureSettings,
         ErrorCountThreshold,
         IModelEndpoint,
@@ -123,6 +125,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AsyncSettings",
     "Baselines",
     "BatchInference",
     "BatchTransformCapture",

@@ -18,6 +18,7 @@ from cdk_mlops.config import (
 from cdk_mlops.constructs.common import sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.model_endpoint import (
+    AsyncSettings,
     DataCaptureSettings,
     ErrorCountThreshold,
     LatencyThreshold,
@@ -95,6 +96,10 @@ def endpoint_name(config: EnvironmentConfig) -> str:
 class ServingStack(cdk.Stack):
     """Serves ``model_package_arn``: serverless in dev, realtime with canary rollout and rollback elsewhere.
 
+    ``EnvironmentConfig.endpoint_kind`` chooses: ``"async"`` serves queued requests from the data
+    store (``async-inference/<endpoint>/``), scaling from zero instances (one kept warm in
+    prod), with the same canary rollout and rollback as realtime, and no Model Monitor.
+
     A realtime endpoint captures requests and is watched by Model Monitor, one schedule per
     baseline the served package carries (``EnvironmentConfig.model_baselines``), each against
     that baseline:
@@ -120,8 +125,8 @@ class ServingStack(cdk.Stack):
 
     Attributes:
         endpoint: The model endpoint.
-        monitor: The model monitor, or None for a serverless endpoint
-            (serverless endpoints cannot capture data).
+        monitor: The model monitor, or None for a serverless or asynchronous endpoint
+            (neither captures data here).
         unmonitored: The baselines of the served package that no monitor uses, with why.
     """
 
@@ -138,7 +143,8 @@ class ServingStack(cdk.Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, termination_protection=config.termination_protection, **kwargs)
-        serverless = config.endpoint_kind is EndpointKind.SERVERLESS
+        kind = config.endpoint_kind
+        serverless = kind is EndpointKind.SERVERLESS
         if serverless and network is not None:
             cdk.Annotations.of(self).add_warning_v2(
                 "cdk-mlops:serverless-endpoint-outside-vpc",
@@ -154,21 +160,27 @@ class ServingStack(cdk.Stack):
             model_package_arn=model_package_arn,
             # The registered package runs the training image; the role may pull only its repository.
             image_uri=sagemaker_image_uri(self, "xgboost"),
-            kind=config.endpoint_kind,
+            kind=kind,
             serverless=ServerlessSettings(memory_size_in_mb=2048, max_concurrency=5) if serverless else None,
-            realtime=None
-            if serverless
-            else RealtimeSettings(
+            realtime=RealtimeSettings(
                 instance_type="ml.m5.large",
                 initial_instance_count=2 if prod else 1,
                 min_capacity=2 if prod else 1,
                 max_capacity=8 if prod else 2,
-            ),
-            # Model Monitor reads captured requests; serverless endpoints cannot capture.
-            data_capture=None if serverless else DataCaptureSettings(sampling_percentage=20),
+            )
+            if kind is EndpointKind.REALTIME
+            else None,
+            # Prod keeps one instance warm; elsewhere the queue waits for a cold start.
+            async_inference=AsyncSettings(min_capacity=1 if prod else 0, max_capacity=4 if prod else 2)
+            if kind is EndpointKind.ASYNC
+            else None,
+            # Model Monitor reads captured requests; only realtime endpoints capture here.
+            data_capture=DataCaptureSettings(sampling_percentage=20) if kind is EndpointKind.REALTIME else None,
             rollout=RolloutSettings.immediate() if serverless else RolloutSettings(canary_size_percent=10),
             require_rollback_alarms=prod,
-            scale_down=ScaleDownSchedule() if config.profile is Profile.STAGING and not serverless else None,
+            scale_down=ScaleDownSchedule()
+            if config.profile is Profile.STAGING and kind is EndpointKind.REALTIME
+            else None,
             add_latency_alarm={"Critical": LatencyThreshold(max_latency=cdk.Duration.millis(500))} if prod else None,
             add_5xx_alarm={"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
             alarm_topic=alarm_topic,
@@ -177,7 +189,7 @@ class ServingStack(cdk.Stack):
         )
         self.monitor: ModelMonitor | None = None
         self.unmonitored: dict[str, str] = {}
-        if not serverless:
+        if kind is EndpointKind.REALTIME:
             self.monitor = self._monitor(config, data_store, alarm_topic)
         if config.model_source_bucket is not None:
             readers = [self.endpoint.role]

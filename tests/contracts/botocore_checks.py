@@ -75,12 +75,18 @@ JSON_GET_VALUE = "0.87"
 @cache
 def sagemaker_model() -> ServiceModel:
     """botocore's SageMaker service model (the one boto3 validates requests with)."""
-    model: ServiceModel = botocore.session.get_session().get_service_model("sagemaker")
+    return service_model("sagemaker")
+
+
+@cache
+def service_model(service: str) -> ServiceModel:
+    """botocore's model of an AWS service, e.g. ``application-autoscaling``."""
+    model: ServiceModel = botocore.session.get_session().get_service_model(service)
     return model
 
 
-def _shape(operation: str, *, output: bool = False) -> StructureShape:
-    model = sagemaker_model().operation_model(operation)
+def _shape(operation: str, *, output: bool = False, service: str = "sagemaker") -> StructureShape:
+    model = service_model(service).operation_model(operation)
     shape = model.output_shape if output else model.input_shape
     if shape is None:
         raise LookupError(f"SageMaker's {operation} has no {'output' if output else 'input'}")
@@ -145,13 +151,18 @@ def constraint_problems(value: Any, shape: Shape, path: str = "") -> list[str]:
     return problems
 
 
-def request_problems(operation: str, params: Mapping[str, Any]) -> list[str]:
-    """Every reason the SageMaker API would reject ``params`` as a request of ``operation``.
+def request_problems(operation: str, params: Mapping[str, Any], *, service: str = "sagemaker") -> list[str]:
+    """Every reason an AWS API would reject ``params`` as a request of ``operation``.
 
     botocore's ParamValidator (unknown and missing members, types, minimums) first, then
     :func:`constraint_problems`.
+
+    Args:
+        operation: e.g. ``CreateEndpointConfig``.
+        params: The request.
+        service: The botocore service name. Default: - ``sagemaker``.
     """
-    shape = _shape(operation)
+    shape = _shape(operation, service=service)
     report = ParamValidator().validate(params, shape)
     found = report.generate_report().splitlines() if report.has_errors() else []
     return found + constraint_problems(params, shape)

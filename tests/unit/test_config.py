@@ -165,7 +165,10 @@ def test_malformed_context_reports_every_problem_at_once():
         ({"dev": {"model_source_bucket": "dev-data"}}, "dev.model_source_bucket: set without model_package_arn"),
         ({"dev": {"model_reader_accounts": []}}, "model_reader_accounts: unknown key (it is derived from the other"),
         ({"dev": {"drift_thresholds": {"age": -1}}}, "drift_thresholds: {'age': -1} is not a map of feature"),
-        ({"dev": {"drift_thresholds": {"age": 0.2}}}, "environments.dev.drift_thresholds: serverless endpoints cannot"),
+        (
+            {"dev": {"drift_thresholds": {"age": 0.2}}},
+            "environments.dev.drift_thresholds: serverless endpoints capture no data",
+        ),
         (
             {"prod": {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"}},
             "environments.prod.model_baseline_prefix: missing; a realtime endpoint is monitored",

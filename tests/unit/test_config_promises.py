@@ -133,7 +133,8 @@ def test_every_bad_value_of_one_environment_is_named_with_its_fix() -> None:
     assert problems(context) == "\n".join(
         [
             "[cdk.json context] 8 problems:",
-            "  - environments.dev.endpoint_kind: 'batch' is not an endpoint kind; use one of: serverless, realtime",
+            "  - environments.dev.endpoint_kind: 'batch' is not an endpoint kind; use one of: serverless, realtime, "
+            "async",
             "  - environments.dev.retrain_schedule: 'weekly' is not a schedule; use cron(...) or rate(N unit) as "
             "EventBridge Scheduler accepts, or null to turn it off",
             "  - environments.dev.dataset: dataset name 'a/b..' contains '/'; use a single segment such as "
@@ -197,8 +198,12 @@ def test_a_served_model_needs_its_baseline_and_drift_needs_a_realtime_endpoint()
         "(artifacts/<pipeline>/<execution id>/data-quality-baseline/)"
     )
     assert problems({"dev": {"drift_thresholds": {"age": 0.2}}}) == (
-        "[cdk.json context] environments.dev.drift_thresholds: serverless endpoints cannot capture data, so nothing "
-        'monitors drift; remove the key, or set "endpoint_kind": "realtime"'
+        "[cdk.json context] environments.dev.drift_thresholds: serverless endpoints capture no data here, so "
+        'nothing monitors drift; remove the key, or set "endpoint_kind": "realtime"'
+    )
+    assert problems({"staging": {"endpoint_kind": "async", "drift_thresholds": {"age": 0.2}}}) == (
+        "[cdk.json context] environments.staging.drift_thresholds: async endpoints capture no data here, so "
+        'nothing monitors drift; remove the key, or set "endpoint_kind": "realtime"'
     )
 
 

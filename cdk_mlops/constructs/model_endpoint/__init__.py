@@ -9,7 +9,7 @@ One module per idea:
 - :mod:`~cdk_mlops.constructs.model_endpoint.endpoint`: the :class:`ModelEndpoint` construct
   (model, endpoint configuration, endpoint, blue/green rollout, role and grants);
 - :mod:`~cdk_mlops.constructs.model_endpoint.autoscaling`: target tracking and the scale-down
-  schedule of realtime endpoints;
+  schedule of realtime endpoints, and queue tracking and scaling from zero of asynchronous ones;
 - :mod:`~cdk_mlops.constructs.model_endpoint.monitoring`: metrics, alarms and the dashboard;
 - :mod:`~cdk_mlops.constructs.model_endpoint.imported`: :class:`IModelEndpoint`, what
   ``ModelMonitor`` takes, and the endpoint ``ModelEndpoint.from_endpoint_name`` imports;
@@ -21,6 +21,7 @@ Every public name is importable from ``cdk_mlops.constructs.model_endpoint``.
 
 from __future__ import annotations
 
+from cdk_mlops.constructs.model_endpoint.endpoint import ASYNC_INFERENCE_PREFIX as ASYNC_INFERENCE_PREFIX
 from cdk_mlops.constructs.model_endpoint.endpoint import LOCAL_STORAGE_INFO_ID as LOCAL_STORAGE_INFO_ID
 from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME as VARIANT_NAME
 from cdk_mlops.constructs.model_endpoint.endpoint import ModelEndpoint
@@ -29,6 +30,7 @@ from cdk_mlops.constructs.model_endpoint.model_source import grant_model_source_
 from cdk_mlops.constructs.model_endpoint.monitoring import ENDPOINT_INSTANCE_NAMESPACE as ENDPOINT_INSTANCE_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.monitoring import SAGEMAKER_NAMESPACE as SAGEMAKER_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.settings import (
+    AsyncSettings,
     DataCaptureSettings,
     ErrorCountThreshold,
     LatencyThreshold,
@@ -41,6 +43,7 @@ from cdk_mlops.constructs.model_endpoint.settings import (
 
 # The constants above stay importable from here, as before the split, but outside ``import *``.
 __all__ = [
+    "AsyncSettings",
     "DataCaptureSettings",
     "ErrorCountThreshold",
     "IModelEndpoint",

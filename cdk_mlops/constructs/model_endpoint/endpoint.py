@@ -36,10 +36,11 @@ from cdk_mlops.constructs.common import (
     select_subnets,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
-from cdk_mlops.constructs.model_endpoint.autoscaling import autoscale
+from cdk_mlops.constructs.model_endpoint.autoscaling import autoscale, autoscale_async
 from cdk_mlops.constructs.model_endpoint.imported import ImportedModelEndpoint
-from cdk_mlops.constructs.model_endpoint.monitoring import _EndpointMonitoring
+from cdk_mlops.constructs.model_endpoint.monitoring import _EndpointMonitoring, queue_metric
 from cdk_mlops.constructs.model_endpoint.settings import (
+    AsyncSettings,
     DataCaptureSettings,
     ErrorCountThreshold,
     LatencyThreshold,
@@ -54,13 +55,16 @@ from cdk_mlops.constructs.props import checked_props
 from cdk_mlops.constructs.unique_names import claim
 from cdk_mlops.errors import ConfigurationError
 
-__all__ = ["LOCAL_STORAGE_INFO_ID", "VARIANT_NAME", "ModelEndpoint"]
+__all__ = ["ASYNC_INFERENCE_PREFIX", "LOCAL_STORAGE_INFO_ID", "VARIANT_NAME", "ModelEndpoint"]
 
 #: The one production variant of every endpoint. Blue/green deployments require the new
 #: endpoint configuration to keep the variant name, so it never changes.
 VARIANT_NAME = "AllTraffic"
 #: Stable id of the info annotation emitted when an instance type with local storage drops ``KmsKeyId``.
 LOCAL_STORAGE_INFO_ID = "cdk-mlops:endpoint-local-storage"
+#: Data-store prefix of asynchronous endpoints' requests and answers: ``<prefix><endpoint name>/input/``,
+#: ``.../output/`` and ``.../failures/``.
+ASYNC_INFERENCE_PREFIX = "async-inference/"
 
 # Instance types with local NVMe storage: SageMaker rejects KmsKeyId for them (the storage is
 # encrypted by a hardware module), so the endpoint configuration must omit it. Families whose
@@ -76,7 +80,9 @@ class ModelEndpoint(_EndpointMonitoring):
     endpoint with a single variant (``AllTraffic``). Realtime endpoints scale on
     ``SageMakerVariantInvocationsPerInstance`` and can capture requests and
     responses into the data store for Model Monitor; serverless endpoints
-    scale with requests. Model updates deploy blue/green (canary by default)
+    scale with requests; asynchronous endpoints queue requests whose payloads
+    are in the data store, answer into it, notify a success or an error topic,
+    and scale on their queue, to zero instances when idle. Model updates deploy blue/green (canary by default)
     and roll back on the construct's 5XX and p99-latency alarms. A dashboard
     shows invocations, latency, errors and capacity; severity-keyed alarms are
     opt-in.
@@ -91,7 +97,7 @@ class ModelEndpoint(_EndpointMonitoring):
         endpoint_name: The endpoint's name (lower case).
         endpoint_arn: The endpoint's ARN.
         variant_name: The production variant (``AllTraffic``).
-        kind: Realtime or serverless.
+        kind: Realtime, serverless or asynchronous.
         role: The model's execution role.
         model: The ``AWS::SageMaker::Model``.
         endpoint_config: The ``AWS::SageMaker::EndpointConfig``.
@@ -101,8 +107,16 @@ class ModelEndpoint(_EndpointMonitoring):
             or ``None`` without capture.
         security_groups: The model's security groups, when in a VPC.
         connections: Network connections of the model, when in a VPC.
-        scalable_target: The variant's autoscaling target (realtime only).
-        scaling_policy: The target-tracking policy (realtime only).
+        scalable_target: The variant's autoscaling target (realtime and asynchronous).
+        scaling_policy: The target-tracking policy (realtime and asynchronous).
+        scale_out_from_zero_alarm: Starts an instance when requests wait and none runs
+            (asynchronous with ``min_capacity=0``), else ``None``.
+        async_input_uri: Where clients put request payloads for ``InvokeEndpointAsync``
+            (``s3://<bucket>/async-inference/<endpoint name>/input/``); ``None`` unless asynchronous.
+        async_output_uri: Where SageMaker writes answers (``.../output/``); ``None`` unless asynchronous.
+        async_failure_uri: Where SageMaker writes errors (``.../failures/``); ``None`` unless asynchronous.
+        success_topic: Notified of each answered request (asynchronous only, else ``None``).
+        error_topic: Notified of each failed request (asynchronous only, else ``None``).
         rollback_alarms: The alarms this construct created for automatic rollback.
         latency_alarms: Opt-in latency alarms by severity.
         error_alarms: Opt-in 5XX alarms by severity.
@@ -124,6 +138,7 @@ class ModelEndpoint(_EndpointMonitoring):
         kind: EndpointKind = EndpointKind.REALTIME,
         realtime: RealtimeSettings | None = None,
         serverless: ServerlessSettings | None = None,
+        async_inference: AsyncSettings | None = None,
         data_capture: DataCaptureSettings | None = None,
         rollout: RolloutSettings | None = None,
         require_rollback_alarms: bool = False,
@@ -158,13 +173,16 @@ class ModelEndpoint(_EndpointMonitoring):
                 names the package's image so the role may pull it. Default: - no
                 image is pulled with the role's permissions (model package only).
             environment: Environment variables of the container. Default: - none.
-            kind: REALTIME or SERVERLESS (``EnvironmentConfig.endpoint_kind``).
+            kind: REALTIME, SERVERLESS or ASYNC (``EnvironmentConfig.endpoint_kind``).
                 Default: - REALTIME.
             realtime: Instance type, counts and autoscaling (REALTIME only).
                 Default: - 2 to 4 ``ml.m5.large`` instances, 1000 invocations per
                 instance per minute.
             serverless: Memory and concurrency (SERVERLESS only). Default: - 2048 MB,
                 10 concurrent invocations, no provisioned concurrency.
+            async_inference: Instance type, capacities and queue target (ASYNC only).
+                Default: - ``ml.m5.large``, 1 instance at creation, autoscaling from 0 to 2
+                at 5 queued requests per instance; SageMaker chooses the concurrency.
             data_capture: Record requests and responses (REALTIME only).
                 Default: - no capture.
             rollout: How model updates deploy. Default: - blue/green, 10 % canary,
@@ -181,14 +199,15 @@ class ModelEndpoint(_EndpointMonitoring):
                 new key with rotation on. Instance types with local NVMe storage
                 (e.g. ``ml.g5``, ``ml.m5d``) are encrypted by hardware instead:
                 SageMaker rejects a key for them, so none is set.
-            vpc: Run the model in this VPC (REALTIME only). Default: - no VPC.
+            vpc: Run the model in this VPC (REALTIME and ASYNC). Default: - no VPC.
             vpc_subnets: Subnets of ``vpc``. Default: - the VPC's default selection (its
                 private subnets when it has them).
             security_groups: Security groups of the model in ``vpc``.
                 Default: - a new group without inbound rules.
             enable_network_isolation: The container can make no network calls.
-                Default: - True for REALTIME, False for SERVERLESS (which does not
-                support it).
+                Default: - True for REALTIME and ASYNC (SageMaker, not the container,
+                reads requests and writes answers), False for SERVERLESS (which does
+                not support it).
             add_latency_alarm: Opt-in ``ModelLatency`` alarms by severity (e.g.
                 ``"Warning"``, ``"Critical"``). Default: - none.
             add_5xx_alarm: Opt-in 5XX error alarms by severity. Default: - none.
@@ -203,10 +222,13 @@ class ModelEndpoint(_EndpointMonitoring):
         super().__init__(scope, id)
         realtime_settings = realtime or RealtimeSettings()
         serverless_settings = serverless or ServerlessSettings()
+        async_settings = async_inference or AsyncSettings()
         rollout_settings = rollout or RolloutSettings()
         latency_alarms = dict(add_latency_alarm or {})
         error_alarms = dict(add_5xx_alarm or {})
-        isolation = (kind is EndpointKind.REALTIME) if enable_network_isolation is None else enable_network_isolation
+        isolation = (
+            (kind is not EndpointKind.SERVERLESS) if enable_network_isolation is None else enable_network_isolation
+        )
         problems = endpoint_problems(
             region=Stack.of(self).region,
             endpoint_name=endpoint_name,
@@ -216,8 +238,10 @@ class ModelEndpoint(_EndpointMonitoring):
             kind=kind,
             realtime=realtime,
             serverless=serverless,
+            async_inference=async_inference,
             realtime_settings=realtime_settings,
             serverless_settings=serverless_settings,
+            async_settings=async_settings,
             data_capture=data_capture,
             rollout=rollout_settings,
             require_rollback_alarms=require_rollback_alarms,
@@ -288,6 +312,8 @@ class ModelEndpoint(_EndpointMonitoring):
         if data_capture is not None:
             self.capture_uri = data_store.s3_uri(f"{data_store.capture_prefix}{endpoint_name}/")
 
+        self._data_store = data_store
+        self._async_resources(kind, data_store)
         self._grant_role(data_store, model_package_arn, image_uri, data_capture is not None, vpc_config)
         # SageMaker downloads the artifact and pulls the image with the role when the model is
         # created and the endpoint starts, so both wait for the role's policies. The model names
@@ -295,13 +321,14 @@ class ModelEndpoint(_EndpointMonitoring):
         depend_on_role_policy(self.model, self.role)
 
         self.endpoint_config = self._endpoint_config(
-            kind, realtime_settings, serverless_settings, data_capture, data_store
+            kind, realtime_settings, serverless_settings, async_settings, data_capture, data_store
         )
 
         self.rollback_alarms: list[cw.Alarm] = []
         if rollout_settings.rollback_alarms:
             self.rollback_alarms = self._rollback_alarms(rollout_settings)
         rollback = [*self.rollback_alarms, *additional_rollback_alarms]
+        scaled = kind is not EndpointKind.SERVERLESS
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -311,10 +338,10 @@ class ModelEndpoint(_EndpointMonitoring):
             # Autoscaled instance counts survive a model update: the new fleet starts as large as
             # the old one rather than at initial_instance_count. Capture settings of the new
             # configuration still apply.
-            retain_all_variant_properties=True if kind is EndpointKind.REALTIME else None,
+            retain_all_variant_properties=True if scaled else None,
             exclude_retained_variant_properties=(
                 [sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DataCaptureConfig")]
-                if kind is EndpointKind.REALTIME
+                if scaled
                 else None
             ),
         )
@@ -322,7 +349,17 @@ class ModelEndpoint(_EndpointMonitoring):
 
         self.scalable_target: appscaling.ScalableTarget | None = None
         self.scaling_policy: appscaling.TargetTrackingScalingPolicy | None = None
-        if kind is EndpointKind.REALTIME:
+        self.scale_out_from_zero_alarm: cw.Alarm | None = None
+        if kind is EndpointKind.ASYNC:
+            self.scalable_target, self.scaling_policy, self.scale_out_from_zero_alarm = autoscale_async(
+                self,
+                endpoint=self.endpoint,
+                endpoint_name=endpoint_name,
+                variant_name=VARIANT_NAME,
+                settings=async_settings,
+                queue_metric=lambda name: queue_metric(self, endpoint_name, name, {}),
+            )
+        elif kind is EndpointKind.REALTIME:
             self.scalable_target, self.scaling_policy = autoscale(
                 self,
                 endpoint=self.endpoint,
@@ -399,6 +436,7 @@ class ModelEndpoint(_EndpointMonitoring):
         kind: EndpointKind,
         realtime: RealtimeSettings,
         serverless: ServerlessSettings,
+        asynchronous: AsyncSettings,
         data_capture: DataCaptureSettings | None,
         data_store: IDataStore,
     ) -> sagemaker.CfnEndpointConfig:
@@ -414,12 +452,13 @@ class ModelEndpoint(_EndpointMonitoring):
                 ),
             )
         else:
+            instances = asynchronous if kind is EndpointKind.ASYNC else realtime
             variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 variant_name=VARIANT_NAME,
                 model_name=self.model.attr_model_name,
                 initial_variant_weight=1,
-                instance_type=realtime.instance_type,
-                initial_instance_count=realtime.initial_instance_count,
+                instance_type=instances.instance_type,
+                initial_instance_count=instances.initial_instance_count,
             )
         capture = None
         if data_capture is not None and self.capture_uri is not None:
@@ -439,10 +478,17 @@ class ModelEndpoint(_EndpointMonitoring):
                     csv_content_types=list(data_capture.csv_content_types) or None,
                 ),
             )
+        instance_type = (
+            None
+            if kind is EndpointKind.SERVERLESS
+            else asynchronous.instance_type
+            if kind is EndpointKind.ASYNC
+            else realtime.instance_type
+        )
         local_storage = (
-            kind is EndpointKind.REALTIME
-            and not Token.is_unresolved(realtime.instance_type)
-            and _LOCAL_STORAGE.match(realtime.instance_type) is not None
+            instance_type is not None
+            and not Token.is_unresolved(instance_type)
+            and _LOCAL_STORAGE.match(instance_type) is not None
         )
         config = sagemaker.CfnEndpointConfig(
             self,
@@ -450,19 +496,63 @@ class ModelEndpoint(_EndpointMonitoring):
             production_variants=[variant],
             kms_key_id=None if local_storage else self.encryption_key.key_arn,
             data_capture_config=capture,
+            async_inference_config=self._async_config(asynchronous, data_store) if kind is EndpointKind.ASYNC else None,
         )
         if local_storage:
             acknowledge(
                 config,
-                f"{realtime.instance_type} has local NVMe instance storage, which a hardware module encrypts; "
+                f"{instance_type} has local NVMe instance storage, which a hardware module encrypts; "
                 "SageMaker rejects a KmsKeyId for such instance types, so none can be set",
                 f"{GUARDRAILS}::MLOPS-002",
             )
             Annotations.of(self).add_info(
-                f"[{LOCAL_STORAGE_INFO_ID}] {realtime.instance_type} has local storage encrypted by hardware; "
+                f"[{LOCAL_STORAGE_INFO_ID}] {instance_type} has local storage encrypted by hardware; "
                 "the endpoint configuration sets no KmsKeyId"
             )
         return config
+
+    def _async_resources(self, kind: EndpointKind, data_store: IDataStore) -> None:
+        """The locations and topics of an asynchronous endpoint (all ``None`` for other kinds)."""
+        self.async_input_uri: str | None = None
+        self.async_output_uri: str | None = None
+        self.async_failure_uri: str | None = None
+        self.success_topic: sns.ITopic | None = None
+        self.error_topic: sns.ITopic | None = None
+        if kind is not EndpointKind.ASYNC:
+            return
+        self.async_input_uri = data_store.s3_uri(self._async_prefix("input"))
+        self.async_output_uri = data_store.s3_uri(self._async_prefix("output"))
+        self.async_failure_uri = data_store.s3_uri(self._async_prefix("failures"))
+        # Encrypted with the endpoint's key, which the role may use: SageMaker publishes as the role.
+        self.success_topic = sns.Topic(self, "SuccessTopic", master_key=self.encryption_key, enforce_ssl=True)
+        self.error_topic = sns.Topic(self, "ErrorTopic", master_key=self.encryption_key, enforce_ssl=True)
+
+    def _async_prefix(self, part: str) -> str:
+        return f"{ASYNC_INFERENCE_PREFIX}{self.endpoint_name}/{part}/"
+
+    def _async_config(
+        self, settings: AsyncSettings, data_store: IDataStore
+    ) -> sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty:
+        # _async_resources created both topics for every asynchronous endpoint.
+        assert self.success_topic is not None
+        assert self.error_topic is not None
+        cfn = sagemaker.CfnEndpointConfig
+        concurrency = settings.max_concurrent_invocations_per_instance
+        return cfn.AsyncInferenceConfigProperty(
+            output_config=cfn.AsyncInferenceOutputConfigProperty(
+                s3_output_path=self.async_output_uri,
+                s3_failure_path=self.async_failure_uri,
+                kms_key_id=data_store.encryption_key.key_arn,
+                notification_config=cfn.AsyncInferenceNotificationConfigProperty(
+                    success_topic=self.success_topic.topic_arn, error_topic=self.error_topic.topic_arn
+                ),
+            ),
+            client_config=(
+                None
+                if concurrency is None
+                else cfn.AsyncInferenceClientConfigProperty(max_concurrent_invocations_per_instance=concurrency)
+            ),
+        )
 
     def _deployment_config(
         self, rollout: RolloutSettings, alarms: Sequence[cw.IAlarm]
@@ -510,6 +600,13 @@ class ModelEndpoint(_EndpointMonitoring):
         data_store.grant_read(self.role, prefix=data_store.artifacts_prefix)
         if capture:
             data_store.grant_write(self.role, prefix=f"{data_store.capture_prefix}{self.endpoint_name}/")
+        if self.success_topic is not None and self.error_topic is not None:
+            # SageMaker reads each request's payload, writes its answer or error, and notifies, as the role.
+            data_store.grant_read(self.role, prefix=self._async_prefix("input"))
+            data_store.grant_write(self.role, prefix=self._async_prefix("output"))
+            data_store.grant_write(self.role, prefix=self._async_prefix("failures"))
+            self.success_topic.grant_publish(self.role)
+            self.error_topic.grant_publish(self.role)
         if package_arn is not None:
             iam.Grant.add_to_principal(
                 grantee=self.role, actions=["sagemaker:DescribeModelPackage"], resource_arns=[package_arn]
@@ -562,7 +659,19 @@ class ModelEndpoint(_EndpointMonitoring):
     # ------------------------------------------------------------------ grants
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let a principal call ``InvokeEndpoint`` on this endpoint only."""
+        """Let a principal call this endpoint only.
+
+        ``InvokeEndpoint`` for realtime and serverless endpoints. For an asynchronous one,
+        ``InvokeEndpointAsync``, writing payloads under its input prefix and reading its answers
+        and errors (the output and failure prefixes) of the data store.
+        """
+        if self.kind is not EndpointKind.ASYNC:
+            return iam.Grant.add_to_principal(
+                grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+            )
+        self._data_store.grant_write(grantee, prefix=self._async_prefix("input"))
+        self._data_store.grant_read(grantee, prefix=self._async_prefix("output"))
+        self._data_store.grant_read(grantee, prefix=self._async_prefix("failures"))
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+            grantee=grantee, actions=["sagemaker:InvokeEndpointAsync"], resource_arns=[self.endpoint_arn]
         )

@@ -8,13 +8,14 @@ the endpoint's alarm topic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Duration, Token
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.common import metric_props
@@ -124,33 +125,45 @@ class _EndpointMonitoring(Construct):
             alarm.add_alarm_action(cw_actions.SnsAction(self._alarm_topic))
 
     def _dashboard(self) -> cw.Dashboard:
-        realtime = self.kind is EndpointKind.REALTIME
-        capacity_left = [self.metric_invocations_per_instance()] if realtime else [self.metric_model_setup_time()]
-        capacity_right = [self.metric_memory_utilization()]
-        if realtime:
-            capacity_right.insert(0, self.metric_cpu_utilization())
-        widgets: list[list[cw.IWidget]] = [
-            [
-                cw.GraphWidget(title="Invocations", left=[self.metric_invocations()], width=6),
-                cw.GraphWidget(
-                    title="Model latency (microseconds)",
-                    left=[
-                        self.metric_model_latency(statistic="p50", label="p50"),
-                        self.metric_model_latency(label="p90"),
-                        self.metric_model_latency(statistic="p99", label="p99"),
-                        self.metric_overhead_latency(label="overhead p90"),
-                    ],
-                    width=6,
-                ),
-                cw.GraphWidget(title="Errors", left=[self.metric_4xx(), self.metric_5xx()], width=6),
-                cw.GraphWidget(
-                    title="Capacity" if realtime else "Cold starts and memory",
-                    left=capacity_left,
-                    right=capacity_right,
-                    width=6,
-                ),
-            ]
-        ]
+        latency = cw.GraphWidget(
+            title="Model latency (microseconds)",
+            left=[
+                self.metric_model_latency(statistic="p50", label="p50"),
+                self.metric_model_latency(label="p90"),
+                self.metric_model_latency(statistic="p99", label="p99"),
+                # Asynchronous endpoints publish no OverheadLatency.
+                *([] if self.kind is EndpointKind.ASYNC else [self.metric_overhead_latency(label="overhead p90")]),
+            ],
+            width=6,
+        )
+        errors = cw.GraphWidget(title="Errors", left=[self.metric_4xx(), self.metric_5xx()], width=6)
+        if self.kind is EndpointKind.ASYNC:
+            # Nor Invocations or InvocationsPerInstance: the queue shows the load instead.
+            load: cw.IWidget = cw.GraphWidget(
+                title="Queue",
+                left=[self.metric_backlog_size()],
+                right=[self.metric_age_of_oldest_request()],
+                width=6,
+            )
+            capacity = cw.GraphWidget(
+                title="Capacity",
+                left=[self.metric_backlog_size_per_instance()],
+                right=[self.metric_cpu_utilization(), self.metric_memory_utilization()],
+                width=6,
+            )
+        else:
+            realtime = self.kind is EndpointKind.REALTIME
+            load = cw.GraphWidget(title="Invocations", left=[self.metric_invocations()], width=6)
+            capacity = cw.GraphWidget(
+                title="Capacity" if realtime else "Cold starts and memory",
+                left=[self.metric_invocations_per_instance()] if realtime else [self.metric_model_setup_time()],
+                right=[
+                    *([self.metric_cpu_utilization()] if realtime else []),
+                    self.metric_memory_utilization(),
+                ],
+                width=6,
+            )
+        widgets: list[list[cw.IWidget]] = [[load, latency, errors, capacity]]
         alarms = self.alarms
         if alarms:
             widgets.append([cw.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24)])
@@ -200,6 +213,27 @@ class _EndpointMonitoring(Construct):
         """p90 ``ModelSetupTime`` (microseconds) over 5 minutes: serverless cold starts."""
         return self.metric("ModelSetupTime", **{"statistic": "p90", **options})
 
+    def metric_backlog_size(self, **options: Any) -> cw.Metric:
+        """Average ``ApproximateBacklogSize`` per minute: requests queued or in progress; asynchronous only."""
+        return queue_metric(self, self.endpoint_name, "ApproximateBacklogSize", options)
+
+    def metric_backlog_size_per_instance(self, **options: Any) -> cw.Metric:
+        """Average ``ApproximateBacklogSizePerInstance`` per minute (what autoscaling tracks); asynchronous only."""
+        return queue_metric(self, self.endpoint_name, "ApproximateBacklogSizePerInstance", options)
+
+    def metric_age_of_oldest_request(self, **options: Any) -> cw.Metric:
+        """Maximum ``ApproximateAgeOfOldestRequest`` (seconds) per minute; asynchronous only."""
+        return queue_metric(
+            self, self.endpoint_name, "ApproximateAgeOfOldestRequest", {"statistic": "Maximum", **options}
+        )
+
+    def metric_has_backlog_without_capacity(self, **options: Any) -> cw.Metric:
+        """Average ``HasBacklogWithoutCapacity`` per minute: 1 while requests wait and no instance runs.
+
+        Asynchronous endpoints only.
+        """
+        return queue_metric(self, self.endpoint_name, "HasBacklogWithoutCapacity", options)
+
     def metric_cpu_utilization(self, **options: Any) -> cw.Metric:
         """Average ``CPUUtilization`` (percent, summed over cores) over 5 minutes; realtime only."""
         return self.metric(
@@ -211,6 +245,26 @@ class _EndpointMonitoring(Construct):
         return self.metric(
             "MemoryUtilization", namespace=ENDPOINT_INSTANCE_NAMESPACE, **{"statistic": "Average", **options}
         )
+
+
+def queue_metric(scope: IConstruct, endpoint_name: str, metric_name: str, options: Mapping[str, Any]) -> cw.Metric:
+    """A metric of an asynchronous endpoint's queue: dimension ``EndpointName`` only, Average per minute.
+
+    Args:
+        scope: The endpoint construct (names the caller in option errors).
+        endpoint_name: The endpoint's name.
+        metric_name: e.g. ``ApproximateBacklogSizePerInstance``.
+        options: ``cw.MetricOptions`` keywords over the defaults.
+    """
+    props = metric_props(
+        scope,
+        "metric",
+        options,
+        dimensions={"EndpointName": endpoint_name},
+        statistic="Average",
+        period=Duration.minutes(1),
+    )
+    return cw.Metric(namespace=SAGEMAKER_NAMESPACE, metric_name=metric_name, **props)
 
 
 def _microseconds(duration: Duration) -> float:

@@ -16,6 +16,7 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from cdk_mlops.constructs.common import ENDPOINT_INSTANCE_FAMILIES, instance_type_problem
 
 __all__ = [
+    "AsyncSettings",
     "DataCaptureSettings",
     "ErrorCountThreshold",
     "LatencyThreshold",
@@ -29,6 +30,8 @@ __all__ = [
 # Serverless memory sizes SageMaker accepts (MemorySizeInMB).
 _SERVERLESS_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
 _MAX_SERVERLESS_CONCURRENCY = 200
+# AsyncInferenceClientConfig.MaxConcurrentInvocationsPerInstance (SageMaker API).
+_MAX_ASYNC_CONCURRENCY = 1000
 # DeploymentConfig limits (SageMaker API TrafficRoutingConfig / BlueGreenUpdatePolicy).
 _MAX_WAIT_SECONDS = 3600
 _MIN_EXECUTION_TIMEOUT, _MAX_EXECUTION_TIMEOUT = 600, 28800
@@ -97,16 +100,7 @@ class RealtimeSettings:
 
     def problems(self) -> list[str]:
         """Every invalid setting, each with its value and the fix; tokens are not checked."""
-        found: list[str] = []
-        itype = self.instance_type
-        problem = instance_type_problem("realtime.instance_type", itype, ENDPOINT_INSTANCE_FAMILIES, "ml.m5.large")
-        if problem is not None:
-            found.append(problem)
-        elif not Token.is_unresolved(itype) and itype.startswith("ml.t"):
-            found.append(
-                f"realtime.instance_type {itype!r} is burstable, and SageMaker cannot autoscale burstable "
-                "instances; use e.g. 'ml.m5.large' or 'ml.c5.large', or kind=EndpointKind.SERVERLESS"
-            )
+        found = _instance_problem("realtime.instance_type", self.instance_type, "kind=EndpointKind.SERVERLESS")
         counts = [
             ("realtime.initial_instance_count", self.initial_instance_count),
             ("realtime.min_capacity", self.min_capacity),
@@ -172,6 +166,104 @@ class ServerlessSettings:
                     f"serverless.provisioned_concurrency ({provisioned}) must not exceed "
                     f"serverless.max_concurrency ({self.max_concurrency}); lower it or raise max_concurrency"
                 )
+        return found
+
+
+def _instance_problem(where: str, instance_type: str, alternative: str) -> list[str]:
+    """Why an autoscaled variant cannot run on ``instance_type``, or nothing (tokens pass)."""
+    problem = instance_type_problem(where, instance_type, ENDPOINT_INSTANCE_FAMILIES, "ml.m5.large")
+    if problem is not None:
+        return [problem]
+    if not Token.is_unresolved(instance_type) and instance_type.startswith("ml.t"):
+        return [
+            f"{where} {instance_type!r} is burstable, and SageMaker cannot autoscale burstable "
+            f"instances; use e.g. 'ml.m5.large' or 'ml.c5.large', or {alternative}"
+        ]
+    return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsyncSettings:
+    """Queued requests answered into the data store (``EndpointKind.ASYNC``).
+
+    Clients put a request's payload under ``async-inference/<endpoint name>/input/`` of the data
+    store and call ``InvokeEndpointAsync`` with its location; SageMaker queues the request,
+    writes the answer under ``.../output/`` (or the error under ``.../failures/``), encrypted
+    with the store's key, and publishes to the endpoint's success or error topic. Requests may
+    carry up to 1 GB and run up to an hour.
+
+    The variant scales on ``ApproximateBacklogSizePerInstance``. With ``min_capacity=0`` (the
+    default) it scales in to no instance when the queue is empty, and a step policy on
+    ``HasBacklogWithoutCapacity`` starts one instance when a request arrives (a cold start of
+    some minutes; the request waits in the queue meanwhile).
+
+    Attributes:
+        instance_type: The ML instance type; burstable ``ml.t*`` types cannot autoscale.
+            Default: - ``ml.m5.large``.
+        initial_instance_count: Instances when the endpoint is created (at least 1, within
+            ``[min_capacity, max_capacity]``). Default: - 1.
+        min_capacity: Fewest instances autoscaling keeps; 0 scales to zero when idle.
+            Default: - 0.
+        max_capacity: Most instances autoscaling starts. Default: - 2.
+        target_backlog_per_instance: Queued requests per instance that autoscaling tracks.
+            Default: - 5.
+        max_concurrent_invocations_per_instance: Requests SageMaker sends one instance at a
+            time, 1 to 1000. Default: - SageMaker chooses.
+        scale_in_cooldown: Wait after a scale-in before the next. Default: - 10 minutes.
+        scale_out_cooldown: Wait after a scale-out before the next. Default: - 5 minutes.
+    """
+
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = 1
+    min_capacity: int = 0
+    max_capacity: int = 2
+    target_backlog_per_instance: int = 5
+    max_concurrent_invocations_per_instance: int | None = None
+    scale_in_cooldown: Duration = field(default_factory=lambda: Duration.minutes(10))
+    scale_out_cooldown: Duration = field(default_factory=lambda: Duration.minutes(5))
+
+    @property
+    def scales_to_zero(self) -> bool:
+        """True when autoscaling may stop every instance (``min_capacity`` is 0)."""
+        return not Token.is_unresolved(self.min_capacity) and self.min_capacity == 0
+
+    def problems(self) -> list[str]:
+        """Every invalid setting, each with its value and the fix; tokens are not checked."""
+        found = _instance_problem("async_inference.instance_type", self.instance_type, "kind=EndpointKind.SERVERLESS")
+        counts = [
+            ("async_inference.initial_instance_count", self.initial_instance_count, 1),
+            ("async_inference.min_capacity", self.min_capacity, 0),
+            ("async_inference.max_capacity", self.max_capacity, 1),
+        ]
+        for name, value, low in counts:
+            found += _whole_problem(name, value, low)
+        low, high, initial = self.min_capacity, self.max_capacity, self.initial_instance_count
+        if not found and _known(low, high) and low > high:
+            found.append(
+                f"async_inference.min_capacity ({low}) must not exceed async_inference.max_capacity ({high}); "
+                "raise max_capacity or lower min_capacity"
+            )
+        elif not found and _known(low, high, initial) and not low <= initial <= high:
+            found.append(
+                f"async_inference.initial_instance_count ({initial}) must be within [min_capacity, max_capacity] "
+                f"= [{low}, {high}]; autoscaling would move it there right after deployment"
+            )
+        found += _whole_problem(
+            "async_inference.target_backlog_per_instance",
+            self.target_backlog_per_instance,
+            1,
+            fix="use about the requests one instance finishes in a few minutes",
+        )
+        concurrency = self.max_concurrent_invocations_per_instance
+        if concurrency is not None:
+            found += _whole_problem(
+                "async_inference.max_concurrent_invocations_per_instance", concurrency, 1, _MAX_ASYNC_CONCURRENCY
+            )
+        for name, cooldown in (
+            ("async_inference.scale_in_cooldown", self.scale_in_cooldown),
+            ("async_inference.scale_out_cooldown", self.scale_out_cooldown),
+        ):
+            found += _seconds_problem(name, cooldown, 0, 86400)
         return found
 
 

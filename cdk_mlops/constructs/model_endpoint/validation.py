@@ -19,6 +19,7 @@ from aws_cdk.region_info import RegionInfo
 from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.common import SAGEMAKER_NAME
 from cdk_mlops.constructs.model_endpoint.settings import (
+    AsyncSettings,
     DataCaptureSettings,
     ErrorCountThreshold,
     LatencyThreshold,
@@ -36,6 +37,11 @@ _PACKAGE_ARN = re.compile(
 )
 _S3_OBJECT_URI = re.compile(r"^s3://[^/]+/.+[^/]\Z")
 _ALARM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}\Z")
+_KIND_NAMES = {
+    EndpointKind.REALTIME: "a realtime",
+    EndpointKind.SERVERLESS: "a serverless",
+    EndpointKind.ASYNC: "an asynchronous",
+}
 # AutoRollbackConfig takes at most this many alarms (SageMaker API).
 _MAX_ROLLBACK_ALARMS = 10
 
@@ -49,8 +55,10 @@ def endpoint_problems(
     kind: EndpointKind,
     realtime: RealtimeSettings | None,
     serverless: ServerlessSettings | None,
+    async_inference: AsyncSettings | None,
     realtime_settings: RealtimeSettings,
     serverless_settings: ServerlessSettings,
+    async_settings: AsyncSettings,
     data_capture: DataCaptureSettings | None,
     rollout: RolloutSettings,
     require_rollback_alarms: bool,
@@ -76,18 +84,26 @@ def endpoint_problems(
         )
     found += _model_problems(model_package_arn, model_data_url, image_uri, region)
 
-    serverless_kind = kind is EndpointKind.SERVERLESS
-    if serverless_kind:
+    settings_kinds = [
+        ("realtime", realtime, EndpointKind.REALTIME),
+        ("serverless", serverless, EndpointKind.SERVERLESS),
+        ("async_inference", async_inference, EndpointKind.ASYNC),
+    ]
+    for name, settings, settings_kind in settings_kinds:
+        if settings is not None and settings_kind is not kind:
+            found.append(
+                f"{name} settings were given for {_KIND_NAMES[kind]} endpoint; remove them or set "
+                f"kind=EndpointKind.{settings_kind.name}"
+            )
+    if kind is EndpointKind.SERVERLESS:
         found += serverless_settings.problems()
-        if realtime is not None:
-            found.append("realtime settings were given for a serverless endpoint; remove them or set kind=REALTIME")
         unsupported = [
             ("data_capture", data_capture is not None),
             ("vpc", vpc is not None),
             ("enable_network_isolation=True", enable_network_isolation is True),
         ]
-        for name, given in unsupported:
-            if given:
+        for name, is_given in unsupported:
+            if is_given:
                 found.append(
                     f"{name} is not supported by serverless endpoints (SageMaker Serverless Inference has no "
                     f"data capture, VPC or network isolation); remove it, or use kind=EndpointKind.REALTIME"
@@ -97,10 +113,22 @@ def endpoint_problems(
                 "scale_down applies to realtime instances; serverless endpoints cost nothing while idle, "
                 "remove scale_down"
             )
+    elif kind is EndpointKind.ASYNC:
+        found += async_settings.problems()
+        if data_capture is not None:
+            found.append(
+                "data_capture is not enabled on asynchronous endpoints here: AWS documents data capture and "
+                "Model Monitor for realtime endpoints and batch transform; the answers are in the data store "
+                "under async-inference/<endpoint name>/output/ instead. Remove data_capture, or use "
+                "kind=EndpointKind.REALTIME"
+            )
+        if scale_down is not None:
+            found.append(
+                "scale_down applies to realtime instances; an asynchronous endpoint scales in to "
+                "async_inference.min_capacity (0 by default) when its queue is empty, remove scale_down"
+            )
     else:
         found += realtime_settings.problems()
-        if serverless is not None:
-            found.append("serverless settings were given for a realtime endpoint; remove them or set kind=SERVERLESS")
         if data_capture is not None:
             found += data_capture.problems()
         if scale_down is not None:

@@ -592,11 +592,11 @@ SERVERLESS: dict[str, Any] = {"kind": EndpointKind.SERVERLESS, "rollout": Rollou
         ),
         (
             {**SERVERLESS, "realtime": RealtimeSettings()},
-            "realtime settings were given for a serverless endpoint; remove them or set kind=REALTIME",
+            "realtime settings were given for a serverless endpoint; remove them or set kind=EndpointKind.REALTIME",
         ),
         (
             {"serverless": ServerlessSettings()},
-            "serverless settings were given for a realtime endpoint; remove them or set kind=SERVERLESS",
+            "serverless settings were given for a realtime endpoint; remove them or set kind=EndpointKind.SERVERLESS",
         ),
         (
             {**SERVERLESS, "serverless": ServerlessSettings(memory_size_in_mb=1536)},

@@ -7,7 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from cdk_mlops.config import MONITOR_BASELINES, load_environments
+from cdk_mlops.config import MONITOR_BASELINES, EndpointKind, load_environments
 from cdk_mlops.constructs.model_monitor import MonitoringType, feature_drift_alarm_name
 from cdk_mlops.stacks.stage import MlopsPlatformStage
 from tests.conftest import Platform
@@ -143,3 +143,26 @@ def test_a_drift_alarm_reaches_the_retrain_trigger(platform):
     drift = [r for r in rules if r["Properties"]["EventPattern"].get("source") == ["aws.cloudwatch"]]
     assert len(drift) == 1
     assert name in json.dumps(drift[0]["Properties"]["EventPattern"]["resources"])
+
+
+def test_an_async_environment_serves_from_the_queue_warm_in_prod_and_unmonitored():
+    # GIVEN staging and prod choosing asynchronous endpoints (construction only; nothing is synthesized)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1"
+    prefix = "artifacts/cdk-mlops-staging-training/exec-1/data-quality-baseline/"
+    settings = {"model_package_arn": arn, "model_baseline_prefix": prefix, "endpoint_kind": "async"}
+    capacities = {}
+    for config in load_environments({"staging": settings, "prod": settings}):
+        serving = MlopsPlatformStage(cdk.App(), config.name.title(), config=config).serving
+        assert serving is not None
+        endpoint = serving.endpoint
+        # THEN the endpoint is asynchronous, answers into the data store, and no monitor watches it
+        assert endpoint.kind is EndpointKind.ASYNC
+        assert endpoint.async_output_uri is not None
+        assert endpoint.capture_uri is None
+        assert serving.monitor is None
+        # AND it rolls out by canary, as realtime endpoints do
+        assert endpoint.rollback_alarms
+        assert endpoint.scalable_target is not None
+        capacities[config.name] = endpoint.scale_out_from_zero_alarm is not None
+    # AND staging scales to zero while prod keeps an instance
+    assert capacities == {"staging": True, "prod": False}
