@@ -47,8 +47,9 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 #: SageMaker resource names (pipelines, endpoints, schedules, groups): 1-63 letters, digits and
 #: hyphens, lower case only, because SageMaker lower-cases names in ARNs and IAM compares ARNs
-#: exactly (a grant on "Churn" would never match).
-SAGEMAKER_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}\Z")
+#: exactly (a grant on "Churn" would never match). The length is checked apart from the pattern:
+#: SageMaker's own pattern counts letters and digits only, its maximum length every character.
+SAGEMAKER_NAME = re.compile(r"^(?=.{1,63}\Z)[a-z0-9](-*[a-z0-9])*\Z")
 #: The shape of a SageMaker instance type (``ml.<family>.<size>``).
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+\Z")
 #: Instance families SageMaker hosts realtime endpoints on (botocore's ProductionVariantInstanceType

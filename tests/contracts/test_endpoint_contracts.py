@@ -11,6 +11,7 @@ enums and patterns):
 - ``AWS::SageMaker::EndpointConfig`` as ``CreateEndpointConfig``;
 - ``AWS::SageMaker::Endpoint`` as ``UpdateEndpoint`` (a model update: the retention and
   deployment settings are members of the update, not of the create);
+- ``AWS::SageMaker::InferenceComponent`` as ``CreateInferenceComponent``;
 - ``AWS::ApplicationAutoScaling::ScalableTarget`` as ``RegisterScalableTarget``, and each of
   its scheduled actions as ``PutScheduledAction``;
 - ``AWS::ApplicationAutoScaling::ScalingPolicy`` as ``PutScalingPolicy``, naming its target's
@@ -32,12 +33,15 @@ from cdk_mlops.config import EndpointKind
 from cdk_mlops.constructs.data_store import VersionedDataStore
 from cdk_mlops.constructs.model_endpoint import (
     AsyncSettings,
+    ComponentSettings,
     DataCaptureSettings,
     ModelEndpoint,
     RealtimeSettings,
     RolloutSettings,
     ScaleDownSchedule,
     ServerlessSettings,
+    SharedInstances,
+    SharedModelEndpoint,
 )
 from tests.contracts import botocore_checks as checks
 from tests.quality import resolve_like_cloudformation
@@ -49,7 +53,11 @@ APPLICATION_AUTOSCALING = "application-autoscaling"
 
 
 def serving_template() -> dict[str, Any]:
-    """A stack with a realtime endpoint (capture, VPC, schedule), a serverless one and two asynchronous ones."""
+    """A stack with every serving kind.
+
+    A realtime endpoint (capture, VPC, schedule), a serverless one, two asynchronous ones (from
+    zero and warm) and a shared endpoint with two models (from zero, and a warm one on an image).
+    """
     app = cdk.App()
     stack = cdk.Stack(app, "Serving", env=cdk.Environment(account=ACCOUNT, region=REGION))
     store = VersionedDataStore(stack, "Store", datasets=["churn"])
@@ -104,6 +112,17 @@ def serving_template() -> dict[str, Any]:
         kind=EndpointKind.ASYNC,
         async_inference=AsyncSettings(min_capacity=1, max_capacity=3),
     )
+    shared = SharedModelEndpoint(
+        stack, "Shared", endpoint_name="fleet", data_store=store, instances=SharedInstances(min_instance_count=1)
+    )
+    shared.add_model("Churn", model_name="churn", model_package_arn=PACKAGE)
+    shared.add_model(
+        "Fraud",
+        model_name="fraud",
+        model_data_url=store.s3_uri("artifacts/fraud/model.tar.gz"),
+        image_uri=IMAGE,
+        settings=ComponentSettings(cpu_cores=0.5, memory_mb=512, min_copies=1, max_copies=4),
+    )
     template: dict[str, Any] = synth_app(app).get_stack_artifact(stack.artifact_id).template
     return template
 
@@ -138,6 +157,8 @@ def requests(template: Mapping[str, Any]) -> Iterator[tuple[str, str, str, dict[
     for logical_id, props in of_type(template, "AWS::SageMaker::Endpoint"):
         update = {key: value for key, value in props.items() if key != "Tags"}
         yield logical_id, "sagemaker", "UpdateEndpoint", update
+    for logical_id, props in of_type(template, "AWS::SageMaker::InferenceComponent"):
+        yield logical_id, "sagemaker", "CreateInferenceComponent", props
     for logical_id, props in of_type(template, "AWS::ApplicationAutoScaling::ScalableTarget"):
         actions = props.pop("ScheduledActions", [])
         yield logical_id, APPLICATION_AUTOSCALING, "RegisterScalableTarget", props
@@ -160,15 +181,17 @@ def test_every_serving_resource_is_a_valid_api_request(template: dict[str, Any])
         if found:
             problems[f"{logical_id} as {operation}"] = found
     assert problems == {}
-    # Every kind was there to check: 4 endpoints; 3 scaled targets; the realtime schedule's two
-    # actions; the three target-tracking policies and the step policy that scales from zero.
+    # Every kind was there to check: 5 endpoints and 6 models; 3 scaled variants and 2 scaled
+    # components; the realtime schedule's two actions; five target-tracking policies and the two
+    # step policies that scale from zero.
     assert checked == {
-        "CreateModel": 4,
-        "CreateEndpointConfig": 4,
-        "UpdateEndpoint": 4,
-        "RegisterScalableTarget": 3,
+        "CreateModel": 6,
+        "CreateEndpointConfig": 5,
+        "UpdateEndpoint": 5,
+        "CreateInferenceComponent": 2,
+        "RegisterScalableTarget": 5,
         "PutScheduledAction": 2,
-        "PutScalingPolicy": 4,
+        "PutScalingPolicy": 7,
     }
 
 

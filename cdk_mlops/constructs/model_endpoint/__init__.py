@@ -11,6 +11,8 @@ One module per idea:
 - :mod:`~cdk_mlops.constructs.model_endpoint.autoscaling`: target tracking and the scale-down
   schedule of realtime endpoints, and queue tracking and scaling from zero of asynchronous ones;
 - :mod:`~cdk_mlops.constructs.model_endpoint.monitoring`: metrics, alarms and the dashboard;
+- :mod:`~cdk_mlops.constructs.model_endpoint.shared`: :class:`SharedModelEndpoint`, many models on
+  one endpoint's instances as inference components, each scaling to zero;
 - :mod:`~cdk_mlops.constructs.model_endpoint.imported`: :class:`IModelEndpoint`, what
   ``ModelMonitor`` takes, and the endpoint ``ModelEndpoint.from_endpoint_name`` imports;
 - :mod:`~cdk_mlops.constructs.model_endpoint.model_source`: :func:`grant_model_source_read`, read
@@ -40,12 +42,20 @@ from cdk_mlops.constructs.model_endpoint.settings import (
     ServerlessSettings,
     TrafficShift,
 )
+from cdk_mlops.constructs.model_endpoint.shared import (
+    ComponentSettings,
+    HostedModel,
+    SharedInstances,
+    SharedModelEndpoint,
+)
 
 # The constants above stay importable from here, as before the split, but outside ``import *``.
 __all__ = [
     "AsyncSettings",
+    "ComponentSettings",
     "DataCaptureSettings",
     "ErrorCountThreshold",
+    "HostedModel",
     "IModelEndpoint",
     "ImportedModelEndpoint",
     "LatencyThreshold",
@@ -54,6 +64,8 @@ __all__ = [
     "RolloutSettings",
     "ScaleDownSchedule",
     "ServerlessSettings",
+    "SharedInstances",
+    "SharedModelEndpoint",
     "TrafficShift",
     "grant_model_source_read",
 ]

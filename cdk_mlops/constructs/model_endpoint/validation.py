@@ -82,7 +82,7 @@ def endpoint_problems(
             f"endpoint_name {endpoint_name!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
             "starting and ending with a letter or digit (SageMaker lower-cases names in ARNs)"
         )
-    found += _model_problems(model_package_arn, model_data_url, image_uri, region)
+    found += model_source_problems(model_package_arn, model_data_url, image_uri, region)
 
     settings_kinds = [
         ("realtime", realtime, EndpointKind.REALTIME),
@@ -192,8 +192,13 @@ def _package_arn_problems(package_arn: str, region: str) -> list[str]:
     return []
 
 
-def _model_problems(package_arn: str | None, data_url: str | None, image_uri: str | None, region: str) -> list[str]:
-    """What is wrong with the model's source: a registered package, or an artifact with its image."""
+def model_source_problems(
+    package_arn: str | None, data_url: str | None, image_uri: str | None, region: str
+) -> list[str]:
+    """What is wrong with a model's source: a registered package, or an artifact with its image.
+
+    ``region`` is the endpoint's stack's region (a token if the stack is environment-agnostic).
+    """
     found: list[str] = []
     if (package_arn is None) == (data_url is None):
         given = "both were given" if package_arn is not None else "neither was given"

@@ -560,6 +560,8 @@ SERVERLESS: dict[str, Any] = {"kind": EndpointKind.SERVERLESS, "rollout": Rollou
     [
         ({"endpoint_name": "Churn_Model"}, "endpoint_name 'Churn_Model' is not valid; use 1-63 lower-case letters"),
         ({"endpoint_name": "a" * 64}, "is not valid; use 1-63 lower-case letters, digits and hyphens"),
+        # Hyphens count towards the 63 characters, though SageMaker's pattern counts letters and digits only.
+        ({"endpoint_name": "a-" * 32}, "is not valid; use 1-63 lower-case letters, digits and hyphens"),
         (
             {"model_package_arn": None},
             "pass exactly one of model_package_arn (a registered model version) and model_data_url "
