@@ -5,10 +5,15 @@ them, each with its own pipeline and model package group, retrained by the envir
 :class:`~cdk_mlops.constructs.fleet_trigger.FleetRetrainTrigger`::
 
     "models": {
-      "fraud":  {"dataset": "fraud"},
+      "fraud":  {"dataset": "fraud", "serving": {"mode": "shared", "model_package_arn": "arn:..."}},
       "upsell": {"dataset": "upsell", "cooldown_hours": 6, "max_runs_per_day": 1}
     },
     "model_stacks": 4
+
+A model with a ``serving`` key and an approved version (``model_package_arn``) is also served,
+in the mode it names: on an endpoint of its own in its model stack (``realtime``, ``serverless``
+or ``async``), or as an inference component of the environment's one shared endpoint
+(``shared``, in the ``SharedServing`` stack).
 
 Adding a model is one entry and one ``cdk deploy``. A model's stack is
 :func:`model_stack_index` of its name: a hash of the name alone, so adding or removing a model
@@ -22,6 +27,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from cdk_mlops.datasets import dataset_name_problems
@@ -36,11 +42,72 @@ DEFAULT_MODEL_STACKS: Final = 4
 MAX_STACK_RESOURCES: Final = 400
 #: What one catalogue model adds to its stack: pipeline, role, policy, model package group, route.
 RESOURCES_PER_MODEL: Final = 5
+
+
+class ServingMode(StrEnum):
+    """How a catalogue model is served (``serving.mode``)."""
+
+    REALTIME = "realtime"
+    """An endpoint of its own with instances (``ModelEndpoint``), in its model stack."""
+    SERVERLESS = "serverless"
+    """An endpoint of its own without instances, in its model stack."""
+    ASYNC = "async"
+    """An asynchronous endpoint of its own, scaling to zero, in its model stack."""
+    SHARED = "shared"
+    """An inference component of the environment's shared endpoint (``SharedModelEndpoint``)."""
+
+
+#: What a served model's endpoint adds to its model stack, at most (every profile; in a VPC it uses
+#: the network's security groups, so none of its own).
+SERVING_RESOURCES: Final = {
+    ServingMode.REALTIME: 13,
+    ServingMode.SERVERLESS: 9,
+    ServingMode.ASYNC: 17,
+    ServingMode.SHARED: 0,
+}
+#: The environment's shared endpoint, and what each model on it adds at most (scaling from zero).
+SHARED_ENDPOINT_RESOURCES: Final = 6
+SHARED_MODEL_RESOURCES: Final = 6
+_SERVING_KEYS: Final = frozenset({"mode", "model_package_arn"})
+_SHARED_KEYS: Final = frozenset({"cpu_cores", "memory_mb", "min_copies", "max_copies"})
+_PACKAGE_ARN: Final = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:model-package/[^/]+/[0-9]+\Z"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelServing:
+    """How one catalogue model is served (its ``serving`` key).
+
+    Attributes:
+        mode: Its own endpoint (realtime, serverless, async) or the shared one.
+        model_package_arn: The approved version to serve, in the environment's region.
+            Default: - none; nothing is served until a version is approved.
+        cpu_cores: CPU cores a copy reserves (``shared`` only). Default: - 1.
+        memory_mb: Memory a copy reserves, MiB (``shared`` only). Default: - 1024.
+        min_copies: Fewest copies; 0 scales the model to zero when idle (``shared`` only). Default: - 0.
+        max_copies: Most copies (``shared`` only). Default: - 2.
+    """
+
+    mode: ServingMode
+    model_package_arn: str | None = None
+    cpu_cores: float = 1
+    memory_mb: int = 1024
+    min_copies: int = 0
+    max_copies: int = 2
+
+    @property
+    def package_region(self) -> str | None:
+        """The region of ``model_package_arn``, or None without one."""
+        match = _PACKAGE_ARN.match(self.model_package_arn or "")
+        return match["region"] if match else None
+
+
 #: A model name: what its pipeline's name ends with.
 _NAME: Final = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 _MAX_NAME: Final = 30
 _KEYS: Final = frozenset(
-    {"dataset", "quiet_period_minutes", "cooldown_hours", "max_runs_per_day", "preprocess_instance_count"}
+    {"dataset", "quiet_period_minutes", "cooldown_hours", "max_runs_per_day", "preprocess_instance_count", "serving"}
 )
 
 
@@ -55,6 +122,7 @@ class CatalogueModel:
         cooldown_hours: Minimum time between two runs. Default: - 1.
         max_runs_per_day: Runs per UTC day; 0 means no limit. Default: - 4.
         preprocess_instance_count: Instances of its ``Preprocess`` job (1 to 100). Default: - 1.
+        serving: How it is served. Default: - not served.
     """
 
     name: str
@@ -63,6 +131,50 @@ class CatalogueModel:
     cooldown_hours: int = 1
     max_runs_per_day: int = 4
     preprocess_instance_count: int = 1
+    serving: ModelServing | None = None
+
+    @property
+    def served(self) -> ModelServing | None:
+        """Its serving, when a version is approved to serve; else None."""
+        return self.serving if self.serving is not None and self.serving.model_package_arn is not None else None
+
+    @property
+    def stack_resources(self) -> int:
+        """The resources it adds to its model stack: training and route, and its own endpoint when served."""
+        served = self.served
+        return RESOURCES_PER_MODEL + (SERVING_RESOURCES[served.mode] if served is not None else 0)
+
+
+def _serving_problems(name: str, serving: object) -> list[str]:
+    """Every problem of a model's ``serving`` value, each naming the key."""
+    modes = ", ".join(m.value for m in ServingMode)
+    if not isinstance(serving, Mapping):
+        return [f'{name}.serving: {serving!r} is not a map; use e.g. {{"mode": "shared", "model_package_arn": ...}}']
+    mode = serving.get("mode")
+    if mode not in {m.value for m in ServingMode}:
+        return [f"{name}.serving.mode: {mode!r} is not a serving mode; use one of: {modes}"]
+    accepted = _SERVING_KEYS | (_SHARED_KEYS if mode == ServingMode.SHARED else frozenset())
+    problems = [
+        f"{name}.serving.{key}: unknown key for mode {mode!r}; accepted keys: {', '.join(sorted(accepted))}"
+        for key in sorted(set(serving) - accepted, key=str)
+    ]
+    arn = serving.get("model_package_arn")
+    if arn is not None and not (isinstance(arn, str) and _PACKAGE_ARN.match(arn)):
+        problems.append(
+            f"{name}.serving.model_package_arn: {arn!r} is not a versioned model package ARN; use "
+            "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>, or leave it out"
+        )
+    cores = serving.get("cpu_cores", 1)
+    if isinstance(cores, bool) or not isinstance(cores, int | float) or cores < 0.25:
+        problems.append(f"{name}.serving.cpu_cores: {cores!r} is not a number of at least 0.25")
+    for key, low, default in (("memory_mb", 128, 1024), ("min_copies", 0, 0), ("max_copies", 1, 2)):
+        number = serving.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int) or number < low:
+            problems.append(f"{name}.serving.{key}: {number!r} is not a whole number of at least {low}")
+    low, high = serving.get("min_copies", 0), serving.get("max_copies", 2)
+    if isinstance(low, int) and isinstance(high, int) and not problems and low > high:
+        problems.append(f"{name}.serving.min_copies: {low} is more than max_copies ({high})")
+    return problems
 
 
 def catalogue_problems(value: object) -> list[str]:
@@ -100,15 +212,22 @@ def catalogue_problems(value: object) -> list[str]:
             number = settings.get(key, low)
             if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
                 problems.append(f"{name}.{key}: {number!r} is not a whole number from {low} to {high}")
+        if "serving" in settings:
+            problems += _serving_problems(name, settings["serving"])
     return problems
 
 
 def to_catalogue(value: Mapping[str, Mapping[str, object]]) -> tuple[CatalogueModel, ...]:
     """The models of a ``models`` value that :func:`catalogue_problems` accepted, sorted by name."""
-    return tuple(
-        CatalogueModel(name=name, **settings)  # type: ignore[arg-type]
-        for name, settings in sorted(value.items())
-    )
+    return tuple(_model(name, settings) for name, settings in sorted(value.items()))
+
+
+def _model(name: str, settings: Mapping[str, object]) -> CatalogueModel:
+    values = dict(settings)
+    serving = values.pop("serving", None)
+    if isinstance(serving, Mapping):
+        values["serving"] = ModelServing(**{**serving, "mode": ServingMode(serving["mode"])})
+    return CatalogueModel(name=name, **values)  # type: ignore[arg-type]
 
 
 def model_stack_index(name: str, stacks: int) -> int:
@@ -121,16 +240,27 @@ def model_stack_index(name: str, stacks: int) -> int:
 
 
 def model_stacks_problems(models: tuple[CatalogueModel, ...], stacks: int) -> list[str]:
-    """Whether any model stack would hold more than :data:`MAX_STACK_RESOURCES` resources."""
-    counts = [0] * stacks
+    """Whether any model stack, or the shared serving stack, would hold more than :data:`MAX_STACK_RESOURCES`."""
+    resources, counts = [0] * stacks, [0] * stacks
     for model in models:
-        counts[model_stack_index(model.name, stacks)] += 1
-    largest = max(counts, default=0)
-    if largest * RESOURCES_PER_MODEL <= MAX_STACK_RESOURCES:
-        return []
-    needed = -(-len(models) * RESOURCES_PER_MODEL * 2 // MAX_STACK_RESOURCES)
-    return [
-        f"model_stacks: {stacks} stacks would put {largest} models ({largest * RESOURCES_PER_MODEL} resources) in "
-        f"one stack, over {MAX_STACK_RESOURCES}; raise model_stacks (e.g. to {min(needed, MAX_MODEL_STACKS)}), which "
-        "moves most models to other stacks (docs/model-catalogue.md)"
-    ]
+        index = model_stack_index(model.name, stacks)
+        resources[index] += model.stack_resources
+        counts[index] += 1
+    largest = max(range(stacks), key=lambda i: resources[i])
+    problems: list[str] = []
+    if resources[largest] > MAX_STACK_RESOURCES:
+        needed = -(-sum(resources) * 2 // MAX_STACK_RESOURCES)
+        problems.append(
+            f"model_stacks: {stacks} stacks would put {counts[largest]} models ({resources[largest]} resources) in "
+            f"one stack, over {MAX_STACK_RESOURCES}; raise model_stacks (e.g. to {min(needed, MAX_MODEL_STACKS)}), "
+            "which moves most models to other stacks (docs/model-catalogue.md)"
+        )
+    shared = sum(1 for m in models if m.served is not None and m.served.mode is ServingMode.SHARED)
+    shared_resources = SHARED_ENDPOINT_RESOURCES + shared * SHARED_MODEL_RESOURCES
+    if shared and shared_resources > MAX_STACK_RESOURCES:
+        most = (MAX_STACK_RESOURCES - SHARED_ENDPOINT_RESOURCES) // SHARED_MODEL_RESOURCES
+        problems.append(
+            f"models: {shared} models served in mode shared would put {shared_resources} resources in the "
+            f"SharedServing stack, over {MAX_STACK_RESOURCES}; serve at most {most} that way"
+        )
+    return problems

@@ -34,6 +34,7 @@ from cdk_mlops.catalogue import (
     DEFAULT_MODEL_STACKS,
     MAX_MODEL_STACKS,
     CatalogueModel,
+    ServingMode,
     catalogue_problems,
     model_stacks_problems,
     to_catalogue,
@@ -610,6 +611,21 @@ def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
         for m in config.models
         if len(f"{config.fleet_prefix}{m.name}-models") > 63
     ]
+    # SageMaker serves a package of its own region only (CreateModel); another region's is copied first.
+    problems += [
+        f"{path}.models.{m.name}.serving.model_package_arn: a package of {m.served.package_region}, but the "
+        f"environment deploys to {config.region}; register (or copy) the model in {config.region} and use that "
+        "version's ARN"
+        for m in config.models
+        if m.served is not None and config.region and m.served.package_region != config.region
+    ]
+    if config.require_network_isolation:
+        problems += [
+            f"{path}.models.{m.name}.serving.mode: {m.serving.mode.value} models run outside the VPC, and "
+            'require_network_isolation is true; use "realtime" or "async", or set require_network_isolation to false'
+            for m in config.models
+            if m.serving is not None and m.serving.mode in (ServingMode.SHARED, ServingMode.SERVERLESS)
+        ]
     if config.is_prod:
         if not config.manual_approval:
             problems.append(

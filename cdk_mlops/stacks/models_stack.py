@@ -1,4 +1,8 @@
-"""A model stack: the catalogue's models whose names hash to it, each a pipeline, a registry group and a route."""
+"""A model stack: the catalogue's models whose names hash to it, each a pipeline, a registry group and a route.
+
+A model served on an endpoint of its own (``serving.mode`` realtime, serverless or async, with an
+approved ``model_package_arn``) has that endpoint here too.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,17 @@ import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_mlops.catalogue import CatalogueModel
-from cdk_mlops.config import EnvironmentConfig
+from cdk_mlops.catalogue import CatalogueModel, ServingMode
+from cdk_mlops.config import EndpointKind, EnvironmentConfig
+from cdk_mlops.constructs.common import sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
+from cdk_mlops.constructs.model_endpoint import ModelEndpoint
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainPolicy
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
 from cdk_mlops.pipeline_definition import TrainingSettings
+from cdk_mlops.stacks.serving_stack import endpoint_options
 
 
 def model_stack_id(index: int) -> str:
@@ -33,6 +40,11 @@ class ModelsStack(cdk.Stack):
     A model's construct id is its name, so its resources keep their logical ids while it stays in
     this stack.
 
+    A model served in mode ``realtime``, ``serverless`` or ``async`` once ``model_package_arn`` is
+    set also gets a :class:`ModelEndpoint` named like its pipeline, with the settings of the
+    environment's own endpoint of that kind (:func:`endpoint_options`), without data capture: the
+    catalogue sets no baselines, so no Model Monitor watches it.
+
     Args:
         config: The environment.
         models: The models of this stack.
@@ -44,6 +56,7 @@ class ModelsStack(cdk.Stack):
     Attributes:
         pipelines: Each model's pipeline, by model name.
         routes: Each model's route, by model name.
+        endpoints: Each served model's own endpoint, by model name.
     """
 
     def __init__(
@@ -63,6 +76,7 @@ class ModelsStack(cdk.Stack):
         in_network = placement(network)
         self.pipelines: dict[str, TrainingPipeline] = {}
         self.routes: dict[str, RetrainRoute] = {}
+        self.endpoints: dict[str, ModelEndpoint] = {}
         for model in models:
             name = f"{config.fleet_prefix}{model.name}"
             pipeline = TrainingPipeline(
@@ -94,3 +108,19 @@ class ModelsStack(cdk.Stack):
                     max_runs_per_day=model.max_runs_per_day,
                 ),
             )
+            served = model.served
+            if served is not None and served.model_package_arn is not None and served.mode is not ServingMode.SHARED:
+                kind = EndpointKind(served.mode.value)
+                self.endpoints[model.name] = ModelEndpoint(
+                    self,
+                    f"{model.name}-endpoint",
+                    endpoint_name=name,
+                    data_store=data_store,
+                    model_package_arn=served.model_package_arn,
+                    # The registered package runs the training image; the role may pull only its repository.
+                    image_uri=sagemaker_image_uri(self, "xgboost"),
+                    **endpoint_options(config, kind),
+                    alarm_topic=topic,
+                    removal_policy=config.removal_policy,
+                    **placement(None if kind is EndpointKind.SERVERLESS else network),
+                )

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk_mlops.catalogue import CatalogueModel, model_stack_index
+from cdk_mlops.catalogue import CatalogueModel, ServingMode, model_stack_index
 from cdk_mlops.compliance import apply_tags
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
@@ -16,6 +16,7 @@ from cdk_mlops.stacks.models_stack import ModelsStack, model_stack_id
 from cdk_mlops.stacks.network_stack import NetworkStack
 from cdk_mlops.stacks.scoring_stack import ScoringStack
 from cdk_mlops.stacks.serving_stack import ServingStack
+from cdk_mlops.stacks.shared_serving_stack import SharedServingStack
 from cdk_mlops.stacks.training_stack import TrainingStack
 
 
@@ -33,6 +34,8 @@ class MlopsPlatformStage(cdk.Stage):
         data: The stack holding the versioned data store.
         training: The stack holding the training pipeline, model registry and retrain trigger.
         models: The model stacks of the catalogue (``models``), by index: only those that hold a model.
+        shared_serving: The stack of the catalogue's models served in mode ``shared``, or None
+            while none has an approved version.
         serving: The stack holding the model endpoint, or None until a model is approved.
         scoring: The stack holding batch inference, or None without ``batch_inference`` (or a model).
     """
@@ -45,7 +48,11 @@ class MlopsPlatformStage(cdk.Stage):
 
     @classmethod
     def stack_ids(cls, config: EnvironmentConfig) -> tuple[str, ...]:
-        """The ids of :attr:`STACK_IDS` that a stage of ``config`` holds, in deployment order."""
+        """The ids of the stacks a stage of ``config`` holds, in deployment order.
+
+        Those of :attr:`STACK_IDS` it holds, with the catalogue's model stacks and ``SharedServing``
+        (when a model is served in mode ``shared``) after ``Training``.
+        """
         model = config.model_package_arn is not None
         present = {
             "Network": config.network.private,
@@ -53,9 +60,11 @@ class MlopsPlatformStage(cdk.Stage):
             "Scoring": model and config.batch_inference is not None,
         }
         ids = [stack for stack in cls.STACK_IDS if present.get(stack, True)]
-        # The model stacks deploy after Training (the fleet trigger and the topic) and before Serving.
+        # The model stacks deploy after Training (the fleet trigger and the topic), then the shared
+        # endpoint of the catalogue, before Serving.
         after = ids.index("Training") + 1
-        ids[after:after] = [model_stack_id(i) for i in sorted(_model_stacks(config))]
+        models = [model_stack_id(i) for i in sorted(_model_stacks(config))]
+        ids[after:after] = models + (["SharedServing"] if _shared_models(config) else [])
         return tuple(ids)
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
@@ -82,6 +91,16 @@ class MlopsPlatformStage(cdk.Stage):
                 trigger=fleet,
                 topic=self.training.training.topic,
                 network=network,
+            )
+        self.shared_serving: SharedServingStack | None = None
+        if shared := _shared_models(config):
+            self.shared_serving = SharedServingStack(
+                self,
+                "SharedServing",
+                config=config,
+                models=shared,
+                data_store=self.data.store,
+                alarm_topic=self.training.training.topic,
             )
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:
@@ -116,3 +135,8 @@ def _model_stacks(config: EnvironmentConfig) -> dict[int, list[CatalogueModel]]:
     for model in config.models:
         stacks.setdefault(model_stack_index(model.name, config.model_stacks), []).append(model)
     return stacks
+
+
+def _shared_models(config: EnvironmentConfig) -> list[CatalogueModel]:
+    """The catalogue's models served in mode ``shared`` with an approved version."""
+    return [m for m in config.models if m.served is not None and m.served.mode is ServingMode.SHARED]

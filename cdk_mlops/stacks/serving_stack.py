@@ -93,6 +93,41 @@ def endpoint_name(config: EnvironmentConfig) -> str:
     return f"{config.project}-{config.name}"
 
 
+def endpoint_options(config: EnvironmentConfig, kind: EndpointKind) -> dict[str, Any]:
+    """The ``ModelEndpoint`` arguments of an environment's endpoint of ``kind``, by the environment's profile.
+
+    Realtime: ``ml.m5.large``, 2 to 8 instances in prod and 1 to 2 elsewhere, scaled down at night
+    in staging. Serverless: 2048 MB, 5 concurrent requests, immediate rollouts. Asynchronous: from
+    zero instances (one kept warm in prod) to 2 (4 in prod). Every kind but serverless rolls out
+    by a 10 % canary; prod requires rollback alarms and adds a latency and a 5XX alarm.
+    """
+    prod = config.profile is Profile.PROD
+    serverless = kind is EndpointKind.SERVERLESS
+    return {
+        "kind": kind,
+        "serverless": ServerlessSettings(memory_size_in_mb=2048, max_concurrency=5) if serverless else None,
+        "realtime": RealtimeSettings(
+            instance_type="ml.m5.large",
+            initial_instance_count=2 if prod else 1,
+            min_capacity=2 if prod else 1,
+            max_capacity=8 if prod else 2,
+        )
+        if kind is EndpointKind.REALTIME
+        else None,
+        # Prod keeps one instance warm; elsewhere the queue waits for a cold start.
+        "async_inference": AsyncSettings(min_capacity=1 if prod else 0, max_capacity=4 if prod else 2)
+        if kind is EndpointKind.ASYNC
+        else None,
+        "rollout": RolloutSettings.immediate() if serverless else RolloutSettings(canary_size_percent=10),
+        "require_rollback_alarms": prod,
+        "scale_down": ScaleDownSchedule()
+        if config.profile is Profile.STAGING and kind is EndpointKind.REALTIME
+        else None,
+        "add_latency_alarm": {"Critical": LatencyThreshold(max_latency=cdk.Duration.millis(500))} if prod else None,
+        "add_5xx_alarm": {"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
+    }
+
+
 class ServingStack(cdk.Stack):
     """Serves ``model_package_arn``: serverless in dev, realtime with canary rollout and rollback elsewhere.
 
@@ -151,7 +186,6 @@ class ServingStack(cdk.Stack):
                 f"environments.{config.name} has a private network, but serverless endpoints cannot run in a VPC; "
                 'the endpoint runs outside it. Set "endpoint_kind": "realtime" to serve from the VPC',
             )
-        prod = config.profile is Profile.PROD
         self.endpoint = ModelEndpoint(
             self,
             "Endpoint",
@@ -160,29 +194,9 @@ class ServingStack(cdk.Stack):
             model_package_arn=model_package_arn,
             # The registered package runs the training image; the role may pull only its repository.
             image_uri=sagemaker_image_uri(self, "xgboost"),
-            kind=kind,
-            serverless=ServerlessSettings(memory_size_in_mb=2048, max_concurrency=5) if serverless else None,
-            realtime=RealtimeSettings(
-                instance_type="ml.m5.large",
-                initial_instance_count=2 if prod else 1,
-                min_capacity=2 if prod else 1,
-                max_capacity=8 if prod else 2,
-            )
-            if kind is EndpointKind.REALTIME
-            else None,
-            # Prod keeps one instance warm; elsewhere the queue waits for a cold start.
-            async_inference=AsyncSettings(min_capacity=1 if prod else 0, max_capacity=4 if prod else 2)
-            if kind is EndpointKind.ASYNC
-            else None,
             # Model Monitor reads captured requests; only realtime endpoints capture here.
             data_capture=DataCaptureSettings(sampling_percentage=20) if kind is EndpointKind.REALTIME else None,
-            rollout=RolloutSettings.immediate() if serverless else RolloutSettings(canary_size_percent=10),
-            require_rollback_alarms=prod,
-            scale_down=ScaleDownSchedule()
-            if config.profile is Profile.STAGING and kind is EndpointKind.REALTIME
-            else None,
-            add_latency_alarm={"Critical": LatencyThreshold(max_latency=cdk.Duration.millis(500))} if prod else None,
-            add_5xx_alarm={"Critical": ErrorCountThreshold(max_error_count=5)} if prod else None,
+            **endpoint_options(config, kind),
             alarm_topic=alarm_topic,
             removal_policy=config.removal_policy,
             **placement(None if serverless else network),

@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 
 from cdk_mlops.catalogue import (
     MAX_MODELS,
+    RESOURCES_PER_MODEL,
+    SERVING_RESOURCES,
     CatalogueModel,
+    ModelServing,
+    ServingMode,
     catalogue_problems,
     model_stack_index,
     model_stacks_problems,
@@ -39,7 +43,31 @@ def test_a_catalogue_is_read_with_its_defaults_sorted_by_name() -> None:
         ({"a--b": {"dataset": "fraud"}}, "'a--b' is not a model name"),
         ({"x" * 31: {"dataset": "fraud"}}, "is not a model name; use 1-30"),
         ({"fraud": "fraud"}, "fraud: 'fraud' is not a map of settings"),
-        ({"fraud": {"dataset": "fraud", "serving": "mme"}}, "fraud.serving: unknown key"),
+        ({"fraud": {"dataset": "fraud", "serving": "mme"}}, "fraud.serving: 'mme' is not a map"),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "mme"}}},
+            "fraud.serving.mode: 'mme' is not a serving mode",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "async", "cpu_cores": 2}}},
+            "fraud.serving.cpu_cores: unknown key for mode 'async'",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "model_package_arn": "g/3"}}},
+            "fraud.serving.model_package_arn: 'g/3' is not a versioned",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "cpu_cores": 0.1}}},
+            "fraud.serving.cpu_cores: 0.1 is not a number of at least 0.25",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "memory_mb": 64}}},
+            "fraud.serving.memory_mb: 64 is not a whole number of at least 128",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "min_copies": 3}}},
+            "fraud.serving.min_copies: 3 is more than max_copies (2)",
+        ),
         ({"fraud": {}}, "fraud.dataset: None is not a dataset name"),
         ({"fraud": {"dataset": "Fraud Data"}}, "fraud.dataset: "),
         ({"fraud": {"dataset": "fraud", "cooldown_hours": -1}}, "fraud.cooldown_hours: -1 is not a whole number"),
@@ -91,3 +119,49 @@ def test_a_stack_may_hold_80_models_and_not_more() -> None:
     [problem] = model_stacks_problems(models, 1)
     assert "1 stacks would put 81 models (405 resources) in one stack, over 400; raise model_stacks" in problem
     assert model_stacks_problems(models, 4) == []
+
+
+PACKAGE = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/fraud-models/3"
+
+
+def test_a_serving_mode_is_read_and_a_model_is_served_once_a_version_is_approved() -> None:
+    value: dict[str, dict[str, object]] = {
+        "fraud": {"dataset": "tx", "serving": {"mode": "shared", "model_package_arn": PACKAGE, "memory_mb": 512}},
+        "upsell": {"dataset": "u", "serving": {"mode": "async"}},
+    }
+    assert catalogue_problems(value) == []
+    fraud, upsell = to_catalogue(value)
+    assert fraud.serving == ModelServing(mode=ServingMode.SHARED, model_package_arn=PACKAGE, memory_mb=512)
+    assert fraud.served is fraud.serving
+    assert fraud.serving.package_region == "eu-west-1"
+    # A mode without an approved version serves nothing yet, and costs its stack nothing.
+    assert upsell.serving == ModelServing(mode=ServingMode.ASYNC)
+    assert upsell.served is None
+    assert upsell.stack_resources == RESOURCES_PER_MODEL
+    # A shared model's component lives in the SharedServing stack, not in its model stack.
+    assert fraud.stack_resources == RESOURCES_PER_MODEL
+
+
+def test_an_own_endpoint_counts_towards_its_model_stack() -> None:
+    served = ModelServing(mode=ServingMode.ASYNC, model_package_arn=PACKAGE)
+    models = tuple(CatalogueModel(name=f"m{i:04d}", dataset="d", serving=served) for i in range(19))
+    assert models[0].stack_resources == RESOURCES_PER_MODEL + SERVING_RESOURCES[ServingMode.ASYNC]
+    assert model_stacks_problems(models[:18], 1) == []  # 18 x 22 = 396
+    [problem] = model_stacks_problems(models, 1)
+    assert "1 stacks would put 19 models (418 resources) in one stack, over 400" in problem
+
+
+def test_the_shared_serving_stack_holds_at_most_65_models() -> None:
+    shared = ModelServing(mode=ServingMode.SHARED, model_package_arn=PACKAGE)
+    models = tuple(CatalogueModel(name=f"m{i:04d}", dataset="d", serving=shared) for i in range(66))
+    assert model_stacks_problems(models[:65], 4) == []  # 6 + 65 x 6 = 396
+    [problem] = model_stacks_problems(models, 4)
+    assert "66 models served in mode shared would put 402 resources in the SharedServing stack" in problem
+
+
+def test_a_served_package_of_another_region_is_refused_naming_the_fix() -> None:
+    other = PACKAGE.replace("eu-west-1", "us-east-1")
+    settings = {"account": "123456789012", "region": "eu-west-1"}
+    model = {"dataset": "tx", "serving": {"mode": "realtime", "model_package_arn": other}}
+    with pytest.raises(ConfigurationError, match=r"models\.fraud\.serving\.model_package_arn: a package of us-east-1"):
+        load_environments({"dev": {**settings, "models": {"fraud": model}}})

@@ -1,0 +1,137 @@
+"""The catalogue chooses a serving mode per model: an endpoint of its own in its model stack, or the shared one."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+
+from cdk_mlops.catalogue import SERVING_RESOURCES, ServingMode, model_stack_index
+from cdk_mlops.config import EndpointKind, load_environments
+from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.stacks.models_stack import model_stack_id
+from cdk_mlops.stacks.shared_serving_stack import shared_endpoint_name
+from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
+from tests.quality import cfn_lint_findings, nag_findings
+
+ACCOUNT, REGION = "111111111111", "eu-west-1"
+
+
+def package(group: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/3"
+
+
+MODELS: dict[str, dict[str, Any]] = {
+    "fraud": {"dataset": "tx", "serving": {"mode": "realtime", "model_package_arn": package("fraud")}},
+    "upsell": {"dataset": "customers", "serving": {"mode": "async", "model_package_arn": package("upsell")}},
+    "churn": {"dataset": "customers", "serving": {"mode": "serverless", "model_package_arn": package("churn")}},
+    "ltv": {
+        "dataset": "customers",
+        "serving": {"mode": "shared", "model_package_arn": package("ltv"), "memory_mb": 512, "min_copies": 1},
+    },
+    "next-offer": {"dataset": "customers", "serving": {"mode": "shared", "model_package_arn": package("offer")}},
+    # A mode without an approved version: nothing is served yet.
+    "segments": {"dataset": "customers", "serving": {"mode": "shared"}},
+}
+
+
+@dataclass(frozen=True)
+class Served:
+    stage: MlopsPlatformStage
+    templates: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def staging() -> Served:
+    (config,) = load_environments({"staging": {"account": ACCOUNT, "region": REGION, "models": MODELS}})
+    app = cdk.App()
+    (stage,) = build_platform(app, [config])
+    assembly = app.synth().get_nested_assembly(stage.artifact_id)
+    templates = {
+        stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template
+        for stack in stage.node.children
+        if isinstance(stack, cdk.Stack)
+    }
+    return Served(stage, templates)
+
+
+def test_own_endpoints_live_in_each_models_stack_named_like_its_pipeline(staging: Served) -> None:
+    kinds = {"fraud": EndpointKind.REALTIME, "upsell": EndpointKind.ASYNC, "churn": EndpointKind.SERVERLESS}
+    for name, kind in kinds.items():
+        stack = staging.stage.models[model_stack_index(name, 4)]
+        endpoint = stack.endpoints[name]
+        assert endpoint.kind is kind
+        assert endpoint.endpoint_name == f"cdk-mlops-staging-model-{name}"
+        config = next(
+            r["Properties"]
+            for r in staging.templates[stack.node.id]["Resources"].values()
+            if r["Type"] == "AWS::SageMaker::EndpointConfig"
+            and r["Properties"]["ProductionVariants"][0]["ModelName"]["Fn::GetAtt"][0].startswith(name.replace("-", ""))
+        )
+        # No baselines in the catalogue, so nothing captures for a monitor.
+        assert "DataCaptureConfig" not in config
+    served_here = {n for s in staging.stage.models.values() for n in s.endpoints}
+    assert served_here == set(kinds)
+
+
+def test_shared_models_are_components_of_one_endpoint_in_the_shared_serving_stack(staging: Served) -> None:
+    shared = staging.stage.shared_serving
+    assert shared is not None
+    assert shared.endpoint.endpoint_name == shared_endpoint_name(staging.stage.config) == "cdk-mlops-staging-models"
+    assert sorted(shared.endpoint.models) == ["ltv", "next-offer"]
+    components = {
+        r["Properties"]["InferenceComponentName"]: r["Properties"]
+        for r in staging.templates["SharedServing"]["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::InferenceComponent"
+    }
+    assert sorted(components) == ["cdk-mlops-staging-models-ltv", "cdk-mlops-staging-models-next-offer"]
+    ltv = components["cdk-mlops-staging-models-ltv"]
+    assert ltv["Specification"]["ComputeResourceRequirements"]["MinMemoryRequiredInMb"] == 512
+    assert shared.endpoint.models["ltv"].scale_out_from_zero_alarm is None
+    assert shared.endpoint.models["next-offer"].scale_out_from_zero_alarm is not None
+    # It deploys after the model stacks and before the environment's own serving stack.
+    ids = MlopsPlatformStage.stack_ids(staging.stage.config)
+    models = [model_stack_id(i) for i in sorted(staging.stage.models)]
+    assert ids[ids.index("Training") + 1 :][: len(models) + 1] == (*models, "SharedServing")
+
+
+def test_the_served_stacks_are_cfn_lint_and_cdk_nag_clean(staging: Served) -> None:
+    stacks = [*staging.stage.models.values(), staging.stage.shared_serving]
+    for stack in stacks:
+        assert stack is not None
+        assert cfn_lint_findings(staging.templates[stack.node.id], region=REGION) == [], stack.node.id
+        assert nag_findings(stack) == [], stack.node.id
+
+
+@pytest.mark.parametrize("profile", ["staging", "prod"])
+def test_an_own_endpoint_adds_at_most_its_counted_resources(profile: str) -> None:
+    # Construction only: the resource count of each mode's endpoint, in every profile, with the
+    # environment's private network where the profile has one (prod), against the catalogue's bound.
+    modes = ["realtime", "async"] if profile == "prod" else ["realtime", "async", "serverless"]
+    models = {mode: {"dataset": "d", "serving": {"mode": mode, "model_package_arn": package(mode)}} for mode in modes}
+    (config,) = load_environments({profile: {"account": ACCOUNT, "region": REGION, "models": models}})
+    stage = MlopsPlatformStage(cdk.App(), profile.title(), config=config)
+    counts = {}
+    for stack in stage.models.values():
+        for name, endpoint in stack.endpoints.items():
+            resources = [c for c in endpoint.node.find_all() if isinstance(c, cdk.CfnResource)]
+            counts[name] = len(resources)
+            assert len(resources) <= SERVING_RESOURCES[ServingMode(name)], Counter(
+                r.cfn_resource_type for r in resources
+            )
+    assert sorted(counts) == sorted(modes)
+    if profile == "prod":
+        # The bounds are reached: prod adds a latency and a 5XX alarm (its VPC's security groups are shared).
+        assert counts == {
+            "realtime": SERVING_RESOURCES[ServingMode.REALTIME],
+            "async": SERVING_RESOURCES[ServingMode.ASYNC],
+        }
+
+
+def test_prod_with_network_isolation_refuses_models_served_outside_the_vpc() -> None:
+    models = {"churn": {"dataset": "d", "serving": {"mode": "shared", "model_package_arn": package("churn")}}}
+    with pytest.raises(ConfigurationError, match=r"models\.churn\.serving\.mode: shared models run outside the VPC"):
+        load_environments({"prod": {"account": ACCOUNT, "region": REGION, "models": models}})
