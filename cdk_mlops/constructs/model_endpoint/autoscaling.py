@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -22,6 +22,71 @@ from cdk_mlops.constructs.model_endpoint.settings import AsyncSettings, Realtime
 _SCALING_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
 
+def scaling_role(scope: Construct) -> iam.IRole:
+    """Application Auto Scaling's service-linked role for SageMaker, imported as ``ScalingRole`` of ``scope``.
+
+    Application Auto Scaling acts for SageMaker through this role (created on first use);
+    importing it keeps the construct from defining a role that would do nothing.
+    """
+    return iam.Role.from_role_arn(
+        scope,
+        "ScalingRole",
+        Stack.of(scope).format_arn(
+            service="iam",
+            region="",
+            resource="role",
+            resource_name=f"aws-service-role/sagemaker.application-autoscaling.amazonaws.com/{_SCALING_ROLE}",
+        ),
+    )
+
+
+def scale_out_from_zero(
+    scope: Construct,
+    *,
+    target: appscaling.ScalableTarget,
+    alarm_id: str,
+    metric: cw.IMetric,
+    cooldown: Duration,
+    why: str,
+) -> cw.Alarm:
+    """Add one unit of capacity to ``target`` whenever ``metric`` is at least 1: the way back from zero.
+
+    Target tracking cannot scale out from zero capacity (its per-instance or per-copy metric is
+    undefined then), so a step policy on an alarm does: the alarm adds one unit through the step
+    policy ``ScaleOutFromZero`` of ``scope``, and target tracking takes over.
+
+    Args:
+        scope: Where the policy and the alarm are defined.
+        target: The scalable target.
+        alarm_id: The alarm's construct id.
+        metric: A metric that is at least 1 while requests find no capacity.
+        cooldown: Wait after a scale-out before the next.
+        why: The alarm's description after the scope's path.
+    """
+    start = appscaling.StepScalingAction(
+        scope,
+        "ScaleOutFromZero",
+        scaling_target=target,
+        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+        cooldown=cooldown,
+        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+    )
+    start.add_adjustment(adjustment=1, lower_bound=0)
+    alarm = cw.Alarm(
+        scope,
+        alarm_id,
+        alarm_description=f"{scope.node.path}: {why}",
+        metric=metric,
+        threshold=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        # No data means no request waits: the metric is published while requests arrive.
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cw_actions.ApplicationScalingAction(start))
+    return alarm
+
+
 def _variant_target(
     scope: Construct,
     *,
@@ -32,19 +97,6 @@ def _variant_target(
     max_capacity: int,
 ) -> appscaling.ScalableTarget:
     """The variant's instance count as a scalable target, created once the endpoint is in service."""
-    stack = Stack.of(scope)
-    # Application Auto Scaling acts for SageMaker through its service-linked role (created on
-    # first use); importing it keeps the construct from defining a role that would do nothing.
-    scaling_role = iam.Role.from_role_arn(
-        scope,
-        "ScalingRole",
-        stack.format_arn(
-            service="iam",
-            region="",
-            resource="role",
-            resource_name=f"aws-service-role/sagemaker.application-autoscaling.amazonaws.com/{_SCALING_ROLE}",
-        ),
-    )
     target = appscaling.ScalableTarget(
         scope,
         "ScalableTarget",
@@ -53,7 +105,7 @@ def _variant_target(
         scalable_dimension="sagemaker:variant:DesiredInstanceCount",
         min_capacity=min_capacity,
         max_capacity=max_capacity,
-        role=scaling_role,
+        role=scaling_role(scope),
     )
     # The variant exists only once the endpoint is in service.
     target.node.add_dependency(endpoint)
@@ -160,27 +212,12 @@ def autoscale_async(
     )
     if not settings.scales_to_zero:
         return target, policy, None
-    start = appscaling.StepScalingAction(
+    alarm = scale_out_from_zero(
         scope,
-        "ScaleOutFromZero",
-        scaling_target=target,
-        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-        cooldown=settings.scale_out_cooldown,
-        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-    )
-    start.add_adjustment(adjustment=1, lower_bound=0)
-    alarm = cw.Alarm(
-        scope,
-        "BacklogWithoutCapacityAlarm",
-        alarm_description=(
-            f"{scope.node.path}: requests wait and no instance runs; starts one instance (scale out from zero)"
-        ),
+        target=target,
+        alarm_id="BacklogWithoutCapacityAlarm",
         metric=queue_metric("HasBacklogWithoutCapacity"),
-        threshold=1,
-        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluation_periods=1,
-        # No data means no queue: the endpoint publishes the metric while it has requests.
-        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        cooldown=settings.scale_out_cooldown,
+        why="requests wait and no instance runs; starts one instance (scale out from zero)",
     )
-    alarm.add_alarm_action(cw_actions.ApplicationScalingAction(start))
     return target, policy, alarm

@@ -73,6 +73,27 @@ ASYNC_INFERENCE_PREFIX = "async-inference/"
 _LOCAL_STORAGE = re.compile(r"^ml\.(?:[a-z]+[0-9]+[a-z]*d[a-z]*|g5|g6|g6e|gr6|p5|p5e|p5en|trn1|trn1n)\.")
 
 
+def storage_key(scope: Construct, given: kms.IKey | None, removal_policy: RemovalPolicy) -> kms.IKey:
+    """``given``, or a new key ``Key`` of ``scope`` with rotation that encrypts its endpoint's storage volumes."""
+    return given or kms.Key(
+        scope,
+        "Key",
+        description=f"Encrypts the storage volumes of the {scope.node.path} endpoint",
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+
+
+def execution_role(scope: Construct, runs: str) -> iam.Role:
+    """The role ``Role`` of ``scope`` that SageMaker assumes to run its models: no managed policy, grants only."""
+    return iam.Role(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        description=f"{runs} (least privilege, no managed policies)",
+    )
+
+
 class ModelEndpoint(_EndpointMonitoring):
     """Serves a registered model package, or a model artifact with its image, on a SageMaker endpoint.
 
@@ -267,19 +288,8 @@ class ModelEndpoint(_EndpointMonitoring):
         self._dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         self._alarm_topic = alarm_topic
 
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
-            self,
-            "Key",
-            description=f"Encrypts the storage volumes of the {self.node.path} endpoint",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Runs the model of the {endpoint_name} endpoint (least privilege, no managed policies)",
-        )
+        self.encryption_key = storage_key(self, encryption_key, removal_policy)
+        self.role = execution_role(self, f"Runs the model of the {endpoint_name} endpoint")
 
         self.security_groups: list[ec2.ISecurityGroup] = []
         self.connections: ec2.Connections | None = None

@@ -36,7 +36,8 @@ from cdk_mlops.constructs.common import (
     nag_resource,
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
-from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME
+from cdk_mlops.constructs.model_endpoint.autoscaling import scale_out_from_zero, scaling_role
+from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME, execution_role, storage_key
 from cdk_mlops.constructs.model_endpoint.monitoring import SAGEMAKER_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.settings import _instance_problem, _known, _seconds_problem, _whole_problem
 from cdk_mlops.constructs.model_endpoint.validation import model_source_problems
@@ -223,32 +224,15 @@ class HostedModel(Construct):
         )
         self.scale_out_from_zero_alarm: cw.Alarm | None = None
         if _known(settings.min_copies) and settings.min_copies == 0:
-            self.scale_out_from_zero_alarm = self._scale_out_from_zero(settings)
-
-    def _scale_out_from_zero(self, settings: ComponentSettings) -> cw.Alarm:
-        # Target tracking cannot act on invocations per copy with no copy: a request that finds none
-        # fails and counts as NoCapacityInvocationFailures, which starts one copy.
-        start = appscaling.StepScalingAction(
-            self,
-            "ScaleOutFromZero",
-            scaling_target=self.scalable_target,
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=settings.scale_out_cooldown,
-            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-        )
-        start.add_adjustment(adjustment=1, lower_bound=0)
-        alarm = cw.Alarm(
-            self,
-            "NoCapacityAlarm",
-            alarm_description=f"{self.node.path}: a request found no copy of the model; starts one",
-            metric=self.metric_no_capacity_failures(period=Duration.minutes(1)),
-            threshold=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(cw_actions.ApplicationScalingAction(start))
-        return alarm
+            # A request that finds no copy fails and counts as NoCapacityInvocationFailures.
+            self.scale_out_from_zero_alarm = scale_out_from_zero(
+                self,
+                target=self.scalable_target,
+                alarm_id="NoCapacityAlarm",
+                metric=self.metric_no_capacity_failures(period=Duration.minutes(1)),
+                cooldown=settings.scale_out_cooldown,
+                why="a request found no copy of the model; starts one",
+            )
 
     def metric(self, metric_name: str, **options: Any) -> cw.Metric:
         """A metric of this model's component (dimension ``InferenceComponentName``), Sum over 5 minutes."""
@@ -362,19 +346,8 @@ class SharedModelEndpoint(Construct):
         self._data_store = data_store
         self._alarm_topic = alarm_topic
         self._pulls_images = False
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
-            self,
-            "Key",
-            description=f"Encrypts the storage volumes of the {self.node.path} endpoint",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"Runs the models of the {endpoint_name} endpoint (least privilege, no managed policies)",
-        )
+        self.encryption_key = storage_key(self, encryption_key, removal_policy)
+        self.role = execution_role(self, f"Runs the models of the {endpoint_name} endpoint")
         self._grant_role(stack)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
@@ -404,17 +377,7 @@ class SharedModelEndpoint(Construct):
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
-        self.scaling_role = iam.Role.from_role_arn(
-            self,
-            "ScalingRole",
-            stack.format_arn(
-                service="iam",
-                region="",
-                resource="role",
-                resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
-            ),
-        )
+        self.scaling_role = scaling_role(self)
         name = endpoint_name if not Token.is_unresolved(endpoint_name) else None
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=name)
 
