@@ -73,6 +73,29 @@ ASYNC_INFERENCE_PREFIX = "async-inference/"
 _LOCAL_STORAGE = re.compile(r"^ml\.(?:[a-z]+[0-9]+[a-z]*d[a-z]*|g5|g6|g6e|gr6|p5|p5e|p5en|trn1|trn1n)\.")
 
 
+def has_local_storage(instance_type: str | None) -> bool:
+    """True for an instance type whose local NVMe storage SageMaker encrypts by hardware (no ``KmsKeyId``)."""
+    return (
+        instance_type is not None
+        and not Token.is_unresolved(instance_type)
+        and _LOCAL_STORAGE.match(instance_type) is not None
+    )
+
+
+def acknowledge_local_storage(scope: Construct, config: sagemaker.CfnEndpointConfig, instance_type: str) -> None:
+    """Say, on an endpoint configuration without ``KmsKeyId``, why it has none (MLOPS-002 and an info)."""
+    acknowledge(
+        config,
+        f"{instance_type} has local NVMe instance storage, which a hardware module encrypts; "
+        "SageMaker rejects a KmsKeyId for such instance types, so none can be set",
+        f"{GUARDRAILS}::MLOPS-002",
+    )
+    Annotations.of(scope).add_info(
+        f"[{LOCAL_STORAGE_INFO_ID}] {instance_type} has local storage encrypted by hardware; "
+        "the endpoint configuration sets no KmsKeyId"
+    )
+
+
 def storage_key(scope: Construct, given: kms.IKey | None, removal_policy: RemovalPolicy) -> kms.IKey:
     """``given``, or a new key ``Key`` of ``scope`` with rotation that encrypts its endpoint's storage volumes."""
     return given or kms.Key(
@@ -103,8 +126,9 @@ class ModelEndpoint(_EndpointMonitoring):
     responses into the data store for Model Monitor; serverless endpoints
     scale with requests; asynchronous endpoints queue requests whose payloads
     are in the data store, answer into it, notify a success or an error topic,
-    and scale on their queue, to zero instances when idle. Model updates deploy blue/green (canary by default)
-    and roll back on the construct's 5XX and p99-latency alarms. A dashboard
+    and scale on their queue, to zero instances when idle. Model updates deploy
+    blue/green (canary by default) and roll back on the construct's 5XX and
+    p99-latency alarms. A dashboard
     shows invocations, latency, errors and capacity; severity-keyed alarms are
     opt-in.
 
@@ -495,11 +519,7 @@ class ModelEndpoint(_EndpointMonitoring):
             if kind is EndpointKind.ASYNC
             else realtime.instance_type
         )
-        local_storage = (
-            instance_type is not None
-            and not Token.is_unresolved(instance_type)
-            and _LOCAL_STORAGE.match(instance_type) is not None
-        )
+        local_storage = has_local_storage(instance_type)
         config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
@@ -508,17 +528,8 @@ class ModelEndpoint(_EndpointMonitoring):
             data_capture_config=capture,
             async_inference_config=self._async_config(asynchronous, data_store) if kind is EndpointKind.ASYNC else None,
         )
-        if local_storage:
-            acknowledge(
-                config,
-                f"{instance_type} has local NVMe instance storage, which a hardware module encrypts; "
-                "SageMaker rejects a KmsKeyId for such instance types, so none can be set",
-                f"{GUARDRAILS}::MLOPS-002",
-            )
-            Annotations.of(self).add_info(
-                f"[{LOCAL_STORAGE_INFO_ID}] {instance_type} has local storage encrypted by hardware; "
-                "the endpoint configuration sets no KmsKeyId"
-            )
+        if local_storage and instance_type is not None:
+            acknowledge_local_storage(self, config, instance_type)
         return config
 
     def _async_resources(self, kind: EndpointKind, data_store: IDataStore) -> None:

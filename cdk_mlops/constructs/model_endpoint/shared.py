@@ -37,7 +37,13 @@ from cdk_mlops.constructs.common import (
 )
 from cdk_mlops.constructs.data_store_base import IDataStore, environment_problems
 from cdk_mlops.constructs.model_endpoint.autoscaling import scale_out_from_zero, scaling_role
-from cdk_mlops.constructs.model_endpoint.endpoint import VARIANT_NAME, execution_role, storage_key
+from cdk_mlops.constructs.model_endpoint.endpoint import (
+    VARIANT_NAME,
+    acknowledge_local_storage,
+    execution_role,
+    has_local_storage,
+    storage_key,
+)
 from cdk_mlops.constructs.model_endpoint.monitoring import SAGEMAKER_NAMESPACE
 from cdk_mlops.constructs.model_endpoint.settings import _instance_problem, _known, _seconds_problem, _whole_problem
 from cdk_mlops.constructs.model_endpoint.validation import model_source_problems
@@ -317,7 +323,8 @@ class SharedModelEndpoint(Construct):
             instances: The instance pool. Default: - ``ml.m5.xlarge``, 1 instance at creation,
                 managed scaling from 0 to 4, least-outstanding-requests routing.
             encryption_key: Encrypts the instances' storage volumes. Default: - a new key with
-                rotation on.
+                rotation on. Instance types with local NVMe storage (e.g. ``ml.g5``) are
+                encrypted by hardware instead: SageMaker rejects a key for them, so none is set.
             alarm_topic: The models' scale-out-from-zero alarms notify it too. Default: - they
                 only act on scaling.
             removal_policy: For the created key. Default: - RETAIN.
@@ -349,11 +356,12 @@ class SharedModelEndpoint(Construct):
         self.encryption_key = storage_key(self, encryption_key, removal_policy)
         self.role = execution_role(self, f"Runs the models of the {endpoint_name} endpoint")
         self._grant_role(stack)
+        local_storage = has_local_storage(pool.instance_type)
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
             execution_role_arn=self.role.role_arn,
-            kms_key_id=self.encryption_key.key_arn,
+            kms_key_id=None if local_storage else self.encryption_key.key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT_NAME,
@@ -371,6 +379,8 @@ class SharedModelEndpoint(Construct):
             ],
         )
         depend_on_role_policy(self.endpoint_config, self.role)
+        if local_storage:
+            acknowledge_local_storage(self, self.endpoint_config, pool.instance_type)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",

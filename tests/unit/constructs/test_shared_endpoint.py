@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from cdk_mlops.compliance import synth_app
 from cdk_mlops.constructs.data_store import VersionedDataStore
@@ -304,3 +304,12 @@ def test_the_endpoint_itself_is_six_resources(fleet: Fleet) -> None:
         "AWS::SageMaker::Endpoint",
         "AWS::SageMaker::EndpointConfig",
     ]
+
+
+def test_a_local_storage_instance_pool_relies_on_hardware_encryption() -> None:
+    shared = shared_endpoint(instances=SharedInstances(instance_type="ml.g5.2xlarge"))
+    config = cdk.Stack.of(shared).resolve(shared.endpoint_config.kms_key_id)
+    assert config is None
+    assert Annotations.from_stack(cdk.Stack.of(shared)).find_info(
+        "*", Match.string_like_regexp("endpoint-local-storage")
+    )
