@@ -235,7 +235,7 @@ class _EndpointMonitoring(Construct):
         return queue_metric(self, self.endpoint_name, "HasBacklogWithoutCapacity", options)
 
     def metric_cpu_utilization(self, **options: Any) -> cw.Metric:
-        """Average ``CPUUtilization`` (percent, summed over cores) over 5 minutes; realtime only."""
+        """Average ``CPUUtilization`` (percent, summed over cores) over 5 minutes; instances only (not serverless)."""
         return self.metric(
             "CPUUtilization", namespace=ENDPOINT_INSTANCE_NAMESPACE, **{"statistic": "Average", **options}
         )
