@@ -70,8 +70,10 @@ SHARED_ENDPOINT_RESOURCES: Final = 6
 SHARED_MODEL_RESOURCES: Final = 6
 _SERVING_KEYS: Final = frozenset({"mode", "model_package_arn"})
 _SHARED_KEYS: Final = frozenset({"cpu_cores", "memory_mb", "min_copies", "max_copies"})
-_PACKAGE_ARN: Final = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:model-package/[^/]+/[0-9]+\Z"
+#: A versioned model package ARN (``arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>``),
+#: as the catalogue and an environment's ``model_package_arn`` take it.
+MODEL_PACKAGE_ARN: Final = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:model-package/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}/[0-9]+\Z"
 )
 
 
@@ -99,7 +101,7 @@ class ModelServing:
     @property
     def package_region(self) -> str | None:
         """The region of ``model_package_arn``, or None without one."""
-        match = _PACKAGE_ARN.match(self.model_package_arn or "")
+        match = MODEL_PACKAGE_ARN.match(self.model_package_arn or "")
         return match["region"] if match else None
 
 
@@ -159,7 +161,7 @@ def _serving_problems(name: str, serving: object) -> list[str]:
         for key in sorted(set(serving) - accepted, key=str)
     ]
     arn = serving.get("model_package_arn")
-    if arn is not None and not (isinstance(arn, str) and _PACKAGE_ARN.match(arn)):
+    if arn is not None and not (isinstance(arn, str) and MODEL_PACKAGE_ARN.match(arn)):
         problems.append(
             f"{name}.serving.model_package_arn: {arn!r} is not a versioned model package ARN; use "
             "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>, or leave it out"
@@ -172,7 +174,8 @@ def _serving_problems(name: str, serving: object) -> list[str]:
         if isinstance(number, bool) or not isinstance(number, int) or number < low:
             problems.append(f"{name}.serving.{key}: {number!r} is not a whole number of at least {low}")
     low, high = serving.get("min_copies", 0), serving.get("max_copies", 2)
-    if isinstance(low, int) and isinstance(high, int) and not problems and low > high:
+    whole = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (low, high))
+    if whole and low > high:
         problems.append(f"{name}.serving.min_copies: {low} is more than max_copies ({high})")
     return problems
 

@@ -33,6 +33,7 @@ import aws_cdk as cdk
 from cdk_mlops.catalogue import (
     DEFAULT_MODEL_STACKS,
     MAX_MODEL_STACKS,
+    MODEL_PACKAGE_ARN,
     CatalogueModel,
     ServingMode,
     catalogue_problems,
@@ -310,9 +311,6 @@ DEFAULT_ENVIRONMENTS: Mapping[str, Mapping[str, Any]] = {"dev": {}, "staging": {
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 _ACCOUNT = re.compile(r"^[0-9]{12}\Z")
 _SCHEDULE = re.compile(r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))\Z")
-_MODEL_PACKAGE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}/[0-9]+\Z"
-)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}\Z")
 
 
@@ -420,7 +418,7 @@ def _check_dataset(value: object) -> str | None:
 
 
 def _check_model_package_arn(value: object) -> str | None:
-    if value is None or (isinstance(value, str) and _MODEL_PACKAGE_ARN.match(value)):
+    if value is None or (isinstance(value, str) and MODEL_PACKAGE_ARN.match(value)):
         return None
     return (
         f"{value!r} is not a versioned model package ARN; use "

@@ -68,6 +68,11 @@ def test_a_catalogue_is_read_with_its_defaults_sorted_by_name() -> None:
             {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "min_copies": 3}}},
             "fraud.serving.min_copies: 3 is more than max_copies (2)",
         ),
+        # Reported alongside another problem of the same key, not after it is fixed.
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "min_copies": 3, "cpu_cores": 0}}},
+            "fraud.serving.min_copies: 3 is more than max_copies (2)",
+        ),
         ({"fraud": {}}, "fraud.dataset: None is not a dataset name"),
         ({"fraud": {"dataset": "Fraud Data"}}, "fraud.dataset: "),
         ({"fraud": {"dataset": "fraud", "cooldown_hours": -1}}, "fraud.cooldown_hours: -1 is not a whole number"),
