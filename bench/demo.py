@@ -1,7 +1,9 @@
 """Wall time of `make demo`'s command: `python -m cdk_mlops.local demo`.
 
-One run is: own moto server, bootstrap, deploy Dev, check, the closed loop (data → retrain
-trigger → executions → local pipeline steps → model package → decisions), destroy, stop.
+One run is: own moto server, bootstrap, deploy Dev with the demo's catalogue of three models,
+check, the closed loop (data → retrain trigger → executions → local pipeline steps → model
+package → decisions), the fleet loop (two catalogue models retrained at once through the fleet
+trigger), destroy, stop.
 Usage: python bench/demo.py [--runs N]
 Prints a markdown table and writes bench/results/demo.json. Each run is a fresh process with a
 fresh server, so every run bootstraps. The CDK CLI's own start-up (`cdk --version`) is measured
@@ -23,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO_ROOT, median_run, run_process, write_result
 
-STEPS = ("server", "bootstrap", "deploy", "check", "loop", "destroy")
+STEPS = ("server", "bootstrap", "deploy", "check", "loop", "fleet", "destroy")
 
 
 def cli_env() -> dict[str, str]:
@@ -70,11 +72,13 @@ def main() -> None:
     )
     print()
     print(
-        "The deploy step is one `cdk deploy 'Dev/*'`: CLI start-up, synthesis (`python app.py` for Dev "
-        "only, see the synth benchmark), asset publishing, then one change set per stack; moto answers "
-        "each CloudFormation call synchronously, so the CLI's stack polling adds well under a second. "
-        "The loop step runs the retrain handler in-process on simulated time (no waiting) and the "
-        "pipeline's preprocess, train and evaluate scripts as three local processes."
+        "The deploy step is one `cdk deploy 'Dev/*'` of Dev and the demo's three catalogue models (four "
+        "stacks): CLI start-up, synthesis (`python app.py` for Dev only, see the synth benchmark), asset "
+        "publishing, then one change set per stack; moto answers each CloudFormation call synchronously, "
+        "so the CLI's stack polling adds well under a second. The loop step runs the retrain handler "
+        "in-process on simulated time (no waiting) and the pipeline's preprocess, train and evaluate "
+        "scripts as three local processes; the fleet step runs the fleet handler the same way for two "
+        "models at once."
     )
 
 

@@ -10,7 +10,7 @@ Usage::
     python -m cdk_mlops.local deploy --stage Staging                 # another stage of the reference app
     python -m cdk_mlops.local deploy --app path/to/your/app [--stage Team | 'Team/Data' ...]
     python -m cdk_mlops.local destroy [--app ...] [--stage ... | PATTERN ...]   # on the running server
-    python -m cdk_mlops.local demo               # own server: deploy Dev, run the closed loop, destroy, stop
+    python -m cdk_mlops.local demo               # own server: deploy Dev and 3 catalogue models, run both loops
     python -m cdk_mlops.local demo-batch         # own server: deploy Dev, approve a model, score a data drop, destroy
 
 Without ``--app`` the reference app (this repository's ``cdk.json``, or the current directory's)
@@ -222,32 +222,27 @@ def _rounded(steps: dict[str, float]) -> dict[str, float]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cdk_mlops.local.loop import render_summary, run_loop
+    from cdk_mlops.local.fleet_loop import render_fleet_summary
+    from cdk_mlops.local.loop import render_summary, run_demo
 
     start = time.perf_counter()
     with local_aws() as aws, _assembly_dir(args.output) as output:
         progress("server", f"{aws.endpoint_url} (loopback only)")
         server_s = time.perf_counter() - start
-        _, timings = deploy_stage(aws, output=output)
-        timings.steps = {"server": server_s, **timings.steps}
-        states = stack_states(aws, prefix=f"{STAGE}-")
-        print(render_states(states), flush=True)
-        loop_start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="cdk-mlops-loop-") as work:
-            report = run_loop(aws, work_dir=Path(work))
-        timings.steps["loop"] = time.perf_counter() - loop_start
-        timings.steps["destroy"] = destroy_stage(aws, output=output)
+        demo = run_demo(aws, output=output)
         endpoint = aws.endpoint_url
     total = time.perf_counter() - start
     progress("stopped", f"the local AWS on {endpoint}; nothing is left running")
+    steps = {"server": server_s, **demo.timings}
     rows = [
-        *_stack_rows(states),
-        *render_summary(report),
-        ("time", f"{total:.1f} s: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.steps.items())),
+        *_stack_rows(demo.states),
+        *render_summary(demo.loop),
+        *render_fleet_summary(demo.fleet),
+        ("time", f"{total:.1f} s: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())),
     ]
     _print_summary(rows)
     if args.timings:
-        args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(timings.steps)}, indent=2))
+        args.timings.write_text(json.dumps({"total_s": round(total, 3), **_rounded(steps)}, indent=2))
     return 0
 
 
@@ -358,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--keep", action="store_true", help="keep the server running after the summary")
             command.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
         command.set_defaults(func=func)
-    demo = commands.add_parser("demo", help=f"own server: deploy {STAGE}, run the closed loop, destroy, stop")
+    demo = commands.add_parser(
+        "demo",
+        help=f"own server: deploy {STAGE} with a catalogue of three models, run the closed loop and the fleet's, "
+        "destroy, stop",
+    )
     demo.add_argument("--output", type=Path, help="cloud assembly directory (default: a temporary one)")
     demo.add_argument("--timings", type=Path, help="write the seconds of each step to this JSON file")
     demo.set_defaults(func=cmd_demo)

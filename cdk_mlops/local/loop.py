@@ -51,8 +51,14 @@ The loop lives in four modules, each re-exported here:
 from __future__ import annotations
 
 import contextlib
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cdk_mlops.local.deploy import StackState, deploy_stage, destroy_stage, render_states, stack_states
+from cdk_mlops.local.fleet_loop import DEMO_CATALOGUE, FleetReport, discover_fleet, run_fleet_loop
 from cdk_mlops.local.loop_dataset import LABEL, DataVersion, sample_versions
 from cdk_mlops.local.loop_emulation import (
     RETRAIN_HANDLER,
@@ -110,6 +116,7 @@ from cdk_mlops.local.loop_steps import (
     upload_version,
     upload_while_running,
 )
+from cdk_mlops.local.runtime import Backends
 from cdk_mlops.local.server import LocalAws
 
 __all__ = [
@@ -120,6 +127,7 @@ __all__ = [
     "SECOND_DROP_AFTER",
     "DataVersion",
     "Delivery",
+    "DemoRun",
     "Emit",
     "ExecutionSummary",
     "ExecutionView",
@@ -161,6 +169,7 @@ __all__ = [
     "render_started",
     "render_summary",
     "render_upload",
+    "run_demo",
     "run_loop",
     "sample_versions",
     "short_arn",
@@ -206,3 +215,45 @@ def run_loop(aws: LocalAws, *, work_dir: Path, emit: Emit = progress) -> LoopRep
         tuple(loop.deliveries),
         loop.clock.elapsed,
     )
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What ``make demo`` did: the stacks it deployed, both loops' reports, and the seconds of each step."""
+
+    states: list[StackState]
+    loop: LoopReport
+    fleet: FleetReport
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_demo(aws: LocalAws, *, output: Path, emit: Emit = progress, show: Callable[[str], None] = print) -> DemoRun:
+    """``make demo`` on a running local AWS: deploy Dev with :data:`DEMO_CATALOGUE`, run both loops, destroy.
+
+    Dev is deployed as cdk.json has it, plus a model catalogue of three models that the
+    environment's one fleet retrain trigger serves. The closed loop (:func:`run_loop`) runs on
+    the environment's own pipeline, then the fleet loop
+    (:func:`~cdk_mlops.local.fleet_loop.run_fleet_loop`) on two of the catalogue's models at once.
+
+    Args:
+        aws: The local AWS (its server must run in this process).
+        output: The cloud assembly directory.
+        emit: Where the loops' lines go. Default: - stdout.
+        show: Where the deployed stacks' report goes. Default: - stdout.
+    """
+    _, timings = deploy_stage(aws, output=output, overrides=DEMO_CATALOGUE)
+    states = stack_states(aws)
+    show(render_states(states))
+    fleet = discover_fleet(aws)
+    start = time.perf_counter()
+    # The fleet's DataChanged rule matches every dataset, so the closed loop's objects reach the fleet
+    # queue too; moto's own poller would try to run the function in Docker.
+    with Backends.of(aws).moto_pollers_suspended(fleet.queue_url):
+        with tempfile.TemporaryDirectory(prefix="cdk-mlops-loop-") as work:
+            report = run_loop(aws, work_dir=Path(work), emit=emit)
+        timings.steps["loop"] = time.perf_counter() - start
+        start = time.perf_counter()
+        fleet_report = run_fleet_loop(aws, platform=fleet, emit=emit)
+        timings.steps["fleet"] = time.perf_counter() - start
+    timings.steps["destroy"] = destroy_stage(aws, output=output, overrides=DEMO_CATALOGUE)
+    return DemoRun(states, report, fleet_report, dict(timings.steps))

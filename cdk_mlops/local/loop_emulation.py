@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cdk_mlops import datasets, pipeline_definition
 from cdk_mlops.lambdas.retrain_trigger import core
@@ -147,13 +147,18 @@ def _platform(aws: LocalAws, function: FunctionConfiguration) -> Platform:
 
 @dataclass(frozen=True)
 class HandlerDecision:
-    """One decision the handler logged (its ``decision`` field, ``reason``, execution and champion)."""
+    """One decision the handler logged (its ``decision`` field, ``reason``, execution and champion).
+
+    ``pipeline`` is the pipeline the decision was taken for (the log line's ``pipeline`` key): a
+    shared (fleet) trigger decides for many in one batch.
+    """
 
     decision: str
     reason: str
     execution_arn: str | None = None
     dataset: str | None = None
     champion: str | None = None
+    pipeline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,24 @@ class Delivery:
     def decided(self, kind: str) -> list[HandlerDecision]:
         """The decisions of one kind (``started``, ``pending``, ...)."""
         return [d for d in self.decisions if d.decision == kind]
+
+
+class Driver(Protocol):
+    """What :func:`deliver` needs of a loop: a trigger function, its queue and the clock it runs on."""
+
+    clock: SimulatedClock
+    container: LambdaContainer
+    poller: QueuePoller
+    deliveries: list[Delivery]
+
+    @property
+    def mapping(self) -> EventSourceMapping:
+        """The function's SQS event source mapping."""
+        ...
+
+    def handle(self, event: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
+        """Invoke the deployed handler in-process."""
+        ...
 
 
 @dataclass
@@ -229,6 +252,14 @@ class Loop:
         """Retire the function's container: forget the handler's cached clients."""
         trigger.reset_clients()
 
+    @property
+    def mapping(self) -> EventSourceMapping:
+        return self.platform.mapping
+
+    def handle(self, event: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
+        """The retrain trigger's handler."""
+        return trigger.handler(event, context)
+
     def client(self, service: str) -> Any:
         """A client of the local AWS, one per service."""
         if service not in self._clients:
@@ -241,10 +272,7 @@ class Loop:
 
     def executions(self) -> list[str]:
         """The pipeline's executions, oldest first."""
-        summaries = self.sagemaker.list_pipeline_executions(
-            PipelineName=self.platform.pipeline_name, SortBy="CreationTime", SortOrder="Ascending"
-        )["PipelineExecutionSummaries"]
-        return [s["PipelineExecutionArn"] for s in summaries]
+        return executions(self.sagemaker, self.platform.pipeline_name)
 
     def parameters(self, execution_arn: str) -> dict[str, str]:
         """An execution's parameters."""
@@ -273,33 +301,51 @@ class Loop:
         self.backends.set_execution_status(self.platform.pipeline_name, execution_arn, "Executing")
 
     def succeed(self, execution_arn: str, started_at: datetime) -> None:
-        """End an execution held at ``Executing``, as SageMaker does when its last step succeeds.
+        """End an execution of the pipeline held at ``Executing`` (:func:`succeed`)."""
+        succeed(self.backends, self.client, self.clock, self.platform.pipeline_name, execution_arn, started_at)
 
-        Its ``Pipeline Execution Status Change`` event goes on the default bus: moto's SageMaker
-        publishes no events; SageMaker would put this one there.
-        """
-        self.backends.set_execution_status(self.platform.pipeline_name, execution_arn, "Succeeded")
-        self.client("events").put_events(Entries=[self._status_change_event(execution_arn, started_at)])
 
-    def _status_change_event(self, execution_arn: str, started_at: datetime) -> dict[str, Any]:
-        pipeline_arn = execution_arn.split("/execution/", 1)[0]
-        described = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-        detail = {
-            "pipelineArn": pipeline_arn,
-            "pipelineExecutionArn": execution_arn,
-            "pipelineExecutionDisplayName": described.get("PipelineExecutionDisplayName", ""),
-            "currentPipelineExecutionStatus": "Succeeded",
-            "previousPipelineExecutionStatus": "Executing",
-            "executionStartTime": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "executionEndTime": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        return {
-            "Source": SAGEMAKER_SOURCE,
-            "DetailType": PIPELINE_STATUS_CHANGE,
-            "Detail": json.dumps(detail),
-            "Resources": [pipeline_arn, execution_arn],
-            "Time": self.clock.now(),
-        }
+def executions(sagemaker: Any, pipeline_name: str) -> list[str]:
+    """A pipeline's executions, oldest first."""
+    summaries = sagemaker.list_pipeline_executions(
+        PipelineName=pipeline_name, SortBy="CreationTime", SortOrder="Ascending"
+    )["PipelineExecutionSummaries"]
+    return [s["PipelineExecutionArn"] for s in summaries]
+
+
+def succeed(
+    backends: Backends,
+    client: Callable[[str], Any],
+    clock: SimulatedClock,
+    pipeline_name: str,
+    execution_arn: str,
+    started_at: datetime,
+) -> None:
+    """End an execution held at ``Executing``, as SageMaker does when its last step succeeds.
+
+    Its ``Pipeline Execution Status Change`` event goes on the default bus: moto's SageMaker
+    publishes no events; SageMaker would put this one there.
+    """
+    backends.set_execution_status(pipeline_name, execution_arn, "Succeeded")
+    pipeline_arn = execution_arn.split("/execution/", 1)[0]
+    described = client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    detail = {
+        "pipelineArn": pipeline_arn,
+        "pipelineExecutionArn": execution_arn,
+        "pipelineExecutionDisplayName": described.get("PipelineExecutionDisplayName", ""),
+        "currentPipelineExecutionStatus": "Succeeded",
+        "previousPipelineExecutionStatus": "Executing",
+        "executionStartTime": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "executionEndTime": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    event = {
+        "Source": SAGEMAKER_SOURCE,
+        "DetailType": PIPELINE_STATUS_CHANGE,
+        "Detail": json.dumps(detail),
+        "Resources": [pipeline_arn, execution_arn],
+        "Time": clock.now(),
+    }
+    client("events").put_events(Entries=[event])
 
 
 @contextlib.contextmanager
@@ -334,6 +380,7 @@ def parse_handler_log(log: str) -> tuple[tuple[HandlerDecision, ...], list[str]]
                     execution_arn=entry.get("execution_arn"),
                     dataset=entry.get("dataset"),
                     champion=entry.get("champion"),
+                    pipeline=entry.get("pipeline"),
                 )
             )
     return tuple(decisions), errors
@@ -347,12 +394,12 @@ def _detail_type(record: Mapping[str, Any]) -> str:
 
 
 def deliver(
-    loop: Loop, records: Sequence[Mapping[str, Any]] | None = None, *, waited: timedelta = timedelta(0)
+    loop: Driver, records: Sequence[Mapping[str, Any]] | None = None, *, waited: timedelta = timedelta(0)
 ) -> Delivery | None:
     """Invoke the handler in-process with a batch, as the event source mapping does.
 
     Args:
-        loop: The loop.
+        loop: The loop (:class:`Loop`, or another :class:`Driver` such as the fleet's loop).
         records: Records to deliver again (a redelivery; they are not deleted, they were
             already). Default: - the visible messages of the trigger queue, which are deleted
             afterwards unless the handler reports them as failed.
@@ -370,9 +417,9 @@ def deliver(
         return None
     log = io.StringIO()
     with loop.container.invocation() as context, _handler_clock(loop.clock), contextlib.redirect_stdout(log):
-        result = trigger.handler({"Records": batch}, context)
+        result = loop.handle({"Records": batch}, context)
     # Without ReportBatchItemFailures, Lambda ignores the response and deletes the whole batch.
-    reported = loop.platform.mapping.report_batch_item_failures
+    reported = loop.mapping.report_batch_item_failures
     failed = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])] if reported else []
     if not redelivery:
         loop.poller.delete(batch, failed=failed)
@@ -391,7 +438,7 @@ def deliver(
     return delivery
 
 
-def deliver_until(loop: Loop, done: Callable[[Delivery], bool], what: str) -> tuple[Delivery, ...]:
+def deliver_until(loop: Driver, done: Callable[[Delivery], bool], what: str) -> tuple[Delivery, ...]:
     """Deliver what is visible; while ``done`` is not met, advance the clock to the next delayed message.
 
     Args:

@@ -77,20 +77,30 @@ def _events(events: Sequence[str]) -> str:
 _EXECUTION_ARN: Final = re.compile(r"arn:aws[\w-]*:sagemaker:[^:]*:\d*:pipeline/[^/\s]+/(execution/\w+)")
 
 
-def _decision_text(delivery: Delivery) -> str:
-    text = "; ".join(f"{d.decision}: {d.reason}" for d in delivery.decisions) or "no decision"
+def _decision_text(delivery: Delivery, *, by_pipeline: bool) -> str:
+    text = (
+        "; ".join(
+            (f"{d.pipeline} " if by_pipeline and d.pipeline else "") + f"{d.decision}: {d.reason}"
+            for d in delivery.decisions
+        )
+        or "no decision"
+    )
     return _EXECUTION_ARN.sub(r"\1", text)
 
 
-def render_delivery(delivery: Delivery) -> Line:
-    """``t+0:15:00  1 record (Retrain Check) → started: new objects; quiet for 15 min``."""
+def render_delivery(delivery: Delivery, *, by_pipeline: bool = False) -> Line:
+    """``t+0:15:00  1 record (Retrain Check) → started: new objects; quiet for 15 min``.
+
+    With ``by_pipeline``, each decision is preceded by the pipeline it was taken for (a shared
+    trigger decides for many).
+    """
     count = len(delivery.records)
     again = " again" if delivery.redelivery else ""
     waited = f"(clock +{duration(delivery.waited)}) " if delivery.waited else ""
     return (
         "",
         f"{clock(delivery.at)}  {waited}{count} record{'s' if count != 1 else ''}{again} "
-        f"({_events(delivery.events)}) → {_decision_text(delivery)}",
+        f"({_events(delivery.events)}) → {_decision_text(delivery, by_pipeline=by_pipeline)}",
     )
 
 

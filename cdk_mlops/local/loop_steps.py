@@ -58,16 +58,26 @@ class Upload:
 
 def upload_version(loop: Loop, version: DataVersion) -> Upload:
     """Step 1 (and 4): upload a data version's files under ``datasets/<dataset>/`` of the data bucket."""
-    s3 = loop.client("s3")
-    prefix = datasets.dataset_prefix(loop.platform.dataset)
+    return put_version(loop.client("s3"), loop.platform.bucket, loop.platform.dataset, version, loop.clock.elapsed)
+
+
+def put_version(s3: Any, bucket: str, dataset: str, version: DataVersion, at: timedelta) -> Upload:
+    """Write a data version's files under ``datasets/<dataset>/`` of ``bucket``, as a data producer does.
+
+    Args:
+        s3: An S3 client of the local AWS.
+        bucket: The data store's bucket.
+        dataset: The dataset.
+        version: What to write.
+        at: Simulated time since the loop began, recorded in the result.
+    """
+    prefix = datasets.dataset_prefix(dataset)
     version_ids: dict[str, str] = {}
     for name, body in sorted(version.files.items()):
         key = prefix + name
-        response = s3.put_object(Bucket=loop.platform.bucket, Key=key, Body=body, ContentType="text/csv")
+        response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
         version_ids[key] = str(response.get("VersionId", "null"))
-    return Upload(
-        version.number, tuple(version_ids), version.bytes, version_ids, loop.clock.elapsed, version.description
-    )
+    return Upload(version.number, tuple(version_ids), version.bytes, version_ids, at, version.description)
 
 
 # --- step 2 -------------------------------------------------------------------------------------------
