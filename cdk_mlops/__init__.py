@@ -87,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "ShapAggregation": "cdk_mlops.pipeline_definition",
     "PrivateNetwork": "cdk_mlops.constructs.private_network",
     "RetrainTrigger": "cdk_mlops.constructs.retrain_trigger",
+    "FleetDashboard": "cdk_mlops.constructs.fleet_dashboard",
     "FleetRetrainTrigger": "cdk_mlops.constructs.fleet_trigger",
     "RetrainRoute": "cdk_mlops.constructs.fleet_trigger",
     "RetrainPolicy": "cdk_mlops.constructs.retrain_trigger",
@@ -131,6 +132,7 @@ if TYPE_CHECKING:
         PipelineSource,
         PlatformDeliveryPipeline,
     )
+    from cdk_mlops.constructs.fleet_dashboard import FleetDashboard
     from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
     from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
     from cdk_mlops.constructs.model_endpoint import (
@@ -211,6 +213,7 @@ __all__ = [
     "EndpointTest",
     "EnvironmentConfig",
     "ErrorCountThreshold",
+    "FleetDashboard",
     "FleetRetrainTrigger",
     "GuardrailSettings",
     "HostedModel",

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from cdk_mlops.config import DatasetVersions, EnvironmentConfig
 from cdk_mlops.constructs.data_store_base import IDataStore
+from cdk_mlops.constructs.fleet_dashboard import FleetDashboard
 from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger
 from cdk_mlops.constructs.inventory_snapshot import InventorySnapshot
 from cdk_mlops.constructs.model_monitor import feature_drift_alarm_name
@@ -36,6 +37,8 @@ class TrainingStack(cdk.Stack):
         training: The SageMaker pipeline and model package group.
         retrain: The trigger that starts the pipeline on new data, on schedule and on drift.
         fleet: The retrain trigger of the model catalogue's pipelines; None without ``models``.
+        fleet_dashboard: One dashboard and four alarms across the catalogue's models
+            (``<project>-<env>-fleet``); None without ``models``.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class TrainingStack(cdk.Stack):
         )
         # One trigger for every model of the catalogue (none without one): their routes are in the model stacks.
         self.fleet: FleetRetrainTrigger | None = None
+        self.fleet_dashboard: FleetDashboard | None = None
         if config.models:
             self.fleet = FleetRetrainTrigger(
                 self,
@@ -104,6 +108,14 @@ class TrainingStack(cdk.Stack):
                 alarm_topic=self.training.topic,
                 removal_policy=config.removal_policy,
                 **in_network,
+            )
+            # One view of every model of the catalogue, the same size for 3 models as for 1,000.
+            self.fleet_dashboard = FleetDashboard(
+                self,
+                "FleetDashboard",
+                dashboard_name=f"{config.project}-{config.name}-fleet",
+                trigger=self.fleet,
+                alarm_topic=self.training.topic,
             )
         cdk.CfnOutput(self, "PipelineName", value=self.training.pipeline_name, description="The training pipeline")
         cdk.CfnOutput(
