@@ -82,9 +82,7 @@ def _widget_queries(body: dict[str, Any]) -> list[str]:
 
 def test_the_dashboard_is_one_resource_and_the_alarms_four(built: Built) -> None:
     mine = [c for c in built.dashboard.node.find_all() if isinstance(c, cdk.CfnResource)]
-    assert sorted(c.cfn_resource_type for c in mine) == ["AWS::CloudWatch::Alarm"] * 4 + [
-        "AWS::CloudWatch::Dashboard"
-    ]
+    assert sorted(c.cfn_resource_type for c in mine) == ["AWS::CloudWatch::Alarm"] * 4 + ["AWS::CloudWatch::Dashboard"]
     assert set(built.dashboard.alarms) == {"failed_executions", "endpoint_errors", "component_errors", "violations"}
 
 
@@ -139,7 +137,10 @@ def test_the_measures_are_what_the_per_model_constructs_read() -> None:
     # Pipelines: the namespace and dimension of TrainingPipeline's execution metrics
     from cdk_mlops.constructs.common import PIPELINE_METRICS_NAMESPACE
 
-    assert (FAILED_EXECUTIONS.namespace, FAILED_EXECUTIONS.dimensions) == (PIPELINE_METRICS_NAMESPACE, ("PipelineName",))
+    assert (FAILED_EXECUTIONS.namespace, FAILED_EXECUTIONS.dimensions) == (
+        PIPELINE_METRICS_NAMESPACE,
+        ("PipelineName",),
+    )
     assert (ENDPOINT_ERRORS.metric_name, ENDPOINT_ERRORS.dimensions) == (
         "Invocation5XXErrors",
         ("EndpointName", "VariantName"),
@@ -155,7 +156,10 @@ def test_the_measures_are_what_the_per_model_constructs_read() -> None:
 
 def test_a_measure_queries_the_fleet_total_or_the_top_models() -> None:
     measure = FleetMeasure("t", "AWS/Sagemaker/ModelBuildingPipeline", "ExecutionFailed", ("PipelineName",))
-    assert measure.query() == 'SELECT SUM(ExecutionFailed) FROM SCHEMA("AWS/Sagemaker/ModelBuildingPipeline", PipelineName)'
+    assert (
+        measure.query()
+        == 'SELECT SUM(ExecutionFailed) FROM SCHEMA("AWS/Sagemaker/ModelBuildingPipeline", PipelineName)'
+    )
     assert measure.query(5).endswith(" GROUP BY PipelineName ORDER BY SUM() DESC LIMIT 5")
 
 
