@@ -65,11 +65,18 @@ SERVING_RESOURCES: Final = {
     ServingMode.ASYNC: 17,
     ServingMode.SHARED: 0,
 }
+#: What a realtime model's Model Monitor (data quality, with ``baseline_prefix``) adds to its model stack:
+#: schedule, job definition, roles and policies, alarms, and its violation publisher. The stack's monitors
+#: share one key, which the margin under CloudFormation's 500 covers.
+MONITOR_RESOURCES: Final = 18
 #: The environment's shared endpoint, and what each model on it adds at most (scaling from zero).
 SHARED_ENDPOINT_RESOURCES: Final = 6
 SHARED_MODEL_RESOURCES: Final = 6
 _SERVING_KEYS: Final = frozenset({"mode", "model_package_arn"})
 _SHARED_KEYS: Final = frozenset({"cpu_cores", "memory_mb", "min_copies", "max_copies"})
+_REALTIME_KEYS: Final = frozenset({"baseline_prefix"})
+#: A training execution's baseline prefix in the data store (``artifacts/<pipeline>/<execution>/...-baseline/``).
+_BASELINE_PREFIX: Final = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/\Z")
 #: A versioned model package ARN (``arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>``),
 #: as the catalogue and an environment's ``model_package_arn`` take it.
 MODEL_PACKAGE_ARN: Final = re.compile(
@@ -89,6 +96,11 @@ class ModelServing:
         memory_mb: Memory a copy reserves, MiB (``shared`` only). Default: - 1024.
         min_copies: Fewest copies; 0 scales the model to zero when idle (``shared`` only). Default: - 0.
         max_copies: Most copies (``shared`` only). Default: - 2.
+        baseline_prefix: The served version's data-quality baseline in the environment's data store,
+            ``artifacts/<pipeline>/<execution id>/data-quality-baseline/`` (``realtime`` only). With
+            it the endpoint captures 20% of its requests, a Model Monitor checks them against the
+            baseline (hourly in prod, daily elsewhere), and its violations retrain the model.
+            Default: - no capture and no monitor.
     """
 
     mode: ServingMode
@@ -97,6 +109,7 @@ class ModelServing:
     memory_mb: int = 1024
     min_copies: int = 0
     max_copies: int = 2
+    baseline_prefix: str | None = None
 
     @property
     def package_region(self) -> str | None:
@@ -141,10 +154,34 @@ class CatalogueModel:
         return self.serving if self.serving is not None and self.serving.model_package_arn is not None else None
 
     @property
-    def stack_resources(self) -> int:
-        """The resources it adds to its model stack: training and route, and its own endpoint when served."""
+    def monitored(self) -> bool:
+        """Whether its served version is watched by a Model Monitor (realtime with ``baseline_prefix``)."""
         served = self.served
-        return RESOURCES_PER_MODEL + (SERVING_RESOURCES[served.mode] if served is not None else 0)
+        return served is not None and served.mode is ServingMode.REALTIME and served.baseline_prefix is not None
+
+    @property
+    def stack_resources(self) -> int:
+        """The resources it adds to its model stack: training and route, its own endpoint and monitor when served."""
+        served = self.served
+        serving = SERVING_RESOURCES[served.mode] if served is not None else 0
+        return RESOURCES_PER_MODEL + serving + (MONITOR_RESOURCES if self.monitored else 0)
+
+
+def baseline_prefix_problem(value: object) -> str | None:
+    """Why ``value`` is not a baseline key prefix under ``artifacts/`` ending in ``/``; None when it is (or None)."""
+    if value is None or (isinstance(value, str) and _BASELINE_PREFIX.match(value) and ".." not in value):
+        return None
+    return (
+        f"{value!r} is not a key prefix under artifacts/ ending in '/'; "
+        "use e.g. 'artifacts/<pipeline>/<execution id>/data-quality-baseline/'"
+    )
+
+
+#: Why only a realtime model takes a baseline.
+_NOT_MONITORED: Final = (
+    " (data capture and Model Monitor watch realtime endpoints; serverless, asynchronous and shared "
+    "models are served without them)"
+)
 
 
 def _serving_problems(name: str, serving: object) -> list[str]:
@@ -155,11 +192,19 @@ def _serving_problems(name: str, serving: object) -> list[str]:
     mode = serving.get("mode")
     if mode not in {m.value for m in ServingMode}:
         return [f"{name}.serving.mode: {mode!r} is not a serving mode; use one of: {modes}"]
-    accepted = _SERVING_KEYS | (_SHARED_KEYS if mode == ServingMode.SHARED else frozenset())
+    accepted = (
+        _SERVING_KEYS
+        | (_SHARED_KEYS if mode == ServingMode.SHARED else frozenset())
+        | (_REALTIME_KEYS if mode == ServingMode.REALTIME else frozenset())
+    )
     problems = [
         f"{name}.serving.{key}: unknown key for mode {mode!r}; accepted keys: {', '.join(sorted(accepted))}"
+        + (_NOT_MONITORED if key in _REALTIME_KEYS else "")
         for key in sorted(set(serving) - accepted, key=str)
     ]
+    problem = baseline_prefix_problem(serving.get("baseline_prefix"))
+    if problem is not None:
+        problems.append(f"{name}.serving.baseline_prefix: {problem}")
     arn = serving.get("model_package_arn")
     if arn is not None and not (isinstance(arn, str) and MODEL_PACKAGE_ARN.match(arn)):
         problems.append(

@@ -36,6 +36,7 @@ from cdk_mlops.catalogue import (
     MODEL_PACKAGE_ARN,
     CatalogueModel,
     ServingMode,
+    baseline_prefix_problem,
     catalogue_problems,
     model_stacks_problems,
     to_catalogue,
@@ -426,19 +427,9 @@ def _check_model_package_arn(value: object) -> str | None:
     )
 
 
-_BASELINE_PREFIX = re.compile(r"^artifacts/[A-Za-z0-9._/-]+/\Z")
 # S3 bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens.
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _FEATURE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\Z")
-
-
-def _check_baseline_prefix(value: object) -> str | None:
-    if value is None or (isinstance(value, str) and _BASELINE_PREFIX.match(value) and ".." not in value):
-        return None
-    return (
-        f"{value!r} is not a key prefix under artifacts/ ending in '/'; "
-        "use e.g. 'artifacts/<pipeline>/<execution id>/data-quality-baseline/'"
-    )
 
 
 def _check_bucket_name(value: object) -> str | None:
@@ -558,7 +549,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "dataset_versions": _check_dataset_versions,
     "preprocess_instance_count": _check_instance_count,
     "model_package_arn": _check_model_package_arn,
-    "model_baseline_prefix": _check_baseline_prefix,
+    "model_baseline_prefix": baseline_prefix_problem,
     "model_source_bucket": _check_bucket_name,
     "model_baselines": _check_model_baselines,
     "ground_truth": _check_bool,

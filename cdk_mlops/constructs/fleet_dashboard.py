@@ -39,7 +39,7 @@ INSIGHTS_FUNCTIONS: Final = frozenset({"AVG", "COUNT", "MAX", "MIN", "SUM"})
 MAX_TOP: Final = 500
 #: How far back Metrics Insights reads, and so the dashboard's default range.
 INSIGHTS_WINDOW: Final = Duration.hours(3)
-_DASHBOARD_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_DASHBOARD_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")
 
 
 @dataclass(frozen=True)

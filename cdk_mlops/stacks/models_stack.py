@@ -10,15 +10,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_mlops.catalogue import CatalogueModel, ServingMode
-from cdk_mlops.config import EndpointKind, EnvironmentConfig
+from cdk_mlops.config import EndpointKind, EnvironmentConfig, Profile
 from cdk_mlops.constructs.common import sagemaker_image_uri
 from cdk_mlops.constructs.data_store_base import IDataStore
 from cdk_mlops.constructs.fleet_trigger import FleetRetrainTrigger, RetrainRoute
-from cdk_mlops.constructs.model_endpoint import ModelEndpoint
+from cdk_mlops.constructs.model_endpoint import DataCaptureSettings, ModelEndpoint
+from cdk_mlops.constructs.model_monitor import (
+    Baselines,
+    DataQualitySettings,
+    ModelMonitor,
+    MonitoringType,
+    MonitorSchedule,
+    schedule_name,
+)
 from cdk_mlops.constructs.private_network import PrivateNetwork, placement
 from cdk_mlops.constructs.retrain_trigger import RetrainPolicy
 from cdk_mlops.constructs.training_pipeline import TrainingPipeline
@@ -42,8 +51,11 @@ class ModelsStack(cdk.Stack):
 
     A model served in mode ``realtime``, ``serverless`` or ``async`` once ``model_package_arn`` is
     set also gets a :class:`ModelEndpoint` named like its pipeline, with the settings of the
-    environment's own endpoint of that kind (:func:`endpoint_options`), without data capture: the
-    catalogue sets no baselines, so no Model Monitor watches it.
+    environment's own endpoint of that kind (:func:`endpoint_options`). A realtime model with a
+    ``baseline_prefix`` (its served version's data-quality baseline) also captures 20% of its
+    requests, and a :class:`ModelMonitor` checks them against the baseline, hourly in prod and
+    daily elsewhere; its route names the monitor's schedule, so a violation retrains the model
+    through the fleet trigger. Other served models capture nothing and are not monitored.
 
     Args:
         config: The environment.
@@ -57,6 +69,7 @@ class ModelsStack(cdk.Stack):
         pipelines: Each model's pipeline, by model name.
         routes: Each model's route, by model name.
         endpoints: Each served model's own endpoint, by model name.
+        monitors: Each monitored model's Model Monitor (data quality), by model name.
     """
 
     def __init__(
@@ -77,6 +90,8 @@ class ModelsStack(cdk.Stack):
         self.pipelines: dict[str, TrainingPipeline] = {}
         self.routes: dict[str, RetrainRoute] = {}
         self.endpoints: dict[str, ModelEndpoint] = {}
+        self.monitors: dict[str, ModelMonitor] = {}
+        self._key: kms.Key | None = None
         for model in models:
             name = f"{config.fleet_prefix}{model.name}"
             pipeline = TrainingPipeline(
@@ -107,11 +122,13 @@ class ModelsStack(cdk.Stack):
                     cooldown=cdk.Duration.hours(model.cooldown_hours),
                     max_runs_per_day=model.max_runs_per_day,
                 ),
+                # The monitor's schedule is named after the endpoint, so its violations can be routed before it exists.
+                monitoring_schedule_names=[schedule_name(name, MonitoringType.DATA_QUALITY)] if model.monitored else [],
             )
             served = model.served
             if served is not None and served.model_package_arn is not None and served.mode is not ServingMode.SHARED:
                 kind = EndpointKind(served.mode.value)
-                self.endpoints[model.name] = ModelEndpoint(
+                endpoint = self.endpoints[model.name] = ModelEndpoint(
                     self,
                     f"{model.name}-endpoint",
                     endpoint_name=name,
@@ -119,8 +136,39 @@ class ModelsStack(cdk.Stack):
                     model_package_arn=served.model_package_arn,
                     # The registered package runs the training image; the role may pull only its repository.
                     image_uri=sagemaker_image_uri(self, "xgboost"),
+                    data_capture=DataCaptureSettings(sampling_percentage=20) if model.monitored else None,
                     **endpoint_options(config, kind),
                     alarm_topic=topic,
                     removal_policy=config.removal_policy,
                     **placement(None if kind is EndpointKind.SERVERLESS else network),
                 )
+                if model.monitored and served.baseline_prefix is not None:
+                    self.monitors[model.name] = ModelMonitor(
+                        self,
+                        f"{model.name}-monitor",
+                        endpoint=endpoint,
+                        data_store=data_store,
+                        dataset=model.dataset,
+                        data_quality=DataQualitySettings(
+                            baselines=Baselines.from_prefix(data_store.s3_uri(served.baseline_prefix)),
+                            schedule=MonitorSchedule.hourly()
+                            if config.profile is Profile.PROD
+                            else MonitorSchedule.daily(),
+                        ),
+                        # One key for the monitors of this stack, not one each (a key costs by the month).
+                        encryption_key=self._monitor_key(config),
+                        alarm_topic=topic,
+                        removal_policy=config.removal_policy,
+                    )
+
+    def _monitor_key(self, config: EnvironmentConfig) -> kms.Key:
+        """The key of this stack's monitors (job volumes, dead-letter queues), created with the first monitor."""
+        if self._key is None:
+            self._key = kms.Key(
+                self,
+                "MonitorKey",
+                description=f"Encrypts the job volumes and dead-letter queues of the monitors of {self.node.path}",
+                enable_key_rotation=True,
+                removal_policy=config.removal_policy,
+            )
+        return self._key

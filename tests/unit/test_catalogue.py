@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from cdk_mlops.catalogue import (
     MAX_MODELS,
+    MONITOR_RESOURCES,
     RESOURCES_PER_MODEL,
     SERVING_RESOURCES,
     CatalogueModel,
@@ -72,6 +73,19 @@ def test_a_catalogue_is_read_with_its_defaults_sorted_by_name() -> None:
         (
             {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "min_copies": 3, "cpu_cores": 0}}},
             "fraud.serving.min_copies: 3 is more than max_copies (2)",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "shared", "baseline_prefix": "artifacts/p/e/b/"}}},
+            "fraud.serving.baseline_prefix: unknown key for mode 'shared'; accepted keys: cpu_cores, max_copies, "
+            "memory_mb, min_copies, mode, model_package_arn (data capture and Model Monitor watch realtime endpoints",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "realtime", "baseline_prefix": "s3://b/artifacts/x/"}}},
+            "fraud.serving.baseline_prefix: 's3://b/artifacts/x/' is not a key prefix under artifacts/ ending in '/'",
+        ),
+        (
+            {"fraud": {"dataset": "fraud", "serving": {"mode": "realtime", "baseline_prefix": "artifacts/../x/"}}},
+            "fraud.serving.baseline_prefix: 'artifacts/../x/' is not a key prefix",
         ),
         ({"fraud": {}}, "fraud.dataset: None is not a dataset name"),
         ({"fraud": {"dataset": "Fraud Data"}}, "fraud.dataset: "),
@@ -154,6 +168,25 @@ def test_an_own_endpoint_counts_towards_its_model_stack() -> None:
     assert model_stacks_problems(models[:18], 1) == []  # 18 x 22 = 396
     [problem] = model_stacks_problems(models, 1)
     assert "1 stacks would put 19 models (418 resources) in one stack, over 400" in problem
+
+
+def test_a_realtime_model_with_a_baseline_is_monitored_and_counts_its_monitor() -> None:
+    value: dict[str, dict[str, object]] = {
+        "fraud": {
+            "dataset": "tx",
+            "serving": {"mode": "realtime", "model_package_arn": PACKAGE, "baseline_prefix": "artifacts/p/e1/"},
+        },
+        "risk": {"dataset": "tx", "serving": {"mode": "realtime", "baseline_prefix": "artifacts/p/e1/"}},
+        "plain": {"dataset": "tx", "serving": {"mode": "realtime", "model_package_arn": PACKAGE}},
+    }
+    assert catalogue_problems(value) == []
+    fraud, plain, risk = to_catalogue(value)
+    assert fraud.monitored
+    assert fraud.stack_resources == RESOURCES_PER_MODEL + SERVING_RESOURCES[ServingMode.REALTIME] + MONITOR_RESOURCES
+    # Without an approved version nothing is served, so nothing is monitored yet; without a baseline, neither.
+    assert not risk.monitored
+    assert not plain.monitored
+    assert plain.stack_resources == RESOURCES_PER_MODEL + SERVING_RESOURCES[ServingMode.REALTIME]
 
 
 def test_the_shared_serving_stack_holds_at_most_65_models() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -9,9 +10,12 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from cdk_mlops.catalogue import SERVING_RESOURCES, ServingMode, model_stack_index
+from cdk_mlops.catalogue import MONITOR_RESOURCES, SERVING_RESOURCES, ServingMode, model_stack_index
 from cdk_mlops.config import EndpointKind, load_environments
+from cdk_mlops.constructs.model_monitor import MonitoringType, MonitorSchedule
 from cdk_mlops.errors import ConfigurationError
+from cdk_mlops.lambdas.retrain_trigger.events import MonitorViolation
+from cdk_mlops.lambdas.retrain_trigger.routes import RouteTable
 from cdk_mlops.stacks.models_stack import model_stack_id
 from cdk_mlops.stacks.shared_serving_stack import shared_endpoint_name
 from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
@@ -24,8 +28,14 @@ def package(group: str) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/3"
 
 
+BASELINE = "artifacts/cdk-mlops-staging-model-risk/e1/data-quality-baseline/"
 MODELS: dict[str, dict[str, Any]] = {
     "fraud": {"dataset": "tx", "serving": {"mode": "realtime", "model_package_arn": package("fraud")}},
+    # A realtime model with its version's baseline: captured and monitored, its violations retrain it.
+    "risk": {
+        "dataset": "loans",
+        "serving": {"mode": "realtime", "model_package_arn": package("risk"), "baseline_prefix": BASELINE},
+    },
     "upsell": {"dataset": "customers", "serving": {"mode": "async", "model_package_arn": package("upsell")}},
     "churn": {"dataset": "customers", "serving": {"mode": "serverless", "model_package_arn": package("churn")}},
     "ltv": {
@@ -59,7 +69,12 @@ def staging() -> Served:
 
 
 def test_own_endpoints_live_in_each_models_stack_named_like_its_pipeline(staging: Served) -> None:
-    kinds = {"fraud": EndpointKind.REALTIME, "upsell": EndpointKind.ASYNC, "churn": EndpointKind.SERVERLESS}
+    kinds = {
+        "fraud": EndpointKind.REALTIME,
+        "risk": EndpointKind.REALTIME,
+        "upsell": EndpointKind.ASYNC,
+        "churn": EndpointKind.SERVERLESS,
+    }
     for name, kind in kinds.items():
         stack = staging.stage.models[model_stack_index(name, 4)]
         endpoint = stack.endpoints[name]
@@ -71,10 +86,38 @@ def test_own_endpoints_live_in_each_models_stack_named_like_its_pipeline(staging
             if r["Type"] == "AWS::SageMaker::EndpointConfig"
             and r["Properties"]["ProductionVariants"][0]["ModelName"]["Fn::GetAtt"][0].startswith(name.replace("-", ""))
         )
-        # No baselines in the catalogue, so nothing captures for a monitor.
-        assert "DataCaptureConfig" not in config
+        # Only the model with a baseline captures requests, for its monitor.
+        assert ("DataCaptureConfig" in config) is (name == "risk"), name
     served_here = {n for s in staging.stage.models.values() for n in s.endpoints}
     assert served_here == set(kinds)
+
+
+def test_a_model_with_a_baseline_is_monitored_and_its_violations_retrain_it_alone(staging: Served) -> None:
+    stack = staging.stage.models[model_stack_index("risk", 4)]
+    monitor = stack.monitors["risk"]
+    assert {n for s in staging.stage.models.values() for n in s.monitors} == {"risk"}
+    assert monitor.schedule_names == {MonitoringType.DATA_QUALITY: "cdk-mlops-staging-model-risk-data-quality"}
+    resources = staging.templates[stack.node.id]["Resources"]
+    [schedule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SageMaker::MonitoringSchedule"]
+    assert (
+        schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]
+        == MonitorSchedule.daily().expression
+    )
+    [job] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SageMaker::DataQualityJobDefinition"]
+    constraints = json.dumps(job["DataQualityBaselineConfig"]["ConstraintsResource"])
+    assert f"/{BASELINE}constraints.json" in constraints
+    # THEN the fleet trigger routes a violation of that schedule to the model's pipeline only
+    parameters = [
+        (r["Properties"]["Name"], r["Properties"]["Value"])
+        for t in staging.templates.values()
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::SSM::Parameter"
+    ]
+    table = RouteTable.read(parameters, {"DATA_BUCKET": "b", "STATE_TABLE": "t", "QUEUE_URL": "https://q"})
+    violation = MonitorViolation("e", None, "loans", "cdk-mlops-staging-model-risk-data-quality", "x", 3)
+    assert table.pipelines_for(violation, "b") == ["cdk-mlops-staging-model-risk"]
+    # AND the stack's monitors share one key
+    assert [k for k in resources if k.startswith("MonitorKey")] != []
 
 
 def test_shared_models_are_components_of_one_endpoint_in_the_shared_serving_stack(staging: Served) -> None:
@@ -112,6 +155,8 @@ def test_an_own_endpoint_adds_at_most_its_counted_resources(profile: str) -> Non
     # environment's private network where the profile has one (prod), against the catalogue's bound.
     modes = ["realtime", "async"] if profile == "prod" else ["realtime", "async", "serverless"]
     models = {mode: {"dataset": "d", "serving": {"mode": mode, "model_package_arn": package(mode)}} for mode in modes}
+    watched = {"mode": "realtime", "model_package_arn": package("watched"), "baseline_prefix": BASELINE}
+    models["watched"] = {"dataset": "d", "serving": watched}
     (config,) = load_environments({profile: {"account": ACCOUNT, "region": REGION, "models": models}})
     stage = MlopsPlatformStage(cdk.App(), profile.title(), config=config)
     counts = {}
@@ -119,10 +164,14 @@ def test_an_own_endpoint_adds_at_most_its_counted_resources(profile: str) -> Non
         for name, endpoint in stack.endpoints.items():
             resources = [c for c in endpoint.node.find_all() if isinstance(c, cdk.CfnResource)]
             counts[name] = len(resources)
-            assert len(resources) <= SERVING_RESOURCES[ServingMode(name)], Counter(
-                r.cfn_resource_type for r in resources
-            )
-    assert sorted(counts) == sorted(modes)
+            mode = ServingMode.REALTIME if name == "watched" else ServingMode(name)
+            assert len(resources) <= SERVING_RESOURCES[mode], Counter(r.cfn_resource_type for r in resources)
+        for monitor in stack.monitors.values():
+            resources = [c for c in monitor.node.find_all() if isinstance(c, cdk.CfnResource)]
+            # The bound is reached in every profile: the monitor's resources do not vary with it.
+            assert len(resources) == MONITOR_RESOURCES, Counter(r.cfn_resource_type for r in resources)
+    assert sorted(counts) == sorted([*modes, "watched"])
+    counts.pop("watched")
     if profile == "prod":
         # The bounds are reached: prod adds a latency and a 5XX alarm (its VPC's security groups are shared).
         assert counts == {
