@@ -38,6 +38,8 @@ MAX_MODELS: Final = 1000
 MAX_MODEL_STACKS: Final = 100
 #: The default number of model stacks.
 DEFAULT_MODEL_STACKS: Final = 4
+#: ``shared_endpoints`` may be 1 to this many (16 endpoints of 65 models hold the 1,000 of :data:`MAX_MODELS`).
+MAX_SHARED_ENDPOINTS: Final = 20
 #: CloudFormation takes 500 resources a stack; a model stack keeps a margin below it.
 MAX_STACK_RESOURCES: Final = 400
 #: What one catalogue model adds to its stack: pipeline, role, policy, model package group, route.
@@ -287,8 +289,16 @@ def model_stack_index(name: str, stacks: int) -> int:
     return zlib.crc32(name.encode()) % stacks
 
 
-def model_stacks_problems(models: tuple[CatalogueModel, ...], stacks: int) -> list[str]:
-    """Whether any model stack, or the shared serving stack, would hold more than :data:`MAX_STACK_RESOURCES`."""
+def shared_endpoint_index(name: str, endpoints: int) -> int:
+    """The shared endpoint (0 to ``endpoints`` - 1) of the ``shared`` model ``name``: the same hash as its stack's.
+
+    As with :func:`model_stack_index`, adding or removing a model never moves another.
+    """
+    return model_stack_index(name, endpoints)
+
+
+def model_stacks_problems(models: tuple[CatalogueModel, ...], stacks: int, shared_endpoints: int = 1) -> list[str]:
+    """Whether any model stack, or any shared serving stack, would hold more than :data:`MAX_STACK_RESOURCES`."""
     resources, counts = [0] * stacks, [0] * stacks
     for model in models:
         index = model_stack_index(model.name, stacks)
@@ -303,12 +313,19 @@ def model_stacks_problems(models: tuple[CatalogueModel, ...], stacks: int) -> li
             f"one stack, over {MAX_STACK_RESOURCES}; raise model_stacks (e.g. to {min(needed, MAX_MODEL_STACKS)}), "
             "which moves most models to other stacks (docs/model-catalogue.md)"
         )
-    shared = sum(1 for m in models if m.served is not None and m.served.mode is ServingMode.SHARED)
-    shared_resources = SHARED_ENDPOINT_RESOURCES + shared * SHARED_MODEL_RESOURCES
-    if shared and shared_resources > MAX_STACK_RESOURCES:
+    shared = [0] * shared_endpoints
+    for model in models:
+        if model.served is not None and model.served.mode is ServingMode.SHARED:
+            shared[shared_endpoint_index(model.name, shared_endpoints)] += 1
+    fullest = max(range(shared_endpoints), key=lambda i: shared[i])
+    shared_resources = SHARED_ENDPOINT_RESOURCES + shared[fullest] * SHARED_MODEL_RESOURCES
+    if shared[fullest] and shared_resources > MAX_STACK_RESOURCES:
         most = (MAX_STACK_RESOURCES - SHARED_ENDPOINT_RESOURCES) // SHARED_MODEL_RESOURCES
+        where = "the SharedServing stack" if shared_endpoints == 1 else f"one of {shared_endpoints} shared endpoints"
+        needed = min(-(-sum(shared) * 2 // most), MAX_SHARED_ENDPOINTS)
         problems.append(
-            f"models: {shared} models served in mode shared would put {shared_resources} resources in the "
-            f"SharedServing stack, over {MAX_STACK_RESOURCES}; serve at most {most} that way"
+            f"models: {shared[fullest]} models served in mode shared would put {shared_resources} resources in "
+            f"{where}, over {MAX_STACK_RESOURCES} (at most {most} models an endpoint); raise shared_endpoints "
+            f"(e.g. to {needed}), which moves most shared models to other endpoints (docs/model-catalogue.md)"
         )
     return problems

@@ -33,6 +33,7 @@ import aws_cdk as cdk
 from cdk_mlops.catalogue import (
     DEFAULT_MODEL_STACKS,
     MAX_MODEL_STACKS,
+    MAX_SHARED_ENDPOINTS,
     MODEL_PACKAGE_ARN,
     CatalogueModel,
     ServingMode,
@@ -214,6 +215,9 @@ class EnvironmentConfig:
             environment's one fleet retrain trigger. Default: - none.
         model_stacks: How many stacks the catalogue is spread over, by a hash of each model's name
             (1 to 100). Changing it moves most models. Default: - 4.
+        shared_endpoints: How many shared endpoints (and ``SharedServing`` stacks) the models served
+            in mode ``shared`` are spread over, by the same hash (1 to 20; each holds at most 65
+            models). Changing it moves most shared models. Default: - 1.
     """
 
     name: str
@@ -251,6 +255,7 @@ class EnvironmentConfig:
     tags: Mapping[str, str] = field(default_factory=dict)
     models: tuple[CatalogueModel, ...] = ()
     model_stacks: int = DEFAULT_MODEL_STACKS
+    shared_endpoints: int = 1
 
     @property
     def fleet_prefix(self) -> str:
@@ -528,6 +533,12 @@ def _check_model_stacks(value: object) -> str | None:
     return f"{value!r} is not a whole number from 1 to {MAX_MODEL_STACKS}"
 
 
+def _check_shared_endpoints(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SHARED_ENDPOINTS:
+        return None
+    return f"{value!r} is not a whole number from 1 to {MAX_SHARED_ENDPOINTS}"
+
+
 # Every key the context may set, with its check. Keys not listed here are errors.
 _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "account": _check_account,
@@ -561,6 +572,7 @@ _OVERRIDES: dict[str, Callable[[object], str | None]] = {
     "tags": _check_tags,
     "models": _check_models,
     "model_stacks": _check_model_stacks,
+    "shared_endpoints": _check_shared_endpoints,
 }
 
 # Config fields the context may not override, and why.
@@ -593,7 +605,9 @@ def _to_config(name: str, raw: Mapping[str, Any]) -> EnvironmentConfig:
 
 
 def _cross_checks(path: str, config: EnvironmentConfig) -> list[str]:
-    problems = [f"{path}.{p}" for p in model_stacks_problems(config.models, config.model_stacks)]
+    problems = [
+        f"{path}.{p}" for p in model_stacks_problems(config.models, config.model_stacks, config.shared_endpoints)
+    ]
     # The longest name is a model's package group, <prefix><model>-models: SageMaker takes 63 characters.
     problems += [
         f"{path}.models.{m.name}: {config.fleet_prefix}{m.name}-models is over 63 characters; shorten the name"

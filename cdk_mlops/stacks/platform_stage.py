@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk_mlops.catalogue import CatalogueModel, ServingMode, model_stack_index
+from cdk_mlops.catalogue import CatalogueModel, ServingMode, model_stack_index, shared_endpoint_index
 from cdk_mlops.compliance import apply_tags
 from cdk_mlops.config import EnvironmentConfig
 from cdk_mlops.guardrails import GuardrailSettings, apply_guardrails
@@ -16,7 +16,7 @@ from cdk_mlops.stacks.models_stack import ModelsStack, model_stack_id
 from cdk_mlops.stacks.network_stack import NetworkStack
 from cdk_mlops.stacks.scoring_stack import ScoringStack
 from cdk_mlops.stacks.serving_stack import ServingStack
-from cdk_mlops.stacks.shared_serving_stack import SharedServingStack
+from cdk_mlops.stacks.shared_serving_stack import SharedServingStack, shared_serving_stack_id
 from cdk_mlops.stacks.training_stack import TrainingStack
 
 
@@ -34,8 +34,8 @@ class MlopsPlatformStage(cdk.Stage):
         data: The stack holding the versioned data store.
         training: The stack holding the training pipeline, model registry and retrain trigger.
         models: The model stacks of the catalogue (``models``), by index: only those that hold a model.
-        shared_serving: The stack of the catalogue's models served in mode ``shared``, or None
-            while none has an approved version.
+        shared_serving: The stacks of the catalogue's models served in mode ``shared``, by shared
+            endpoint index: only those that hold a model with an approved version.
         serving: The stack holding the model endpoint, or None until a model is approved.
         scoring: The stack holding batch inference, or None without ``batch_inference`` (or a model).
     """
@@ -50,8 +50,9 @@ class MlopsPlatformStage(cdk.Stage):
     def stack_ids(cls, config: EnvironmentConfig) -> tuple[str, ...]:
         """The ids of the stacks a stage of ``config`` holds, in deployment order.
 
-        Those of :attr:`STACK_IDS` it holds, with the catalogue's model stacks and ``SharedServing``
-        (when a model is served in mode ``shared``) after ``Training``.
+        Those of :attr:`STACK_IDS` it holds, with the catalogue's model stacks and shared serving
+        stacks (``SharedServing``, or ``SharedServing<NN>`` with several ``shared_endpoints``;
+        each while a model is served on it) after ``Training``.
         """
         model = config.model_package_arn is not None
         present = {
@@ -64,7 +65,8 @@ class MlopsPlatformStage(cdk.Stage):
         # endpoint of the catalogue, before Serving.
         after = ids.index("Training") + 1
         models = [model_stack_id(i) for i in sorted(_model_stacks(config))]
-        ids[after:after] = models + (["SharedServing"] if _shared_models(config) else [])
+        shared = [shared_serving_stack_id(config, i) for i in sorted(_shared_models(config))]
+        ids[after:after] = models + shared
         return tuple(ids)
 
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
@@ -92,15 +94,16 @@ class MlopsPlatformStage(cdk.Stage):
                 topic=self.training.training.topic,
                 network=network,
             )
-        self.shared_serving: SharedServingStack | None = None
-        if shared := _shared_models(config):
-            self.shared_serving = SharedServingStack(
+        self.shared_serving: dict[int, SharedServingStack] = {}
+        for index, shared in sorted(_shared_models(config).items()):
+            self.shared_serving[index] = SharedServingStack(
                 self,
-                "SharedServing",
+                shared_serving_stack_id(config, index),
                 config=config,
                 models=shared,
                 data_store=self.data.store,
                 alarm_topic=self.training.training.topic,
+                index=index,
             )
         self.serving: ServingStack | None = None
         if config.model_package_arn is not None:
@@ -137,6 +140,10 @@ def _model_stacks(config: EnvironmentConfig) -> dict[int, list[CatalogueModel]]:
     return stacks
 
 
-def _shared_models(config: EnvironmentConfig) -> list[CatalogueModel]:
-    """The catalogue's models served in mode ``shared`` with an approved version."""
-    return [m for m in config.models if m.served is not None and m.served.mode is ServingMode.SHARED]
+def _shared_models(config: EnvironmentConfig) -> dict[int, list[CatalogueModel]]:
+    """The catalogue's models served in mode ``shared`` with an approved version, by shared endpoint."""
+    endpoints: dict[int, list[CatalogueModel]] = {}
+    for model in config.models:
+        if model.served is not None and model.served.mode is ServingMode.SHARED:
+            endpoints.setdefault(shared_endpoint_index(model.name, config.shared_endpoints), []).append(model)
+    return endpoints

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from cdk_mlops.catalogue import (
     MAX_MODELS,
+    MAX_SHARED_ENDPOINTS,
     MONITOR_RESOURCES,
     RESOURCES_PER_MODEL,
     SERVING_RESOURCES,
@@ -17,6 +18,7 @@ from cdk_mlops.catalogue import (
     catalogue_problems,
     model_stack_index,
     model_stacks_problems,
+    shared_endpoint_index,
     to_catalogue,
 )
 from cdk_mlops.config import CONTEXT_KEY, load_environments
@@ -189,12 +191,34 @@ def test_a_realtime_model_with_a_baseline_is_monitored_and_counts_its_monitor() 
     assert plain.stack_resources == RESOURCES_PER_MODEL + SERVING_RESOURCES[ServingMode.REALTIME]
 
 
-def test_the_shared_serving_stack_holds_at_most_65_models() -> None:
+def test_a_shared_endpoint_holds_at_most_65_models_and_more_endpoints_hold_more() -> None:
     shared = ModelServing(mode=ServingMode.SHARED, model_package_arn=PACKAGE)
     models = tuple(CatalogueModel(name=f"m{i:04d}", dataset="d", serving=shared) for i in range(66))
     assert model_stacks_problems(models[:65], 4) == []  # 6 + 65 x 6 = 396
     [problem] = model_stacks_problems(models, 4)
     assert "66 models served in mode shared would put 402 resources in the SharedServing stack" in problem
+    assert "raise shared_endpoints (e.g. to 3)" in problem
+    # THEN spread over endpoints by the names' hash, 1,000 shared models fit in 20
+    fleet = tuple(CatalogueModel(name=f"m{i:04d}", dataset="d", serving=shared) for i in range(MAX_MODELS))
+    assert model_stacks_problems(fleet, 25, MAX_SHARED_ENDPOINTS) == []
+    [problem] = model_stacks_problems(fleet, 25, 10)
+    assert "in one of 10 shared endpoints, over 400 (at most 65 models an endpoint)" in problem
+
+
+@given(st.sets(st.from_regex(r"[a-z][a-z0-9]{0,12}", fullmatch=True), min_size=1, max_size=30), st.integers(1, 20))
+def test_adding_a_shared_model_never_moves_another(names: set[str], endpoints: int) -> None:
+    before = {n: shared_endpoint_index(n, endpoints) for n in sorted(names)[:-1]}
+    after = {n: shared_endpoint_index(n, endpoints) for n in sorted(names)}
+    assert {n: after[n] for n in before} == before
+    assert all(0 <= i < endpoints for i in after.values())
+
+
+def test_shared_endpoints_takes_1_to_20() -> None:
+    for bad in (0, 21, True, "2"):
+        with pytest.raises(ConfigurationError, match=r"shared_endpoints: .* is not a whole number from 1 to 20"):
+            load_environments({"dev": {"shared_endpoints": bad}})
+    (config,) = load_environments({"dev": {"shared_endpoints": 20}})
+    assert config.shared_endpoints == 20
 
 
 def test_a_served_package_of_another_region_is_refused_naming_the_fix() -> None:

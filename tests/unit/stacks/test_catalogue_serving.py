@@ -10,7 +10,13 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from cdk_mlops.catalogue import MONITOR_RESOURCES, SERVING_RESOURCES, ServingMode, model_stack_index
+from cdk_mlops.catalogue import (
+    MONITOR_RESOURCES,
+    SERVING_RESOURCES,
+    ServingMode,
+    model_stack_index,
+    shared_endpoint_index,
+)
 from cdk_mlops.config import EndpointKind, load_environments
 from cdk_mlops.constructs.model_monitor import MonitoringType, MonitorSchedule
 from cdk_mlops.errors import ConfigurationError
@@ -121,8 +127,7 @@ def test_a_model_with_a_baseline_is_monitored_and_its_violations_retrain_it_alon
 
 
 def test_shared_models_are_components_of_one_endpoint_in_the_shared_serving_stack(staging: Served) -> None:
-    shared = staging.stage.shared_serving
-    assert shared is not None
+    [shared] = staging.stage.shared_serving.values()
     assert shared.endpoint.endpoint_name == shared_endpoint_name(staging.stage.config) == "cdk-mlops-staging-models"
     assert sorted(shared.endpoint.models) == ["ltv", "next-offer"]
     components = {
@@ -141,10 +146,29 @@ def test_shared_models_are_components_of_one_endpoint_in_the_shared_serving_stac
     assert ids[ids.index("Training") + 1 :][: len(models) + 1] == (*models, "SharedServing")
 
 
+def test_shared_models_spread_over_several_endpoints_by_their_names_hash() -> None:
+    shared = {"mode": "shared", "model_package_arn": package("m")}
+    names = [f"m{i:03d}" for i in range(12)]
+    models = {name: {"dataset": "d", "serving": shared} for name in names}
+    settings = {"account": ACCOUNT, "region": REGION, "models": models, "shared_endpoints": 3}
+    (config,) = load_environments({"staging": settings})
+    stage = MlopsPlatformStage(cdk.App(), "Staging", config=config)
+    expected = {i: sorted(n for n in names if shared_endpoint_index(n, 3) == i) for i in range(3)}
+    assert {i: sorted(s.endpoint.models) for i, s in stage.shared_serving.items()} == {
+        i: found for i, found in expected.items() if found
+    }
+    for index, stack in stage.shared_serving.items():
+        assert stack.node.id == f"SharedServing{index:02d}"
+        assert stack.endpoint.endpoint_name == f"cdk-mlops-staging-models-{index:02d}"
+    ids = MlopsPlatformStage.stack_ids(config)
+    assert [i for i in ids if i.startswith("SharedServing")] == [
+        f"SharedServing{i:02d}" for i in sorted(stage.shared_serving)
+    ]
+
+
 def test_the_served_stacks_are_cfn_lint_and_cdk_nag_clean(staging: Served) -> None:
-    stacks = [*staging.stage.models.values(), staging.stage.shared_serving]
+    stacks = [*staging.stage.models.values(), *staging.stage.shared_serving.values()]
     for stack in stacks:
-        assert stack is not None
         assert cfn_lint_findings(staging.templates[stack.node.id], region=REGION) == [], stack.node.id
         assert nag_findings(stack) == [], stack.node.id
 
