@@ -48,6 +48,7 @@ from cdk_mlops.lambdas.retrain_trigger.store import StateStore
 from cdk_mlops.local.deploy import STAGE
 from cdk_mlops.local.loop_dataset import DataVersion, sample_versions
 from cdk_mlops.local.loop_emulation import (
+    ClientCache,
     Delivery,
     LoopError,
     deliver,
@@ -172,7 +173,7 @@ def _fleet_platform(aws: LocalAws, function: FunctionConfiguration) -> FleetPlat
 
 
 @dataclass
-class FleetLoop:
+class FleetLoop(ClientCache):
     """One run of the fleet loop: the fleet function, its queue, the clock, what was delivered.
 
     Call :meth:`close` when done: it retires the function's container.
@@ -223,12 +224,6 @@ class FleetLoop:
     def handle(self, event: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
         """The fleet trigger's handler."""
         return fleet_handler.handler(event, context)
-
-    def client(self, service: str) -> Any:
-        """A client of the local AWS, one per service."""
-        if service not in self._clients:
-            self._clients[service] = self.aws.client(service)
-        return self._clients[service]
 
     def executions(self, model: FleetModel) -> list[str]:
         """A model's executions, oldest first."""

@@ -204,8 +204,21 @@ class Driver(Protocol):
         ...
 
 
+class ClientCache:
+    """A client of the local AWS per service, made on first use (a loop's ``aws`` and ``_clients``)."""
+
+    aws: LocalAws
+    _clients: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        """A client of the local AWS, one per service."""
+        if service not in self._clients:
+            self._clients[service] = self.aws.client(service)
+        return self._clients[service]
+
+
 @dataclass
-class Loop:
+class Loop(ClientCache):
     """The state of one run of the loop: where it runs, its clock, what it delivered so far.
 
     Call :meth:`close` when done: it retires the function's container (the handler's cached
@@ -259,12 +272,6 @@ class Loop:
     def handle(self, event: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
         """The retrain trigger's handler."""
         return trigger.handler(event, context)
-
-    def client(self, service: str) -> Any:
-        """A client of the local AWS, one per service."""
-        if service not in self._clients:
-            self._clients[service] = self.aws.client(service)
-        return self._clients[service]
 
     @property
     def sagemaker(self) -> Any:
