@@ -38,7 +38,8 @@ MAX_MODELS: Final = 1000
 MAX_MODEL_STACKS: Final = 100
 #: The default number of model stacks.
 DEFAULT_MODEL_STACKS: Final = 4
-#: ``shared_endpoints`` may be 1 to this many (16 endpoints of 65 models hold the 1,000 of :data:`MAX_MODELS`).
+#: ``shared_endpoints`` may be 1 to this many: 65 models an endpoint, and room for the hash's unevenness,
+#: hold the 1,000 of :data:`MAX_MODELS`.
 MAX_SHARED_ENDPOINTS: Final = 20
 #: CloudFormation takes 500 resources a stack; a model stack keeps a margin below it.
 MAX_STACK_RESOURCES: Final = 400
