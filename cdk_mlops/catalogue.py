@@ -61,16 +61,17 @@ class ServingMode(StrEnum):
 
 
 #: What a served model's endpoint adds to its model stack, at most (every profile; in a VPC it uses
-#: the network's security groups, so none of its own).
+#: the network's security groups, so none of its own; the stack's endpoints and monitors share one
+#: key, which the margin under CloudFormation's 500 covers).
 SERVING_RESOURCES: Final = {
-    ServingMode.REALTIME: 13,
-    ServingMode.SERVERLESS: 9,
-    ServingMode.ASYNC: 17,
+    ServingMode.REALTIME: 12,
+    ServingMode.SERVERLESS: 8,
+    ServingMode.ASYNC: 16,
     ServingMode.SHARED: 0,
 }
 #: What a realtime model's Model Monitor (data quality, with ``baseline_prefix``) adds to its model stack:
-#: schedule, job definition, roles and policies, alarms, and its violation publisher. The stack's monitors
-#: share one key, which the margin under CloudFormation's 500 covers.
+#: schedule, job definition, roles and policies, alarms, and its violation publisher (the stack's key is
+#: shared, as above).
 MONITOR_RESOURCES: Final = 18
 #: The environment's shared endpoint, and what each model on it adds at most (scaling from zero).
 SHARED_ENDPOINT_RESOURCES: Final = 6

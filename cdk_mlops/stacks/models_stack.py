@@ -55,7 +55,8 @@ class ModelsStack(cdk.Stack):
     ``baseline_prefix`` (its served version's data-quality baseline) also captures 20% of its
     requests, and a :class:`ModelMonitor` checks them against the baseline, hourly in prod and
     daily elsewhere; its route names the monitor's schedule, so a violation retrains the model
-    through the fleet trigger. Other served models capture nothing and are not monitored.
+    through the fleet trigger. Other served models capture nothing and are not monitored. The
+    stack's endpoints and monitors share one KMS key (``ServingKey``), not one each.
 
     Args:
         config: The environment.
@@ -137,6 +138,8 @@ class ModelsStack(cdk.Stack):
                     # The registered package runs the training image; the role may pull only its repository.
                     image_uri=sagemaker_image_uri(self, "xgboost"),
                     data_capture=DataCaptureSettings(sampling_percentage=20) if model.monitored else None,
+                    # One key for the endpoints and monitors of this stack, not one each (a key costs by the month).
+                    encryption_key=self._stack_key(config),
                     **endpoint_options(config, kind),
                     alarm_topic=topic,
                     removal_policy=config.removal_policy,
@@ -155,19 +158,22 @@ class ModelsStack(cdk.Stack):
                             if config.profile is Profile.PROD
                             else MonitorSchedule.daily(),
                         ),
-                        # One key for the monitors of this stack, not one each (a key costs by the month).
-                        encryption_key=self._monitor_key(config),
+                        encryption_key=self._stack_key(config),
                         alarm_topic=topic,
                         removal_policy=config.removal_policy,
                     )
 
-    def _monitor_key(self, config: EnvironmentConfig) -> kms.Key:
-        """The key of this stack's monitors (job volumes, dead-letter queues), created with the first monitor."""
+    def _stack_key(self, config: EnvironmentConfig) -> kms.Key:
+        """The key of this stack's endpoints and monitors, created with the first served model.
+
+        It encrypts the endpoints' storage volumes and asynchronous topics, and the monitors' job
+        volumes and dead-letter queues; every model of the stack is of one environment.
+        """
         if self._key is None:
             self._key = kms.Key(
                 self,
-                "MonitorKey",
-                description=f"Encrypts the job volumes and dead-letter queues of the monitors of {self.node.path}",
+                "ServingKey",
+                description=f"Encrypts the endpoints and monitors of the served models of {self.node.path}",
                 enable_key_rotation=True,
                 removal_policy=config.removal_policy,
             )

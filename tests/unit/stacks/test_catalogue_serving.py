@@ -122,8 +122,10 @@ def test_a_model_with_a_baseline_is_monitored_and_its_violations_retrain_it_alon
     table = RouteTable.read(parameters, {"DATA_BUCKET": "b", "STATE_TABLE": "t", "QUEUE_URL": "https://q"})
     violation = MonitorViolation("e", None, "loans", "cdk-mlops-staging-model-risk-data-quality", "x", 3)
     assert table.pipelines_for(violation, "b") == ["cdk-mlops-staging-model-risk"]
-    # AND the stack's monitors share one key
-    assert [k for k in resources if k.startswith("MonitorKey")] != []
+    # AND the stack's endpoints and monitor share one key, and none has its own
+    keys = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
+    assert len(keys) == 1
+    assert keys[0].startswith("ServingKey")
 
 
 def test_shared_models_are_components_of_one_endpoint_in_the_shared_serving_stack(staging: Served) -> None:
