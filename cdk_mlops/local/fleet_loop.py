@@ -20,8 +20,9 @@ deployed code, one function per step:
 5. :func:`finish_first`: the first model's run ends; its status-change event goes through the
    deployed rule, and that model starts its pending version. The second model's run still holds
    its lock, and it has not started again.
-6. :func:`finish_second`: the second model's run ends; it releases its lock and starts nothing,
-   since nothing of its dataset is pending.
+6. :func:`finish_second`: the second model's run ends; it releases its lock and starts nothing:
+   the only objects it saw since its start were the redelivered batch of step 3, the version it
+   had started already (the handler logs ``deduplicated``).
 
 The third model's dataset gets no data: its pipeline must have no execution at the end. Routes,
 datasets, the bucket and the state table come from the deployed function's environment and its
@@ -452,7 +453,7 @@ def finish_first(
 
 
 def finish_second(loop: FleetLoop, second: FleetModel, before: FleetStep, started: datetime) -> FleetStep:
-    """Step 6: the second model's run ends; it releases its lock and starts nothing (nothing pending)."""
+    """Step 6: the second model's run ends; it releases its lock and starts nothing (no new version)."""
     summary = _finish(loop, second, before, started)
 
     def released(delivery: Delivery) -> bool:
