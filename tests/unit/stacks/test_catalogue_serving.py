@@ -17,14 +17,16 @@ from cdk_mlops.catalogue import (
     model_stack_index,
     shared_endpoint_index,
 )
-from cdk_mlops.config import EndpointKind, load_environments
+from cdk_mlops.config import CONTEXT_KEY, EndpointKind, load_environments
 from cdk_mlops.constructs.model_monitor import MonitoringType, MonitorSchedule
 from cdk_mlops.errors import ConfigurationError
-from cdk_mlops.lambdas.retrain_trigger.events import MonitorViolation
+from cdk_mlops.lambdas.retrain_trigger.events import MonitorViolation, parse_record
 from cdk_mlops.lambdas.retrain_trigger.routes import RouteTable
 from cdk_mlops.stacks.models_stack import model_stack_id
 from cdk_mlops.stacks.shared_serving_stack import shared_endpoint_name
-from cdk_mlops.stacks.stage import MlopsPlatformStage, build_platform
+from cdk_mlops.stacks.stage import MlopsPlatformStage
+from tests.conftest import load_event, synthesize_platform
+from tests.contracts.event_patterns import matches
 from tests.quality import cfn_lint_findings, nag_findings
 
 ACCOUNT, REGION = "111111111111", "eu-west-1"
@@ -62,16 +64,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def staging() -> Served:
-    (config,) = load_environments({"staging": {"account": ACCOUNT, "region": REGION, "models": MODELS}})
-    app = cdk.App()
-    (stage,) = build_platform(app, [config])
-    assembly = app.synth().get_nested_assembly(stage.artifact_id)
-    templates = {
-        stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template
-        for stack in stage.node.children
-        if isinstance(stack, cdk.Stack)
-    }
-    return Served(stage, templates)
+    platform = synthesize_platform({CONTEXT_KEY: {"staging": {"account": ACCOUNT, "region": REGION, "models": MODELS}}})
+    return Served(platform.stages["Staging"], {s.stack.node.id: s.template for s in platform.stacks})
 
 
 def test_own_endpoints_live_in_each_models_stack_named_like_its_pipeline(staging: Served) -> None:
@@ -120,7 +114,22 @@ def test_a_model_with_a_baseline_is_monitored_and_its_violations_retrain_it_alon
         if r["Type"] == "AWS::SSM::Parameter"
     ]
     table = RouteTable.read(parameters, {"DATA_BUCKET": "b", "STATE_TABLE": "t", "QUEUE_URL": "https://q"})
-    violation = MonitorViolation("e", None, "loans", "cdk-mlops-staging-model-risk-data-quality", "x", 3)
+    # The monitor's violation event, as its publisher puts it, matches the fleet's deployed Violations rule ...
+    event = load_event("model_monitor_violation.json")
+    event["detail"] |= {
+        "monitoringScheduleName": "cdk-mlops-staging-model-risk-data-quality",
+        "endpointName": "cdk-mlops-staging-model-risk",
+        "dataset": "loans",
+    }
+    [pattern] = [
+        r["Properties"]["EventPattern"]
+        for k, r in staging.templates["Training"]["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and k.startswith("FleetViolations")
+    ]
+    assert matches(pattern, event), pattern
+    # ... and the handler's parser and routes send it to the model's pipeline only
+    _, violation = parse_record({"messageId": "m", "body": json.dumps(event)})
+    assert isinstance(violation, MonitorViolation)
     assert table.pipelines_for(violation, "b") == ["cdk-mlops-staging-model-risk"]
     # AND the stack's endpoints and monitor share one key, and none has its own
     keys = [k for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"]
