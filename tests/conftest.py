@@ -293,7 +293,9 @@ def _uses_aws(item: pytest.Item) -> bool:
 #: Test modules that share one deployment of the Dev stage (tests/e2e/dev/conftest.py): one xdist scope.
 DEV_STAGE_MODULES = (
     "tests/e2e/dev/test_batch_scoring.py",
+    "tests/e2e/dev/test_catalogue.py",
     "tests/e2e/dev/test_closed_loop.py",
+    "tests/e2e/dev/test_fleet_loop.py",
     "tests/e2e/dev/test_inventory_snapshot.py",
     "tests/e2e/dev/test_local_deploy.py",
 )

@@ -175,6 +175,7 @@ def deploy_scoring(
     output: Path | None = None,
     directory: Path | None = None,
     stage: str = STAGE,
+    overrides: Mapping[str, Any] | None = None,
 ) -> ScoringDeployment:
     """Deploy the stage again serving ``package`` and scoring :data:`SCORING_DATASET`; find its scoring trigger.
 
@@ -185,10 +186,13 @@ def deploy_scoring(
             stage from it removes the Scoring stack too. Default: - a temporary one.
         directory: The CDK app. Default: - this repository's.
         stage: The stage. Default: - ``Dev``.
+        overrides: Other settings of the stage's environment that its first deploy had (such as
+            :data:`~cdk_mlops.local.fleet_loop.DEMO_CATALOGUE`), kept so that the redeploy
+            changes nothing else; the scoring settings win. Default: - none.
     """
-    overrides = scoring_overrides(package)
-    templates, _ = deploy_stage(aws, directory=directory, output=output, stage=stage, overrides=overrides)
-    return ScoringDeployment(overrides, tuple(templates), discover_scoring(aws, stage))
+    settings = {**(overrides or {}), **scoring_overrides(package)}
+    templates, _ = deploy_stage(aws, directory=directory, output=output, stage=stage, overrides=settings)
+    return ScoringDeployment(settings, tuple(templates), discover_scoring(aws, stage))
 
 
 # --- step 3: a data drop, scored once --------------------------------------------------------------

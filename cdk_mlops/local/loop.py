@@ -57,8 +57,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdk_mlops.local.deploy import StackState, deploy_stage, destroy_stage, render_states, stack_states
-from cdk_mlops.local.fleet_loop import DEMO_CATALOGUE, FleetReport, discover_fleet, run_fleet_loop
+from cdk_mlops.local.deploy import (
+    StackState,
+    StackTemplate,
+    deploy_stage,
+    destroy_stage,
+    render_states,
+    stack_states,
+)
+from cdk_mlops.local.fleet_loop import DEMO_CATALOGUE, FleetPlatform, FleetReport, discover_fleet, run_fleet_loop
 from cdk_mlops.local.loop_dataset import LABEL, DataVersion, sample_versions
 from cdk_mlops.local.loop_emulation import (
     RETRAIN_HANDLER,
@@ -127,6 +134,7 @@ __all__ = [
     "SECOND_DROP_AFTER",
     "DataVersion",
     "Delivery",
+    "Demo",
     "DemoRun",
     "Emit",
     "ExecutionSummary",
@@ -227,13 +235,84 @@ class DemoRun:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def run_demo(aws: LocalAws, *, output: Path, emit: Emit = progress, show: Callable[[str], None] = print) -> DemoRun:
-    """``make demo`` on a running local AWS: deploy Dev with :data:`DEMO_CATALOGUE`, run both loops, destroy.
+class Demo:
+    """``make demo``'s four steps on a running local AWS, one method each, in this order.
 
-    Dev is deployed as cdk.json has it, plus a model catalogue of three models that the
-    environment's one fleet retrain trigger serves. The closed loop (:func:`run_loop`) runs on
-    the environment's own pipeline, then the fleet loop
-    (:func:`~cdk_mlops.local.fleet_loop.run_fleet_loop`) on two of the catalogue's models at once.
+    :meth:`deploy` deploys Dev with :data:`DEMO_CATALOGUE`: Dev as cdk.json has it, plus a model
+    catalogue of three models that the environment's one fleet retrain trigger serves.
+    :meth:`closed_loop` runs the closed loop (:func:`run_loop`) on the environment's own pipeline,
+    :meth:`fleet_loop` the fleet loop (:func:`~cdk_mlops.local.fleet_loop.run_fleet_loop`) on two
+    of the catalogue's models at once, and :meth:`destroy` destroys the stage. :func:`run_demo`
+    runs them one after the other; the e2e tests run the same methods on one deployment, with
+    their checks (and a redeploy for batch scoring) in between.
+
+    From :meth:`deploy` to :meth:`destroy` (or :meth:`close`), moto's own pollers are detached
+    from the fleet queue: its ``DataChanged`` rule matches every dataset, so every object written
+    reaches that queue, and moto would try to run the function in Docker. The fleet loop hands
+    the queue's messages to the deployed handler itself.
+
+    Args:
+        aws: The local AWS (its server must run in this process).
+        output: The cloud assembly directory; :meth:`destroy` reuses the assembly last deployed there.
+        emit: Where the loops' lines go. Default: - stdout.
+        show: Where the deployed stacks' report goes. Default: - stdout.
+    """
+
+    def __init__(
+        self, aws: LocalAws, *, output: Path, emit: Emit = progress, show: Callable[[str], None] = print
+    ) -> None:
+        self.aws = aws
+        self.output = output
+        self.emit = emit
+        self.show = show
+        #: Seconds of each step, by name (``bootstrap``, ``deploy``, ``check``, ``loop``, ``fleet``, ``destroy``).
+        self.timings: dict[str, float] = {}
+        #: The stage's stacks as :meth:`deploy` left them.
+        self.states: list[StackState] = []
+        self._fleet: FleetPlatform | None = None
+        self._detached = contextlib.ExitStack()
+
+    def deploy(self) -> list[StackTemplate]:
+        """Bootstrap, deploy Dev with :data:`DEMO_CATALOGUE` and check every stack; its templates."""
+        templates, timings = deploy_stage(self.aws, output=self.output, overrides=DEMO_CATALOGUE)
+        self.timings.update(timings.steps)
+        self.states = stack_states(self.aws)
+        self.show(render_states(self.states))
+        self._fleet = discover_fleet(self.aws)
+        self._detached.enter_context(Backends.of(self.aws).moto_pollers_suspended(self._fleet.queue_url))
+        return templates
+
+    def closed_loop(self, work_dir: Path) -> LoopReport:
+        """The closed loop's steps 1 to 7 (:func:`run_loop`), with scratch files in ``work_dir``."""
+        start = time.perf_counter()
+        report = run_loop(self.aws, work_dir=work_dir, emit=self.emit)
+        self.timings["loop"] = time.perf_counter() - start
+        return report
+
+    def fleet_loop(self) -> FleetReport:
+        """The fleet loop's steps f0 to f6; run it after :meth:`closed_loop`, whose objects its step f0 drains."""
+        if self._fleet is None:
+            raise LoopError("the fleet loop runs on the deployed stage: call Demo.deploy() first")
+        start = time.perf_counter()
+        report = run_fleet_loop(self.aws, platform=self._fleet, emit=self.emit)
+        self.timings["fleet"] = time.perf_counter() - start
+        return report
+
+    def destroy(self) -> float:
+        """Destroy the stage from the assembly in ``output`` and check that no stack is left; its seconds."""
+        try:
+            self.timings["destroy"] = destroy_stage(self.aws, output=self.output, overrides=DEMO_CATALOGUE)
+        finally:
+            self.close()
+        return self.timings["destroy"]
+
+    def close(self) -> None:
+        """Reattach moto's pollers to the fleet queue (done by :meth:`destroy`; harmless twice)."""
+        self._detached.close()
+
+
+def run_demo(aws: LocalAws, *, output: Path, emit: Emit = progress, show: Callable[[str], None] = print) -> DemoRun:
+    """``make demo`` on a running local AWS: :class:`Demo`'s steps in order (deploy, both loops, destroy).
 
     Args:
         aws: The local AWS (its server must run in this process).
@@ -241,19 +320,11 @@ def run_demo(aws: LocalAws, *, output: Path, emit: Emit = progress, show: Callab
         emit: Where the loops' lines go. Default: - stdout.
         show: Where the deployed stacks' report goes. Default: - stdout.
     """
-    _, timings = deploy_stage(aws, output=output, overrides=DEMO_CATALOGUE)
-    states = stack_states(aws)
-    show(render_states(states))
-    fleet = discover_fleet(aws)
-    start = time.perf_counter()
-    # The fleet's DataChanged rule matches every dataset, so the closed loop's objects reach the fleet
-    # queue too; moto's own poller would try to run the function in Docker.
-    with Backends.of(aws).moto_pollers_suspended(fleet.queue_url):
+    demo = Demo(aws, output=output, emit=emit, show=show)
+    with contextlib.closing(demo):
+        demo.deploy()
         with tempfile.TemporaryDirectory(prefix="cdk-mlops-loop-") as work:
-            report = run_loop(aws, work_dir=Path(work), emit=emit)
-        timings.steps["loop"] = time.perf_counter() - start
-        start = time.perf_counter()
-        fleet_report = run_fleet_loop(aws, platform=fleet, emit=emit)
-        timings.steps["fleet"] = time.perf_counter() - start
-    timings.steps["destroy"] = destroy_stage(aws, output=output, overrides=DEMO_CATALOGUE)
-    return DemoRun(states, report, fleet_report, dict(timings.steps))
+            report = demo.closed_loop(Path(work))
+        fleet = demo.fleet_loop()
+        demo.destroy()
+    return DemoRun(demo.states, report, fleet, dict(demo.timings))

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,15 +63,29 @@ def test_every_contract_has_a_planted_violation():
     assert sorted(PLANTED) == sorted(contract_ids()), "add a planted violation for each new contract"
 
 
-@pytest.mark.parametrize("contract", sorted(PLANTED))
-def test_a_planted_import_breaks_the_contract(tmp_path, contract):
-    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(REPO_ROOT / "cdk_mlops", tmp_path / "cdk_mlops", ignore=shutil.ignore_patterns("__pycache__"))
-    module, planted = PLANTED[contract]
-    target = tmp_path / "cdk_mlops" / module
-    target.write_text(target.read_text() + f"\n{planted}  # noqa\n")
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each contract's ``lint-imports`` run on a copy of the package with its planted import.
 
-    result = lint_imports(tmp_path, contract)
+    The runs are separate processes on separate copies, so they run side by side: a second each,
+    mostly interpreter start-up and the import graph's build.
+    """
+    copies: dict[str, Path] = {}
+    for contract, (module, line) in PLANTED.items():
+        copy = copies[contract] = tmp_path_factory.mktemp(contract)
+        shutil.copy(REPO_ROOT / "pyproject.toml", copy / "pyproject.toml")
+        shutil.copytree(REPO_ROOT / "cdk_mlops", copy / "cdk_mlops", ignore=shutil.ignore_patterns("__pycache__"))
+        target = copy / "cdk_mlops" / module
+        target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        runs = {contract: pool.submit(lint_imports, copy, contract) for contract, copy in copies.items()}
+        return {contract: run.result() for contract, run in runs.items()}
+
+
+@pytest.mark.parametrize("contract", sorted(PLANTED))
+def test_a_planted_import_breaks_the_contract(planted, contract):
+    module, _ = PLANTED[contract]
+    result = planted[contract]
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "0 kept, 1 broken" in result.stdout

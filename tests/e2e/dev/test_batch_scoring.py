@@ -35,6 +35,7 @@ from cdk_mlops.local.batch_demo import (
     scoring_version,
     train_model,
 )
+from cdk_mlops.local.fleet_loop import DEMO_CATALOGUE
 from cdk_mlops.local.loop import Line, discover
 from cdk_mlops.local.server import LocalAws
 from cdk_mlops.pipeline_definition import scoring as sd
@@ -79,7 +80,8 @@ def run(dev_stage: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Scor
     assert not dev_stage.destroyed, "scoring runs on the deployed stage; the destroy tests run last"
     aws = dev_stage.aws
     package = approved_package(aws, tmp_path_factory.mktemp("training"))
-    deployment = deploy_scoring(aws, package, output=dev_stage.output, directory=REPO_ROOT)
+    # The catalogue the package deployed stays: the redeploy changes nothing but the scoring settings.
+    deployment = deploy_scoring(aws, package, output=dev_stage.output, directory=REPO_ROOT, overrides=DEMO_CATALOGUE)
     # The package's destroy tests check every stack of the stage as it is now deployed.
     dev_stage.templates = list(deployment.templates)
     cloudformation = aws.client("cloudformation")

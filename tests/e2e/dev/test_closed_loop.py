@@ -1,8 +1,8 @@
 """End to end: the closed loop on the deployed Dev stage, with the real handler, scripts and CLI.
 
-One module-scoped run: the pinned CDK CLI deploys Dev to the embedded local AWS (once for this
-module and test_local_deploy.py: tests/e2e/dev/conftest.py), then
-:func:`cdk_mlops.local.loop.run_loop` runs steps 1 to 7. Each step's result holds the AWS
+One run on the package's deployment of Dev (tests/e2e/dev/conftest.py): ``make demo``'s closed
+loop step (:meth:`cdk_mlops.local.loop.Demo.closed_loop`, which is
+:func:`cdk_mlops.local.loop.run_loop`) runs steps 1 to 7. Each step's result holds the AWS
 state read right after the step (executions, parameters, the trigger's DynamoDB state); the
 tests assert on those and on what AWS holds at the end. The champion values are read from
 SageMaker and S3 here, as the deployed handler left them. The last test reads the stage
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,37 +22,13 @@ from cdk_mlops import pipeline_definition as pd
 from cdk_mlops.lambdas.retrain_trigger import core
 from cdk_mlops.lambdas.retrain_trigger.events import OBJECT_CREATED, PIPELINE_STATUS_CHANGE, RETRAIN_CHECK
 from cdk_mlops.local.deploy import stack_states
-from cdk_mlops.local.loop import LoopReport, render_summary, run_loop
-from cdk_mlops.local.server import LocalAws
+from cdk_mlops.local.loop import render_summary
 from cdk_mlops.promotion import PromotionAction
-from tests.e2e.conftest import Deployment
+from tests.e2e.dev.conftest import Run
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass
-class Run:
-    aws: LocalAws
-    report: LoopReport
-    lines: list[tuple[str, str]]
-    output: Path
-
-    def client(self, service: str):
-        return self.aws.client(service)
-
-
-# Package-scoped like the deployment: the teardown test runs after test_local_deploy.py's tests
-# (tests/e2e/dev/conftest.py), so a module-scoped run would be torn down and run again on a destroyed stage.
-@pytest.fixture(scope="package")
-def run(dev_stage: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    assert not dev_stage.destroyed, "the loop runs on the deployed stage; the destroy tests run last"
-    lines: list[tuple[str, str]] = []
-    report = run_loop(
-        dev_stage.aws, work_dir=tmp_path_factory.mktemp("loop"), emit=lambda step, text: lines.append((step, text))
-    )
-    return Run(dev_stage.aws, report, lines, dev_stage.output)
 
 
 # --- the platform -------------------------------------------------------------------------------------

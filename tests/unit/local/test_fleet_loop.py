@@ -1,6 +1,6 @@
 """The fleet loop's pure parts: decisions by pipeline, its output, and where it refuses to run.
 
-``tests/e2e/test_demo.py`` runs the loop itself against a deployed catalogue.
+``tests/e2e/dev/test_fleet_loop.py`` runs the loop itself against a deployed catalogue.
 """
 
 from __future__ import annotations

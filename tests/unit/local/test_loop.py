@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import timedelta
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -132,3 +133,74 @@ def test_approve_changes_a_pending_package_and_keeps_its_lineage():
 def test_without_a_deployed_stage_the_loop_says_what_to_do():
     with local_aws(install_shim=False) as aws, pytest.raises(LoopError, match=r"in the Dev stacks; deploy Dev first"):
         discover(aws)
+
+
+# --- make demo: Demo's steps, in order ----------------------------------------------------------------
+
+
+class _RecordingDemo:
+    """Stands in for :class:`Demo` in :func:`run_demo`: records which step ran, fails where told."""
+
+    calls: ClassVar[list[str]] = []
+    fail_at: ClassVar[str | None] = None
+
+    def __init__(self, aws: object, *, output: object, emit: object, show: object) -> None:
+        self.states: list[object] = []
+        self.timings = {"deploy": 1.0}
+
+    def _step(self, name: str) -> str:
+        self.calls.append(name)
+        if name == self.fail_at:
+            raise LoopError(f"{name} failed")
+        return name
+
+    def deploy(self) -> str:
+        return self._step("deploy")
+
+    def closed_loop(self, work_dir: object) -> str:
+        return self._step("closed_loop")
+
+    def fleet_loop(self) -> str:
+        return self._step("fleet_loop")
+
+    def destroy(self) -> str:
+        return self._step("destroy")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.fixture
+def recording_demo(monkeypatch: pytest.MonkeyPatch) -> type[_RecordingDemo]:
+    from cdk_mlops.local import loop
+
+    monkeypatch.setattr(_RecordingDemo, "calls", [])
+    monkeypatch.setattr(_RecordingDemo, "fail_at", None)
+    monkeypatch.setattr(loop, "Demo", _RecordingDemo)
+    return _RecordingDemo
+
+
+def test_make_demo_deploys_runs_the_closed_loop_then_the_fleet_loop_then_destroys(recording_demo, tmp_path):
+    from cdk_mlops.local.loop import run_demo
+
+    ran = run_demo(object(), output=tmp_path, emit=lambda *_: None, show=lambda _: None)  # type: ignore[arg-type]
+    assert recording_demo.calls == ["deploy", "closed_loop", "fleet_loop", "destroy", "close"]
+    loop_report: Any = ran.loop
+    fleet_report: Any = ran.fleet
+    assert (loop_report, fleet_report, ran.timings) == ("closed_loop", "fleet_loop", {"deploy": 1.0})
+
+
+def test_a_failed_loop_stops_the_demo_and_still_reattaches_the_pollers(recording_demo, tmp_path):
+    from cdk_mlops.local.loop import run_demo
+
+    recording_demo.fail_at = "closed_loop"
+    with pytest.raises(LoopError, match="closed_loop failed"):
+        run_demo(object(), output=tmp_path, emit=lambda *_: None, show=lambda _: None)  # type: ignore[arg-type]
+    assert recording_demo.calls == ["deploy", "closed_loop", "close"]
+
+
+def test_the_fleet_loop_before_the_deploy_names_the_step_to_run_first(tmp_path):
+    from cdk_mlops.local.loop import Demo
+
+    with pytest.raises(LoopError, match=r"Demo\.deploy\(\) first"):
+        Demo(object(), output=tmp_path).fleet_loop()  # type: ignore[arg-type]
