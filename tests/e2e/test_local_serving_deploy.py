@@ -20,7 +20,7 @@ import pytest
 from cdk_mlops.local.deploy import StackTemplate, bootstrap, check_stack, run_cli, stage_templates
 from cdk_mlops.local.server import LocalAws, local_aws, require_loopback
 from tests.e2e import serving_app as app
-from tests.e2e.conftest import REPO_ROOT
+from tests.e2e.conftest import REPO_ROOT, require_cdk_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -63,8 +63,7 @@ class Serving:
 
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
-    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
-        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
+    require_cdk_cli()
     output = tmp_path_factory.mktemp("cdk.out")
     with local_aws() as aws:
         require_loopback(aws.endpoint_url)

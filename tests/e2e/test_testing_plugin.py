@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import require_cdk_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +56,8 @@ def outcomes(report: Path) -> dict[str, str]:
     return result
 
 
-def require_cli() -> None:
-    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
-        pytest.fail("the e2e tests need the pinned CDK CLI; run `make install` (npm ci)")
-
-
 def test_the_example_apps_own_test_deploys_it_and_sees_one_retrain(tmp_path: Path) -> None:
-    require_cli()
+    require_cdk_cli()
     # WHEN the team's tests run in the example's folder
     report = tmp_path / "report.xml"
     result = run_team_tests(EXAMPLE, report, "-rA")
@@ -74,7 +70,7 @@ def test_the_example_apps_own_test_deploys_it_and_sees_one_retrain(tmp_path: Pat
 
 
 def test_the_team_apps_two_stacks_deploy_around_its_imported_bucket_and_retrain_once(tmp_path: Path) -> None:
-    require_cli()
+    require_cdk_cli()
     # WHEN the team's tests run in its folder
     report = tmp_path / "report.xml"
     result = run_team_tests(TEAM_APP, report)
