@@ -59,9 +59,11 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
         ["--runs", "1"],
     ),
     ("mutation.py", "Mutation testing (mutmut; `make mutation`)", []),
+    ("ci.py", "Clean-clone CI (`.ci/run`), phase by phase", ["--runs", "1", "--modes", "cold"]),
 ]
-#: Run only when named with --only (`make mutation`): about 20 minutes on this machine.
-ON_REQUEST = {"mutation.py"}
+#: Run only when named with --only: mutation testing (`make mutation`) takes about 20 minutes on
+#: this machine, and the clean-clone CI runs (`--only ci.py`) about 10 minutes a round.
+ON_REQUEST = {"mutation.py", "ci.py"}
 
 
 def _previous_sections(results: Path) -> dict[str, str]:

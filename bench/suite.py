@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO_ROOT, ProcessRun, median_run, run_process, write_result
-from tests.quality import CFN_LINT_CACHE
 
 
 def fast_markers() -> str:
@@ -79,12 +78,15 @@ def main() -> None:
     pytest = str(REPO_ROOT / ".venv" / "bin" / "pytest")
 
     def cold_run(flags: list[str], tree: Path) -> ProcessRun:
-        # Every run starts without cfn-lint results, as on a clean clone (CI), so that no run
-        # profits from the one before it. The tree's own package comes first on the path (the
-        # editable install's finder comes after it), so a reference runs its own library code.
-        shutil.rmtree(tree / CFN_LINT_CACHE.relative_to(REPO_ROOT), ignore_errors=True)
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        return run_process([pytest, "-q", "-x", *flags], cwd=tree, env=env)
+        # Every run starts without cfn-lint results, as on a machine that never ran the tests, so
+        # that no run profits from the one before it: an empty shared cache folder of its own (the
+        # machine's is left alone), and no results in the tree (where revisions before the shared
+        # folder kept them). The tree's own package comes first on the path (the editable install's
+        # finder comes after it), so a reference runs its own library code.
+        shutil.rmtree(tree / ".pytest_cache" / "cfn-lint", ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="cdk-mlops-cache-") as cache:
+            env = {**os.environ, "PYTHONPATH": str(tree), "CDK_MLOPS_CACHE_DIR": cache}
+            return run_process([pytest, "-q", "-x", *flags], cwd=tree, env=env)
 
     with reference_tree(args.reference) if args.reference else nullcontext() as reference:
         trees = {"": REPO_ROOT} | ({f" at {args.reference}": reference} if reference is not None else {})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import cfnlint
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
@@ -22,14 +23,47 @@ from cfnlint.decode.decode import decode_str
 from cfnlint.runner import Runner, run_template_by_data
 from cfnlint.version import __version__ as cfn_lint_version
 
-#: Where cfn-lint results are kept between tests, runs and pytest-xdist workers (``make clean``
-#: removes it). Entries are keyed by the template, the region and the cfn-lint version, so an
-#: entry is never stale: any change to one of them is another key.
-CFN_LINT_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "cfn-lint"
+
+def shared_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder of the caches every checkout on this machine shares, resolved as the Makefile does.
+
+    ``CDK_MLOPS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/cdk-mlops``, else ``~/.cache/cdk-mlops``
+    (``make clean`` empties it).
+    """
+    if environ.get("CDK_MLOPS_CACHE_DIR"):
+        return Path(environ["CDK_MLOPS_CACHE_DIR"])
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return Path(environ.get("XDG_CACHE_HOME") or home / ".cache") / "cdk-mlops"
+
+
+CACHE_DIR = shared_cache_dir()
+#: Where cfn-lint results are kept between tests, runs, pytest-xdist workers and clones. Entries are
+#: keyed by the template, the region, the cfn-lint version and its rule settings, so an entry is
+#: never stale: any change to one of them is another key.
+CFN_LINT_CACHE = CACHE_DIR / "cfn-lint"
+
+
+@cache
+def _cfn_lint_settings(region: str) -> str:
+    # What a config file (.cfnlintrc here or in the home directory) may change, besides the
+    # template and the version; cfn-lint's own rules folder differs by install path, not content.
+    config = ConfigMixIn(regions=[region])
+    own_rules = str(Path(cfnlint.__file__).resolve().parent / "rules")
+    settings = {
+        "ignore_checks": config.ignore_checks,
+        "include_checks": config.include_checks,
+        "mandatory_checks": config.mandatory_checks,
+        "include_experimental": config.include_experimental,
+        "configure_rules": config.configure_rules,
+        "append_rules": [str(r) for r in config.append_rules if str(Path(r).resolve()) != own_rules],
+        "override_spec": config.override_spec,
+        "custom_rules": config.custom_rules,
+    }
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def _cfn_lint_key(text: str, region: str) -> str:
-    return hashlib.sha256(f"{cfn_lint_version}\n{region}\n{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{cfn_lint_version}\n{_cfn_lint_settings(region)}\n{region}\n{text}".encode()).hexdigest()
 
 
 def cfn_lint_findings(template: Mapping[str, Any], *, region: str = "us-east-1") -> list[str]:

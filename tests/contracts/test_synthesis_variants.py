@@ -9,6 +9,10 @@ the stages that the tooling pipeline deploys are checked as well as the top-leve
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -19,6 +23,7 @@ from cdk_mlops import image_uris
 from cdk_mlops.config import CONTEXT_KEY, TOOLING_KEY, load_environments
 from cdk_mlops.local.examples import with_example_models
 from tests import quality
+from tests.conftest import REPO_ROOT
 from tests.contracts import botocore_checks as checks
 from tests.contracts.botocore_checks import SCENARIOS
 from tests.contracts.variants import (
@@ -204,3 +209,39 @@ def test_cfn_lint_findings_include_warnings_and_are_cached_by_template_and_regio
     # but another region is another key
     with pytest.raises(AssertionError, match="linted again"):
         cfn_lint_findings(REDUNDANT_DEPENDENCY, region="us-east-1")
+
+
+def test_cfn_lint_results_are_keyed_by_the_rule_settings_a_config_file_changes(tmp_path, monkeypatch):
+    # The cache is shared by every checkout on the machine, so a .cfnlintrc that ignores a rule
+    # must not be answered with results linted without it (nor the other way round).
+    monkeypatch.setattr(quality, "CFN_LINT_CACHE", tmp_path / "cache")
+    app = tmp_path / "app"
+    app.mkdir()
+    monkeypatch.chdir(app)
+    quality._cfn_lint_settings.cache_clear()
+    assert [f.split(" ", 1)[0] for f in cfn_lint_findings(REDUNDANT_DEPENDENCY, region="eu-west-1")] == ["W3005"]
+
+    # GIVEN a config file that ignores that warning
+    (app / ".cfnlintrc").write_text("ignore_checks:\n  - W3005\n")
+    quality._cfn_lint_settings.cache_clear()
+    try:
+        # THEN the same template is another key, linted again under the new settings
+        assert cfn_lint_findings(REDUNDANT_DEPENDENCY, region="eu-west-1") == []
+        assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    finally:
+        quality._cfn_lint_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"XDG_CACHE_HOME": "/xdg"}, {"HOME": "/home/team"}, {"CDK_MLOPS_CACHE_DIR": "/shared", "XDG_CACHE_HOME": "/xdg"}],
+    ids=["xdg", "home", "explicit"],
+)
+def test_the_tests_find_the_shared_cache_where_the_makefile_puts_it(settings):
+    # `make` exports CDK_MLOPS_CACHE_DIR; a plain `pytest` resolves the same folder from the same variables.
+    env = {"PATH": os.environ["PATH"], "HOME": "/root", **settings}
+    printed = subprocess.run(
+        ["make", "-n", "clean"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    [removed] = re.findall(r"^rm -rf '(/[^']*)'$", printed, re.MULTILINE)
+    assert Path(removed) == quality.shared_cache_dir(env)
