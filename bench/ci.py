@@ -100,7 +100,13 @@ def main() -> None:
         rows[label] = {phase: median_run([run[phase] for run in measured]) for phase in PHASES}
         totals = [sum(run[phase].wall_s for phase in PHASES) for run in measured]
         rows[label]["total"] = {"wall_s": round(statistics.median(totals), 3), "runs": len(totals)}
-    write_result("ci", {"revision": revision, "reference": args.reference, "rows": rows})
+    # Each run's wall times too, in the order they ran: on a noisy machine a median of two hides
+    # which run was the odd one.
+    each = {
+        label: [{phase: round(run[phase].wall_s, 1) for phase in PHASES} for run in measured]
+        for label, measured in runs.items()
+    }
+    write_result("ci", {"revision": revision, "reference": args.reference, "rows": rows, "runs": each})
     print("| clean clone | install s | lint s | typecheck s | pytest phase s | whole run s | runs |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, row in rows.items():

@@ -32,9 +32,12 @@ __all__ = ["DEFAULT_PARAMETER_PREFIX"]
 #: Where the pipelines record what they deployed (SSM parameters in the tooling account).
 DEFAULT_PARAMETER_PREFIX: Final = "/cdk-mlops/delivery"
 
-# CodeBuild caches pip's and npm's download caches, not `.venv` or `node_modules`: a virtualenv
-# holds absolute paths, and CodeBuild checks the source out to a new directory for every build.
-_CACHE_PATHS: Final = ("/root/.cache/pip/**/*", "/root/.npm/**/*")
+# CodeBuild caches pip's and npm's download caches, and the mypy and cfn-lint results `make test`
+# keeps (CDK_MLOPS_CACHE_DIR's default, keyed so that they never go stale); not `.venv` or
+# `node_modules`: a virtualenv holds absolute paths, and CodeBuild checks the source out to a new
+# directory for every build. Not uv's cache either: it holds the unpacked wheels (about 1.6 GB for
+# `make install`), more to move through S3 on every build than uv takes to download them again.
+_CACHE_PATHS: Final = ("/root/.cache/pip/**/*", "/root/.npm/**/*", "/root/.cache/cdk-mlops/**/*")
 
 _PARAMETER_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+\Z")
 _ROLE_PREFIX = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,40}\Z")

@@ -375,7 +375,7 @@ def test_synth_runs_the_tests_then_pins_models_then_synthesizes_with_a_cache(bui
     assert commands[0] == "make test"
     assert commands[-1] == "make synth"
     assert any(c.startswith("python3 -m cdk_mlops.delivery_steps pin-models") for c in commands)
-    assert spec["cache"]["paths"] == ["/root/.cache/pip/**/*", "/root/.npm/**/*"]
+    assert spec["cache"]["paths"] == ["/root/.cache/pip/**/*", "/root/.npm/**/*", "/root/.cache/cdk-mlops/**/*"]
     assert project["Properties"]["Cache"]["Type"] == "S3"
     assert project["Properties"]["Environment"]["PrivilegedMode"] is False
 
