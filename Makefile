@@ -37,8 +37,8 @@ help:  ## list the targets
 
 install: $(PY_STAMP) $(NODE_STAMP)  ## virtualenv, Python packages, Node.js 24 and the pinned CDK CLI (skips what is done)
 
-# uv installs the same packages as pip, about four times faster (it unpacks and compiles in parallel:
-# bench/RESULTS.md); constraints.txt pins every version it may install (`make lock`). uv reads
+# uv installs the same packages as pip in about a third of the time (it unpacks and compiles in
+# parallel: bench/RESULTS.md); constraints.txt pins every version it may install (`make lock`). uv reads
 # neither pip.conf nor PIP_* variables: behind a package mirror, set UV_DEFAULT_INDEX.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
